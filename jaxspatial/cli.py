@@ -1,0 +1,67 @@
+"""Shared command-line plumbing: one-line user errors, progress bars, seed ranges.
+
+Every ``python -m jaxspatial.<command>`` calls :func:`run` around its ``main``. A
+:class:`UserError` (bad path, wrong format, incompatible config) is printed as a single
+``error: ...`` line on stderr with exit status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+  """A mistake in the user's input, reported as one line without a traceback."""
+
+
+def run(main: Callable[[], object]) -> None:
+  """Runs a command's ``main`` and turns :class:`UserError` into ``error: ...`` + exit 2."""
+  try:
+    main()
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+def is_interactive() -> bool:
+  """True when stderr is a terminal (progress bars are drawn only then)."""
+  return sys.stderr.isatty() and os.environ.get("JAXSPATIAL_NO_PROGRESS") is None
+
+
+def progress(iterable: Iterable[T] | None = None, *, total: int | None = None,
+             desc: str | None = None, unit: str = "it", enabled: bool = True, **kw):
+  """A tqdm bar on stderr, drawn only on a terminal (and only where ``enabled``)."""
+  from tqdm.auto import tqdm
+  return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
+              disable=not (enabled and is_interactive()), dynamic_ncols=True, **kw)
+
+
+def parse_int_ranges(text: str) -> list[int]:
+  """Parses ``"0-3,7,10-11"`` into ``[0, 1, 2, 3, 7, 10, 11]``."""
+  out: list[int] = []
+  for part in text.split(","):
+    part = part.strip()
+    if not part:
+      continue
+    try:
+      if "-" in part:
+        lo, hi = part.split("-", 1)
+        lo_i, hi_i = int(lo), int(hi)
+        if hi_i < lo_i:
+          raise UserError(f"empty range {part!r} (end before start)")
+        out.extend(range(lo_i, hi_i + 1))
+      else:
+        out.append(int(part))
+    except ValueError:
+      raise UserError(f"cannot read {text!r} as integers like '0-15' or '1,4,9'") from None
+  if not out:
+    raise UserError(f"no integers in {text!r}")
+  return out

@@ -1,0 +1,42 @@
+"""Test-session set-up: 8 simulated CPU devices, a persistent compilation cache, and
+paths to the shared reference oracles.
+
+The XLA flag must be set before jax initialises its backends, which is why it lives here
+and not in a fixture.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAXSPATIAL_NO_PROGRESS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+_CACHE = pathlib.Path(os.environ.get("JAXSPATIAL_TEST_CACHE",
+                                     pathlib.Path.home() / ".cache" / "jaxspatial-test-xla"))
+jax.config.update("jax_compilation_cache_dir", str(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _find_shared() -> pathlib.Path:
+  env = os.environ.get("JAXSPATIAL_SHARED")
+  for cand in ([pathlib.Path(env)] if env else []) + [REPO.parent / "shared", REPO / "shared"]:
+    if (cand / "reference").is_dir():
+      return cand
+  return REPO.parent / "shared"
+
+
+SHARED = _find_shared()
+REFERENCE = SHARED / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> pathlib.Path:
+  if not REFERENCE.is_dir():
+    pytest.fail(f"reference oracles not found at {REFERENCE} (set JAXSPATIAL_SHARED)")
+  return REFERENCE
