@@ -1,0 +1,109 @@
+"""The on-disk model directory: an Orbax ``CheckpointManager`` tree.
+
+Layout (written by ``train`` and by ``convert_torch`` alike, so ``js.load`` reads both)::
+
+    DIR/checkpoints/<step>/
+      models/   PyTree {"g": vars, "g_ema": vars, "d": vars} (any subset); vars =
+                {"params": ..., "buffers": ...} as Flax returns them
+      config/   JSON: the ml_collections config the run was built from
+      train/    (training only) optimiser states, step, RNG, pl mean, ...
+      data/     (training only) JSON: the data iterator state
+
+Every item except ``models`` and ``config`` is optional, so an inference user restores
+only what ``js.load`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+from jaxspatial.cli import UserError
+
+CHECKPOINTS = "checkpoints"
+ITEMS = ("models", "config", "train", "data")
+_JSON_ITEMS = ("config", "data")
+
+
+def checkpoint_root(directory: str | pathlib.Path) -> pathlib.Path:
+  return pathlib.Path(directory).absolute() / CHECKPOINTS
+
+
+def manager(directory: str | pathlib.Path, *, max_to_keep: int | None = None,
+            save_interval_steps: int = 1, async_save: bool = True,
+            read_only: bool = False) -> ocp.CheckpointManager:
+  """A CheckpointManager over ``DIR/checkpoints`` with this project's item names."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=max_to_keep, save_interval_steps=save_interval_steps,
+      enable_async_checkpointing=async_save, read_only=read_only, create=not read_only)
+  return ocp.CheckpointManager(checkpoint_root(directory), options=options, item_names=ITEMS)
+
+
+def save_args(**items: Any) -> ocp.args.Composite:
+  """Composite save args: JSON for ``config``/``data``, StandardSave for PyTrees."""
+  args = {}
+  for name, value in items.items():
+    if name not in ITEMS:
+      raise ValueError(f"unknown checkpoint item {name!r}")
+    if name == "config" and isinstance(value, ml_collections.ConfigDict):
+      value = json.loads(value.to_json_best_effort())
+    args[name] = ocp.args.JsonSave(value) if name in _JSON_ITEMS else ocp.args.StandardSave(value)
+  return ocp.args.Composite(**args)
+
+
+def restore_args(**targets: Any) -> ocp.args.Composite:
+  """Composite restore args; a PyTree target may be None (restore as saved) or abstract."""
+  args = {}
+  for name, target in targets.items():
+    args[name] = (ocp.args.JsonRestore() if name in _JSON_ITEMS
+                  else ocp.args.StandardRestore(target))
+  return ocp.args.Composite(**args)
+
+
+def save_model_dir(directory: str | pathlib.Path, models: dict, config: ml_collections.ConfigDict,
+                   step: int = 0) -> pathlib.Path:
+  """Writes a model directory holding only ``models`` and ``config`` (synchronously)."""
+  mngr = manager(directory, async_save=False)
+  mngr.save(step, args=save_args(models=models, config=config), force=True)
+  mngr.wait_until_finished()
+  mngr.close()
+  return checkpoint_root(directory) / str(step)
+
+
+def resolve_step(directory: str | pathlib.Path, step: int | None = None) -> int:
+  """The latest step in DIR (or checks that ``step`` exists); UserError if none."""
+  root = checkpoint_root(directory)
+  if not pathlib.Path(directory).exists():
+    raise UserError(f"checkpoint directory {directory} does not exist")
+  steps = sorted(int(p.name) for p in root.glob("*") if p.name.isdigit()) if root.is_dir() else []
+  if not steps:
+    raise UserError(f"{directory} holds no checkpoint (expected {root}/<step>/, written by "
+                    "'python -m jaxspatial.train' or 'python -m jaxspatial.convert_torch')")
+  if step is None:
+    return steps[-1]
+  if step not in steps:
+    raise UserError(f"{directory} has no checkpoint for step {step}; it has {steps}")
+  return step
+
+
+def read_config(directory: str | pathlib.Path, step: int | None = None) -> ml_collections.ConfigDict:
+  step = resolve_step(directory, step)
+  path = checkpoint_root(directory) / str(step) / "config" / "metadata"
+  if not path.is_file():
+    raise UserError(f"{path.parent} is missing: not a jaxspatial checkpoint")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def restore_models(directory: str | pathlib.Path, step: int | None = None) -> dict:
+  """The ``models`` item of a checkpoint as saved (numpy/jax arrays on the default device)."""
+  step = resolve_step(directory, step)
+  mngr = manager(directory, read_only=True)
+  try:
+    out = mngr.restore(step, args=restore_args(models=None))
+  finally:
+    mngr.close()
+  return out.models

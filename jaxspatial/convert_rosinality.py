@@ -1,0 +1,215 @@
+"""rosinality/stylegan2-pytorch state dicts -> jaxspatial StyleGAN2 variables.
+
+Pure numpy: the torch file is read elsewhere (``convert_torch``). Each torch key maps to one
+Flax variable through a rule (regex -> path template, layout transform); the result is
+checked against the shapes ``jax.eval_shape`` gives for the inferred architecture, so a
+missing key, an unexpected key or a shape mismatch is reported by name. FIR ``.kernel``
+buffers are verified against the [1,3,3,1] filter, not copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Mapping
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxspatial import models as models_lib
+from jaxspatial import ops
+from jaxspatial.cli import UserError
+from jaxspatial.models import stylegan2
+
+
+class ConversionError(UserError):
+  """The state dict does not match what the architecture expects."""
+
+
+def _conv(w: np.ndarray) -> np.ndarray:          # torch OIHW -> HWIO
+  return w.transpose(2, 3, 1, 0)
+
+
+def _modconv(w: np.ndarray) -> np.ndarray:       # [1, O, I, k, k] -> HWIO
+  return w[0].transpose(2, 3, 1, 0)
+
+
+def _linear(w: np.ndarray) -> np.ndarray:        # [out, in] -> (in, out)
+  return w.T
+
+
+def _nchw_to_nhwc(w: np.ndarray) -> np.ndarray:  # [1, C, H, W] -> [1, H, W, C]
+  return w.transpose(0, 2, 3, 1)
+
+
+def _flatten_rows_nchw_to_nhwc(w: np.ndarray) -> np.ndarray:
+  """final_linear.0 [out, C*4*4] reads an NCHW flatten; our D flattens NHWC."""
+  out, fan_in = w.shape
+  c = fan_in // 16
+  return w.reshape(out, c, 4, 4).transpose(2, 3, 1, 0).reshape(16 * c, out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  pattern: str                      # regex over the torch key
+  target: str | None                # "collection/a/b" with \1 groups; None = FIR constant
+  transform: Callable[[np.ndarray], np.ndarray] = lambda a: a
+  fir_gain: float = 1.0             # for target None: expected kernel = gain * K
+
+
+G_RULES = [
+    Rule(r"style\.(\d+)\.weight", r"params/mapping/dense_\1/weight", _linear),
+    Rule(r"style\.(\d+)\.bias", r"params/mapping/dense_\1/bias"),
+    Rule(r"input\.input", "params/synthesis/const", _nchw_to_nhwc),
+    Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.weight",
+         r"params/synthesis/\1/conv/weight", _modconv),
+    Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.weight",
+         r"params/synthesis/\1/conv/modulation/weight", _linear),
+    Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.bias",
+         r"params/synthesis/\1/conv/modulation/bias"),
+    Rule(r"(conv1|convs\.\d+)\.noise\.weight", r"params/synthesis/\1/noise/weight",
+         lambda a: a.reshape(())),
+    Rule(r"(conv1|convs\.\d+)\.activate\.bias", r"params/synthesis/\1/bias"),
+    Rule(r"(to_rgb1|to_rgbs\.\d+)\.bias", r"params/synthesis/\1/bias", lambda a: a.reshape(-1)),
+    Rule(r"noises\.noise_(\d+)", r"buffers/synthesis/noise_\1", _nchw_to_nhwc),
+    Rule(r"convs\.\d+\.conv\.blur\.kernel", None, fir_gain=4.0),
+    Rule(r"to_rgbs\.\d+\.upsample\.kernel", None, fir_gain=4.0),
+]
+
+D_RULES = [
+    Rule(r"convs\.0\.0\.weight", "params/from_rgb/weight", _conv),
+    Rule(r"convs\.0\.1\.bias", "params/from_rgb/bias"),
+    Rule(r"convs\.(\d+)\.conv1\.0\.weight", r"params/blocks_\1/conv1/weight", _conv),
+    Rule(r"convs\.(\d+)\.conv1\.1\.bias", r"params/blocks_\1/conv1/bias"),
+    Rule(r"convs\.(\d+)\.conv2\.1\.weight", r"params/blocks_\1/conv2/weight", _conv),
+    Rule(r"convs\.(\d+)\.conv2\.2\.bias", r"params/blocks_\1/conv2/bias"),
+    Rule(r"convs\.(\d+)\.skip\.1\.weight", r"params/blocks_\1/skip/weight", _conv),
+    Rule(r"final_conv\.0\.weight", "params/final_conv/weight", _conv),
+    Rule(r"final_conv\.1\.bias", "params/final_conv/bias"),
+    Rule(r"final_linear\.0\.weight", "params/final_dense/weight", _flatten_rows_nchw_to_nhwc),
+    Rule(r"final_linear\.0\.bias", "params/final_dense/bias"),
+    Rule(r"final_linear\.1\.weight", "params/out/weight", _linear),
+    Rule(r"final_linear\.1\.bias", "params/out/bias"),
+    Rule(r"convs\.\d+\.(conv2\.0|skip\.0)\.kernel", None, fir_gain=1.0),
+]
+
+
+def looks_like_generator(sd: Mapping[str, np.ndarray]) -> bool:
+  return "style.1.weight" in sd and "input.input" in sd
+
+
+def infer_generator_config(g_sd: Mapping[str, np.ndarray],
+                           channel_multiplier_hint: int | None = None) -> ml_collections.ConfigDict:
+  """Architecture from tensor shapes (SPEC.md section 1): size, w_dim, n_mlp, cm."""
+  if not looks_like_generator(g_sd):
+    raise ConversionError("not a rosinality StyleGAN2 generator state dict "
+                          "(no 'style.1.weight' / 'input.input')")
+  n_mlp = len([k for k in g_sd if re.fullmatch(r"style\.\d+\.weight", k)])
+  w_dim = int(g_sd["style.1.weight"].shape[0])
+  n_rgbs = len([k for k in g_sd if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
+  resolution = 2 ** (n_rgbs + 2)
+  cm = channel_multiplier_hint or 2
+  if resolution >= 64:
+    cm = int(g_sd["to_rgbs.3.conv.weight"].shape[2]) // 256
+  return models_lib.stylegan2_model_config(resolution, z_dim=w_dim, w_dim=w_dim,
+                                           n_mlp=n_mlp, channel_multiplier=cm)
+
+
+def discriminator_resolution(d_sd: Mapping[str, np.ndarray]) -> int:
+  n_convs = len({k.split(".")[1] for k in d_sd if k.startswith("convs.")})
+  return 2 ** (n_convs + 1)
+
+
+def _set(tree: dict, path: str, value: np.ndarray) -> None:
+  *parents, leaf = path.split("/")
+  for p in parents:
+    tree = tree.setdefault(p, {})
+  tree[leaf] = value
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, tuple[int, ...]]:
+  out = {}
+  for k, v in tree.items():
+    path = f"{prefix}/{k}" if prefix else k
+    if isinstance(v, Mapping):
+      out.update(_flatten(v, path))
+    else:
+      out[path] = tuple(v.shape)
+  return out
+
+
+def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict, what: str) -> dict:
+  tree: dict = {}
+  unexpected, mismatched, bad_fir = [], [], []
+  filled = set()
+  for key, value in sd.items():
+    value = np.asarray(value, np.float32)
+    for rule in rules:
+      m = re.fullmatch(rule.pattern, key)
+      if m is None:
+        continue
+      if rule.target is None:
+        if not np.allclose(value, ops.fir_kernel(gain=rule.fir_gain), atol=1e-6):
+          bad_fir.append(key)
+        break
+      path = m.expand(rule.target).replace("convs.", "convs_").replace("to_rgbs.", "to_rgbs_")
+      arr = rule.transform(value)
+      if path not in expected:
+        unexpected.append(key)
+      elif tuple(arr.shape) != expected[path]:
+        mismatched.append(f"{key} {tuple(value.shape)} (expected {path} {expected[path]})")
+      else:
+        _set(tree, path, arr)
+        filled.add(path)
+      break
+    else:
+      unexpected.append(key)
+  missing = sorted(p for p in expected if p not in filled and p != "buffers/w_avg")
+  problems = []
+  if unexpected:
+    problems.append(f"unexpected keys: {', '.join(sorted(unexpected)[:8])}"
+                    + (" ..." if len(unexpected) > 8 else ""))
+  if missing:
+    problems.append(f"missing: {', '.join(missing[:8])}" + (" ..." if len(missing) > 8 else ""))
+  if mismatched:
+    problems.append(f"shape mismatch: {'; '.join(mismatched[:4])}"
+                    + (" ..." if len(mismatched) > 4 else ""))
+  if bad_fir:
+    problems.append(f"FIR kernels differ from [1,3,3,1]: {', '.join(bad_fir[:4])}")
+  if problems:
+    raise ConversionError(f"{what}: " + " | ".join(problems))
+  return tree
+
+
+def convert_generator(g_sd: Mapping[str, np.ndarray], model_cfg: ml_collections.ConfigDict,
+                      what: str = "generator") -> dict:
+  """Generator state dict -> {"params": ..., "buffers": ...} (``w_avg`` left at zeros)."""
+  g = models_lib.build_generator(model_cfg)
+  shapes = jax.eval_shape(g.init, jax.random.key(0), np.zeros((1, model_cfg.z_dim), np.float32))
+  expected = _flatten(shapes)
+  tree = _apply_rules(g_sd, G_RULES, expected, what)
+  tree["buffers"]["w_avg"] = np.zeros((model_cfg.w_dim,), np.float32)
+  return tree
+
+
+def convert_discriminator(d_sd: Mapping[str, np.ndarray],
+                          model_cfg: ml_collections.ConfigDict) -> dict:
+  """Discriminator state dict -> {"params": ...}."""
+  res = discriminator_resolution(d_sd)
+  if res != model_cfg.resolution:
+    raise ConversionError(f"discriminator is for {res} px but the generator for "
+                          f"{model_cfg.resolution} px")
+  d = models_lib.build_discriminator(model_cfg)
+  shapes = jax.eval_shape(d.init, jax.random.key(0),
+                          np.zeros((1, res, res, 3), np.float32))
+  return _apply_rules(d_sd, D_RULES, _flatten(shapes), "discriminator")
+
+
+def mean_w(g_vars: dict, model_cfg: ml_collections.ConfigDict, n: int = 10_000,
+           seed: int = 0) -> np.ndarray:
+  """Mean of ``mapping(z)`` over ``n`` standard-normal z drawn with ``seed``, (w_dim,)."""
+  g = models_lib.build_generator(model_cfg)
+  z = jax.random.normal(jax.random.key(seed), (n, model_cfg.z_dim))
+  w = jax.jit(lambda v, z: g.apply(v, z, method=stylegan2.Generator.mapping))(g_vars, z)
+  return np.asarray(w.mean(0), np.float32)

@@ -1,0 +1,69 @@
+"""Model families. ``build_generator`` / ``build_discriminator`` turn a ``config.model``
+section into Flax modules; each family registers its builders here."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax.numpy as jnp
+import ml_collections
+
+from jaxspatial.models import stylegan2
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def channel_table(cfg: ml_collections.ConfigDict) -> stylegan2.ChannelTable:
+  return stylegan2.ChannelTable(
+      channel_multiplier=int(cfg.get("channel_multiplier", 2)),
+      channel_base=int(cfg.get("channel_base", 0)),
+      channel_max=int(cfg.get("channel_max", 512)))
+
+
+def compute_dtype(cfg: ml_collections.ConfigDict):
+  name = cfg.get("compute_dtype", "float32")
+  if name not in _DTYPES:
+    raise ValueError(f"model.compute_dtype must be one of {sorted(_DTYPES)}, got {name!r}")
+  return _DTYPES[name]
+
+
+def _stylegan2_generator(cfg: ml_collections.ConfigDict) -> stylegan2.Generator:
+  return stylegan2.Generator(
+      resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
+      lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg))
+
+
+def _stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discriminator:
+  return stylegan2.Discriminator(
+      resolution=cfg.resolution, channels=channel_table(cfg),
+      mbstd_group_size=cfg.mbstd_group_size,
+      mbstd_num_channels=cfg.get("mbstd_num_channels", 1), dtype=compute_dtype(cfg))
+
+
+GENERATORS: dict[str, Callable] = {"stylegan2": _stylegan2_generator}
+DISCRIMINATORS: dict[str, Callable] = {"stylegan2": _stylegan2_discriminator}
+
+
+def build_generator(cfg: ml_collections.ConfigDict):
+  """``config.model`` -> generator module of family ``cfg.kind``."""
+  if cfg.kind not in GENERATORS:
+    raise ValueError(f"unknown model kind {cfg.kind!r}; known: {sorted(GENERATORS)}")
+  return GENERATORS[cfg.kind](cfg)
+
+
+def build_discriminator(cfg: ml_collections.ConfigDict):
+  """``config.model`` -> discriminator module (SpatialGAN reuses StyleGAN2's)."""
+  kind = cfg.kind if cfg.kind in DISCRIMINATORS else "stylegan2"
+  return DISCRIMINATORS[kind](cfg)
+
+
+def stylegan2_model_config(resolution: int, *, z_dim: int = 512, w_dim: int = 512,
+                           n_mlp: int = 8, channel_multiplier: int = 2,
+                           channel_base: int = 0, channel_max: int = 512,
+                           mbstd_group_size: int = 4) -> ml_collections.ConfigDict:
+  """The ``config.model`` section of a StyleGAN2 (defaults: rosinality config-f)."""
+  return ml_collections.ConfigDict(dict(
+      kind="stylegan2", resolution=resolution, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp,
+      lr_mlp=0.01, channel_multiplier=channel_multiplier, channel_base=channel_base,
+      channel_max=channel_max, mbstd_group_size=mbstd_group_size, mbstd_num_channels=1,
+      compute_dtype="float32"))

@@ -1,0 +1,286 @@
+"""StyleGAN2 building blocks in JAX, NHWC throughout.
+
+Everything here follows rosinality/stylegan2-pytorch (see shared/reference/.../SPEC.md) so
+that converted PyTorch checkpoints reproduce their images:
+
+* equalized learning rate: weights are stored ``N(0, 1) / lr_mul`` and scaled at run time
+  by ``lr_mul / sqrt(fan_in)``; biases by ``lr_mul``;
+* ``upfirdn2d`` with StyleGAN2's padding arithmetic and the [1, 3, 3, 1] FIR filter;
+* bias + leaky ReLU(0.2) with gain sqrt(2);
+* modulated convolution in the "scale activations -> shared conv -> scale outputs" form,
+  which is mathematically the per-sample weight modulation of the paper but runs as one
+  ordinary convolution (fast forward and backward in XLA);
+* noise injection and minibatch standard deviation.
+
+Conv weights are HWIO ``(kh, kw, in, out)``; dense weights ``(in, out)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+SQRT2 = math.sqrt(2.0)
+DEMOD_EPS = 1e-8
+FIR_KERNEL = (1, 3, 3, 1)
+
+
+# ---------------------------------------------------------------------------- FIR filters
+
+
+def fir_kernel(taps: Sequence[float] = FIR_KERNEL, gain: float = 1.0) -> np.ndarray:
+  """Separable 2-D FIR kernel ``outer(k, k) / sum(outer(k, k)) * gain``, shape (kh, kw)."""
+  k = np.asarray(taps, np.float32)
+  k2 = np.outer(k, k)
+  return (k2 / k2.sum() * gain).astype(np.float32)
+
+
+def upfirdn2d(x: Array, kernel: np.ndarray | Array, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0)) -> Array:
+  """Upsample, pad, FIR-filter and downsample, per channel (StyleGAN2 ``upfirdn2d``).
+
+  Steps on each spatial axis: zero-stuff by ``up`` (length ``H*up`` incl. trailing zeros),
+  pad ``pad[0]`` before and ``pad[1]`` after, *convolve* with ``kernel`` (valid), keep every
+  ``down``-th sample. Output size ``(H*up + p0 + p1 - kh) // down + 1``.
+
+  Args:
+    x: (N, H, W, C).
+    kernel: (kh, kw) FIR filter (applied as a true convolution, i.e. flipped).
+    up, down: integer factors. pad: (before, after), non-negative.
+  Returns:
+    (N, H', W', C).
+  """
+  p0, p1 = pad
+  if p0 < 0 or p1 < 0:
+    raise ValueError("upfirdn2d: negative padding (cropping) is not supported")
+  c = x.shape[-1]
+  kernel = jnp.asarray(kernel, x.dtype)
+  kh, kw = kernel.shape
+  # Depthwise conv. lhs_dilation zero-stuffs to (H-1)*up+1; the (up-1) trailing zeros
+  # of StyleGAN2's zero-stuffing are added to the trailing pad.
+  w = jnp.flip(kernel, (0, 1))[:, :, None, None]
+  w = jnp.tile(w, (1, 1, 1, c))
+  return jax.lax.conv_general_dilated(
+      x, w,
+      window_strides=(down, down),
+      padding=((p0, p1 + up - 1), (p0, p1 + up - 1)),
+      lhs_dilation=(up, up),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=c)
+
+
+def blur(x: Array, pad: tuple[int, int], gain: float = 1.0) -> Array:
+  """``upfirdn2d`` with the [1,3,3,1] FIR filter scaled by ``gain``."""
+  return upfirdn2d(x, fir_kernel(gain=gain), pad=pad)
+
+
+def upsample2x(x: Array) -> Array:
+  """2x FIR upsampling used on ToRGB skips: ``upfirdn2d(x, 4K, up=2, pad=(2, 1))``."""
+  return upfirdn2d(x, fir_kernel(gain=4.0), up=2, pad=(2, 1))
+
+
+def downsample2x(x: Array) -> Array:
+  """2x FIR downsampling: ``upfirdn2d(x, K, down=2, pad=(1, 1))``."""
+  return upfirdn2d(x, fir_kernel(), down=2, pad=(1, 1))
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def bias_act(x: Array, bias: Array | None, activate: bool = True) -> Array:
+  """``lrelu(x + bias, 0.2) * sqrt(2)`` (rosinality ``FusedLeakyReLU``); bias on last axis."""
+  if bias is not None:
+    x = x + bias.astype(x.dtype)
+  if activate:
+    x = jax.nn.leaky_relu(x, 0.2) * jnp.asarray(SQRT2, x.dtype)
+  return x
+
+
+def pixel_norm(x: Array, axis: int = -1, eps: float = 1e-8) -> Array:
+  """``x * rsqrt(mean(x^2, axis) + eps)``."""
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
+
+
+# ------------------------------------------------------------------- equalized-LR layers
+
+
+def _normal_over(lr_mul: float) -> Callable:
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype) / lr_mul
+  return init
+
+
+class EqualDense(nn.Module):
+  """Dense layer with equalized learning rate (``EqualLinear``).
+
+  ``y = act(x @ (W * lr_mul / sqrt(in)) + b * lr_mul)``; W stored (in, out), init
+  N(0,1)/lr_mul; b stored (out,), init ``bias_init``.
+  """
+  features: int
+  lr_mul: float = 1.0
+  bias_init: float = 0.0
+  use_bias: bool = True
+  activate: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    fan_in = x.shape[-1]
+    w = self.param("weight", _normal_over(self.lr_mul), (fan_in, self.features))
+    scale = self.lr_mul / math.sqrt(fan_in)
+    y = jnp.dot(x, (w * scale).astype(x.dtype))
+    b = None
+    if self.use_bias:
+      b = self.param("bias", nn.initializers.constant(self.bias_init),
+                     (self.features,)) * self.lr_mul
+    if self.activate:
+      return bias_act(y, b)
+    return y if b is None else y + b.astype(y.dtype)
+
+
+class EqualConv(nn.Module):
+  """Convolution with equalized learning rate, optional FIR-blurred 2x downsampling.
+
+  Without ``down``: cross-correlation, stride 1, padding k//2. With ``down``: blur with
+  ``pad = ((p+1)//2, p//2)``, ``p = 2 + k - 1``, then a stride-2 valid conv (StyleGAN2 D).
+  The bias (if any) is a ``bias_act`` bias. Weight HWIO, init N(0, 1).
+  """
+  features: int
+  kernel_size: int
+  down: bool = False
+  use_bias: bool = True
+  activate: bool = True
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k = self.kernel_size
+    fan_in = x.shape[-1] * k * k
+    w = self.param("weight", nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
+    w = (w / math.sqrt(fan_in)).astype(x.dtype)
+    if self.down:
+      p = 2 + k - 1
+      x = blur(x, ((p + 1) // 2, p // 2))
+      stride, padding = 2, "VALID"
+    else:
+      stride, padding = 1, [(k // 2, k // 2)] * 2
+    y = jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+    return bias_act(y, b, self.activate)
+
+
+# ------------------------------------------------------------------- modulated convolution
+
+
+def modulated_conv(x: Array, weight: Array, styles: Array, *, demodulate: bool = True,
+                   up: bool = False) -> Array:
+  """StyleGAN2 modulated convolution (Karras et al. 2020, eq. 1-3) in activation form.
+
+  Per-sample weights ``w'[b] = w * s[b, i]`` demodulated by
+  ``d[b, o] = rsqrt(sum_{i,u,v} w'[b,u,v,i,o]^2 + 1e-8)`` equal, by linearity,
+  ``conv(x * s[b], w) * d[b]``: the batch shares one ordinary convolution.
+
+  Args:
+    x: (N, H, W, Cin) activations.
+    weight: (k, k, Cin, Cout), already scaled by the equalized-LR constant.
+    styles: (N, Cin) modulation ``s``.
+    demodulate: divide by the output std ``d`` (ToRGB uses False).
+    up: 2x upsampling as rosinality does it: stride-2 transposed conv (output 2H+1), then
+      the [1,3,3,1] blur with gain 4 and pad (1, 1), back to exactly 2H.
+  Returns:
+    (N, H', W', Cout) with H' = H or 2H.
+  """
+  k = weight.shape[0]
+  x = x * styles[:, None, None, :].astype(x.dtype)
+  w = weight.astype(x.dtype)
+  if up:
+    # conv_transpose(stride 2, pad 0) == zero-stuff, pad k-1, correlate with flipped w.
+    y = jax.lax.conv_general_dilated(
+        x, jnp.flip(w, (0, 1)), window_strides=(1, 1),
+        padding=[(k - 1, k - 1)] * 2, lhs_dilation=(2, 2),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = blur(y, (1, 1), gain=4.0)
+  else:
+    y = jax.lax.conv_general_dilated(
+        x, w, (1, 1), [(k // 2, k // 2)] * 2,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  if demodulate:
+    y = y * demodulation(weight, styles).astype(y.dtype)[:, None, None, :]
+  return y
+
+
+def demodulation(weight: Array, styles: Array) -> Array:
+  """``rsqrt(sum_{i,u,v} (w[u,v,i,o] s[b,i])^2 + 1e-8)``, shape (N, Cout), in float32."""
+  w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))  # (Cin, Cout)
+  s2 = jnp.square(styles.astype(jnp.float32))
+  return jax.lax.rsqrt(jnp.dot(s2, w2, precision=jax.lax.Precision.HIGHEST) + DEMOD_EPS)
+
+
+class ModulatedConv(nn.Module):
+  """Modulated conv layer: affine style (``modulation``, bias init 1) + ``modulated_conv``.
+
+  Params: ``weight`` (k, k, Cin, Cout) ~ N(0, 1); ``modulation/{weight,bias}``.
+  """
+  features: int
+  kernel_size: int
+  demodulate: bool = True
+  up: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array, w: Array) -> Array:
+    cin, k = x.shape[-1], self.kernel_size
+    styles = EqualDense(cin, bias_init=1.0, name="modulation")(w)
+    weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
+    weight = weight / math.sqrt(cin * k * k)
+    return modulated_conv(x, weight, styles, demodulate=self.demodulate, up=self.up)
+
+
+# ---------------------------------------------------------------------------- noise
+
+
+class NoiseInjection(nn.Module):
+  """``x + strength * noise`` with a learned scalar strength (init 0).
+
+  ``noise`` is (N or 1, H, W, 1), broadcast over channels (and batch); None adds nothing.
+  """
+
+  @nn.compact
+  def __call__(self, x: Array, noise: Array | None) -> Array:
+    strength = self.param("weight", nn.initializers.zeros, ())
+    if noise is None:
+      return x
+    return x + (strength * noise).astype(x.dtype)
+
+
+# ------------------------------------------------------------------ minibatch stddev
+
+
+def minibatch_stddev(x: Array, group_size: int = 4, num_channels: int = 1) -> Array:
+  """Appends minibatch-stddev feature maps (StyleGAN2 D), strided grouping.
+
+  Group ``G = min(N, group_size)``; sample ``n`` belongs to group column ``m = n mod (N/G)``.
+  Per column: population std over the G samples (+1e-8 inside the sqrt), averaged over
+  H, W and each of ``num_channels`` channel groups, broadcast back and concatenated as
+  the last ``num_channels`` channels.
+
+  Args:
+    x: (N, H, W, C) with N divisible by min(N, group_size) and C by num_channels.
+  Returns:
+    (N, H, W, C + num_channels).
+  """
+  n, h, w, c = x.shape
+  g = min(n, group_size)
+  if n % g:
+    raise ValueError(f"minibatch stddev: batch {n} is not divisible by group size {g}")
+  f = num_channels
+  y = x.astype(jnp.float32).reshape(g, n // g, h, w, f, c // f)
+  y = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)          # (M, H, W, F, C/F)
+  y = jnp.mean(y, axis=(1, 2, 4))                   # (M, F)
+  y = jnp.tile(y, (g, 1))                           # (N, F): sample n -> column n mod M
+  y = jnp.broadcast_to(y[:, None, None, :], (n, h, w, f)).astype(x.dtype)
+  return jnp.concatenate([x, y], axis=-1)
