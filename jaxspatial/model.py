@@ -1,0 +1,188 @@
+"""``js.load(path) -> Model``: inference on any checkpoint directory.
+
+A :class:`Model` holds a family's Flax modules, their variables and the config, and exposes
+numpy-in/numpy-out methods (NHWC float32 images in [-1, 1]) that are jitted inside and
+compiled once per input shape. Families with extra operations (SSN, SpatialGAN, the
+regressor) subclass :class:`GeneratorModel` and register themselves in ``MODEL_TYPES``.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxspatial import checkpoint
+from jaxspatial import models as models_lib
+from jaxspatial.cli import UserError
+
+NOISE_MODES = ("const", "random", "none")
+
+
+class Model:
+  """Common base: ``kind``, ``config``, ``path``, ``step`` and the restored variables."""
+
+  def __init__(self, config: ml_collections.ConfigDict, variables: dict,
+               path: pathlib.Path | None = None, step: int | None = None,
+               precision: str = "highest"):
+    self.config = config
+    self.kind: str = config.model.kind
+    self.variables = variables
+    self.path = path
+    self.step = step
+    self.precision = precision
+
+  def _jit(self, fn: Callable, **kw) -> Callable:
+    """jit ``fn`` and run it under this model's matmul/conv precision."""
+    jitted = jax.jit(fn, **kw)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+      with jax.default_matmul_precision(self.precision):
+        return jitted(*args, **kwargs)
+    return call
+
+  def __repr__(self) -> str:
+    where = f", path={str(self.path)!r}, step={self.step}" if self.path else ""
+    return f"{type(self).__name__}(kind={self.kind!r}{where})"
+
+
+class GeneratorModel(Model):
+  """A StyleGAN2-family generator (+ discriminator when the checkpoint has one)."""
+
+  batch_size = 16  # images per compiled call; larger requests are chunked
+
+  def __init__(self, config, variables, **kw):
+    super().__init__(config, variables, **kw)
+    if "g_ema" in variables:
+      self.g_vars = variables["g_ema"]
+    elif "g" in variables:
+      self.g_vars = variables["g"]
+    else:
+      raise UserError("checkpoint holds no generator ('g_ema' or 'g')")
+    self.d_vars = variables.get("d")
+    self.generator = models_lib.build_generator(config.model)
+    self.discriminator = (models_lib.build_discriminator(config.model)
+                          if self.d_vars is not None else None)
+    g = self.generator
+    self._mapping = self._jit(lambda v, z: g.apply(v, z, method=type(g).mapping))
+    self._synthesize = self._jit(
+        lambda v, ws, noise_mode, key: g.apply(v, ws, noise_mode, method=type(g).synthesize,
+                                               rngs={"noise": key}),
+        static_argnums=2)
+    self._truncate = self._jit(lambda v, w, psi: g.apply(v, w, psi, method=type(g).truncate))
+    if self.discriminator is not None:
+      d = self.discriminator
+      self._discriminate = self._jit(lambda v, x: d.apply(v, x))
+
+  # ------------------------------------------------------------------ properties
+
+  @property
+  def resolution(self) -> int:
+    return int(self.config.model.resolution)
+
+  @property
+  def z_dim(self) -> int:
+    return int(self.config.model.z_dim)
+
+  @property
+  def w_dim(self) -> int:
+    return int(self.config.model.w_dim)
+
+  @property
+  def num_ws(self) -> int:
+    return int(self.generator.num_ws)
+
+  @property
+  def w_avg(self) -> np.ndarray:
+    return np.asarray(self.g_vars["buffers"]["w_avg"])
+
+  # ------------------------------------------------------------------ API
+
+  def sample_z(self, seed: int, n: int = 1) -> np.ndarray:
+    """(n, z_dim) standard-normal latents from ``seed`` (row i is the same for any n)."""
+    keys = jax.random.split(jax.random.key(seed), n)
+    return np.asarray(jax.vmap(lambda k: jax.random.normal(k, (self.z_dim,)))(keys))
+
+  def mapping(self, z: np.ndarray) -> np.ndarray:
+    """z (n, z_dim) -> w (n, w_dim)."""
+    z = self._check(z, (None, self.z_dim), "z")
+    return self._chunked(lambda zc: self._mapping(self.g_vars, zc), z)
+
+  def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
+    """W+ (n, num_ws, w_dim) -> images (n, H, W, 3); ``noise`` in const|random|none."""
+    ws = self._check(ws, (None, self.num_ws, self.w_dim), "ws")
+    self._check_noise(noise)
+    key = jax.random.key(seed)
+    return self._chunked(
+        lambda wc, i: self._synthesize(self.g_vars, wc, noise, jax.random.fold_in(key, i)),
+        ws, with_index=True)
+
+  def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
+               seed: int = 0, **controls: Any) -> np.ndarray:
+    """z (n, z_dim) -> images (n, H, W, 3): mapping, truncation toward ``w_avg``, synthesis."""
+    if controls:
+      raise TypeError(f"{self.kind} generate() takes no controls, got {sorted(controls)}")
+    w = self.mapping(z)
+    if truncation != 1.0:
+      w = np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation)))
+    ws = np.repeat(w[:, None], self.num_ws, axis=1)
+    return self.synthesize(ws, noise=noise, seed=seed)
+
+  def discriminate(self, x: np.ndarray) -> np.ndarray:
+    """Images (n, H, W, 3) in [-1, 1] -> logits (n,). Batches are scored as given (the
+    minibatch-stddev feature couples samples within a group)."""
+    if self.discriminator is None:
+      raise UserError("this checkpoint holds no discriminator ('d')")
+    x = self._check(x, (None, self.resolution, self.resolution, 3), "x")
+    return np.asarray(self._discriminate(self.d_vars, x))
+
+  # ------------------------------------------------------------------ helpers
+
+  @staticmethod
+  def _check(a, shape: tuple, name: str) -> np.ndarray:
+    a = np.asarray(a, np.float32)
+    if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
+      want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+      raise UserError(f"{name} has shape {a.shape}; expected {want}")
+    return a
+
+  @staticmethod
+  def _check_noise(noise: str) -> None:
+    if noise not in NOISE_MODES:
+      raise UserError(f"noise must be one of {'|'.join(NOISE_MODES)}, got {noise!r}")
+
+  def _chunked(self, fn: Callable, a: np.ndarray, with_index: bool = False) -> np.ndarray:
+    outs = []
+    for i, start in enumerate(range(0, len(a), self.batch_size)):
+      chunk = a[start:start + self.batch_size]
+      outs.append(np.asarray(fn(chunk, i) if with_index else fn(chunk)))
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+MODEL_TYPES: dict[str, type[Model]] = {"stylegan2": GeneratorModel}
+
+
+def load(path: str | pathlib.Path, step: int | None = None,
+         precision: str = "highest") -> Model:
+  """Opens a checkpoint directory written by ``train`` or ``convert_torch``.
+
+  Args:
+    path: the directory (``--workdir`` of a training run or ``--out`` of a conversion).
+    step: a specific checkpoint step (default: the latest).
+    precision: matmul/conv precision for inference ("highest" reproduces PyTorch float32;
+      "default" lets GPUs/TPUs use TF32/bf16 passes).
+  """
+  path = pathlib.Path(path)
+  step = checkpoint.resolve_step(path, step)
+  config = checkpoint.read_config(path, step)
+  kind = config.get("model", {}).get("kind")
+  if kind not in MODEL_TYPES:
+    raise UserError(f"{path}: unknown model kind {kind!r} (known: {sorted(MODEL_TYPES)})")
+  variables = checkpoint.restore_models(path, step)
+  return MODEL_TYPES[kind](config, variables, path=path, step=step, precision=precision)
