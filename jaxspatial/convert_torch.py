@@ -22,7 +22,7 @@ import numpy as np
 from jaxspatial import checkpoint, cli
 from jaxspatial import convert_rosinality as rosinality
 
-TARGETS = ("stylegan2",)
+TARGETS = ("stylegan2", "ssn")
 NETS = ("inception", "vgg16", "alexnet", "lpips-vgg", "lpips-alex")
 
 
@@ -168,7 +168,14 @@ def main(argv=None) -> None:
   print(f"wrote {where} (open with js.load({str(out)!r}))")
 
 
-CONVERTERS = {"stylegan2": convert_stylegan2}
+def convert_ssn(obj, **kw):
+  """StyleGAN2 checkpoint -> SSN transferred from it (``jaxspatial.models.ssn``)."""
+  from jaxspatial.models import ssn
+  models, config, summary = convert_stylegan2(obj, **kw)
+  return ssn.transfer_from_stylegan2(models, config, summary)
+
+
+CONVERTERS = {"stylegan2": convert_stylegan2, "ssn": convert_ssn}
 
 if __name__ == "__main__":
   cli.run(main)

@@ -9,6 +9,7 @@ regressor) subclass :class:`GeneratorModel` and register themselves in ``MODEL_T
 from __future__ import annotations
 
 import functools
+import importlib
 import pathlib
 from typing import Any, Callable
 
@@ -165,7 +166,20 @@ class GeneratorModel(Model):
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
-MODEL_TYPES: dict[str, type[Model]] = {"stylegan2": GeneratorModel}
+# kind -> "module:Class" of its Model type (imported on first use).
+MODEL_TYPES: dict[str, str] = {
+    "stylegan2": "jaxspatial.model:GeneratorModel",
+    "ssn": "jaxspatial.ssn:SSNModel",
+    "spatialgan": "jaxspatial.spatialgan:SpatialGANModel",
+    "regressor": "jaxspatial.regressor:RegressorModel",
+}
+
+
+def model_type(kind: str) -> type[Model]:
+  if kind not in MODEL_TYPES:
+    raise UserError(f"unknown model kind {kind!r} (known: {sorted(MODEL_TYPES)})")
+  module, cls = MODEL_TYPES[kind].split(":")
+  return getattr(importlib.import_module(module), cls)
 
 
 def load(path: str | pathlib.Path, step: int | None = None,
@@ -181,8 +195,6 @@ def load(path: str | pathlib.Path, step: int | None = None,
   path = pathlib.Path(path)
   step = checkpoint.resolve_step(path, step)
   config = checkpoint.read_config(path, step)
-  kind = config.get("model", {}).get("kind")
-  if kind not in MODEL_TYPES:
-    raise UserError(f"{path}: unknown model kind {kind!r} (known: {sorted(MODEL_TYPES)})")
+  cls = model_type(config.get("model", {}).get("kind"))
   variables = checkpoint.restore_models(path, step)
-  return MODEL_TYPES[kind](config, variables, path=path, step=step, precision=precision)
+  return cls(config, variables, path=path, step=step, precision=precision)

@@ -1,9 +1,14 @@
 """Model families. ``build_generator`` / ``build_discriminator`` turn a ``config.model``
-section into Flax modules; each family registers its builders here."""
+section into Flax modules.
+
+StyleGAN2 is built here; every other family lives in ``jaxspatial/models/<kind>.py`` and
+exposes ``build_generator(cfg)`` (and ``build_discriminator(cfg)`` if it has its own D;
+otherwise StyleGAN2's is used). Family modules are imported lazily by kind.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 import jax.numpy as jnp
 import ml_collections
@@ -40,21 +45,29 @@ def _stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discri
       mbstd_num_channels=cfg.get("mbstd_num_channels", 1), dtype=compute_dtype(cfg))
 
 
-GENERATORS: dict[str, Callable] = {"stylegan2": _stylegan2_generator}
-DISCRIMINATORS: dict[str, Callable] = {"stylegan2": _stylegan2_discriminator}
+KINDS = ("stylegan2", "ssn", "spatialgan", "regressor")
+
+
+def _family(kind: str):
+  if kind not in KINDS:
+    raise ValueError(f"unknown model kind {kind!r}; known: {list(KINDS)}")
+  return importlib.import_module(f"jaxspatial.models.{kind}")
 
 
 def build_generator(cfg: ml_collections.ConfigDict):
   """``config.model`` -> generator module of family ``cfg.kind``."""
-  if cfg.kind not in GENERATORS:
-    raise ValueError(f"unknown model kind {cfg.kind!r}; known: {sorted(GENERATORS)}")
-  return GENERATORS[cfg.kind](cfg)
+  if cfg.kind == "stylegan2":
+    return _stylegan2_generator(cfg)
+  return _family(cfg.kind).build_generator(cfg)
 
 
 def build_discriminator(cfg: ml_collections.ConfigDict):
-  """``config.model`` -> discriminator module (SpatialGAN reuses StyleGAN2's)."""
-  kind = cfg.kind if cfg.kind in DISCRIMINATORS else "stylegan2"
-  return DISCRIMINATORS[kind](cfg)
+  """``config.model`` -> discriminator module (StyleGAN2's unless the family has its own)."""
+  if cfg.kind != "stylegan2":
+    family = _family(cfg.kind)
+    if hasattr(family, "build_discriminator"):
+      return family.build_discriminator(cfg)
+  return _stylegan2_discriminator(cfg)
 
 
 def stylegan2_model_config(resolution: int, *, z_dim: int = 512, w_dim: int = 512,
