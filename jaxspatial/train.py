@@ -1,0 +1,52 @@
+"""Train a GAN (StyleGAN2, SSN, SpatialGAN) or the latent regressor.
+
+    python -m jaxspatial.train --config configs/stylegan2.py:demo --workdir runs/demo
+    python -m jaxspatial.train --config configs/ssn.py:paper256 --workdir DIR \
+        --config.data.source=folder --config.data.path=/data/ffhq.zip --config.batch_size=64
+
+Re-running on a workdir that holds a checkpoint resumes from it; a larger
+``--config.total_steps`` continues training to that step. Outputs in the workdir:
+``checkpoints/`` (Orbax; ``js.load(workdir)`` opens it), ``samples/step_XXXXXX.png``,
+``metrics.jsonl`` and ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxspatial import cli
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file and preset: configs/<model>.py[:tiny|demo|paper256]. "
+    "Override any key with --config.KEY=VALUE.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, samples, logs).")
+
+
+def _run(argv) -> None:
+  del argv
+  if _CONFIG.value is None:
+    raise cli.UserError("give --config configs/<model>.py[:preset] (see --help)")
+  if not _WORKDIR.value:
+    raise cli.UserError("give --workdir DIR for checkpoints, samples and logs")
+  from jaxspatial.training import loop
+  config = _CONFIG.value
+  if config.model.kind == "regressor":
+    from jaxspatial.training import regressor_loop
+    regressor_loop.train(config, _WORKDIR.value)
+  else:
+    loop.train(config, _WORKDIR.value)
+
+
+def main(argv=None) -> None:
+  try:
+    app.run(lambda a: cli.run(lambda: _run(a)), argv=argv or sys.argv)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,1 @@
+"""The training system: configs, sharded GAN step, EMA, checkpoints, logging, the loop."""

@@ -1,0 +1,108 @@
+"""Shared config sections for every GAN family and the checks run before compiling.
+
+Each ``configs/<family>.py`` builds on :func:`gan_config` and sets its ``model`` section.
+Keys shared by every family (DESIGN.md): ``seed``, ``batch_size`` (global), ``total_steps``,
+``checkpoint_every``, ``log_every``, ``sample_every``, ``data.*``, ``model.*``, ``optim.*``,
+``loss.*``.
+"""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+
+from jaxspatial.cli import UserError
+from jaxspatial.models import stylegan2 as sg2
+
+PRESETS = ("tiny", "demo", "paper256")
+DATA_SOURCES = ("shapes", "folder", "zip", "tfds")
+
+
+def data_config(resolution: int, source: str = "shapes") -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      source=source, path="", name="", split="train", image_key="image",
+      resolution=resolution, xflip=False, num_workers=0, max_objects=4, num_objects=0))
+
+
+def gan_config(preset: str) -> ml_collections.ConfigDict:
+  """Everything but ``model`` for a StyleGAN2-style GAN; ``paper256`` = stylegan2-ada paper256."""
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.seed = 0
+  c.mesh = ml_collections.ConfigDict(dict(data=-1))   # -1: all devices on the data axis
+  c.optim = ml_collections.ConfigDict(dict(g_lr=0.0025, d_lr=0.0025, b1=0.0, b2=0.99, eps=1e-8))
+  c.loss = ml_collections.ConfigDict(dict(
+      r1_gamma=1.0, r1_every=16, pl_weight=2.0, pl_every=4, pl_decay=0.01,
+      pl_batch_shrink=2, style_mixing=0.9))
+  c.ema_kimg = 20.0
+  c.ema_rampup = 0.0          # 0 = none; stylegan2-ada uses 0.05 for small datasets
+  c.keep_checkpoints = 3
+  c.num_samples = 16          # sample-grid size (fixed latents from ``seed``)
+  if preset == "tiny":
+    c.batch_size, c.total_steps = 8, 4
+    c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
+    c.data = data_config(16)
+    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=2)
+    c.ema_kimg = 0.01
+    c.num_samples = 4
+  elif preset == "demo":
+    c.batch_size, c.total_steps = 16, 1500
+    c.checkpoint_every, c.log_every, c.sample_every = 250, 25, 250
+    c.data = data_config(32)
+    c.loss.update(r1_gamma=0.05, r1_every=16, pl_weight=0.0, style_mixing=0.0)
+    c.ema_kimg = 2.0
+    c.ema_rampup = 0.05
+  else:
+    c.batch_size, c.total_steps = 64, 400_000      # 25,600 kimg
+    c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
+    c.data = data_config(256, source="folder")
+  return c
+
+
+def stylegan2_model(preset: str) -> ml_collections.ConfigDict:
+  """StyleGAN2 ``model`` section for a preset (paper256: ada's cbase 16384, cmax 512, map 8)."""
+  from jaxspatial.models import stylegan2_model_config
+  if preset == "tiny":
+    return stylegan2_model_config(16, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
+                                  channel_max=32, mbstd_group_size=4)
+  if preset == "demo":
+    return stylegan2_model_config(32, z_dim=128, w_dim=128, n_mlp=4, channel_base=2048,
+                                  channel_max=128, mbstd_group_size=4)
+  return stylegan2_model_config(256, channel_base=16384, channel_max=512, mbstd_group_size=8)
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
+             num_processes: int | None = None) -> None:
+  """One-line UserError for a config that cannot run, before anything is compiled."""
+  num_devices = num_devices or jax.device_count()
+  num_processes = num_processes or jax.process_count()
+  m, d = config.model, config.data
+  try:
+    sg2.log2_resolution(int(m.resolution))
+  except ValueError:
+    raise UserError(f"model.resolution must be a power of two >= 4, got {m.resolution}") from None
+  if d.resolution != m.resolution:
+    raise UserError(f"data.resolution ({d.resolution}) differs from model.resolution "
+                    f"({m.resolution})")
+  b = int(config.batch_size)
+  if b <= 0 or b % num_devices:
+    raise UserError(f"batch_size {b} is not divisible by the {num_devices} devices")
+  if b % num_processes:
+    raise UserError(f"batch_size {b} is not divisible by the {num_processes} processes")
+  if d.source not in DATA_SOURCES:
+    raise UserError(f"unknown data.source {d.source!r}; choose one of {DATA_SOURCES}")
+  if d.source in ("folder", "zip") and not d.path:
+    raise UserError(f"data.source={d.source} needs --config.data.path=PATH")
+  if d.source == "tfds" and not d.name:
+    raise UserError("data.source=tfds needs --config.data.name=DATASET")
+  loss = config.loss
+  if loss.pl_weight > 0 and (b // loss.pl_batch_shrink) % num_devices:
+    raise UserError(f"path-length batch {b // loss.pl_batch_shrink} (batch_size / "
+                    f"loss.pl_batch_shrink) is not divisible by the {num_devices} devices")
+  for key in ("r1_every", "pl_every"):
+    if loss[key] < 1:
+      raise UserError(f"loss.{key} must be >= 1, got {loss[key]}")
+  if config.total_steps < 0:
+    raise UserError(f"total_steps must be >= 0, got {config.total_steps}")

@@ -1,0 +1,63 @@
+"""Run outputs on process 0: ``metrics.jsonl``, TensorBoard events (tensorboardX, no
+TensorFlow needed) and a tqdm progress bar with kimg, images/s and ETA."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import jax
+
+from jaxspatial import cli
+
+
+class MetricWriter:
+  """Appends ``{"step", "kimg", "time", **metrics}`` lines and TensorBoard scalars."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self.enabled = jax.process_index() == 0
+    self.path = workdir / "metrics.jsonl"
+    self._tb = None
+    if self.enabled:
+      workdir.mkdir(parents=True, exist_ok=True)
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(str(workdir / "tensorboard"))
+
+  def write(self, step: int, metrics: dict[str, float], **extra: float) -> None:
+    if not self.enabled:
+      return
+    row = {"step": step, **extra, **{k: float(v) for k, v in metrics.items()}}
+    with self.path.open("a") as f:
+      f.write(json.dumps(row) + "\n")
+    for k, v in row.items():
+      if k != "step":
+        self._tb.add_scalar(k, v, step)
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+class Progress:
+  """A tqdm bar over steps (process 0, terminals only) showing kimg and images/s."""
+
+  def __init__(self, start: int, total: int, batch_size: int):
+    self.batch_size = batch_size
+    self.bar = cli.progress(total=total, desc="train", unit="step", initial=start,
+                            enabled=jax.process_index() == 0)
+    self._t, self._step = time.perf_counter(), start
+    self.images_per_sec = 0.0
+
+  def update(self, step: int) -> None:
+    now = time.perf_counter()
+    if step > self._step:
+      rate = (step - self._step) * self.batch_size / max(now - self._t, 1e-9)
+      self.images_per_sec = rate
+      self.bar.update(step - self._step)
+      self.bar.set_postfix(kimg=f"{step * self.batch_size / 1000:.1f}", img_s=f"{rate:.1f}")
+    self._t, self._step = now, step
+
+  def close(self) -> None:
+    self.bar.close()

@@ -1,0 +1,213 @@
+"""The GAN training loop: mesh, sharded state, data, checkpoints, logging, samples.
+
+``train(config, workdir)`` is what ``python -m jaxspatial.train`` runs. Its parts are
+importable on their own (tests drive ``Trainer`` step by step).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxspatial import checkpoint, imageio
+from jaxspatial import models as models_lib
+from jaxspatial.training import config_lib, gan_step
+from jaxspatial.training import logging as log_lib
+from jaxspatial.training import state as state_lib
+
+# kind -> "module:Class" of its GAN family adapter (imported on first use).
+FAMILIES = {
+    "stylegan2": "jaxspatial.training.gan_step:StyleGAN2Family",
+    "ssn": "jaxspatial.ssn:SSNFamily",
+    "spatialgan": "jaxspatial.spatialgan:SpatialGANFamily",
+}
+
+
+def make_family(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Family:
+  kind = config.model.kind
+  if kind not in FAMILIES:
+    raise ValueError(f"no GAN training family for model kind {kind!r}")
+  module, cls = FAMILIES[kind].split(":")
+  family_cls = getattr(importlib.import_module(module), cls)
+  return family_cls(config, models_lib.build_generator(config.model),
+                    models_lib.build_discriminator(config.model))
+
+
+def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """A 1-D ``data`` mesh over ``config.mesh.data`` devices (-1: all of them).
+
+  Axes are ``Auto``: parameters are replicated and the batch is sharded by explicit
+  ``NamedSharding``s on the jitted step; XLA inserts the gradient all-reduces.
+  """
+  n = config.mesh.data if config.mesh.data > 0 else jax.device_count()
+  return jax.make_mesh((n,), ("data",), devices=jax.devices()[:n],
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+class Trainer:
+  """Holds the jitted step, its shardings and the state; one ``step(batch)`` per iteration."""
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
+    self.config = config
+    self.mesh = mesh or make_mesh(config)
+    self.family = make_family(config)
+    self.opt_g, self.opt_d = state_lib.make_optimizers(config)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P("data"))
+    init = lambda key: gan_step.init_state(config, self.family, self.opt_g, self.opt_d, key)
+    self.abstract_state = jax.eval_shape(init, jax.random.key(config.seed))
+    self.state_sharding = jax.tree.map(lambda _: self.replicated, self.abstract_state)
+    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    step = gan_step.make_train_step(
+        config, self.family, self.opt_g, self.opt_d,
+        constrain=lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding))
+    self._step = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
+                         out_shardings=(self.state_sharding, self.replicated),
+                         donate_argnums=0)
+    self.state: state_lib.GANState | None = None
+
+  def initialize(self) -> None:
+    self.state = self._init(jax.random.key(self.config.seed))
+
+  def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Process-local numpy batch -> global arrays sharded over ``data``."""
+    return {"image": jax.make_array_from_process_local_data(self.batch_sharding,
+                                                            local["image"])}
+
+  def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    self.state, metrics = self._step(self.state, batch)
+    return metrics
+
+  # ---------------------------------------------------------------- checkpoints
+
+  def save(self, mngr, data_state: Any = None, force: bool = False) -> bool:
+    s = self.state
+    items = dict(models={"g": s.g, "g_ema": s.g_ema, "d": s.d},
+                 train={"step": s.step, "opt_g": s.opt_g, "opt_d": s.opt_d,
+                        "pl_mean": s.pl_mean},
+                 config=self.config)
+    if data_state is not None:
+      items["data"] = data_state
+    return mngr.save(int(jax.device_get(s.step)), args=checkpoint.save_args(**items), force=force)
+
+  def restore(self, mngr, step: int) -> Any:
+    """Restores state (with this mesh's shardings) and returns the saved data state."""
+    a, sh = self.abstract_state, self.state_sharding
+    target = lambda tree, shard: jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shard)
+    models = target({"g": a.g, "g_ema": a.g_ema, "d": a.d}, {"g": sh.g, "g_ema": sh.g_ema,
+                                                             "d": sh.d})
+    train = target({"step": a.step, "opt_g": a.opt_g, "opt_d": a.opt_d, "pl_mean": a.pl_mean},
+                   {"step": sh.step, "opt_g": sh.opt_g, "opt_d": sh.opt_d,
+                    "pl_mean": sh.pl_mean})
+    names = set(mngr.item_metadata(step).keys()) if hasattr(mngr, "item_metadata") else set()
+    args = dict(models=models, train=train)
+    if "data" in names:
+      args["data"] = None
+    out = mngr.restore(step, args=checkpoint.restore_args(**args))
+    m, t = out.models, out.train
+    self.state = state_lib.GANState(step=t["step"], g=m["g"], g_ema=m["g_ema"], d=m["d"],
+                                    opt_g=t["opt_g"], opt_d=t["opt_d"], pl_mean=t["pl_mean"])
+    return out.get("data") if "data" in args else None
+
+  # ---------------------------------------------------------------- samples
+
+  def sample_inputs(self) -> dict[str, jax.Array]:
+    key = jax.random.fold_in(jax.random.key(self.config.seed), 2**31 - 1)
+    return self.family.sample_inputs(key, self.config.num_samples)
+
+  def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
+    render = jax.jit(self.family.render)
+    return np.asarray(jax.device_get(render(self.state.g_ema, inputs)))
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks each step (checkpoint, then exit)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    def handler(signum, frame):
+      self.requested = True
+    try:
+      self._previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:      # not the main thread (e.g. inside some test runners)
+      self._previous = None
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
+  """Trains (or resumes) in ``workdir`` until ``config.total_steps``; returns the workdir."""
+  from jaxspatial.data import pipeline
+
+  config_lib.validate(config)
+  workdir = pathlib.Path(workdir).absolute()
+  is_main = jax.process_index() == 0
+  trainer = Trainer(config)
+  mngr = checkpoint.manager(workdir, max_to_keep=config.keep_checkpoints)
+  data_iter = pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
+                                     seed=config.seed)
+  latest = mngr.latest_step()
+  if latest is not None:
+    data_state = trainer.restore(mngr, latest)
+    if data_state is not None:
+      data_iter.set_state(data_state)
+    if is_main:
+      print(f"resuming from step {latest} in {workdir}")
+  else:
+    trainer.initialize()
+  start = int(jax.device_get(trainer.state.step))
+  writer = log_lib.MetricWriter(workdir)
+  progress = log_lib.Progress(start, config.total_steps, config.batch_size)
+  fixed_inputs = trainer.sample_inputs()
+  samples_dir = workdir / "samples"
+  t0 = time.perf_counter()
+  step = start
+  with _Preemption() as preemption:
+    for step in range(start + 1, config.total_steps + 1):
+      batch = trainer.global_batch(next(data_iter))
+      metrics = trainer.step(batch)
+      if config.log_every and step % config.log_every == 0:
+        progress.update(step)
+        writer.write(step, jax.device_get(metrics), kimg=step * config.batch_size / 1000,
+                     images_per_sec=progress.images_per_sec,
+                     corrupt_images=float(pipeline.corrupt_count(data_iter)))
+      if config.sample_every and step % config.sample_every == 0 and is_main:
+        imageio.save_grid(samples_dir / f"step_{step:06d}.png", trainer.samples(fixed_inputs),
+                          upscale_to=64)
+      stop = preemption.requested or mngr.reached_preemption(step)
+      if stop or (config.checkpoint_every and step % config.checkpoint_every == 0):
+        trainer.save(mngr, data_iter.get_state(), force=stop)
+      if stop:
+        if is_main:
+          print(f"preempted at step {step}: checkpoint saved in {workdir}")
+        break
+  if step == config.total_steps and mngr.latest_step() != step:
+    trainer.save(mngr, data_iter.get_state(), force=True)
+  mngr.wait_until_finished()
+  mngr.close()
+  progress.close()
+  writer.close()
+  if is_main and step == config.total_steps and config.total_steps > start:
+    imageio.save_grid(samples_dir / f"step_{step:06d}.png", trainer.samples(fixed_inputs),
+                      upscale_to=64)
+    elapsed = time.perf_counter() - t0
+    print(f"trained steps {start}..{step} in {elapsed:.0f}s; checkpoints: "
+          f"{checkpoint.checkpoint_root(workdir)}, samples: {samples_dir}, metrics: "
+          f"{writer.path} (open with js.load({str(workdir)!r}))")
+  return workdir
