@@ -111,6 +111,7 @@ def test_discriminator_features_and_zero_taps(converted):
   m, inp, out, _ = converted
   x = to_nhwc(inp["d_images"])
   logits, feats = m.discriminator.apply(m.d_vars, x, return_features=True)
-  assert_close("dint_convs_0", feats[m.resolution], to_nhwc(out["dint_convs_0"]))
+  final_in = to_nhwc(out["dint_final_conv_in"])      # last block output ++ mbstd channel
+  assert_close("4px block", feats[4], final_in[..., :-1])
   taps = {r: np.zeros_like(f) for r, f in feats.items()}
   assert_close("tapped", m.discriminator.apply(m.d_vars, x, taps=taps), logits)
