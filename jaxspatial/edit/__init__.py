@@ -1,0 +1,1 @@
+"""Editing operations: SpatialGAN heatmaps (:mod:`.heatmaps`), and the other families' edits."""

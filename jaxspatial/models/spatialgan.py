@@ -1,0 +1,425 @@
+"""SpatialGAN generator (Wang et al., TPAMI 2024; EqGAN-SA, CVPR 2022): StyleGAN2 synthesis
+with Gaussian heatmaps encoded into its layers.
+
+Encodings (``model.encoding``):
+
+* ``norm`` (default) -- SEL_norm (paper eq. 2, official ``SEL``) before every modulated conv
+  and ToRGB of the encoded blocks::
+
+      dx  = IN(x) * (1 + phi_sigma(h)) + phi_mu(h)       # phi_*: 3x3 conv -> 1 channel
+      out = x + 0.1 * conv3x3(lrelu(dx))
+
+  where ``h = lrelu(conv3x3(E(H)))`` (64 channels) and ``E`` is the heatmap embedding of the
+  level (two 3x3 convs, ``K_l -> 16 -> 32``, shared by the layers of that level).
+* ``concat`` -- SEL_concat: ``x + 0.1 * conv3x3([x, h])`` (the paper's "concatenation of
+  heatmap and feature processed by a convolution", with SEL_norm's residual form).
+* ``indoor`` -- SEL_indoor (eq. 3): each modulated conv / ToRGB is modulated by the spatial
+  style ``s(p) = S_bg + sum_i S_i H_i(p)``, one style code per centre (``S_i = A(w_i)``,
+  the layer's affine applied to object ``i``'s latent) plus a background code; the
+  demodulation uses the expected statistics ``rsqrt(sum w^2 mean_HW(s^2) + 1e-8)``. The
+  latent is then ``(N, 1 + K, z_dim)`` (background first) and W+ ``(N, num_ws, 1 + K, w_dim)``.
+* ``flatten`` -- Table V ablation: the level maps (at 4, 8, 16 px) are flattened and
+  concatenated to ``z`` before the mapping network; no SEL.
+* ``none`` -- plain StyleGAN2 (heatmaps ignored), the baselines of Tables III-V.
+
+Where: the blocks in ``model.sel_resolutions`` (paper: 4, 8, 16 px for single objects, all
+blocks for ``heatmaps="multi"``). Block ``4 * 2^l`` px reads level ``l``; blocks beyond the
+last level read the concatenated embeddings of all levels (the official 96-channel input);
+with multi-object heatmaps every block reads the one level.
+
+Heatmap processing (``model.coarse``): True (SpatialGAN, default) renders the Gaussians
+directly at each layer's feature resolution and embeds them there -- identical to
+align-corners bilinear downsampling of a full-size map sampled on the same grid, without the
+interpolation error; False (EqGAN-SA) embeds full-resolution maps and bilinearly
+downsamples the embedding (align corners), as the official code does.
+
+``model.heatmap_input = "noise"`` (Table IV "Gau. Noise" ablation) feeds N(0, 1) maps of
+the same shapes (drawn from the ``noise`` rng) instead of the heatmaps. Heatmap sampling
+itself is ``jaxspatial.edit.heatmaps`` (``model.heatmaps`` = hierarchical | independent |
+multi).
+
+Parameters of the StyleGAN2 part keep ``stylegan2.Generator``'s names (``mapping``,
+``synthesis/{const,conv1,to_rgb1,convs_i,to_rgbs_r}``); SELs are ``synthesis/sel_<layer>``
+and embeddings ``synthesis/heatmap_embed_<level>``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxspatial import ops
+from jaxspatial.edit import heatmaps as hm
+from jaxspatial.models import stylegan2 as sg2
+
+Array = jax.Array
+ENCODINGS = ("norm", "concat", "indoor", "flatten", "none")
+HEATMAP_INPUTS = ("gaussian", "noise")
+EMBED_HIDDEN, EMBED_CHANNELS = 16, 32
+SEL_RESIDUAL_GAIN = 0.1
+IN_EPS = 1e-5
+
+
+def instance_norm(x: Array, eps: float = IN_EPS) -> Array:
+  """Per-sample, per-channel normalisation over H, W (torch ``InstanceNorm2d``, no affine)."""
+  x32 = x.astype(jnp.float32)
+  mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+  var = jnp.var(x32, axis=(1, 2), keepdims=True)
+  return ((x32 - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
+
+
+def resize_aligned(x: Array, size: int) -> Array:
+  """Bilinear resize of (N, H, W, C) to (N, size, size, C) with align_corners=True."""
+  def matrix(n_in: int) -> np.ndarray:
+    if n_in == size:
+      return np.eye(size, dtype=np.float32)
+    src = np.arange(size) * ((n_in - 1) / (size - 1)) if size > 1 else np.zeros(1)
+    lo = np.clip(np.floor(src).astype(int), 0, n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (src - lo).astype(np.float32)
+    m = np.zeros((size, n_in), np.float32)
+    m[np.arange(size), lo] += 1 - frac
+    m[np.arange(size), hi] += frac
+    return m
+  my, mx = jnp.asarray(matrix(x.shape[1]), x.dtype), jnp.asarray(matrix(x.shape[2]), x.dtype)
+  return jnp.einsum("yh,nhwc,xw->nyxc", my, x, mx, precision=jax.lax.Precision.HIGHEST)
+
+
+# ---------------------------------------------------------------------------- layers
+
+
+class HeatmapEmbedding(nn.Module):
+  """Level maps (N, R, R, K_l) -> features (N, R, R, 32): two 3x3 conv + lrelu, the second
+  scaled by sqrt(0.5) (official ``hm_conv0/1``)."""
+
+  @nn.compact
+  def __call__(self, h: Array) -> Array:
+    h = ops.EqualConv(EMBED_HIDDEN, 3, name="conv0")(h)
+    return ops.EqualConv(EMBED_CHANNELS, 3, name="conv1")(h) * math.sqrt(0.5)
+
+
+class SEL(nn.Module):
+  """Spatial encoding layer, ``norm`` (SPADE-like, eq. 2) or ``concat``; see module doc."""
+  variant: str = "norm"
+  hidden: int = 64
+
+  @nn.compact
+  def __call__(self, x: Array, h: Array) -> Array:
+    c = x.shape[-1]
+    f = ops.EqualConv(self.hidden, 3, name="shared")(h.astype(x.dtype))
+    if self.variant == "norm":
+      sigma = ops.EqualConv(1, 3, activate=False, name="sigma")(f)
+      mu = ops.EqualConv(1, 3, activate=False, name="mu")(f)
+      y = jax.nn.leaky_relu(instance_norm(x) * (1 + sigma) + mu, 0.2)
+    else:
+      y = jnp.concatenate([x, f], axis=-1)
+    out = ops.EqualConv(c, 3, activate=False, name="output")(y)
+    return x + jnp.asarray(SEL_RESIDUAL_GAIN, x.dtype) * out
+
+
+def spatial_style_map(styles: Array, maps: Array) -> Array:
+  """``S_bg + sum_i S_i H_i``: styles (N, 1 + K, C) (background first), maps (N, H, W, K)
+  -> (N, H, W, C)."""
+  obj = jnp.einsum("nhwk,nkc->nhwc", maps.astype(styles.dtype), styles[:, 1:])
+  return obj + styles[:, :1, None, :]
+
+
+class SpatialModulatedConv(nn.Module):
+  """Modulated conv whose style varies over space: ``conv(x * s(p), w)`` times the
+  expected-statistics demodulation ``rsqrt(sum_{u,v,i} w^2 mean_HW(s_i^2) + 1e-8)``.
+  Params as ``ops.ModulatedConv`` (``modulation``, ``weight``)."""
+  features: int
+  kernel_size: int
+  demodulate: bool = True
+  up: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array, codes: Array, maps: Array) -> Array:
+    cin, k = x.shape[-1], self.kernel_size
+    styles = ops.EqualDense(cin, bias_init=1.0, name="modulation")(codes)   # (N, 1+K, Cin)
+    weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
+    weight = weight / math.sqrt(cin * k * k)
+    s = spatial_style_map(styles, maps)
+    y = ops.modulated_conv(x * s.astype(x.dtype), weight, jnp.ones((x.shape[0], cin), x.dtype),
+                           demodulate=False, up=self.up)
+    if self.demodulate:
+      s2 = jnp.mean(jnp.square(s.astype(jnp.float32)), axis=(1, 2))          # (N, Cin)
+      w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))      # (Cin, Cout)
+      d = jax.lax.rsqrt(jnp.dot(s2, w2, precision=jax.lax.Precision.HIGHEST) + ops.DEMOD_EPS)
+      y = y * d.astype(y.dtype)[:, None, None, :]
+    return y
+
+
+class SpatialStyledConv(nn.Module):
+  """``StyledConv`` with SEL_indoor styles: spatial modulated 3x3 conv + noise + bias/lrelu."""
+  features: int
+  up: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array, codes: Array, maps: Array, noise: Array | None) -> Array:
+    x = SpatialModulatedConv(self.features, 3, up=self.up, name="conv")(x, codes, maps)
+    x = ops.NoiseInjection(name="noise")(x, noise)
+    return ops.bias_act(x, self.param("bias", nn.initializers.zeros, (self.features,)))
+
+
+class SpatialToRGB(nn.Module):
+  """``ToRGB`` with SEL_indoor styles (1x1, no demodulation) + the upsampled skip."""
+  channels: int = 3
+
+  @nn.compact
+  def __call__(self, x: Array, codes: Array, maps: Array, skip: Array | None) -> Array:
+    y = SpatialModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, codes, maps)
+    y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
+    return y if skip is None else y + ops.upsample2x(skip)
+
+
+# ---------------------------------------------------------------------------- synthesis
+
+
+class SpatialSynthesis(sg2.SynthesisNetwork):
+  """W+ and heatmaps -> image; StyleGAN2 synthesis with heatmap encoding (module doc)."""
+  encoding: str = "norm"
+  heatmap_input: str = "gaussian"
+  coarse: bool = True
+  sel_resolutions: tuple[int, ...] = (4, 8, 16)
+  multi_object: bool = False
+  sel_hidden: int = 64
+
+  @nn.compact
+  def __call__(self, ws: Array, heatmaps: hm.Heatmaps, noise_mode: str = "const",
+               noise: Sequence[Array] | None = None, return_features: bool = False):
+    log_res = sg2.log2_resolution(self.resolution)
+    n = ws.shape[0]
+    ws = ws.astype(jnp.float32)
+    noises = self._noise_inputs(n, noise_mode, noise)
+    indoor = self.encoding == "indoor"
+    levels = range(heatmaps.num_levels)
+    embeds = ({l: HeatmapEmbedding(name=f"heatmap_embed_{l}") for l in levels}
+              if self.encoding in ("norm", "concat") else {})
+    cache: dict = {}
+
+    def level_of(block: int) -> int | None:
+      """Heatmap level read by a block (None: all levels concatenated)."""
+      if self.multi_object:
+        return 0
+      l = int(math.log2(block)) - 2
+      return l if l < heatmaps.num_levels else None
+
+    def raw_maps(level: int, res: int) -> Array:
+      """Level maps (or the noise ablation's stand-in) at ``res``."""
+      key = ("raw", level, res)
+      if key not in cache:
+        maps = (heatmaps.maps(res) if indoor else heatmaps.level_maps(level, res))
+        if self.heatmap_input == "noise":
+          rng = jax.random.fold_in(self.make_rng("noise"), 1000 * level + res)
+          maps = jax.random.normal(rng, maps.shape, jnp.float32)
+        cache[key] = maps.astype(self.dtype)
+      return cache[key]
+
+    def features(level: int, res: int) -> Array:
+      key = ("feat", level, res)
+      if key not in cache:
+        if self.coarse:
+          cache[key] = embeds[level](raw_maps(level, res))
+        else:
+          cache[key] = resize_aligned(embeds[level](raw_maps(level, self.resolution)), res)
+      return cache[key]
+
+    def encode(x: Array, block: int, layer: str) -> Array:
+      """SEL_norm / SEL_concat before a layer of ``block`` (x at its input resolution)."""
+      if self.encoding not in ("norm", "concat") or block not in self.sel_resolutions:
+        return x
+      res, level = x.shape[1], level_of(block)
+      h = (features(level, res) if level is not None
+           else jnp.concatenate([features(l, res) for l in levels], axis=-1))
+      return SEL(self.encoding, self.sel_hidden, name=f"sel_{layer}")(x, h)
+
+    def conv(block, name, features_out, up, x, w, noise_i):
+      x = encode(x, block, name)
+      if indoor:
+        maps = raw_maps(0, x.shape[1])
+        if block not in self.sel_resolutions:
+          maps = jnp.zeros_like(maps)
+        return SpatialStyledConv(features_out, up=up, name=name)(x, w, maps, noise_i)
+      return sg2.StyledConv(features_out, up=up, name=name)(x, w, noise_i)
+
+    def to_rgb(block, name, x, w, skip):
+      x = encode(x, block, name)
+      if indoor:
+        maps = raw_maps(0, x.shape[1])
+        if block not in self.sel_resolutions:
+          maps = jnp.zeros_like(maps)
+        return SpatialToRGB(name=name)(x, w, maps, skip)
+      return sg2.ToRGB(name=name)(x, w, skip)
+
+    c4 = self.channels(4)
+    const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
+    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
+    x = conv(4, "conv1", c4, False, x, ws[:, 0], noises[0])
+    skip = to_rgb(4, "to_rgb1", x, ws[:, 1], None)
+    feats = [x]
+    for r in range(log_res - 2):
+      block, c = 2 ** (r + 3), self.channels(2 ** (r + 3))
+      x = conv(block, f"convs_{2 * r}", c, True, x, ws[:, 2 * r + 1], noises[2 * r + 1])
+      x = conv(block, f"convs_{2 * r + 1}", c, False, x, ws[:, 2 * r + 2], noises[2 * r + 2])
+      skip = to_rgb(block, f"to_rgbs_{r}", x, ws[:, 2 * r + 3], skip)
+      feats.append(x)
+    img = skip.astype(jnp.float32)
+    return (img, feats) if return_features else img
+
+
+# ---------------------------------------------------------------------------- generator
+
+
+class SpatialGenerator(nn.Module):
+  """Mapping + heatmap-encoded synthesis; ``stylegan2.Generator``'s methods plus heatmaps.
+
+  Methods (``module.apply(variables, ..., method=...)``):
+    ``mapping(z, heatmaps=None) -> w`` (N, w_dim) or, indoor, (N, 1 + K, w_dim);
+    ``styles(z, heatmaps=None, truncation, z_mix, mix_cutoff) -> W+``;
+    ``synthesize(ws, heatmaps, noise_mode, noise, return_features) -> img``;
+    ``__call__(z, heatmaps, truncation, noise_mode, ...) -> img``.
+  Plain methods (no variables needed): ``sample_heatmaps(key, n)``, ``latent_shape``.
+  """
+  resolution: int
+  z_dim: int = 512
+  w_dim: int = 512
+  n_mlp: int = 8
+  lr_mlp: float = 0.01
+  channels: sg2.ChannelTable = sg2.ChannelTable()
+  dtype: Any = jnp.float32
+  encoding: str = "norm"
+  heatmaps: str = "hierarchical"
+  heatmap_input: str = "gaussian"
+  coarse: bool = True
+  sel_resolutions: tuple[int, ...] = (4, 8, 16)
+  num_objects: int = hm.MULTI_OBJECTS
+  object_std: float = hm.MULTI_STD
+  object_sigma_scale: float = hm.MULTI_SIGMA_SCALE
+  sel_hidden: int = 64
+
+  @property
+  def num_ws(self) -> int:
+    return sg2.num_ws(self.resolution)
+
+  @property
+  def num_codes(self) -> int:
+    """Style codes per sample: 1 + K with SEL_indoor (background first), else 1."""
+    return 1 + self.num_objects if self.encoding == "indoor" else 1
+
+  @property
+  def latent_shape(self) -> tuple[int, ...]:
+    return (self.num_codes, self.z_dim) if self.encoding == "indoor" else (self.z_dim,)
+
+  def sample_heatmaps(self, key: Array, n: int) -> hm.Heatmaps:
+    return hm.sample(key, n, self.heatmaps, num_objects=self.num_objects,
+                     object_std=self.object_std, object_sigma_scale=self.object_sigma_scale)
+
+  def setup(self):
+    if self.encoding not in ENCODINGS:
+      raise ValueError(f"model.encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+    if self.heatmap_input not in HEATMAP_INPUTS:
+      raise ValueError(f"model.heatmap_input must be one of {HEATMAP_INPUTS}, "
+                       f"got {self.heatmap_input!r}")
+    if self.encoding == "indoor" and self.heatmaps != "multi":
+      raise ValueError("encoding='indoor' needs heatmaps='multi' (one style code per object)")
+    self.mapping_network = sg2.MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp, name="mapping")
+    self.synthesis = SpatialSynthesis(
+        self.resolution, self.channels, self.dtype, encoding=self.encoding,
+        heatmap_input=self.heatmap_input, coarse=self.coarse,
+        sel_resolutions=tuple(self.sel_resolutions), multi_object=self.heatmaps == "multi",
+        sel_hidden=self.sel_hidden, name="synthesis")
+    self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
+
+  def mapping(self, z: Array, heatmaps: hm.Heatmaps | None = None) -> Array:
+    if self.encoding == "flatten":
+      if heatmaps is None:
+        raise ValueError("encoding='flatten' maps z together with the heatmaps; pass them")
+      flat = jnp.concatenate(
+          [heatmaps.level_maps(l, 4 * 2 ** l).reshape(z.shape[0], -1)
+           for l in range(heatmaps.num_levels)], axis=-1)
+      z = jnp.concatenate([ops.pixel_norm(z.astype(jnp.float32)), ops.pixel_norm(flat)], -1)
+    if z.ndim == 3:
+      n, k, d = z.shape
+      return self.mapping_network(z.reshape(n * k, d)).reshape(n, k, self.w_dim)
+    return self.mapping_network(z)
+
+  def truncate(self, w: Array, truncation: float | Array) -> Array:
+    return self.w_avg.value + truncation * (w - self.w_avg.value)
+
+  def styles(self, z: Array, heatmaps: hm.Heatmaps | None = None,
+             truncation: float | Array = 1.0, z_mix: Array | None = None,
+             mix_cutoff: int | Array | None = None) -> Array:
+    """z -> W+ (N, num_ws, w_dim) or, indoor, (N, num_ws, 1 + K, w_dim)."""
+    w = self.truncate(self.mapping(z, heatmaps), truncation)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
+    if z_mix is not None:
+      w2 = self.truncate(self.mapping(z_mix, heatmaps), truncation)
+      layer = jnp.arange(self.num_ws).reshape((1, self.num_ws) + (1,) * (ws.ndim - 2))
+      ws = jnp.where(layer < mix_cutoff, ws, w2[:, None])
+    return ws
+
+  def synthesize(self, ws: Array, heatmaps: hm.Heatmaps, noise_mode: str = "const",
+                 noise: Sequence[Array] | None = None, return_features: bool = False):
+    return self.synthesis(ws, heatmaps, noise_mode, noise, return_features)
+
+  def __call__(self, z: Array, heatmaps: hm.Heatmaps, truncation: float | Array = 1.0,
+               noise_mode: str = "const", z_mix: Array | None = None,
+               mix_cutoff: int | Array | None = None, noise: Sequence[Array] | None = None,
+               return_features: bool = False):
+    ws = self.styles(z, heatmaps, truncation, z_mix, mix_cutoff)
+    return self.synthesize(ws, heatmaps, noise_mode, noise, return_features)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
+  """``config.model`` (kind "spatialgan") -> :class:`SpatialGenerator`."""
+  from jaxspatial.models import channel_table, compute_dtype
+  heatmaps = cfg.get("heatmaps", "hierarchical")
+  sel_res = cfg.get("sel_resolutions", None)
+  if not sel_res:
+    sel_res = (tuple(2 ** i for i in range(2, sg2.log2_resolution(cfg.resolution) + 1))
+               if heatmaps == "multi" else (4, 8, 16))
+  return SpatialGenerator(
+      resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
+      lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg),
+      encoding=cfg.get("encoding", "norm"), heatmaps=heatmaps,
+      heatmap_input=cfg.get("heatmap_input", "gaussian"), coarse=bool(cfg.get("coarse", True)),
+      sel_resolutions=tuple(int(r) for r in sel_res),
+      num_objects=int(cfg.get("num_objects", hm.MULTI_OBJECTS)),
+      object_std=float(cfg.get("object_std", hm.MULTI_STD)),
+      object_sigma_scale=float(cfg.get("object_sigma_scale", hm.MULTI_SIGMA_SCALE)),
+      sel_hidden=int(cfg.get("sel_hidden", 64)))
+
+
+def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
+                            heatmaps: str = "hierarchical", heatmap_input: str = "gaussian",
+                            coarse: bool = True, sel_resolutions: Sequence[int] = (),
+                            num_objects: int = hm.MULTI_OBJECTS,
+                            object_std: float = hm.MULTI_STD,
+                            object_sigma_scale: float = hm.MULTI_SIGMA_SCALE,
+                            sel_hidden: int = 64, **stylegan2_kw) -> ml_collections.ConfigDict:
+  """The ``config.model`` section of a SpatialGAN: StyleGAN2's keys (see
+  ``stylegan2_model_config``) plus the heatmap/encoding switches of the module docstring.
+  ``sel_resolutions`` empty = the paper's choice (4, 8, 16; all blocks for ``multi``).
+
+  Presets of the paper: EqGAN-SA/SpatialGAN single object = defaults; indoor (Table I last
+  row) = ``heatmaps="multi", encoding="indoor"``; Table IV = ``heatmap_input="noise"`` or
+  ``heatmaps="independent"``; Table V = ``encoding="flatten" | "concat"``.
+  """
+  from jaxspatial.models import stylegan2_model_config
+  cfg = stylegan2_model_config(resolution, **stylegan2_kw)
+  cfg.kind = "spatialgan"
+  cfg.update(dict(encoding=encoding, heatmaps=heatmaps, heatmap_input=heatmap_input,
+                  coarse=coarse, sel_resolutions=tuple(sel_resolutions),
+                  num_objects=num_objects, object_std=object_std,
+                  object_sigma_scale=object_sigma_scale, sel_hidden=sel_hidden))
+  return cfg
