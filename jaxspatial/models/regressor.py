@@ -1,0 +1,175 @@
+"""Masked latent regressor E(x ⊙ m, m) -> W+ (Chai, Wulff & Isola, ICLR 2021).
+
+A torchvision-style ResNet (18 or 34, BasicBlock, BatchNorm) as in the official
+chail/latent-composition encoder:
+
+* input: RGB hints ``x ⊙ m`` concatenated with the mask ``m`` in {0, 1} (4 channels; the
+  RGB-only ablation, ``use_mask=False``, takes the 3-channel image as it is), resized to
+  ``input_size`` by area averaging (the official ``interpolate(mode='area')`` to 256);
+* stem: 7×7/2 conv (no bias) + BN + ReLU + 3×3/2 max-pool; stages of BasicBlocks with
+  ``width·(1, 2, 4, 8)`` channels, the last three starting with stride 2;
+* head ("layer5"): a 1×1 conv ``8·width -> w_dim·num_ws`` with bias, then global average
+  pooling, reshaped to W+ ``(n, num_ws, w_dim)``. A 1×1 conv commutes with spatial averaging,
+  so the head pools first and applies the same (1, 1, C, w_dim·num_ws) kernel to the pooled
+  vector: identical output and parameters, H·W times fewer FLOPs.
+
+Initialisation follows the official code: He-normal (fan_in, ReLU gain) for every conv and
+0.01 for the head bias; BN scale 1, bias 0.
+
+BatchNorm and sharding: batch statistics live in the ``batch_stats`` collection (apply with
+``train=True, mutable=["batch_stats"]`` during training; ``train=False`` uses the running
+averages). Under ``jax.jit`` with the batch sharded over a mesh, the mean/variance over axis 0
+is a *global* reduction that XLA turns into a cross-device all-reduce, so this BN is a
+synchronised BN over the global batch with no extra code (torch's BN at batch 16 on one GPU
+is the same statistic at the paper's batch size). Running averages use torch's momentum 0.1
+(Flax ``momentum=0.9``) and eps 1e-5.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+import jaxspatial.models as models_lib
+from jaxspatial.models import stylegan2 as sg2
+
+Array = jax.Array
+
+STAGES: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+"""BasicBlocks per stage for each supported depth."""
+
+DEFAULT_INPUT_SIZE = 256
+BN_MOMENTUM = 0.9      # = torch momentum 0.1
+BN_EPS = 1e-5
+HEAD_BIAS_INIT = 0.01
+
+he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def area_resize(x: Array, size: int) -> Array:
+  """(n, H, W, C) -> (n, size, size, C).
+
+  Integer down-scaling is the exact box average (torch ``interpolate(mode='area')``);
+  anything else (up-scaling, fractional factors) is antialiased bilinear.
+  """
+  n, h, w, c = x.shape
+  if (h, w) == (size, size):
+    return x
+  if h % size == 0 and w % size == 0:
+    return x.reshape(n, size, h // size, size, w // size, c).mean(axis=(2, 4))
+  return jax.image.resize(x, (n, size, size, c), "linear", antialias=True)
+
+
+class BasicBlock(nn.Module):
+  """torchvision BasicBlock: ``relu(bn(conv3(relu(bn(conv3_s(x))))) + shortcut(x))``; the
+  shortcut is a strided 1×1 conv + BN when the stride or width changes."""
+  features: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=he_normal, dtype=self.dtype)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=BN_MOMENTUM,
+                             epsilon=BN_EPS, dtype=self.dtype)
+    s = (self.stride, self.stride)
+    y = conv(self.features, (3, 3), s, padding=((1, 1), (1, 1)), name="conv1")(x)
+    y = nn.relu(norm(name="bn1")(y))
+    y = conv(self.features, (3, 3), padding=((1, 1), (1, 1)), name="conv2")(y)
+    y = norm(name="bn2")(y)
+    if self.stride != 1 or x.shape[-1] != self.features:
+      x = conv(self.features, (1, 1), s, padding="VALID", name="downsample_conv")(x)
+      x = norm(name="downsample_bn")(x)
+    return nn.relu(y + x)
+
+
+class Regressor(nn.Module):
+  """``(x, mask) -> W+``: x (n, H, W, 3) in [-1, 1], mask (n, H, W, 1) in {0, 1} (1 = known)
+  -> ws (n, num_ws, w_dim) float32.
+
+  ``mask=None`` means every pixel is known. With ``use_mask=False`` the mask is ignored and
+  the image is encoded as given (the paper's "RGB" regressor).
+  """
+  num_ws: int
+  w_dim: int
+  depth: int = 34
+  width: int = 64
+  input_size: int = DEFAULT_INPUT_SIZE
+  use_mask: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array | None = None, train: bool = False) -> Array:
+    if self.depth not in STAGES:
+      raise ValueError(f"regressor depth must be one of {sorted(STAGES)}, got {self.depth}")
+    x = x.astype(jnp.float32)
+    if self.use_mask:
+      m = jnp.ones(x.shape[:-1] + (1,), jnp.float32) if mask is None else mask.astype(jnp.float32)
+      x = jnp.concatenate([x * m, m], axis=-1)
+    x = area_resize(x, self.input_size).astype(self.dtype)
+
+    x = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False,
+                kernel_init=he_normal, dtype=self.dtype, name="conv1")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPS,
+                     dtype=self.dtype, name="bn1")(x)
+    x = nn.max_pool(nn.relu(x), (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    for stage, blocks in enumerate(STAGES[self.depth]):
+      for b in range(blocks):
+        stride = 2 if stage > 0 and b == 0 else 1
+        x = BasicBlock(self.width * 2 ** stage, stride, self.dtype,
+                       name=f"layer{stage + 1}_{b}")(x, train)
+
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True)
+    out = nn.Conv(self.num_ws * self.w_dim, (1, 1), kernel_init=he_normal,
+                  bias_init=nn.initializers.constant(HEAD_BIAS_INIT), name="conv5")(pooled)
+    return out[:, 0, 0].reshape(out.shape[0], self.num_ws, self.w_dim)
+
+
+def regressor_model_config(generator: ml_collections.ConfigDict, *, depth: int = 34,
+                           width: int = 64, input_size: int | None = None,
+                           use_mask: bool = True, noise_mode: str = "const",
+                           compute_dtype: str = "float32") -> ml_collections.ConfigDict:
+  """The ``config.model`` section of a regressor for the generator ``generator`` (that
+  generator's own ``model`` section, kept whole under ``model.generator`` so the checkpoint
+  rebuilds both networks).
+
+  Args:
+    generator: the StyleGAN2 ``model`` config (``kind == "stylegan2"``).
+    depth: ResNet depth (18 or 34; the paper uses 34 for StyleGAN2).
+    width: channels of the first stage (64 in torchvision; small for tests).
+    input_size: side the input is resized to (default: min(256, generator resolution)).
+    use_mask: RGB+mask input (the paper's RGBM); False = RGB-only ablation.
+    noise_mode: the generator's noise when E's output is decoded (const|random|none).
+  """
+  if generator.get("kind") != "stylegan2":
+    raise ValueError(f"the regressor needs a stylegan2 generator, got kind "
+                     f"{generator.get('kind')!r}")
+  if depth not in STAGES:
+    raise ValueError(f"regressor depth must be one of {sorted(STAGES)}, got {depth}")
+  resolution = int(generator.resolution)
+  return ml_collections.ConfigDict(dict(
+      kind="regressor", resolution=resolution, num_ws=sg2.num_ws(resolution),
+      w_dim=int(generator.w_dim), depth=depth, width=width,
+      input_size=int(input_size or min(DEFAULT_INPUT_SIZE, resolution)), use_mask=use_mask,
+      noise_mode=noise_mode, compute_dtype=compute_dtype,
+      generator=ml_collections.ConfigDict(generator.to_dict())))
+
+
+def build_regressor(cfg: ml_collections.ConfigDict) -> Regressor:
+  """``config.model`` of kind "regressor" -> :class:`Regressor`."""
+  return Regressor(num_ws=int(cfg.num_ws), w_dim=int(cfg.w_dim), depth=int(cfg.depth),
+                   width=int(cfg.width), input_size=int(cfg.input_size),
+                   use_mask=bool(cfg.use_mask), dtype=models_lib.compute_dtype(cfg))
+
+
+def init_regressor(cfg: ml_collections.ConfigDict, key: jax.Array) -> dict:
+  """Fresh variables ``{"params", "batch_stats"}`` for ``build_regressor(cfg)``."""
+  res = int(cfg.resolution)
+  x = jnp.zeros((1, res, res, 3), jnp.float32)
+  init = jax.jit(build_regressor(cfg).init)
+  return dict(init(key, x, jnp.ones((1, res, res, 1), jnp.float32)))
