@@ -15,13 +15,14 @@ from jaxspatial.cli import UserError
 from jaxspatial.models import stylegan2 as sg2
 
 PRESETS = ("tiny", "demo", "paper256")
-DATA_SOURCES = ("shapes", "folder", "zip", "tfds")
 
 
 def data_config(resolution: int, source: str = "shapes") -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      source=source, path="", name="", split="train", image_key="image",
-      resolution=resolution, xflip=False, num_workers=0, max_objects=4, num_objects=0))
+  """``jaxspatial.data.pipeline.default_data_config()`` at a resolution and source."""
+  from jaxspatial.data import pipeline
+  c = pipeline.default_data_config()
+  c.update(source=source, resolution=resolution)
+  return c
 
 
 def gan_config(preset: str) -> ml_collections.ConfigDict:
@@ -91,12 +92,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
     raise UserError(f"batch_size {b} is not divisible by the {num_devices} devices")
   if b % num_processes:
     raise UserError(f"batch_size {b} is not divisible by the {num_processes} processes")
-  if d.source not in DATA_SOURCES:
-    raise UserError(f"unknown data.source {d.source!r}; choose one of {DATA_SOURCES}")
-  if d.source in ("folder", "zip") and not d.path:
-    raise UserError(f"data.source={d.source} needs --config.data.path=PATH")
-  if d.source == "tfds" and not d.name:
-    raise UserError("data.source=tfds needs --config.data.name=DATASET")
+  from jaxspatial.data import pipeline
+  pipeline.validate_data_config(d)
   loss = config.loss
   if loss.pl_weight > 0 and (b // loss.pl_batch_shrink) % num_devices:
     raise UserError(f"path-length batch {b // loss.pl_batch_shrink} (batch_size / "
