@@ -1,0 +1,306 @@
+"""Spatially Stochastic Networks (Hong, Arjovsky, Barnhart, Thompson, NeurIPS 2020).
+
+A StyleGAN2 whose latent is a grid of independent blocks ``z`` (N, nh, nw, z_dim):
+
+* **mapping** (paper §3.2): StyleGAN2's MLP applied to every block — the same pixel norm and
+  ``n_mlp`` EqualDense layers over the last axis, i.e. 1×1 convs (lr_mul 0.01);
+* **spatial encoder** (new, paper §3.4): (a) ``encoder_blocks`` residual 3×3-conv blocks over
+  the block grid, ``g + gain·conv(lrelu(conv(g)))`` with ``gain`` initialised to 0, so each
+  block's style can take its neighbours into account once trained; (b) in every layer,
+  StyleGAN2's style affine applied per block and the result resized to the layer's input
+  resolution (``style_upsample``: "nearest" as SPADE, or "bilinear");
+* **spatially modulated convolutions** ``w*(s⊙h)/σ_E(w,s)`` in place of the modulated
+  convs, ToRGB with spatial modulation (no demodulation), noise, skips: StyleGAN2's layout
+  (:mod:`jaxspatial.spatial_modulation`).
+
+The spatial W+ analogue is ``ws`` (N, num_ws, nh, nw, w_dim): one style grid per layer.
+Parameter names are StyleGAN2's (``mapping/dense_i``, ``synthesis/conv1/conv/...``) plus
+``encoder/*``, so :func:`transfer_from_stylegan2` is a copy plus a fresh encoder. With the
+encoder at its init (gain 0) and a spatially constant ``z``, every style map is constant and
+σ_E equals StyleGAN2's demodulation: the SSN reproduces the StyleGAN2 it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxspatial import models as models_lib
+from jaxspatial import ops
+from jaxspatial import spatial_modulation as sm
+from jaxspatial.models import stylegan2
+
+Array = jax.Array
+
+
+# ------------------------------------------------------------------------- layers
+
+
+class ContextBlock(nn.Module):
+  """``g + gain * conv3x3(lrelu(conv3x3(g)))`` on the block grid; ``gain`` init 0 (identity)."""
+
+  @nn.compact
+  def __call__(self, g: Array) -> Array:
+    c = g.shape[-1]
+    h = ops.EqualConv(c, 3, name="conv1")(g)
+    h = ops.EqualConv(c, 3, activate=False, name="conv2")(h)
+    gain = self.param("gain", nn.initializers.zeros, ())
+    return g + gain * h
+
+
+class BlockEncoder(nn.Module):
+  """The learned part of the spatial encoder: ``num_blocks`` :class:`ContextBlock` s.
+
+  (N, nh, nw, w_dim) -> same shape; the identity at initialisation.
+  """
+  num_blocks: int = 1
+
+  @nn.compact
+  def __call__(self, g: Array) -> Array:
+    for i in range(self.num_blocks):
+      g = ContextBlock(name=f"block_{i}")(g)
+    return g
+
+
+class SpatialStyledConv(nn.Module):
+  """Spatially modulated 3×3 conv (optionally 2× up) + noise + bias/lrelu."""
+  features: int
+  up: bool = False
+  upsample: str = "nearest"
+
+  @nn.compact
+  def __call__(self, x: Array, w_grid: Array, noise: Array | None) -> Array:
+    x = sm.SpatiallyModulatedConv(self.features, 3, demodulate=True, up=self.up,
+                                  upsample=self.upsample, name="conv")(x, w_grid)
+    x = ops.NoiseInjection(name="noise")(x, noise)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    return ops.bias_act(x, bias)
+
+
+class SpatialToRGB(nn.Module):
+  """1×1 spatially modulated conv (no demodulation) to RGB + bias, plus the upsampled skip."""
+  channels: int = 3
+  upsample: str = "nearest"
+
+  @nn.compact
+  def __call__(self, x: Array, w_grid: Array, skip: Array | None) -> Array:
+    y = sm.SpatiallyModulatedConv(self.channels, 1, demodulate=False, upsample=self.upsample,
+                                  name="conv")(x, w_grid)
+    y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
+    if skip is not None:
+      y = y + ops.upsample2x(skip)
+    return y
+
+
+class SSNSynthesis(stylegan2.SynthesisNetwork):
+  """Spatial W+ (N, num_ws, nh, nw, w_dim) -> image (N, res, res, 3).
+
+  StyleGAN2's layer order, noise handling (``noise_mode`` const|random|none, explicit
+  ``noise``) and ``return_features``; layer ``i`` is modulated by the style grid ``ws[:, i]``.
+  """
+  upsample: str = "nearest"
+
+  @nn.compact
+  def __call__(self, ws: Array, noise_mode: str = "const",
+               noise: Sequence[Array] | None = None, return_features: bool = False):
+    log_res = stylegan2.log2_resolution(self.resolution)
+    n = ws.shape[0]
+    ws = ws.astype(jnp.float32)
+    noises = self._noise_inputs(n, noise_mode, noise)
+    up = self.upsample
+
+    c4 = self.channels(4)
+    const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
+    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
+    x = SpatialStyledConv(c4, upsample=up, name="conv1")(x, ws[:, 0], noises[0])
+    skip = SpatialToRGB(upsample=up, name="to_rgb1")(x, ws[:, 1], None)
+    features = [x]
+    for r in range(log_res - 2):
+      c = self.channels(2 ** (r + 3))
+      x = SpatialStyledConv(c, up=True, upsample=up, name=f"convs_{2 * r}")(
+          x, ws[:, 2 * r + 1], noises[2 * r + 1])
+      x = SpatialStyledConv(c, upsample=up, name=f"convs_{2 * r + 1}")(
+          x, ws[:, 2 * r + 2], noises[2 * r + 2])
+      skip = SpatialToRGB(upsample=up, name=f"to_rgbs_{r}")(x, ws[:, 2 * r + 3], skip)
+      features.append(x)
+    img = skip.astype(jnp.float32)
+    return (img, features) if return_features else img
+
+
+class SSNGenerator(stylegan2.Generator):
+  """Per-block mapping + block encoder + spatial synthesis; StyleGAN2's Generator API.
+
+  ``mapping(z)`` (N, nh, nw, z_dim) -> (N, nh, nw, w_dim) (MLP per block, then the block
+  encoder); ``truncate`` toward ``w_avg`` per block; ``styles`` -> spatial W+ (N, num_ws,
+  nh, nw, w_dim) with style mixing; ``synthesize(ws, noise_mode, noise, return_features)``.
+  """
+  grid: tuple[int, int] = (4, 4)
+  encoder_blocks: int = 1
+  upsample: str = "nearest"
+
+  def setup(self):
+    self.mapping_network = stylegan2.MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp,
+                                                    name="mapping")
+    self.encoder = BlockEncoder(self.encoder_blocks, name="encoder")
+    self.synthesis = SSNSynthesis(self.resolution, self.channels, self.dtype,
+                                  upsample=self.upsample, name="synthesis")
+    self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
+
+  def mapping(self, z: Array) -> Array:
+    return self.encoder(self.mapping_network(z))
+
+  def styles(self, z: Array, truncation: float | Array = 1.0, z_mix: Array | None = None,
+             mix_cutoff: int | Array | None = None) -> Array:
+    """z (N, nh, nw, z_dim) -> spatial W+; layers >= ``mix_cutoff`` take ``z_mix``'s grid."""
+    w = self.truncate(self.mapping(z), truncation)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
+    if z_mix is not None:
+      w2 = self.truncate(self.mapping(z_mix), truncation)
+      layer = jnp.arange(self.num_ws).reshape(1, -1, 1, 1, 1)
+      ws = jnp.where(layer < mix_cutoff, ws, w2[:, None])
+    return ws
+
+
+# ------------------------------------------------------------------------- config
+
+
+def _check_grid(resolution: int, grid: Sequence[int]) -> tuple[int, int]:
+  gh, gw = (int(g) for g in grid)
+  for g in (gh, gw):
+    if g < 1 or g & (g - 1) or g > resolution:
+      raise ValueError(f"latent grid {gh}x{gw}: each side must be a power of two <= the "
+                       f"resolution {resolution}")
+  return gh, gw
+
+
+def ssn_model_config(resolution: int, *, grid: Sequence[int] = (4, 4), z_dim: int = 512,
+                     w_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
+                     channel_base: int = 0, channel_max: int = 512, mbstd_group_size: int = 4,
+                     encoder_blocks: int = 1,
+                     style_upsample: str = "nearest") -> ml_collections.ConfigDict:
+  """The ``config.model`` section of an SSN: StyleGAN2's knobs plus ``grid_h``, ``grid_w``
+  (latent blocks; paper 4×4), ``encoder_blocks`` and ``style_upsample``. ``z_dim`` is the
+  size of one block (paper 512)."""
+  gh, gw = _check_grid(resolution, grid)
+  cfg = models_lib.stylegan2_model_config(
+      resolution, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
+      channel_base=channel_base, channel_max=channel_max, mbstd_group_size=mbstd_group_size)
+  cfg.kind = "ssn"
+  cfg.grid_h, cfg.grid_w = gh, gw
+  cfg.encoder_blocks = encoder_blocks
+  cfg.style_upsample = style_upsample
+  return cfg
+
+
+def grid_of(cfg: ml_collections.ConfigDict) -> tuple[int, int]:
+  """``(grid_h, grid_w)`` of an SSN ``config.model`` (validated against the resolution)."""
+  return _check_grid(int(cfg.resolution), (cfg.get("grid_h", 4), cfg.get("grid_w", 4)))
+
+
+def build_generator(cfg: ml_collections.ConfigDict) -> SSNGenerator:
+  """``config.model`` (kind "ssn") -> :class:`SSNGenerator`."""
+  upsample = cfg.get("style_upsample", "nearest")
+  if upsample not in sm.UPSAMPLE_MODES:
+    raise ValueError(f"model.style_upsample must be one of {sm.UPSAMPLE_MODES}, "
+                     f"got {upsample!r}")
+  return SSNGenerator(
+      resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
+      lr_mlp=cfg.lr_mlp, channels=models_lib.channel_table(cfg),
+      dtype=models_lib.compute_dtype(cfg), grid=grid_of(cfg),
+      encoder_blocks=int(cfg.get("encoder_blocks", 1)), upsample=upsample)
+
+
+# ------------------------------------------------------------------------- transfer
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in tree.items():
+    path = f"{prefix}/{k}" if prefix else str(k)
+    if isinstance(v, Mapping):
+      out.update(_flat(v, path))
+    else:
+      out[path] = v
+  return out
+
+
+def _unflat(flat: dict[str, Any]) -> dict:
+  tree: dict = {}
+  for path, v in flat.items():
+    *parents, leaf = path.split("/")
+    node = tree
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = v
+  return tree
+
+
+def transfer_generator(sg2_vars: dict, ssn_cfg: ml_collections.ConfigDict,
+                       key: Array | None = None) -> dict:
+  """StyleGAN2 generator variables -> SSN variables (paper §3.4).
+
+  Mapping MLP -> per-block 1×1 convs, style convs -> spatially modulated convs, ToRGB ->
+  ToRGB, const/noise/bias/w_avg as they are (all by name); the block encoder is initialised
+  from ``key`` (gain 0: the identity). Every SSN variable outside ``encoder/`` must come
+  from the StyleGAN2 with the same shape and every StyleGAN2 variable must be used, else
+  ValueError naming the offenders.
+  """
+  key = jax.random.key(0) if key is None else key
+  g = build_generator(ssn_cfg)
+  gh, gw = grid_of(ssn_cfg)
+  expected = _flat(jax.eval_shape(g.init, key, jnp.zeros((1, gh, gw, ssn_cfg.z_dim))))
+  encoder = BlockEncoder(int(ssn_cfg.get("encoder_blocks", 1))).init(
+      key, jnp.zeros((1, gh, gw, ssn_cfg.w_dim)))["params"]
+  flat = {k: np.asarray(v) for k, v in _flat(sg2_vars).items()}
+  flat.update({f"params/encoder/{k}": np.asarray(v) for k, v in _flat(encoder).items()})
+  missing = sorted(set(expected) - set(flat))
+  unused = sorted(set(flat) - set(expected))
+  mismatched = sorted(k for k in set(expected) & set(flat)
+                      if tuple(expected[k].shape) != tuple(flat[k].shape))
+  if missing or unused or mismatched:
+    raise ValueError("StyleGAN2 -> SSN transfer: "
+                     + "; ".join(f"{name}: {', '.join(keys[:6])}" for name, keys in
+                                 (("missing", missing), ("unused", unused),
+                                  ("shape mismatch", mismatched)) if keys))
+  return _unflat(flat)
+
+
+def transfer_from_stylegan2(models: dict, config: ml_collections.ConfigDict,
+                            summary: list[str], grid: Sequence[int] = (4, 4),
+                            encoder_blocks: int = 1, style_upsample: str = "nearest",
+                            seed: int = 0) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
+  """A converted StyleGAN2 (``convert_torch.convert_stylegan2`` output) -> an SSN.
+
+  ``g_ema`` and ``g`` are transferred with the same fresh encoder (``seed``), ``d`` is kept
+  (SSN trains with StyleGAN2's discriminator). The config's ``model`` becomes an SSN section
+  with the StyleGAN2's knobs; ``z_dim`` stays the per-block size.
+  """
+  m = config.model
+  ssn_cfg = ssn_model_config(
+      int(m.resolution), grid=grid, z_dim=int(m.z_dim), w_dim=int(m.w_dim), n_mlp=int(m.n_mlp),
+      channel_multiplier=int(m.get("channel_multiplier", 2)),
+      channel_base=int(m.get("channel_base", 0)), channel_max=int(m.get("channel_max", 512)),
+      mbstd_group_size=int(m.get("mbstd_group_size", 4)), encoder_blocks=encoder_blocks,
+      style_upsample=style_upsample)
+  ssn_cfg.lr_mlp = float(m.get("lr_mlp", 0.01))
+  ssn_cfg.compute_dtype = m.get("compute_dtype", "float32")
+  key = jax.random.key(seed)
+  out = dict(models)
+  for name in ("g_ema", "g"):
+    if name in models:
+      out[name] = transfer_generator(models[name], ssn_cfg, key)
+  new_config = copy.deepcopy(config)
+  new_config.model = ssn_cfg
+  gh, gw = grid_of(ssn_cfg)
+  summary = list(summary) + [
+      f"transferred to SSN: latent grid {gh}x{gw}x{ssn_cfg.z_dim}, mapping -> per-block 1x1 "
+      "convs, style convs -> spatially modulated convs, ToRGB -> ToRGB, new block encoder "
+      f"({encoder_blocks} residual block(s), identity at init: a spatially constant z "
+      "reproduces the StyleGAN2)"]
+  return out, new_config, summary
