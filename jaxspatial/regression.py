@@ -1,0 +1,303 @@
+"""Latent regression (Chai, Wulff & Isola, ICLR 2021): the pure pieces a jitted step calls.
+
+The regressor E is trained against a *frozen* generator G on generated images only (paper
+Eq. 3, with the official code's choices)::
+
+    z ~ N(0, I),  x = G(z) with w = mapping(z),  m ~ masks,  ŵ = E(x ⊙ m, m)  (W+)
+    L = λ_mse ||G(ŵ) - x||² + λ_lpips LPIPS(G(ŵ), x) + λ_latent ||ŵ - [w]*num_ws||²
+
+with means over elements, all λ = 1, Adam(1e-4, betas (0.5, 0.999)). Masks are 6×6 uniform
+noise upsampled bilinearly, keeping pixels where the noise is below a threshold t ~ U[0.3, 1)
+drawn once per batch.
+
+The training system wraps :func:`regressor_loss_fn` in its sharded step::
+
+    def step(state, g_vars, lpips_params, key):            # jitted; g_vars, lpips_params traced
+      g_apply = generator_fns(generator, g_vars, cfg.model.noise_mode, key)
+      lpips_fn = make_lpips_fn(lpips_params, cfg.loss) if cfg.loss.lpips_weight else None
+      grad_fn = jax.value_and_grad(regressor_loss_fn, has_aux=True)
+      (loss, (metrics, batch_stats)), grads = grad_fn(state.e["params"], state.e["batch_stats"],
+                                                      g_apply, key, cfg, lpips_fn, constrain)
+      ... optax update of params only; batch_stats replaced by the returned ones.
+
+The regressor's BatchNorm statistics are global under a batch-sharded jit (see
+:mod:`jaxspatial.models.regressor`). Per-image finetuning (:func:`finetune_loss_fn`) runs E
+with its running statistics, as the official notebook does (``netE.eval()``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxspatial import checkpoint
+from jaxspatial import models as models_lib
+from jaxspatial.cli import UserError
+from jaxspatial.metrics.masked_l1 import masked_l1  # noqa: F401  (re-exported: collage L1)
+from jaxspatial.models import regressor as regressor_lib
+from jaxspatial.models import stylegan2 as sg2
+
+Array = jax.Array
+LpipsFn = Callable[..., Array]
+"""``lpips_fn(x, y, mask=None) -> (n,)``: LPIPS of images in [-1, 1]; with a mask
+(n, H, W, 1) the spatial LPIPS map averaged over the mask (``Σ map·m / Σ m``)."""
+
+MASK_T_RANGE = (0.3, 1.0)
+MASK_GRID = 6
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def upsampled_noise(key: Array, n: int, size: int, grid: int = MASK_GRID) -> Array:
+  """(n, size, size, 1): ``grid × grid`` U[0, 1) noise, bilinearly upsampled with half-pixel
+  centres and clamped borders (torch ``interpolate(mode='bilinear', align_corners=False)``)."""
+  u = jax.random.uniform(key, (n, grid, grid, 1), jnp.float32)
+  return jax.image.resize(u, (n, size, size, 1), "linear", antialias=False)
+
+
+def sample_masks(key: Array, n: int, size: int, t_range: tuple[float, float] = MASK_T_RANGE,
+                 grid: int = MASK_GRID) -> Array:
+  """Random binary masks (n, size, size, 1) in {0, 1} (1 = known pixel), the official
+  ``mask_upsample``: ``m = [up(u) < t]`` with u the 6×6 noise of :func:`upsampled_noise` and
+  one threshold ``t ~ U[t_range)`` for the whole batch.
+
+  The expected coverage given t is ``P(up(u) < t)``: 0.5 at t = 0.5 and 1 at t = 1; since
+  interpolated noise concentrates around 0.5, coverage < t below 0.5 and > t above it.
+  ``t_range=(t, t)`` fixes the threshold.
+  """
+  k_u, k_t = jax.random.split(key)
+  lo, hi = t_range
+  t = jax.random.uniform(k_t, (), jnp.float32, lo, hi) if hi > lo else jnp.float32(lo)
+  return (upsampled_noise(k_u, n, size, grid) < t).astype(jnp.float32)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def masked_mse(rec: Array, target: Array, mask: Array) -> Array:
+  """Per-image ``Σ (rec − target)² · m / Σ m`` (n,), mask broadcast over channels."""
+  m = jnp.broadcast_to(mask, rec.shape)
+  return jnp.sum(jnp.square(rec - target) * m, axis=(1, 2, 3)) / jnp.sum(m, axis=(1, 2, 3))
+
+
+def regression_losses(target: Array, rec: Array, w: Array, ws: Array, *,
+                      lpips_fn: LpipsFn | None = None, mse_weight: float = 1.0,
+                      lpips_weight: float = 1.0, latent_weight: float = 1.0
+                      ) -> tuple[Array, dict[str, Array]]:
+  """The regressor loss (paper Eq. 3).
+
+  Args:
+    target: x = G(z), (n, H, W, 3). rec: G(E(x ⊙ m, m)), (n, H, W, 3).
+    w: the true latent (n, w_dim) (repeated num_ws times for the latent loss).
+    ws: E's W+ output (n, num_ws, w_dim).
+    lpips_fn: LPIPS (see :data:`LpipsFn`); may be None only when ``lpips_weight == 0``.
+  Returns:
+    (total, {"loss", "mse", "lpips", "latent"}) scalars; "lpips" is absent without LPIPS.
+  """
+  mse = jnp.mean(jnp.square(rec - target))
+  latent = jnp.mean(jnp.square(ws - w[:, None, :]))
+  total = mse_weight * mse + latent_weight * latent
+  metrics = {"mse": mse, "latent": latent}
+  if lpips_weight:
+    if lpips_fn is None:
+      raise ValueError("lpips_weight > 0 needs an lpips_fn (see make_lpips_fn)")
+    metrics["lpips"] = jnp.mean(lpips_fn(rec, target))
+    total = total + lpips_weight * metrics["lpips"]
+  metrics["loss"] = total
+  return total, metrics
+
+
+def make_lpips_fn(params: Any, net: str = "vgg", resolution: int = 0) -> LpipsFn:
+  """LPIPS of :mod:`jaxspatial.metrics.lpips_net` as an :data:`LpipsFn`; both images are first
+  resized to ``resolution`` (0 = as given) with the regressor's area resize (the official code
+  area-pools to 256 before LPIPS). ``params`` may be traced (pass them into the jitted step)."""
+  from jaxspatial.metrics import lpips_net
+
+  def fn(x: Array, y: Array, mask: Array | None = None) -> Array:
+    if resolution:
+      x, y = regressor_lib.area_resize(x, resolution), regressor_lib.area_resize(y, resolution)
+      mask = None if mask is None else regressor_lib.area_resize(mask, resolution)
+    if mask is None:
+      return lpips_net.lpips_distance(params, x, y, net)
+    d = lpips_net.lpips_distance(params, x, y, net, spatial=True)
+    m = mask[..., 0]
+    return jnp.sum(d * m, axis=(1, 2)) / jnp.maximum(jnp.sum(m, axis=(1, 2)), 1e-8)
+  return fn
+
+
+def load_lpips_fn(loss_cfg: ml_collections.ConfigDict) -> LpipsFn:
+  """:func:`make_lpips_fn` with the converted weights named by ``loss.lpips_net``; a missing
+  weight file is a one-line :class:`UserError` saying how to get it or to set
+  ``loss.lpips_weight=0``."""
+  from jaxspatial.metrics import weights
+  net = loss_cfg.get("lpips_net", "vgg")
+  try:
+    params = weights.load_params(f"lpips-{net}")
+  except UserError as e:
+    raise UserError(f"{e} (or train/finetune without LPIPS: loss.lpips_weight=0)") from None
+  return make_lpips_fn(params, net, int(loss_cfg.get("lpips_resolution", 0)))
+
+
+# --------------------------------------------------------------------------- frozen generator
+
+
+class GeneratorFns(NamedTuple):
+  """The frozen generator as two pure functions (closures over its variables)."""
+  generate: Callable[[Array], tuple[Array, Array]]
+  """z (n, z_dim) -> (x (n, H, W, 3), w (n, w_dim)); no truncation."""
+  synthesize: Callable[[Array], Array]
+  """W+ (n, num_ws, w_dim) -> x (n, H, W, 3)."""
+
+
+def generator_fns(generator: sg2.Generator, g_vars: Any, noise_mode: str = "const",
+                  key: Array | None = None) -> GeneratorFns:
+  """Wraps a Flax StyleGAN2 ``Generator`` and its variables ({"params", "buffers"}) as
+  :class:`GeneratorFns`. ``noise_mode="random"`` needs ``key`` (fresh noise per call site)."""
+  if noise_mode == "random" and key is None:
+    raise ValueError("noise_mode='random' needs a key")
+  rngs = (lambda i: {"noise": jax.random.fold_in(key, i)}) if key is not None else (lambda i: {})
+  cls = type(generator)
+
+  def synthesize_(ws: Array, i: int) -> Array:
+    return generator.apply(g_vars, ws, noise_mode, method=cls.synthesize, rngs=rngs(i))
+
+  def generate(z: Array) -> tuple[Array, Array]:
+    w = generator.apply(g_vars, z, method=cls.mapping)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], generator.num_ws, w.shape[-1]))
+    return synthesize_(ws, 0), w
+
+  return GeneratorFns(generate, lambda ws: synthesize_(ws, 1))
+
+
+# --------------------------------------------------------------------------- loss functions
+
+
+def _loss_weights(loss_cfg: ml_collections.ConfigDict) -> dict[str, float]:
+  return dict(mse_weight=float(loss_cfg.get("mse_weight", 1.0)),
+              lpips_weight=float(loss_cfg.get("lpips_weight", 1.0)),
+              latent_weight=float(loss_cfg.get("latent_weight", 1.0)))
+
+
+def _mask_args(loss_cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+  return dict(t_range=(float(loss_cfg.get("mask_t_min", MASK_T_RANGE[0])),
+                       float(loss_cfg.get("mask_t_max", MASK_T_RANGE[1]))),
+              grid=int(loss_cfg.get("mask_grid", MASK_GRID)))
+
+
+def regressor_loss_fn(e_params: Any, e_state: Any, g_apply: GeneratorFns, batch_key: Array,
+                      cfg: ml_collections.ConfigDict, lpips_fn: LpipsFn | None = None,
+                      constrain: Callable[[Array], Array] | None = None
+                      ) -> tuple[Array, tuple[dict[str, Array], Any]]:
+  """One training batch of the regressor loss, differentiable w.r.t. ``e_params``.
+
+  Draws ``cfg.batch_size`` latents z ~ N(0, I) and masks from ``batch_key``, renders
+  x = G(z) with the frozen generator, encodes ``E(x ⊙ m, m)`` in training mode (batch
+  statistics), decodes with G and returns :func:`regression_losses`. The RGB-only regressor
+  (``model.use_mask=False``) sees the whole image, as in the official code.
+
+  Args:
+    e_params, e_state: E's ``params`` and ``batch_stats``.
+    g_apply: the frozen generator (:func:`generator_fns`).
+    batch_key: this step's key (fold in the step number outside).
+    cfg: the run config (``batch_size``, ``model`` of kind "regressor", ``loss``).
+    lpips_fn: needed when ``cfg.loss.lpips_weight > 0``.
+    constrain: optional ``with_sharding_constraint`` applied to the batch-major arrays
+      (z and masks) so that the batch is split over the data axis.
+  Returns:
+    ``(loss, (metrics, new_batch_stats))``; metrics also hold "mask_coverage".
+  """
+  constrain = constrain or (lambda a: a)
+  m_cfg, loss_cfg = cfg.model, cfg.loss
+  n, res = int(cfg.batch_size), int(m_cfg.resolution)
+  k_z, k_m = jax.random.split(batch_key)
+  z = constrain(jax.random.normal(k_z, (n, int(m_cfg.generator.z_dim)), jnp.float32))
+  x, w = jax.tree.map(jax.lax.stop_gradient, g_apply.generate(z))
+  if m_cfg.use_mask:
+    mask = constrain(sample_masks(k_m, n, res, **_mask_args(loss_cfg)))
+  else:
+    mask = jnp.ones((n, res, res, 1), jnp.float32)
+  regressor = regressor_lib.build_regressor(m_cfg)
+  ws, updates = regressor.apply({"params": e_params, "batch_stats": e_state}, x, mask,
+                                train=True, mutable=["batch_stats"])
+  rec = g_apply.synthesize(ws)
+  loss, metrics = regression_losses(x, rec, w, ws, lpips_fn=lpips_fn, **_loss_weights(loss_cfg))
+  metrics["mask_coverage"] = jnp.mean(mask)
+  return loss, (metrics, updates["batch_stats"])
+
+
+def finetune_loss_fn(e_params: Any, e_state: Any, g_apply: GeneratorFns, key: Array,
+                     x: Array, mask: Array, cfg: ml_collections.ConfigDict,
+                     lpips_fn: LpipsFn | None = None) -> tuple[Array, dict[str, Array]]:
+  """Per-image finetuning loss (paper Supp. "Improving compositions on real images").
+
+  Each call draws fresh random masks r and encodes the hints ``x ⊙ (m ⊙ r)`` with E's running
+  statistics; the reconstruction ``G(E(.))`` is compared with x on the known pixels m only:
+  ``λ_mse · masked MSE + λ_lpips · masked LPIPS`` (the official notebook's MSE + LPIPS; with
+  m = 1 exactly that). x (n, H, W, 3), mask (n, H, W, 1) in {0, 1}.
+  """
+  weights = _loss_weights(cfg.loss)
+  n, res = x.shape[0], x.shape[1]
+  hints = mask * sample_masks(key, n, res, **_mask_args(cfg.loss))
+  regressor = regressor_lib.build_regressor(cfg.model)
+  ws = regressor.apply({"params": e_params, "batch_stats": e_state}, x, hints, train=False)
+  rec = g_apply.synthesize(ws)
+  metrics = {"mse": jnp.mean(masked_mse(rec, x, mask))}
+  total = weights["mse_weight"] * metrics["mse"]
+  if weights["lpips_weight"]:
+    if lpips_fn is None:
+      raise ValueError("lpips_weight > 0 needs an lpips_fn")
+    metrics["lpips"] = jnp.mean(lpips_fn(rec, x, mask))
+    total = total + weights["lpips_weight"] * metrics["lpips"]
+  metrics["loss"] = total
+  return total, metrics
+
+
+# --------------------------------------------------------------------------- training set-up
+
+
+def load_generator(directory: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Any]:
+  """(generator ``model`` config, ``g_ema`` variables) of a StyleGAN2 checkpoint directory
+  (from ``train`` or ``convert_torch``); one-line :class:`UserError` if it is missing or not a
+  StyleGAN2."""
+  if not directory:
+    raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a StyleGAN2 "
+                    "checkpoint from 'python -m jaxspatial.train' or 'jaxspatial.convert_torch')")
+  config = checkpoint.read_config(directory)
+  kind = config.get("model", {}).get("kind")
+  if kind != "stylegan2":
+    raise UserError(f"--config.generator={directory} holds a {kind!r} model; the regressor needs "
+                    "a stylegan2 generator")
+  variables = checkpoint.restore_models(directory)
+  g_vars = variables.get("g_ema", variables.get("g"))
+  if g_vars is None:
+    raise UserError(f"{directory} holds no generator ('g_ema' or 'g')")
+  return config.model, g_vars
+
+
+def attach_generator(config: ml_collections.ConfigDict
+                     ) -> tuple[ml_collections.ConfigDict, Any]:
+  """Reads ``config.generator`` (DIR) and returns (a copy of the config whose ``model``
+  section is the full regressor section for that generator, the generator's variables).
+
+  The regressor knobs are taken from the preset's ``model`` (depth, width, input_size 0 =
+  automatic, use_mask, noise_mode, compute_dtype); ``data.resolution`` is set to the
+  generator's. Save the returned config with the checkpoint and the models item
+  ``{"e": e_vars, "g_ema": g_vars}``: ``js.load`` then needs nothing else.
+  """
+  g_model, g_vars = load_generator(config.get("generator", ""))
+  m = config.model
+  out = ml_collections.ConfigDict(config.to_dict())
+  out.model = regressor_lib.regressor_model_config(
+      g_model, depth=int(m.depth), width=int(m.width), input_size=int(m.input_size) or None,
+      use_mask=bool(m.use_mask), noise_mode=str(m.noise_mode),
+      compute_dtype=str(m.get("compute_dtype", "float32")))
+  if "data" in out:
+    out.data.resolution = int(g_model.resolution)
+  return out, g_vars
+
