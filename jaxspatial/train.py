@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxspatial import cli
@@ -27,6 +27,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, sam
 
 def _run(argv) -> None:
   del argv
+  logging.set_verbosity(logging.WARNING)
   if _CONFIG.value is None:
     raise cli.UserError("give --config configs/<model>.py[:preset] (see --help)")
   if not _WORKDIR.value:

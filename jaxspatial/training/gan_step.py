@@ -103,7 +103,7 @@ def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads):
 
 
 def _global_norm(tree) -> Array:
-  return optax.global_norm(tree)
+  return optax.tree.norm(tree)
 
 
 def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,

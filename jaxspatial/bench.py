@@ -1,0 +1,153 @@
+"""Benchmarks that print a table (results go to docs/benchmarks.md with the command).
+
+    python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
+    python -m jaxspatial.bench train              # train-step images/s: tiny, demo, 256 px
+    python -m jaxspatial.bench shapes|inception|ssn|sigma_e|alignment|composite
+
+Figures on a shared CPU are noisy: compare rows measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxspatial import cli
+
+
+def _time(fn: Callable, *args, iters: int = 3) -> tuple[float, float]:
+  """(first call incl. compile, best steady-state call) in seconds; blocks on results."""
+  t = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - t
+  best = float("inf")
+  for _ in range(iters):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    best = min(best, time.perf_counter() - t)
+  return first, best
+
+
+def matmul_peak_gflops(n: int = 2048) -> float:
+  """Achieved float32 GFLOP/s of an n x n matmul: the reference 'peak' for this machine."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  _, best = _time(f, a, iters=5)
+  return 2 * n ** 3 / best / 1e9
+
+
+def _flops(jitted, *args) -> float:
+  cost = jitted.lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: int = 2,
+                    iters: int = 2) -> list[dict]:
+  """G forward (mapping + synthesis, const noise) with random weights."""
+  from jaxspatial import models
+  cfg = models.stylegan2_model_config(resolution, channel_multiplier=channel_multiplier)
+  g = models.build_generator(cfg)
+  z = jax.random.normal(jax.random.key(0), (batch, cfg.z_dim))
+  variables = jax.jit(g.init)(jax.random.key(1), z[:1])
+  fwd = jax.jit(lambda v, z: g.apply(v, z))
+  flops = _flops(fwd, variables, z)
+  first, best = _time(fwd, variables, z, iters=iters)
+  peak = matmul_peak_gflops()
+  return [{"bench": f"G forward {resolution}px cm={channel_multiplier}", "batch": batch,
+           "compile+first_s": round(first - best, 2), "step_s": round(best, 3),
+           "images_per_s": round(batch / best, 2), "GFLOP/img": round(flops / batch / 1e9, 1),
+           "GFLOP/s": round(flops / best / 1e9, 1), "matmul_peak_GFLOP/s": round(peak, 1),
+           "utilisation": f"{flops / best / 1e9 / peak:.0%}"}]
+
+
+def _train_config(preset: str):
+  from jaxspatial.training import config_lib
+  config = config_lib.gan_config("tiny" if preset == "256" else preset)
+  config.model = config_lib.stylegan2_model("tiny" if preset == "256" else preset)
+  config.mesh.data = 1
+  if preset == "256":   # 256 px with thin channels, so a CPU step takes seconds, not minutes
+    config.model.update(resolution=256, channel_base=4096, channel_max=64, z_dim=128,
+                        w_dim=128, n_mlp=4)
+    config.data.resolution = 256
+    config.batch_size = 4
+  return config
+
+
+def bench_train(presets=("tiny", "demo", "256"), iters: int = 2) -> list[dict]:
+  """One GAN iteration (D, R1, G, path length as scheduled, EMA) per preset; R1 and path
+  length both run on step 0, so the first steady-state steps are the plain ones."""
+  from jaxspatial.training import loop
+  rows = []
+  for preset in presets:
+    config = _train_config(preset)
+    trainer = loop.Trainer(config)
+    trainer.initialize()
+    res = config.model.resolution
+    batch = trainer.global_batch({"image": np.zeros((config.batch_size, res, res, 3), np.float32)})
+    t = time.perf_counter()
+    jax.block_until_ready(trainer.step(batch))
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(iters):
+      t = time.perf_counter()
+      jax.block_until_ready(trainer.step(batch))
+      times.append(time.perf_counter() - t)
+    best = min(times)
+    rows.append({"bench": f"train step {preset} ({res}px)", "batch": config.batch_size,
+                 "compile+first_s": round(first - best, 2), "step_s": round(best, 3),
+                 "images_per_s": round(config.batch_size / best, 2)})
+  return rows
+
+
+def _external(module: str, fn: str) -> Callable[[], list[dict]]:
+  def run():
+    out = getattr(importlib.import_module(module), fn)()
+    return out if isinstance(out, list) else [out]
+  return run
+
+
+BENCHES: dict[str, Callable[[], list[dict]]] = {
+    "generator": bench_generator,
+    "train": bench_train,
+    "shapes": _external("jaxspatial.data.bench", "bench_shapes"),
+    "inception": _external("jaxspatial.metrics.bench", "bench_inception"),
+    "ssn": _external("jaxspatial.bench_ssn", "bench_ssn_vs_stylegan2"),
+    "sigma_e": _external("jaxspatial.bench_ssn", "bench_sigma_e"),
+    "alignment": _external("jaxspatial.bench_spatialgan", "bench_alignment"),
+    "composite": _external("jaxspatial.bench_regressor", "bench_composite"),
+}
+
+
+def print_table(rows: list[dict]) -> None:
+  """Markdown table of the union of the rows' keys."""
+  keys: list[str] = []
+  for r in rows:
+    keys += [k for k in r if k not in keys]
+  print("| " + " | ".join(keys) + " |")
+  print("|" + "---|" * len(keys))
+  for r in rows:
+    print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(prog="python -m jaxspatial.bench",
+                              description="Run a benchmark and print a markdown table.")
+  p.add_argument("names", nargs="+", choices=sorted(BENCHES), help="benchmarks to run")
+  args = p.parse_args(argv)
+  print(f"jax {jax.__version__}, backend {jax.default_backend()}, "
+        f"{jax.device_count()} device(s): {jax.devices()[0].device_kind}")
+  rows: list[dict] = []
+  for name in args.names:
+    rows += BENCHES[name]()
+  print_table(rows)
+
+
+if __name__ == "__main__":
+  cli.run(main)
