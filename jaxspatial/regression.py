@@ -10,15 +10,18 @@ with means over elements, all λ = 1, Adam(1e-4, betas (0.5, 0.999)). Masks are 
 noise upsampled bilinearly, keeping pixels where the noise is below a threshold t ~ U[0.3, 1)
 drawn once per batch.
 
-The training system wraps :func:`regressor_loss_fn` in its sharded step::
+The training system wraps :func:`regressor_loss_fn` in its sharded step (``g_vars`` and
+``lpips_params = load_lpips_params(cfg.loss)`` are step arguments, so they are traced, not
+embedded as constants)::
 
-    def step(state, g_vars, lpips_params, key):            # jitted; g_vars, lpips_params traced
+    def step(e_params, e_state, g_vars, lpips_params, key):          # jitted
       g_apply = generator_fns(generator, g_vars, cfg.model.noise_mode, key)
-      lpips_fn = make_lpips_fn(lpips_params, cfg.loss) if cfg.loss.lpips_weight else None
+      lpips_fn = (None if lpips_params is None else
+                  make_lpips_fn(lpips_params, cfg.loss.lpips_net, cfg.loss.lpips_resolution))
       grad_fn = jax.value_and_grad(regressor_loss_fn, has_aux=True)
-      (loss, (metrics, batch_stats)), grads = grad_fn(state.e["params"], state.e["batch_stats"],
-                                                      g_apply, key, cfg, lpips_fn, constrain)
-      ... optax update of params only; batch_stats replaced by the returned ones.
+      (loss, (metrics, e_state)), grads = grad_fn(e_params, e_state, g_apply, key, cfg,
+                                                  lpips_fn, constrain)
+      ... optax update of e_params only; e_state (batch_stats) replaced by the returned one.
 
 The regressor's BatchNorm statistics are global under a batch-sharded jit (see
 :mod:`jaxspatial.models.regressor`). Per-image finetuning (:func:`finetune_loss_fn`) runs E
@@ -131,17 +134,18 @@ def make_lpips_fn(params: Any, net: str = "vgg", resolution: int = 0) -> LpipsFn
   return fn
 
 
-def load_lpips_fn(loss_cfg: ml_collections.ConfigDict) -> LpipsFn:
-  """:func:`make_lpips_fn` with the converted weights named by ``loss.lpips_net``; a missing
-  weight file is a one-line :class:`UserError` saying how to get it or to set
-  ``loss.lpips_weight=0``."""
+def load_lpips_params(loss_cfg: ml_collections.ConfigDict,
+                      hint: str = "train without LPIPS: --config.loss.lpips_weight=0") -> Any:
+  """The converted LPIPS weights named by ``loss.lpips_net`` (pass them into the jitted step and
+  build :func:`make_lpips_fn` there), or None when ``loss.lpips_weight`` is 0. A missing weight
+  file is a one-line :class:`UserError` saying how to get it, or ``hint``."""
+  if not loss_cfg.get("lpips_weight", 1.0):
+    return None
   from jaxspatial.metrics import weights
-  net = loss_cfg.get("lpips_net", "vgg")
   try:
-    params = weights.load_params(f"lpips-{net}")
+    return weights.load_params(f"lpips-{loss_cfg.get('lpips_net', 'vgg')}")
   except UserError as e:
-    raise UserError(f"{e} (or train/finetune without LPIPS: loss.lpips_weight=0)") from None
-  return make_lpips_fn(params, net, int(loss_cfg.get("lpips_resolution", 0)))
+    raise UserError(f"{e} (or {hint})") from None
 
 
 # --------------------------------------------------------------------------- frozen generator

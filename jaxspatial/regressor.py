@@ -204,15 +204,8 @@ class RegressorModel(Model):
     loss_cfg = ml_collections.ConfigDict(
         self.config.loss.to_dict() if "loss" in self.config else {})
     loss_cfg.lpips_weight = float(lpips_weight)
-    lpips_params = None
-    if lpips_weight:
-      from jaxspatial.metrics import weights
-      net = loss_cfg.get("lpips_net", "vgg")
-      try:
-        lpips_params = weights.load_params(f"lpips-{net}")
-      except UserError as e:
-        raise UserError(f"{e} (or finetune without LPIPS: lpips_weight=0 / "
-                        "--finetune-lpips 0)") from None
+    lpips_params = regression.load_lpips_params(
+        loss_cfg, hint="finetune without LPIPS: lpips_weight=0 / --finetune-lpips 0")
     step_fn = self._finetune_step(loss_cfg, float(lr))
     optimizer = optax.adam(lr, *FINETUNE_BETAS)
     params, e_state = self.e_vars["params"], self.e_vars["batch_stats"]

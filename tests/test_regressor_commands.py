@@ -199,3 +199,13 @@ def test_command_exit_status_in_a_real_process(dirs):
       capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
   assert proc.returncode == 2
   assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_bench_composite_small():
+  from jaxspatial.bench_regressor import bench_composite
+  rows = bench_composite(16, channel_base=256, channel_max=32, w_dim=32, depth=18, width=8,
+                         opt_steps=10, measure_steps=1, repeats=1)
+  assert [r["method"].split(":")[0] for r in rows] == ["regressor composite", "optimisation"]
+  assert all(r["seconds_per_image"] > 0 for r in rows)
+  assert rows[1]["speedup"] == pytest.approx(rows[1]["seconds_per_image"]
+                                             / rows[0]["seconds_per_image"])

@@ -1,6 +1,9 @@
 """Latent-regression pieces: mask sampler, losses, the training/finetuning loss functions,
 collages."""
 
+import importlib.util
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -93,6 +96,33 @@ def test_regression_losses_terms():
     rg.regression_losses(x, rec, w, ws)
 
 
+def test_lpips_fn_resizes_and_masks():
+  from jaxspatial.metrics import lpips_net
+  rng = np.random.default_rng(2)
+  x, y = jnp.asarray(rng.uniform(-1, 1, (2, 2, 16, 16, 3)), jnp.float32)
+  params = jax.jit(lpips_net.LPIPS("vgg").init)(jax.random.key(0), x, y)["params"]
+  params = {k: jnp.abs(jax.random.normal(jax.random.key(1), v.shape)) if k.startswith("lin")
+            else v for k, v in params.items()}   # random non-negative heads (init is zeros)
+  ones = jnp.ones((2, 16, 16, 1))
+  half = ones.at[:, 8:].set(0.0)
+
+  @jax.jit
+  def values(params, x, y):
+    fn, fn32 = rg.make_lpips_fn(params, "vgg"), rg.make_lpips_fn(params, "vgg", 32)
+    spatial = lpips_net.lpips_distance(params, x, y, "vgg", spatial=True)
+    up = lambda a: R.area_resize(a, 32)  # noqa: E731
+    return (fn(x, y), fn(x, y, ones), fn(x, y, half), spatial[:, :8].mean(axis=(1, 2)),
+            fn32(x, y), lpips_net.lpips_distance(params, up(x), up(y), "vgg"))
+
+  d, d_ones, d_half, want_half, d32, want32 = values(params, x, y)
+  assert d.shape == (2,) and np.all(np.asarray(d) > 0)
+  np.testing.assert_allclose(d_ones, d, rtol=1e-3)         # a full mask is plain LPIPS
+  np.testing.assert_allclose(d_half, want_half, rtol=1e-5)  # Σ map·m / Σ m
+  np.testing.assert_allclose(d32, want32, rtol=1e-5)
+  assert np.isfinite(np.asarray(d32)).all() and not np.allclose(d32, d)
+  assert rg.load_lpips_params(ml_collections.ConfigDict({"lpips_weight": 0.0})) is None
+
+
 # ---------------------------------------------------------------------------- loss functions
 
 
@@ -146,19 +176,31 @@ def test_finetune_loss_ignores_unknown_pixels(setup):
   assert np.isfinite(loss) and set(metrics) == {"loss", "mse"}
 
 
-def test_attach_generator(tmp_path, setup):
+def _regressor_config(preset):
+  spec = importlib.util.spec_from_file_location(
+      "regressor_config", pathlib.Path(__file__).parents[1] / "configs" / "regressor.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def test_configs_and_attach_generator(tmp_path, setup):
+  for preset in ("tiny", "demo", "paper256"):
+    c = _regressor_config(preset)
+    assert c.model.kind == "regressor" and c.generator == ""
+    assert (c.optim.lr, c.optim.b1, c.optim.b2) == (1e-4, 0.5, 0.999)
+  assert _regressor_config("paper256").model.depth == 34
   cfg, _, g_vars, _ = setup
   g_dir = tmp_path / "g"
   checkpoint.save_model_dir(g_dir, {"g_ema": g_vars},
                             ml_collections.ConfigDict({"model": cfg.model.generator.to_dict()}))
-  train_cfg = ml_collections.ConfigDict(dict(
-      generator=str(g_dir), batch_size=4,
-      model=dict(kind="regressor", depth=18, width=8, input_size=0, use_mask=False,
-                 noise_mode="const"),
-      data=dict(resolution=0)))
+  train_cfg = _regressor_config("tiny")
+  train_cfg.generator = str(g_dir)
+  train_cfg.model.use_mask = False
   out, got = rg.attach_generator(train_cfg)
   assert out.model.num_ws == 6 and out.model.input_size == 16 and not out.model.use_mask
   assert out.model.generator.resolution == 16 and out.data.resolution == 16
+  assert R.build_regressor(out.model).depth == 18
   assert jax.tree.structure(got) == jax.tree.structure(g_vars)
   for bad, msg in [("", "--config.generator=DIR"), (str(tmp_path / "nope"), "does not exist")]:
     train_cfg.generator = bad
