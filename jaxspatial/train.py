@@ -23,6 +23,13 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and preset: configs/<model>.py[:tiny|demo|paper256]. "
     "Override any key with --config.KEY=VALUE.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, samples, logs).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", None, "HOST:PORT of process 0 for a multi-process run (TPU pod slices and "
+    "Slurm are detected without it).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout", 100, "Seconds after which a dead peer fails a multi-process run.")
 
 
 def _run(argv) -> None:
@@ -32,7 +39,12 @@ def _run(argv) -> None:
     raise cli.UserError("give --config configs/<model>.py[:preset] (see --help)")
   if not _WORKDIR.value:
     raise cli.UserError("give --workdir DIR for checkpoints, samples and logs")
-  from jaxspatial.training import loop
+  from jaxspatial.training import distributed, loop
+  try:
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           _HEARTBEAT.value)
+  except ValueError as e:
+    raise cli.UserError(str(e)) from None
   config = _CONFIG.value
   if config.model.kind == "regressor":
     from jaxspatial.training import regressor_loop

@@ -187,9 +187,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pat
         writer.write(step, jax.device_get(metrics), kimg=step * config.batch_size / 1000,
                      images_per_sec=progress.images_per_sec,
                      corrupt_images=float(pipeline.corrupt_count(data_iter)))
-      if config.sample_every and step % config.sample_every == 0 and is_main:
-        imageio.save_grid(samples_dir / f"step_{step:06d}.png", trainer.samples(fixed_inputs),
-                          upscale_to=64)
+      if config.sample_every and step % config.sample_every == 0:
+        images = trainer.samples(fixed_inputs)     # every process takes part in the jit
+        if is_main:
+          imageio.save_grid(samples_dir / f"step_{step:06d}.png", images, upscale_to=64)
       stop = preemption.requested or mngr.reached_preemption(step)
       if stop or (config.checkpoint_every and step % config.checkpoint_every == 0):
         trainer.save(mngr, data_iter.get_state(), force=stop)
@@ -203,9 +204,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pat
   mngr.close()
   progress.close()
   writer.close()
+  if step == config.total_steps and config.total_steps > start:
+    images = trainer.samples(fixed_inputs)
   if is_main and step == config.total_steps and config.total_steps > start:
-    imageio.save_grid(samples_dir / f"step_{step:06d}.png", trainer.samples(fixed_inputs),
-                      upscale_to=64)
+    imageio.save_grid(samples_dir / f"step_{step:06d}.png", images, upscale_to=64)
     elapsed = time.perf_counter() - t0
     print(f"trained steps {start}..{step} in {elapsed:.0f}s; checkpoints: "
           f"{checkpoint.checkpoint_root(workdir)}, samples: {samples_dir}, metrics: "
