@@ -28,6 +28,9 @@ _COORDINATOR = flags.DEFINE_string(
     "Slurm are detected without it).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join a multi-host run with jax's cluster auto-detection (Cloud TPU "
+    "VM pod slices, Slurm); launch/ scripts pass it.")
 _HEARTBEAT = flags.DEFINE_integer(
     "heartbeat_timeout", 100, "Seconds after which a dead peer fails a multi-process run.")
 
@@ -42,7 +45,7 @@ def _run(argv) -> None:
   from jaxspatial.training import distributed, loop
   try:
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                           _HEARTBEAT.value)
+                           _HEARTBEAT.value, auto=_DISTRIBUTED.value)
   except ValueError as e:
     raise cli.UserError(str(e)) from None
   config = _CONFIG.value

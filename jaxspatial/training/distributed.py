@@ -23,8 +23,12 @@ def environment_is_multiprocess(environ=os.environ) -> bool:
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, heartbeat_timeout_s: int = 100) -> bool:
+               process_id: int | None = None, heartbeat_timeout_s: int = 100,
+               auto: bool = False) -> bool:
   """Joins the distributed runtime when asked to or when the environment says so.
+
+  ``auto`` forces jax's own cluster detection (Cloud TPU VM metadata, Slurm, ...) even
+  where the environment variables checked here are absent; the TPU launcher passes it.
 
   Returns True when running multi-process. A peer that dies is noticed by the coordination
   service within ``heartbeat_timeout_s`` and the survivors exit with an error instead of
@@ -33,7 +37,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   explicit = coordinator is not None
   if explicit and (num_processes is None or process_id is None):
     raise ValueError("--coordinator needs --num_processes and --process_id")
-  if not explicit and not environment_is_multiprocess():
+  if not explicit and not auto and not environment_is_multiprocess():
     return False
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU backend only
   if explicit:
