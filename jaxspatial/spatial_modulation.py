@@ -89,16 +89,29 @@ def window_means(s2: Array, radius: int, border: str = "replicate") -> Array:
     border: what lies outside the image ("replicate": edge values, "zero").
   Returns:
     (N, 2r+1, 2r+1, C); entry [a, b] is ``mean_{i<H, j<W} s2_padded[i + a, j + b]``, i.e.
-    the mean of ``s2`` shifted by (a - r, b - r). Two cumulative sums, no convolution.
+    the mean of ``s2`` shifted by (a - r, b - r). No convolution: per axis, the window sums
+    are the full sum minus cumulative sums of the 2r leading and trailing lines.
   """
   n, h, w, c = s2.shape
   p = _pad_border(s2.astype(jnp.float32), radius, border)
-  k = 2 * radius + 1
-  rows = jnp.cumsum(jnp.pad(p, ((0, 0), (1, 0), (0, 0), (0, 0))), axis=1)
-  rows = rows[:, h:h + k] - rows[:, :k]                    # (N, k, W + 2r, C)
-  cols = jnp.cumsum(jnp.pad(rows, ((0, 0), (0, 0), (1, 0), (0, 0))), axis=2)
-  sums = cols[:, :, w:w + k] - cols[:, :, :k]              # (N, k, k, C)
+  sums = _window_sums(_window_sums(p, w, radius, axis=2), h, radius, axis=1)
   return sums / (h * w)
+
+
+def _window_sums(p: Array, size: int, radius: int, axis: int) -> Array:
+  """Sums of ``p`` over the 2r+1 windows of length ``size`` along ``axis`` (length size+2r),
+  which replace that axis: window ``b`` = total - (first ``b`` lines) - (last ``2r - b``)."""
+  total = jnp.sum(p, axis=axis, keepdims=True)
+  if radius == 0:
+    return total
+  m = 2 * radius
+  lead = jax.lax.slice_in_dim(p, 0, m, axis=axis)
+  trail = jax.lax.slice_in_dim(p, size, size + m, axis=axis)
+  zero = jnp.zeros_like(total)
+  before = jnp.concatenate([zero, jnp.cumsum(lead, axis=axis)], axis=axis)
+  after = jnp.concatenate([jnp.flip(jnp.cumsum(jnp.flip(trail, axis), axis=axis), axis), zero],
+                          axis=axis)
+  return total - before - after
 
 
 def tap_offsets(kernel_size: int, up: bool) -> np.ndarray:
