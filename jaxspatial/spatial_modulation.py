@@ -19,9 +19,10 @@ For tap ``t`` of a 'same' cross-correlation, output pixel ``o`` reads input ``o 
     σ_E² = Σ_{t, c} w²[t, c, c'] · S[t, c],   S[t, c] = mean_{o ∈ HW} s²[o + t - r, c]
 
 ``S`` holds the means of ``s²`` over the H×W window shifted by each of the k×k tap offsets:
-``window_means`` gets all (2r+1)² of them from two cumulative sums. The cost is an
-elementwise pass over ``s²`` plus one (k²·Cin)×Cout contraction per sample — a k×k conv
-evaluated at a single pixel — instead of a full-resolution ``w² * s²`` convolution.
+``window_means`` gets all (2r+1)² of them from the total sum minus cumulative sums of the 2r
+leading and trailing rows and columns. The cost is one reduction pass over ``s²`` plus one
+(k²·Cin)×Cout contraction per sample — a k×k conv evaluated at a single pixel — instead of
+a full-resolution ``w² * s²`` convolution.
 
 Border convention
 -----------------

@@ -12,7 +12,7 @@ from PIL import Image
 
 import jaxspatial as js
 import rosinality_recipe as recipe
-from jaxspatial import convert_torch, resample, ssn
+from jaxspatial import bench_ssn, convert_torch, resample, ssn
 from jaxspatial.cli import UserError
 from jaxspatial.models import ssn as ssn_models
 
@@ -80,6 +80,10 @@ def test_converted_ssn_reproduces_the_pytorch_stylegan2(converted):
   want = recipe.to_nhwc(converted["outputs"]["img_noise_buffers"])
   assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
   assert m.sample_z(5, 2).shape == (2, 4, 4, 32)
+  zs = m.sample_z(5, 2)
+  w = m.mapping(zs)
+  ws = np.repeat((m.w_avg + 0.5 * (w - m.w_avg))[:, None], m.num_ws, axis=1)
+  np.testing.assert_allclose(m.generate(zs, truncation=0.5), m.synthesize(ws), atol=1e-5)
   with pytest.raises(UserError, match=r"expected \(n, 4, 4, 32\)"):
     m.generate(z)
   with pytest.raises(UserError, match="expected"):
@@ -162,3 +166,9 @@ def test_family_distortion_loss_is_differentiable():
   off, _ = ssn.SSNFamily(cfg, g, None).extra_generator_loss(variables, None, inputs, None, None,
                                                             jax.random.key(2))
   assert float(off) == 0.0
+
+
+def test_sigma_e_benchmark_runs():
+  rows = bench_ssn.bench_sigma_e((8,), channels=8, batch=2, repeats=1)
+  assert [r["up"] for r in rows] == [False, True]
+  assert all(r["closed_s"] > 0 and r["max_rel_diff"] < 1e-5 for r in rows)
