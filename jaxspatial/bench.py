@@ -2,6 +2,7 @@
 
     python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
     python -m jaxspatial.bench train              # train-step images/s: tiny, demo, 256 px
+    python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
     python -m jaxspatial.bench shapes|inception|ssn|sigma_e|alignment|composite
 
 Figures on a shared CPU are noisy: compare rows measured in the same run.
@@ -106,6 +107,67 @@ def bench_train(presets=("tiny", "demo", "256"), iters: int = 2) -> list[dict]:
   return rows
 
 
+def load_config_file(path: str, preset: str):
+  """``get_config(preset)`` of a config file (configs/<family>.py)."""
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def train_step_flops(config) -> float:
+  """FLOPs of one compiled GAN iteration (XLA's HLO cost analysis of the lowered step)."""
+  from jaxspatial.training import gan_step, loop
+  from jaxspatial.training import state as state_lib
+  family = loop.make_family(config)
+  opt_g, opt_d = state_lib.make_optimizers(config)
+  step = gan_step.make_train_step(config, family, opt_g, opt_d)
+  abstract = jax.eval_shape(lambda k: gan_step.init_state(config, family, opt_g, opt_d, k),
+                            jax.random.key(0))
+  res = config.model.resolution
+  batch = {"image": jax.ShapeDtypeStruct((config.batch_size, res, res, 3), jnp.float32)}
+  cost = jax.jit(step).lower(abstract, batch).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"])
+
+
+def bench_flops(families=("stylegan2", "ssn", "spatialgan"), preset: str = "paper256") -> list[dict]:
+  """Per-iteration FLOPs of each family's ``paper256`` step, split into the always-on part
+  and the lazy regularisers, amortised over their intervals (docs/scaling.md)."""
+  import copy
+  import pathlib
+  rows = []
+  configs_dir = pathlib.Path(__file__).resolve().parents[1] / "configs"
+  for family in families:
+    path = configs_dir / f"{family}.py"
+    if not path.exists():
+      continue
+    config = load_config_file(str(path), preset)
+    loss = config.loss
+    plain = copy.deepcopy(config)
+    plain.loss.update(r1_gamma=0.0, pl_weight=0.0)
+    base = train_step_flops(plain)
+    r1 = pl = 0.0
+    if loss.r1_gamma > 0:
+      with_r1 = copy.deepcopy(plain)
+      with_r1.loss.r1_gamma = loss.r1_gamma
+      r1 = train_step_flops(with_r1) - base
+    if loss.pl_weight > 0:
+      with_pl = copy.deepcopy(plain)
+      with_pl.loss.pl_weight = loss.pl_weight
+      pl = train_step_flops(with_pl) - base
+    amortised = base + r1 / loss.r1_every + pl / loss.pl_every
+    rows.append({"bench": f"{family} {preset} step FLOPs", "batch": config.batch_size,
+                 "resolution": config.model.resolution, "main_TFLOP": round(base / 1e12, 2),
+                 "r1_TFLOP": round(r1 / 1e12, 2), "pl_TFLOP": round(pl / 1e12, 2),
+                 "amortised_TFLOP/step": round(amortised / 1e12, 2),
+                 "GFLOP/image": round(amortised / config.batch_size / 1e9, 1)})
+  return rows
+
+
 def _external(module: str, fn: str) -> Callable[[], list[dict]]:
   def run():
     out = getattr(importlib.import_module(module), fn)()
@@ -116,6 +178,7 @@ def _external(module: str, fn: str) -> Callable[[], list[dict]]:
 BENCHES: dict[str, Callable[[], list[dict]]] = {
     "generator": bench_generator,
     "train": bench_train,
+    "flops": bench_flops,
     "shapes": _external("jaxspatial.data.bench", "bench_shapes"),
     "inception": _external("jaxspatial.metrics.bench", "bench_inception"),
     "ssn": _external("jaxspatial.bench_ssn", "bench_ssn_vs_stylegan2"),

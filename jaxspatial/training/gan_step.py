@@ -159,8 +159,11 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
       return args[0], args[1], jnp.zeros((), jnp.float32)
 
     do_r1 = jnp.logical_and(r1_on, state.step % loss.r1_every == 0)
-    d_params, opt_d_state, penalty = jax.lax.cond(do_r1, r1_update, skip,
-                                                  (d_params, opt_d_state))
+    if r1_on:   # a disabled regulariser is not even compiled
+      d_params, opt_d_state, penalty = jax.lax.cond(do_r1, r1_update, skip,
+                                                    (d_params, opt_d_state))
+    else:
+      penalty = jnp.zeros((), jnp.float32)
     metrics.update({"r1_penalty": penalty, "r1_applied": do_r1.astype(jnp.float32)})
     return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
 
@@ -212,8 +215,9 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
       return args + (jnp.zeros((), jnp.float32),)
 
     do_pl = jnp.logical_and(pl_on, state.step % loss.pl_every == 0)
-    g_params, opt_g_state, pl_mean, penalty = jax.lax.cond(
-        do_pl, pl_update, skip, (state.g["params"], state.opt_g, state.pl_mean))
+    args = (state.g["params"], state.opt_g, state.pl_mean)
+    g_params, opt_g_state, pl_mean, penalty = (
+        jax.lax.cond(do_pl, pl_update, skip, args) if pl_on else skip(args))
     new_state = state.replace(g={**state.g, "params": g_params}, opt_g=opt_g_state,
                               pl_mean=pl_mean)
     return new_state, {"pl_penalty": penalty, "pl_mean": pl_mean,
