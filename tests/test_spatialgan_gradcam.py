@@ -162,6 +162,14 @@ def test_alignment_loss_matches_numpy(setup):
   np.testing.assert_allclose(loss_min, want, rtol=1e-4)
 
 
+def np_init(module, seed, *args):
+  """Variables shaped like ``module.init``'s, filled with N(0, 1) numpy draws (a compiled
+  init costs tens of seconds on the shared CI machine; its values do not matter here)."""
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape).astype(s.dtype)), shapes)
+
+
 @pytest.fixture(scope="module")
 def tiny_pair():
   cfg = sp.spatialgan_model_config(16, z_dim=8, w_dim=8, n_mlp=1, channel_base=64,
@@ -170,8 +178,8 @@ def tiny_pair():
   key = jax.random.key(1)
   h = G.sample_heatmaps(key, 2)
   z = jax.random.normal(key, (2, 8))
-  g_vars = G.init({"params": key}, z, h)
-  d_vars = D.init(key, jnp.zeros((1, 16, 16, 3)))
+  g_vars = np_init(G, 0, z, h)
+  d_vars = np_init(D, 1, jnp.zeros((2, 16, 16, 3)))
   return G, D, g_vars, d_vars, z, h
 
 
