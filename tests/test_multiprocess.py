@@ -107,6 +107,8 @@ def test_killed_process_fails_the_run_and_relaunch_resumes(tmp_path):
   ckpts = tmp_path / "checkpoints"
   deadline = time.time() + 600
   while time.time() < deadline and len([p for p in ckpts.glob("[0-9]*")]) < 2:
+    for p in procs:
+      assert p.poll() is None, p.communicate()[1][-3000:]
     time.sleep(0.5)
   procs[1].send_signal(signal.SIGKILL)
   procs[1].wait()

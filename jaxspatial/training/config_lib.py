@@ -45,7 +45,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
     c.data = data_config(16)
-    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=2)
+    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=1)
     c.ema_kimg = 0.01
     c.num_samples = 4
   elif preset == "demo":
