@@ -1,4 +1,4 @@
-"""Latent-regressor training configs (Chai, Wulff & Isola 2021) against a frozen StyleGAN2.
+r"""Latent-regressor training configs (Chai, Wulff & Isola 2021) against a frozen StyleGAN2.
 
     python -m jaxspatial.train --config configs/regressor.py:demo --workdir runs/reg-demo \
         --config.generator=runs/sg2-demo

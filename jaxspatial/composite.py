@@ -1,4 +1,4 @@
-"""Composite a collage of image parts into one coherent image with a latent regressor.
+r"""Composite a collage of image parts into one coherent image with a latent regressor.
 
     python -m jaxspatial.composite --checkpoint runs/regressor \
         --part sky.png:sky_mask.png --part tower.png:tower_mask.png --out out.png [--finetune 30]

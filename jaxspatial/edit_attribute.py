@@ -1,4 +1,4 @@
-"""One-shot attribute edit with a latent regressor: learn a change from a single example pair.
+r"""One-shot attribute edit with a latent regressor: learn a change from a single example pair.
 
     python -m jaxspatial.edit_attribute --checkpoint runs/regressor \
         --source x1.png --edited x1_edited.png --target x2.png [--target x3.png] --out out.png

@@ -1,4 +1,4 @@
-"""Fill in the unknown pixels of an image with a latent regressor and its generator.
+r"""Fill in the unknown pixels of an image with a latent regressor and its generator.
 
     python -m jaxspatial.inpaint --checkpoint runs/regressor --image x.png --mask known.png \
         --out out.png [--finetune 30] [--paste]

@@ -36,10 +36,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from jaxspatial import checkpoint
-from jaxspatial import models as models_lib
 from jaxspatial.cli import UserError
 from jaxspatial.metrics.masked_l1 import masked_l1  # noqa: F401  (re-exported: collage L1)
 from jaxspatial.models import regressor as regressor_lib

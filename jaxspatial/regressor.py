@@ -25,7 +25,6 @@ import dataclasses
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -201,13 +200,14 @@ class RegressorModel(Model):
       raise UserError(f"finetune steps must be >= 0, got {steps}")
     if not lr > 0:
       raise UserError(f"finetune lr must be positive, got {lr}")
+    if not mask.reshape(len(mask), -1).any(axis=1).all():
+      raise UserError("finetune needs at least one known pixel (mask = 1) in every image")
     loss_cfg = ml_collections.ConfigDict(
         self.config.loss.to_dict() if "loss" in self.config else {})
     loss_cfg.lpips_weight = float(lpips_weight)
     lpips_params = regression.load_lpips_params(
         loss_cfg, hint="finetune without LPIPS: lpips_weight=0 / --finetune-lpips 0")
-    step_fn = self._finetune_step(loss_cfg, float(lr))
-    optimizer = optax.adam(lr, *FINETUNE_BETAS)
+    step_fn, optimizer = self._finetune_step(loss_cfg, float(lr))
     params, e_state = self.e_vars["params"], self.e_vars["batch_stats"]
     opt_state = optimizer.init(params)
     key = jax.random.key(seed)
@@ -220,6 +220,7 @@ class RegressorModel(Model):
     return tuned
 
   def _finetune_step(self, loss_cfg: ml_collections.ConfigDict, lr: float):
+    """(jitted Adam step on E's params, its optimiser), cached per loss config and lr."""
     cache_key = (lr, loss_cfg.to_json())
     if cache_key in self._finetune_steps:
       return self._finetune_steps[cache_key]
@@ -227,7 +228,8 @@ class RegressorModel(Model):
                                      "loss": loss_cfg.to_dict()})
     optimizer = optax.adam(lr, *FINETUNE_BETAS)
     g_module, noise = self._g_module, self.noise
-    lpips_net, lpips_res = loss_cfg.get("lpips_net", "vgg"), int(loss_cfg.get("lpips_resolution", 0))
+    lpips_net = loss_cfg.get("lpips_net", "vgg")
+    lpips_res = int(loss_cfg.get("lpips_resolution", 0))
 
     def step(params, opt_state, e_state, g_vars, lpips_params, key, x, mask):
       g_apply = regression.generator_fns(g_module, g_vars, noise, key)
@@ -238,8 +240,8 @@ class RegressorModel(Model):
       updates, opt_state = optimizer.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), opt_state, metrics
 
-    fn = self._finetune_steps[cache_key] = self._jit(step)
-    return fn
+    self._finetune_steps[cache_key] = (self._jit(step), optimizer)
+    return self._finetune_steps[cache_key]
 
   # ------------------------------------------------------------------ independence
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 import torch
 
@@ -142,23 +143,32 @@ def setup():
 def test_regressor_loss_fn_trains_e_only(setup):
   cfg, generator, g_vars, e_vars = setup
   fake_lpips = lambda a, b: jnp.mean(jnp.abs(a - b), axis=(1, 2, 3))  # noqa: E731
+  optimizer = optax.adam(1e-3, b1=0.5, b2=0.999)
 
   @jax.jit
-  def step(e_params, e_state, g_vars, key):
+  def step(e_params, e_state, opt_state, g_vars, key):
     g_apply = rg.generator_fns(generator, g_vars)
     grad_fn = jax.value_and_grad(rg.regressor_loss_fn, has_aux=True)
-    return grad_fn(e_params, e_state, g_apply, key, cfg, fake_lpips)
+    (loss, (metrics, e_state)), grads = grad_fn(e_params, e_state, g_apply, key, cfg, fake_lpips)
+    updates, opt_state = optimizer.update(grads, opt_state, e_params)
+    return optax.apply_updates(e_params, updates), e_state, opt_state, metrics, grads
 
-  (loss, (metrics, new_state)), grads = step(e_vars["params"], e_vars["batch_stats"], g_vars,
-                                             jax.random.key(2))
+  params, state = e_vars["params"], e_vars["batch_stats"]
+  opt_state = optimizer.init(params)
+  key = jax.random.key(2)                       # one fixed batch: the loss must go down
+  params, state, opt_state, metrics, grads = step(params, state, opt_state, g_vars, key)
   assert set(metrics) == {"loss", "mse", "lpips", "latent", "mask_coverage"}
-  np.testing.assert_allclose(loss, metrics["mse"] + metrics["lpips"] + metrics["latent"],
-                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["loss"],
+                             metrics["mse"] + metrics["lpips"] + metrics["latent"], rtol=1e-5)
   assert 0.0 < metrics["mask_coverage"] <= 1.0
   norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]
   assert all(np.isfinite(norms)) and max(norms) > 0
-  assert jax.tree.structure(new_state) == jax.tree.structure(e_vars["batch_stats"])
-  assert not np.allclose(new_state["bn1"]["mean"], e_vars["batch_stats"]["bn1"]["mean"])
+  assert jax.tree.structure(state) == jax.tree.structure(e_vars["batch_stats"])
+  assert not np.allclose(state["bn1"]["mean"], e_vars["batch_stats"]["bn1"]["mean"])
+  first = float(metrics["loss"])
+  for _ in range(15):
+    params, state, opt_state, metrics, _ = step(params, state, opt_state, g_vars, key)
+  assert float(metrics["loss"]) < 0.7 * first, (first, float(metrics["loss"]))
 
 
 def test_finetune_loss_ignores_unknown_pixels(setup):
