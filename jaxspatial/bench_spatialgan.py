@@ -55,23 +55,28 @@ def _g_step(resolution: int, batch: int, encoding: str, with_align: bool, channe
 
 def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int = 2048,
                     channel_max: int = 128, repeats: int = 5, seed: int = 0) -> list[dict]:
-  """Median seconds of one G step (forward + backward) per variant.
+  """Median seconds of one G step (forward + backward) per variant, the variants timed in
+  turn ``repeats`` times after one warm-up call each.
 
   Returns one dict per variant: ``variant``, ``resolution``, ``batch``, ``seconds``,
   ``compile_s``, ``relative`` (to ``stylegan2``), ``platform``, ``devices``.
   """
-  rows = []
-  for name, encoding, with_align in VARIANTS:
+  runs, compile_s = [], []
+  for _, encoding, with_align in VARIANTS:
     run = _g_step(resolution, batch, encoding, with_align, channel_base, channel_max, seed)
     t0 = time.perf_counter()
     jax.block_until_ready(run())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
+    runs.append(run)
+    compile_s.append(time.perf_counter() - t0)
+  times = [[] for _ in VARIANTS]
+  for _ in range(repeats):        # interleaved, so load changes on a shared machine hit all
+    for run, t in zip(runs, times):
       t0 = time.perf_counter()
       jax.block_until_ready(run())
-      times.append(time.perf_counter() - t0)
-    seconds = statistics.median(times)
+      t.append(time.perf_counter() - t0)
+  rows = []
+  for (name, _, _), t, first in zip(VARIANTS, times, compile_s):
+    seconds = statistics.median(t)
     rows.append({"variant": name, "resolution": resolution, "batch": batch,
                  "seconds": seconds, "compile_s": max(first - seconds, 0.0),
                  "platform": jax.devices()[0].platform, "devices": jax.device_count()})

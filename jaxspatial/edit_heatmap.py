@@ -125,10 +125,12 @@ def draw_centres(image: np.ndarray, heatmaps, size: int, previous=None) -> np.nd
     colour = LEVEL_COLOURS[min(level, len(LEVEL_COLOURS) - 1)]
     r = max(2, size // (24 * (level + 1)))
     y, x = px[i]
-    if old is not None and np.linalg.norm(old[i] - px[i]) > 0.5:
-      draw.line([(old[i][1], old[i][0]), (x, y)], fill=colour, width=max(1, size // 128))
-    draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=max(1, size // 128))
-    draw.text((x + r + 1, y - r - 1), str(i), fill=colour)
+    width = max(1, size // 128)
+    for fill, w in (((0, 0, 0), width + 2), (colour, width)):   # dark halo, then colour
+      if old is not None and np.linalg.norm(old[i] - px[i]) > 0.5:
+        draw.line([(old[i][1], old[i][0]), (x, y)], fill=fill, width=w)
+      draw.ellipse([x - r, y - r, x + r, y + r], outline=fill, width=w)
+    draw.text((x + r + 1, y - r - 1), str(i), fill=colour, stroke_width=1, stroke_fill=(0, 0, 0))
   return np.asarray(tile)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxspatial import losses_spatialgan as align
 from jaxspatial.cli import UserError
+from jaxspatial.edit import heatmaps as heatmaps_lib
 from jaxspatial.edit.heatmaps import Heatmaps
 from jaxspatial.model import GeneratorModel
 from jaxspatial.training import gan_step
@@ -47,7 +48,7 @@ class SpatialGANModel(GeneratorModel):
                                                   rngs={"noise": key}),
         static_argnums=3)
     self._sample_heatmaps = jax.jit(g.sample_heatmaps, static_argnums=1)
-    self._structure = g.sample_heatmaps(jax.random.key(0), 1)
+    self._levels, self._parents = heatmaps_lib.structure(g.heatmaps, g.num_objects)
 
   # ------------------------------------------------------------------ properties
 
@@ -61,7 +62,7 @@ class SpatialGANModel(GeneratorModel):
 
   @property
   def num_centers(self) -> int:
-    return self._structure.num_centers
+    return len(self._levels)
 
   # ------------------------------------------------------------------ API
 
@@ -148,9 +149,8 @@ class SpatialGANModel(GeneratorModel):
   def _check_heatmaps(self, h, n: int) -> Heatmaps:
     if not isinstance(h, Heatmaps):
       raise UserError(f"heatmaps must be a Heatmaps (from sample_heatmaps), got {type(h).__name__}")
-    if (h.levels, h.parents) != (self._structure.levels, self._structure.parents):
-      raise UserError(f"heatmaps have levels {h.levels}; this model takes "
-                      f"{self._structure.levels}")
+    if (h.levels, h.parents) != (self._levels, self._parents):
+      raise UserError(f"heatmaps have levels {h.levels}; this model takes {self._levels}")
     h = h.numpy()
     if h.batch_size == 1 and n != 1:
       h = h.take(np.zeros(n, int))

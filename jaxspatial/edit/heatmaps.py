@@ -186,7 +186,11 @@ class Heatmaps:
 # ---------------------------------------------------------------------------- sampling
 
 
-def _structure(mode: str, num_objects: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def structure(mode: str, num_objects: int = MULTI_OBJECTS
+              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """``(levels, parents)`` of the heatmaps that ``sample(..., mode)`` draws."""
+  if mode not in MODES:
+    raise ValueError(f"heatmap mode must be one of {MODES}, got {mode!r}")
   if mode == "multi":
     return (0,) * num_objects, (-1,) * num_objects
   levels = tuple(l for l, n in enumerate(LEVEL_COUNTS) for _ in range(n))
@@ -224,15 +228,13 @@ def sample(key: jax.Array, n: int, mode: str = "hierarchical", *,
            num_objects: int = MULTI_OBJECTS, object_std: float = MULTI_STD,
            object_sigma_scale: float = MULTI_SIGMA_SCALE) -> Heatmaps:
   """``n`` random heatmaps (jax arrays); ``mode`` in hierarchical | independent | multi."""
-  if mode not in MODES:
-    raise ValueError(f"heatmap mode must be one of {MODES}, got {mode!r}")
+  levels, parents = structure(mode, num_objects)
   keys = jax.random.split(key, n)
   if mode == "multi":
     one = lambda k: _sample_multi(k, num_objects, object_std, object_sigma_scale)
   else:
     one = lambda k: _sample_single(k, mode == "hierarchical")
   centers, sigmas = jax.vmap(one)(keys)
-  levels, parents = _structure(mode, num_objects)
   return Heatmaps(centers=centers, sigmas=sigmas, amplitudes=jnp.ones(sigmas.shape),
                   levels=levels, parents=parents)
 
@@ -241,7 +243,7 @@ def from_centers(centers: Array, sigmas: Array, mode: str = "multi") -> Heatmaps
   """A heatmap from explicit centres (N, K, 2) and sigmas (N, K) with ``mode``'s structure
   (``multi``: K level-0 objects; hierarchical/independent: K must be 7)."""
   centers, sigmas = np.asarray(centers, np.float32), np.asarray(sigmas, np.float32)
-  levels, parents = _structure(mode, centers.shape[1])
+  levels, parents = structure(mode, centers.shape[1])
   if len(levels) != centers.shape[1]:
     raise ValueError(f"{mode} heatmaps have {len(levels)} centres, got {centers.shape[1]}")
   return Heatmaps(centers=centers, sigmas=sigmas, amplitudes=np.ones(sigmas.shape, np.float32),
