@@ -101,9 +101,8 @@ def read_config(directory: str | pathlib.Path, step: int | None = None) -> ml_co
 def restore_models(directory: str | pathlib.Path, step: int | None = None) -> dict:
   """The ``models`` item of a checkpoint as saved (numpy/jax arrays on the default device)."""
   step = resolve_step(directory, step)
-  mngr = manager(directory, read_only=True)
-  try:
-    out = mngr.restore(step, args=restore_args(models=None))
-  finally:
-    mngr.close()
-  return out.models
+  path = checkpoint_root(directory) / str(step) / "models"
+  if not path.is_dir():
+    raise UserError(f"{path} is missing: not a jaxspatial checkpoint")
+  with ocp.StandardCheckpointer() as ckptr:
+    return ckptr.restore(path)

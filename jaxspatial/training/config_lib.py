@@ -49,8 +49,8 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
     c.ema_kimg = 0.01
     c.num_samples = 4
   elif preset == "demo":
-    c.batch_size, c.total_steps = 16, 1500
-    c.checkpoint_every, c.log_every, c.sample_every = 250, 25, 250
+    c.batch_size, c.total_steps = 16, 900
+    c.checkpoint_every, c.log_every, c.sample_every = 300, 25, 150
     c.data = data_config(32)
     c.loss.update(r1_gamma=0.05, r1_every=16, pl_weight=0.0, style_mixing=0.0)
     c.ema_kimg = 2.0
@@ -69,8 +69,8 @@ def stylegan2_model(preset: str) -> ml_collections.ConfigDict:
     return stylegan2_model_config(16, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
                                   channel_max=32, mbstd_group_size=4)
   if preset == "demo":
-    return stylegan2_model_config(32, z_dim=128, w_dim=128, n_mlp=4, channel_base=2048,
-                                  channel_max=128, mbstd_group_size=4)
+    return stylegan2_model_config(32, z_dim=64, w_dim=64, n_mlp=2, channel_base=1024,
+                                  channel_max=64, mbstd_group_size=4)
   return stylegan2_model_config(256, channel_base=16384, channel_max=512, mbstd_group_size=8)
 
 
