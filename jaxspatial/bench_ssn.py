@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import time
-from typing import Callable
+from typing import Callable, Hashable
 
 import jax
 import jax.numpy as jnp
@@ -25,21 +26,24 @@ from jaxspatial import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
 
 
-def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-  """(best seconds per call over ``repeats``, compile seconds ~ first call minus the best).
+def _time(fns: dict[Hashable, Callable[[], object]],
+          repeats: int) -> dict[Hashable, tuple[float, float]]:
+  """name -> (best seconds per call, compile seconds ~ first call minus the best).
 
-  The minimum, not the median: on a shared machine other processes only ever add time.
+  Calls are interleaved (one of each per round) and the minimum is kept: on a shared
+  machine other processes only ever add time, and interleaving spreads their load evenly.
   """
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn())
-  first = time.perf_counter() - t0
-  times = []
-  for _ in range(repeats):
+  first, times = {}, {name: [] for name in fns}
+  for name, fn in fns.items():
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  best = min(times)
-  return best, max(first - best, 0.0)
+    first[name] = time.perf_counter() - t0
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[name].append(time.perf_counter() - t0)
+  return {name: (min(ts), max(first[name] - min(ts), 0.0)) for name, ts in times.items()}
 
 
 def _device() -> dict:
@@ -54,28 +58,30 @@ def bench_ssn_vs_stylegan2(resolution: int = 32, batch: int = 16, *, channel_bas
 
   ``forward``: ``G(z)``; ``train``: gradient of ``sum(G(z))`` w.r.t. G's parameters (the
   generator's share of a training step). Returns one dict per (model, pass): ``model``,
-  ``pass``, ``resolution``, ``batch``, ``seconds`` (best of ``repeats``), ``images_per_s``, ``compile_s``,
-  ``relative`` (seconds over StyleGAN2's for the same pass), ``platform``, ``device``.
+  ``pass``, ``resolution``, ``batch``, ``seconds`` (best of ``repeats``, interleaved),
+  ``images_per_s``, ``compile_s``, ``relative`` (seconds over StyleGAN2's for the same
+  pass), ``platform``, ``device``.
   """
   kw = dict(z_dim=z_dim, w_dim=z_dim, n_mlp=n_mlp, channel_base=channel_base,
             channel_max=channel_max)
   configs = {"stylegan2": models_lib.stylegan2_model_config(resolution, **kw),
              "ssn": ssn_model_config(resolution, grid=grid, **kw)}
   key = jax.random.key(seed)
-  rows = []
+  fns = {}
   for name, cfg in configs.items():
     g = models_lib.build_generator(cfg)
     shape = (batch, z_dim) if name == "stylegan2" else (batch, *grid, z_dim)
     z = jax.random.normal(key, shape)
     variables = jax.jit(g.init)(key, z[:1])
-    fwd = jax.jit(lambda v, z: g.apply(v, z))
-    grad = jax.jit(jax.grad(lambda p, v, z: jnp.sum(g.apply({**v, "params": p}, z))))
-    for pass_name, fn in (("forward", lambda: fwd(variables, z)),
-                          ("train", lambda: grad(variables["params"], variables, z))):
-      seconds, compile_s = _time(fn, repeats)
-      rows.append({"model": name, "pass": pass_name, "resolution": resolution, "batch": batch,
-                   "seconds": seconds, "images_per_s": batch / seconds,
-                   "compile_s": compile_s, **_device()})
+    fwd = jax.jit(lambda v, z, g=g: g.apply(v, z))
+    grad = jax.jit(jax.grad(lambda p, v, z, g=g: jnp.sum(g.apply({**v, "params": p}, z))))
+    fns[name, "forward"] = functools.partial(fwd, variables, z)
+    fns[name, "train"] = functools.partial(grad, variables["params"], variables, z)
+  rows = []
+  for (name, pass_name), (seconds, compile_s) in _time(fns, repeats).items():
+    rows.append({"model": name, "pass": pass_name, "resolution": resolution, "batch": batch,
+                 "seconds": seconds, "images_per_s": batch / seconds, "compile_s": compile_s,
+                 **_device()})
   base = {r["pass"]: r["seconds"] for r in rows if r["model"] == "stylegan2"}
   for r in rows:
     r["relative"] = r["seconds"] / base[r["pass"]]
@@ -101,9 +107,10 @@ def bench_sigma_e(resolutions: tuple[int, ...] = (16, 64), channels: int = 128,
     s = jax.random.normal(k2, (batch, res, res, channels)) + 1.0
     x = jax.random.normal(k3, (batch, res, res, channels))
     for up in (False, True):
-      c_s, _ = _time(lambda: closed(weight, s, up=up), repeats)
-      d_s, _ = _time(lambda: direct(weight, s, up=up), repeats)
-      l_s, _ = _time(lambda: layer(x, weight, s, up=up), repeats)
+      timed = _time({"closed": lambda: closed(weight, s, up=up),
+                     "direct": lambda: direct(weight, s, up=up),
+                     "layer": lambda: layer(x, weight, s, up=up)}, repeats)
+      (c_s, _), (d_s, _), (l_s, _) = timed["closed"], timed["direct"], timed["layer"]
       a, b = closed(weight, s, up=up), direct(weight, s, up=up)
       rows.append({"resolution": res, "up": up, "channels": channels, "batch": batch,
                    "closed_s": c_s, "direct_s": d_s, "speedup": d_s / c_s, "layer_s": l_s,

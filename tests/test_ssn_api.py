@@ -172,3 +172,22 @@ def test_sigma_e_benchmark_runs():
   rows = bench_ssn.bench_sigma_e((8,), channels=8, batch=2, repeats=1)
   assert [r["up"] for r in rows] == [False, True]
   assert all(r["closed_s"] > 0 and r["max_rel_diff"] < 1e-5 for r in rows)
+
+
+def test_transfer_init_models_from_a_stylegan2_checkpoint(tmp_path):
+  from jaxspatial import checkpoint, models
+  kw = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8)
+  sg2_cfg = models.stylegan2_model_config(8, **kw)
+  g = models.build_generator(sg2_cfg)
+  g_vars = jax.jit(g.init)(jax.random.key(0), jnp.zeros((1, 8)))
+  checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars},
+                            ml_collections.ConfigDict({"model": sg2_cfg}))
+  ssn_cfg = ssn_models.ssn_model_config(8, grid=(2, 2), **kw)
+  out = ssn.transfer_init_models(tmp_path / "sg2", ssn_cfg)
+  assert set(out) == {"g", "g_ema"}
+  assert float(out["g"]["params"]["encoder"]["block_0"]["gain"]) == 0.0
+  np.testing.assert_array_equal(out["g"]["params"]["synthesis"]["const"],
+                                g_vars["params"]["synthesis"]["const"])
+  with pytest.raises(UserError, match="n_mlp"):
+    ssn.transfer_init_models(tmp_path / "sg2", ssn_models.ssn_model_config(8, grid=(2, 2),
+                                                                           **{**kw, "n_mlp": 2}))
