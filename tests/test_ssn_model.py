@@ -68,12 +68,13 @@ def test_transfer_rejects_mismatched_weights(reference):
     ssn.transfer_generator(bad, reference["config"].model)
 
 
-TINY = dict(z_dim=8, w_dim=16, n_mlp=2, channel_base=128, channel_max=16)
+TINY = dict(z_dim=8, w_dim=16, n_mlp=2, channel_base=64, channel_max=16)
 
 
 @pytest.mark.parametrize("grid,upsample", [((8, 8), "nearest"), ((2, 4), "bilinear")])
-def test_grids_and_upsample_modes(grid, upsample):
-  cfg = ssn.ssn_model_config(16, grid=grid, style_upsample=upsample, **TINY)
+def test_grids_upsample_modes_and_identity_encoder(grid, upsample):
+  """8x8 blocks on an 8 px image (the 4 px layers average blocks), 2x4 blocks upsampled."""
+  cfg = ssn.ssn_model_config(8, grid=grid, style_upsample=upsample, **TINY)
   g = ssn.build_generator(cfg)
   z = jax.random.normal(jax.random.key(0), (2, *grid, 8))
 
@@ -81,28 +82,25 @@ def test_grids_and_upsample_modes(grid, upsample):
   def run(z):
     variables = g.init(jax.random.key(1), z)
     w = g.apply(variables, z, method=ssn.SSNGenerator.mapping)
-    ws = g.apply(variables, z, 1.0, z[::-1], 3, method=ssn.SSNGenerator.styles)
+    mlp = stylegan2.MappingNetwork(16, 2).apply({"params": variables["params"]["mapping"]}, z)
+    ws = g.apply(variables, z, 1.0, z[::-1], 2, method=ssn.SSNGenerator.styles)
     img, feats = g.apply(variables, z, noise_mode="random", return_features=True,
                          rngs={"noise": jax.random.key(2)})
-    return w, ws, img, feats
+    return w, mlp, ws, img, feats
 
-  w, ws, img, feats = run(z)
+  w, mlp, ws, img, feats = run(z)
   assert w.shape == (2, *grid, 16)
+  np.testing.assert_allclose(w, mlp, rtol=1e-6)        # the encoder is the identity at init
   assert ws.shape == (2, g.num_ws, *grid, 16)
-  np.testing.assert_array_equal(ws[:, 3], w[::-1])
-  assert img.shape == (2, 16, 16, 3) and np.isfinite(np.asarray(img)).all()
-  assert [f.shape[1] for f in feats] == [4, 8, 16]
+  np.testing.assert_array_equal(ws[:, 2], w[::-1])
+  assert img.shape == (2, 8, 8, 3) and np.isfinite(np.asarray(img)).all()
+  assert [f.shape[1] for f in feats] == [4, 8]
 
 
-def test_encoder_is_identity_at_init_and_bad_grid_raises():
-  cfg = ssn.ssn_model_config(16, **TINY)
-  g = ssn.build_generator(cfg)
-  z = jax.random.normal(jax.random.key(0), (1, 4, 4, 8))
-  variables = jax.jit(g.init)(jax.random.key(1), z)
-  mlp = stylegan2.MappingNetwork(16, 2).apply({"params": variables["params"]["mapping"]}, z)
-  w = jax.jit(lambda v, z: g.apply(v, z, method=ssn.SSNGenerator.mapping))(variables, z)
-  np.testing.assert_allclose(w, mlp, rtol=1e-6)
+def test_bad_grid_and_upsample_mode_raise():
   with pytest.raises(ValueError, match="power of two"):
     ssn.ssn_model_config(16, grid=(3, 4), **TINY)
+  with pytest.raises(ValueError, match="power of two"):
+    ssn.ssn_model_config(8, grid=(16, 16), **TINY)
   with pytest.raises(ValueError, match="style_upsample"):
     ssn.build_generator(ssn.ssn_model_config(16, style_upsample="cubic", **TINY))
