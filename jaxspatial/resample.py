@@ -77,7 +77,6 @@ def main(argv=None) -> None:
     raise cli.UserError(f"--num must be at least 1, got {args.num}")
   blocks = [parse_block(b) for b in args.blocks]
   import jaxspatial as js
-  from jaxspatial import ssn
   m = js.load(args.checkpoint, args.step)
   if m.kind != "ssn":
     raise cli.UserError(f"{args.checkpoint} holds a {m.kind!r} model; resampling needs an SSN "

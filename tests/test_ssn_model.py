@@ -1,7 +1,6 @@
 """SSN generator: transfer from the reference StyleGAN2 reproduces it; shapes and knobs."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
