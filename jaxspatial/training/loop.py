@@ -56,6 +56,9 @@ def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
 class Trainer:
   """Holds the jitted step, its shardings and the state; one ``step(batch)`` per iteration."""
 
+  uses_data = True
+  sample_cols: int | None = None     # sample-grid columns (None: square)
+
   def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
     self.config = config
     self.mesh = mesh or make_mesh(config)
@@ -151,21 +154,28 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
-  """Trains (or resumes) in ``workdir`` until ``config.total_steps``; returns the workdir."""
+def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+          trainer: Trainer | None = None) -> pathlib.Path:
+  """Trains (or resumes) in ``workdir`` until ``config.total_steps``; returns the workdir.
+
+  ``trainer`` defaults to the GAN :class:`Trainer`; anything with the same methods works
+  (the latent regressor's trainer draws its own batches: ``uses_data = False``).
+  """
   from jaxspatial.data import pipeline
 
-  config_lib.validate(config)
+  if trainer is None:
+    config_lib.validate(config)
+    trainer = Trainer(config)
+  config = trainer.config
   workdir = pathlib.Path(workdir).absolute()
   is_main = jax.process_index() == 0
-  trainer = Trainer(config)
   mngr = checkpoint.manager(workdir, max_to_keep=config.keep_checkpoints)
-  data_iter = pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
-                                     seed=config.seed)
+  data_iter = (pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
+                                      seed=config.seed) if trainer.uses_data else None)
   latest = mngr.latest_step()
   if latest is not None:
     data_state = trainer.restore(mngr, latest)
-    if data_state is not None:
+    if data_state is not None and data_iter is not None:
       data_iter.set_state(data_state)
     if is_main:
       print(f"resuming from step {latest} in {workdir}")
@@ -180,26 +190,26 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pat
   step = start
   with _Preemption() as preemption:
     for step in range(start + 1, config.total_steps + 1):
-      batch = trainer.global_batch(next(data_iter))
-      metrics = trainer.step(batch)
+      metrics = trainer.step(trainer.global_batch(next(data_iter)) if data_iter else None)
       if config.log_every and step % config.log_every == 0:
         progress.update(step)
+        extra = {"corrupt_images": float(pipeline.corrupt_count(data_iter))} if data_iter else {}
         writer.write(step, jax.device_get(metrics), kimg=step * config.batch_size / 1000,
-                     images_per_sec=progress.images_per_sec,
-                     corrupt_images=float(pipeline.corrupt_count(data_iter)))
+                     images_per_sec=progress.images_per_sec, **extra)
       if config.sample_every and step % config.sample_every == 0:
         images = trainer.samples(fixed_inputs)     # every process takes part in the jit
         if is_main:
-          imageio.save_grid(samples_dir / f"step_{step:06d}.png", images, upscale_to=64)
+          imageio.save_grid(samples_dir / f"step_{step:06d}.png", images,
+                      cols=trainer.sample_cols, upscale_to=64)
       stop = preemption.requested or mngr.reached_preemption(step)
       if stop or (config.checkpoint_every and step % config.checkpoint_every == 0):
-        trainer.save(mngr, data_iter.get_state(), force=stop)
+        trainer.save(mngr, data_iter.get_state() if data_iter else None, force=stop)
       if stop:
         if is_main:
           print(f"preempted at step {step}: checkpoint saved in {workdir}")
         break
   if step == config.total_steps and mngr.latest_step() != step:
-    trainer.save(mngr, data_iter.get_state(), force=True)
+    trainer.save(mngr, data_iter.get_state() if data_iter else None, force=True)
   mngr.wait_until_finished()
   mngr.close()
   progress.close()
@@ -207,7 +217,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pat
   if step == config.total_steps and config.total_steps > start:
     images = trainer.samples(fixed_inputs)
   if is_main and step == config.total_steps and config.total_steps > start:
-    imageio.save_grid(samples_dir / f"step_{step:06d}.png", images, upscale_to=64)
+    imageio.save_grid(samples_dir / f"step_{step:06d}.png", images,
+                      cols=trainer.sample_cols, upscale_to=64)
     elapsed = time.perf_counter() - t0
     print(f"trained steps {start}..{step} in {elapsed:.0f}s; checkpoints: "
           f"{checkpoint.checkpoint_root(workdir)}, samples: {samples_dir}, metrics: "

@@ -1,0 +1,140 @@
+"""Training the latent regressor E against a frozen generator (Chai et al. 2021).
+
+Batches are generated inside the step (z ~ N(0, I), x = G(z), random masks), so there is
+no data iterator; everything else (mesh, checkpoints, logging, resume, preemption) is the
+GAN loop's (:func:`jaxspatial.training.loop.train`). The checkpoint bundles the generator:
+models ``{"e": {"params", "batch_stats"}, "g_ema": g_vars}`` with the config returned by
+``regression.attach_generator``, so ``js.load(workdir)`` gives a ready regressor.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxspatial import checkpoint, regression
+from jaxspatial import models as models_lib
+from jaxspatial.cli import UserError
+from jaxspatial.models import regressor as regressor_lib
+from jaxspatial.training import loop
+
+
+@flax.struct.dataclass
+class RegressorState:
+  step: jax.Array
+  e: Any          # {"params", "batch_stats"}
+  opt: Any
+
+
+class RegressorTrainer:
+  """Same interface as :class:`loop.Trainer`; the frozen generator and LPIPS weights are
+  replicated arguments of the jitted step, not constants baked into it."""
+
+  uses_data = False
+
+  def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
+    config, g_vars = regression.attach_generator(config)
+    if config.batch_size % jax.device_count():
+      raise UserError(f"batch_size {config.batch_size} is not divisible by the "
+                      f"{jax.device_count()} devices")
+    self.config = config
+    self.mesh = mesh or loop.make_mesh(config)
+    self.replicated = NamedSharding(self.mesh, P())
+    self.batch_sharding = NamedSharding(self.mesh, P("data"))
+    o = config.optim
+    self.optimizer = optax.adam(o.lr, b1=o.b1, b2=o.b2, eps=o.eps)
+    self.generator = models_lib.build_generator(config.model.generator)
+    self.regressor = regressor_lib.build_regressor(config.model)
+    self.g_vars = jax.device_put(g_vars, self.replicated)
+    lpips_params = regression.load_lpips_params(config.loss)
+    self.lpips_params = (jax.device_put(lpips_params, self.replicated)
+                         if lpips_params is not None else None)
+
+    def init(key):
+      e = regressor_lib.init_regressor(config.model, key)
+      return RegressorState(step=jnp.zeros((), jnp.int32), e=e,
+                            opt=self.optimizer.init(e["params"]))
+
+    self.abstract_state = jax.eval_shape(init, jax.random.key(config.seed))
+    self.state_sharding = jax.tree.map(lambda _: self.replicated, self.abstract_state)
+    self._init = jax.jit(init, out_shardings=self.state_sharding)
+    constrain = lambda a: jax.lax.with_sharding_constraint(a, self.batch_sharding)
+
+    def step(state, g_vars, lpips_params):
+      key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+      g_apply = regression.generator_fns(self.generator, g_vars, config.model.noise_mode, key)
+      lpips_fn = (regression.make_lpips_fn(lpips_params, config.loss.lpips_net,
+                                           config.loss.lpips_resolution)
+                  if lpips_params is not None else None)
+      grads, (metrics, batch_stats) = jax.grad(regression.regressor_loss_fn, has_aux=True)(
+          state.e["params"], state.e["batch_stats"], g_apply, key, config, lpips_fn,
+          constrain=constrain)
+      updates, opt = self.optimizer.update(grads, state.opt, state.e["params"])
+      params = optax.apply_updates(state.e["params"], updates)
+      metrics["grad_norm/e"] = optax.tree.norm(grads)
+      new = state.replace(step=state.step + 1, opt=opt,
+                          e={"params": params, "batch_stats": batch_stats})
+      return new, jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics)
+
+    self._step = jax.jit(step, in_shardings=(self.state_sharding, self.replicated, self.replicated),
+                         out_shardings=(self.state_sharding, self.replicated), donate_argnums=0)
+    self.state: RegressorState | None = None
+    self.sample_cols = config.num_samples
+
+  def initialize(self) -> None:
+    self.state = self._init(jax.random.key(self.config.seed))
+
+  def global_batch(self, local):
+    raise TypeError("the regressor draws its own batches")
+
+  def step(self, batch: None = None) -> dict[str, jax.Array]:
+    self.state, metrics = self._step(self.state, self.g_vars, self.lpips_params)
+    return metrics
+
+  def save(self, mngr, data_state: Any = None, force: bool = False) -> bool:
+    s = self.state
+    args = checkpoint.save_args(models={"e": s.e, "g_ema": self.g_vars},
+                                train={"step": s.step, "opt": s.opt}, config=self.config)
+    return mngr.save(int(jax.device_get(s.step)), args=args, force=force)
+
+  def restore(self, mngr, step: int) -> None:
+    a, sh = self.abstract_state, self.state_sharding
+    target = lambda tree, shard: jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shard)
+    g_abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                             sharding=self.replicated),
+                              self.g_vars)
+    out = mngr.restore(step, args=checkpoint.restore_args(
+        models={"e": target(a.e, sh.e), "g_ema": g_abstract},
+        train=target({"step": a.step, "opt": a.opt}, {"step": sh.step, "opt": sh.opt})))
+    self.state = RegressorState(step=out.train["step"], e=out.models["e"], opt=out.train["opt"])
+    return None
+
+  def sample_inputs(self) -> dict[str, jax.Array]:
+    n, res = self.config.num_samples, self.config.model.resolution
+    k_z, k_m = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), 2**31 - 1))
+    mask = (regression.sample_masks(k_m, n, res) if self.config.model.use_mask
+            else jnp.ones((n, res, res, 1)))
+    return {"z": jax.random.normal(k_z, (n, self.config.model.generator.z_dim)), "mask": mask}
+
+  def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
+    """Rows: targets G(z), hints (unknown pixels grey), reconstructions G(E(x ⊙ m, m))."""
+    def render(e, g_vars, inputs):
+      g_apply = regression.generator_fns(self.generator, g_vars, "const")
+      x, _ = g_apply.generate(inputs["z"])
+      ws = self.regressor.apply(e, x * inputs["mask"], inputs["mask"], train=False)
+      return jnp.concatenate([x, x * inputs["mask"], g_apply.synthesize(ws)])
+    return np.asarray(jax.device_get(jax.jit(render)(self.state.e, self.g_vars, inputs)))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
+  """``python -m jaxspatial.train --config configs/regressor.py ... --config.generator=DIR``."""
+  return loop.train(config, workdir, trainer=RegressorTrainer(config))
