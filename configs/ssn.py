@@ -40,5 +40,4 @@ def get_config(preset: str = "demo"):
                           distortion_batch_shrink=1))
   if preset == "paper256":
     config.loss.update(r1_gamma=1.0, pl_weight=2.0)
-  config.init_from = ""
   return config

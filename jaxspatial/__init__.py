@@ -5,9 +5,22 @@
     x = m.generate(m.sample_z(0, 4))  # (4, H, W, 3) float32 in [-1, 1]
 """
 
+import importlib
+
 from jaxspatial.model import GeneratorModel, Model, load
 
 __version__ = "0.1.0"
 version = __version__
 
-__all__ = ["GeneratorModel", "Model", "load", "version"]
+# Family modules with public operations, imported on first attribute access
+# (js.ssn.resample_blocks, js.spatialgan, js.regressor, js.metrics).
+_SUBMODULES = ("ssn", "spatialgan", "regressor", "metrics")
+
+
+def __getattr__(name: str):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"jaxspatial.{name}")
+  raise AttributeError(f"module 'jaxspatial' has no attribute {name!r}")
+
+
+__all__ = ["GeneratorModel", "Model", "load", "version", *_SUBMODULES]

@@ -15,10 +15,13 @@ only what ``js.load`` needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 from typing import Any
 
+import jax
+from absl import logging as absl_logging
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -98,11 +101,28 @@ def read_config(directory: str | pathlib.Path, step: int | None = None) -> ml_co
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+  """Orbax logs absl warnings for a bare item directory (no step metadata); ours are fine."""
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(level)
+
+
 def restore_models(directory: str | pathlib.Path, step: int | None = None) -> dict:
   """The ``models`` item of a checkpoint as saved (numpy/jax arrays on the default device)."""
   step = resolve_step(directory, step)
   path = checkpoint_root(directory) / str(step) / "models"
   if not path.is_dir():
     raise UserError(f"{path} is missing: not a jaxspatial checkpoint")
-  with ocp.StandardCheckpointer() as ckptr:
-    return ckptr.restore(path)
+  with ocp.StandardCheckpointer() as ckptr, _quiet_absl():
+    # Restore onto this process's first device whatever topology wrote the checkpoint
+    # (e.g. 8 devices of 2 processes -> one CPU).
+    tree = ckptr.metadata(path).item_metadata
+    tree = getattr(tree, "tree", tree)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+    return ckptr.restore(path, target)

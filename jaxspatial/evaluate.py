@@ -56,6 +56,8 @@ class Context:
   kid_subsets: int = 100
   kid_subset_size: int = 1000
   prdc_k: int = 5
+  num_distortion: int = 256
+  num_comove: int = 256
   metric_names: tuple[str, ...] = ()
   cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -191,6 +193,27 @@ def prdc_metric(model: Any, ctx: Context) -> dict[str, float]:
   return prdc.prdc(real.all_features(), gen.all_features(), nearest_k=ctx.prdc_k)
 
 
+@register("distortion", nets=(), needs_data=False)
+def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
+  """SSN block-resampling distortion (Table 2; definition in docs/ssn.md)."""
+  if model.kind != "ssn":
+    raise cli.UserError(f"the distortion metric needs an SSN checkpoint, not {model.kind!r}")
+  from jaxspatial import ssn
+  r = ssn.distortion(model, num_samples=ctx.num_distortion, seed=ctx.seed,
+                     truncation=ctx.truncation)
+  return {"distortion": r["distortion"], "distortion_ci95": r["ci95"]}
+
+
+@register("comove", nets=(), needs_data=False)
+def comove_metric(model: Any, ctx: Context) -> dict[str, float]:
+  """SpatialGAN co-move ratio (Table I) with the shapes-dataset object locator."""
+  if model.kind != "spatialgan":
+    raise cli.UserError(f"the comove metric needs a SpatialGAN checkpoint, not {model.kind!r}")
+  from jaxspatial import comove
+  return comove.comove_ratio(model, num=ctx.num_comove, seed=ctx.seed,
+                             batch_size=ctx.batch_size, truncation=ctx.truncation)
+
+
 # --------------------------------------------------------------------------- command
 
 
@@ -238,7 +261,8 @@ def data_config(config: ml_collections.ConfigDict, spec: str | None,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p = argparse.ArgumentParser(
       prog="python -m jaxspatial.evaluate",
-      description="Evaluate a checkpoint with FID, KID, PPL and PRDC. The metric networks' "
+      description="Evaluate a checkpoint with FID, KID, PPL, PRDC, SSN distortion or the "
+                  "SpatialGAN co-move ratio. The metric networks' "
                   "weights must be converted once with `python -m jaxspatial.convert_torch "
                   "--net inception|vgg16|lpips-vgg ...` into $JAXSPATIAL_HOME.")
   p.add_argument("--checkpoint", required=True, help="checkpoint directory (train/convert_torch)")
@@ -262,6 +286,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--kid-subsets", type=int, default=100)
   p.add_argument("--kid-subset-size", type=int, default=1000)
   p.add_argument("--prdc-k", type=int, default=5)
+  p.add_argument("--num-distortion", type=int, default=256,
+                 help="samples for distortion (each costs 1 + blocks generations)")
+  p.add_argument("--num-comove", type=int, default=256, help="heatmap edits for comove")
   p.add_argument("--out", help="write the results as JSON here")
   return p.parse_args(argv)
 
@@ -318,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
       batch_size=args.batch_size, seed=args.seed, truncation=args.truncation,
       ppl_space=args.ppl_space, ppl_sampling=args.ppl_sampling, ppl_crop=args.ppl_crop,
       ppl_epsilon=args.ppl_epsilon, kid_subsets=args.kid_subsets,
-      kid_subset_size=args.kid_subset_size, prdc_k=args.prdc_k, metric_names=names)
+      kid_subset_size=args.kid_subset_size, prdc_k=args.prdc_k,
+      num_distortion=args.num_distortion, num_comove=args.num_comove, metric_names=names)
   start = time.time()
   results, errors = evaluate(model, ctx)
   report = {

@@ -203,6 +203,10 @@ class SSNFamily(gan_step.StyleGAN2Family):
   def init_inputs(self) -> tuple:
     return (jnp.zeros(self._latent_shape(1)),)
 
+  def init_models(self, path: str) -> dict:
+    """An SSN checkpoint as it is, or a StyleGAN2 one transferred (paper §3.4)."""
+    return transfer_init_models(path, self.config.model)
+
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
                            fake: Array, key: Array) -> tuple[Array, dict]:
     """``λ_D · R_D`` on fresh images of (z, z̃) without style mixing, one noise draw for both."""

@@ -194,3 +194,34 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
   m = js.load(tmp_path)
   assert m.step >= 3
   assert m.generate(m.sample_z(0, 2)).shape == (2, 16, 16, 3)
+
+
+def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, tiny):
+  """Fine-tuning: G, G_ema and D start from the checkpoint; a mismatched model fails."""
+  from jaxspatial import checkpoint
+  source = straight_and_resumed[0]
+  config = copy.deepcopy(tiny)
+  config.mesh.data = 1
+  config.init_from = str(source)
+  trainer = loop.Trainer(config)
+  trainer.initialize()
+  saved = checkpoint.restore_models(source)
+  for name in ("g", "g_ema", "d"):
+    for a, b in zip(jax.tree.leaves(saved[name]),
+                    jax.tree.leaves(jax.device_get(getattr(trainer.state, name)))):
+      np.testing.assert_array_equal(a, b)
+  assert int(trainer.state.step) == 0
+  config.model.w_dim = config.model.z_dim = 16
+  with pytest.raises(UserError, match="does not match config.model"):
+    loop.Trainer(config).initialize()
+
+
+def test_checkpoint_from_two_devices_loads_on_one(straight_and_resumed):
+  code = ("import jaxspatial as js, sys; m = js.load(sys.argv[1]); "
+          "print(m.step, m.generate(m.sample_z(0, 2)).shape)")
+  out = subprocess.run([sys.executable, "-c", code, str(straight_and_resumed[0])],
+                       capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ["4", "(2,", "16,", "16,", "3)"]
+  assert out.stderr == ""

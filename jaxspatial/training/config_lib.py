@@ -41,6 +41,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
   c.ema_rampup = 0.0          # 0 = none; stylegan2-ada uses 0.05 for small datasets
   c.keep_checkpoints = 3
   c.num_samples = 16          # sample-grid size (fixed latents from ``seed``)
+  c.init_from = ""            # checkpoint dir to start G/D from (fine-tuning, SSN transfer)
   if preset == "tiny":
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0

@@ -60,6 +60,20 @@ class StyleGAN2Family:
     """Example positional inputs for ``generator.init``."""
     return (jnp.zeros((1, self.config.model.z_dim)),)
 
+  def init_models(self, path: str) -> dict:
+    """Models ``{"g", "g_ema", "d"}`` (those present) to start training from: a checkpoint
+    of the same kind (fine-tuning, e.g. a converted PyTorch StyleGAN2)."""
+    from jaxspatial import checkpoint
+    from jaxspatial.cli import UserError
+    kind = checkpoint.read_config(path).model.kind
+    if kind != self.config.model.kind:
+      raise UserError(f"init_from={path} holds a {kind!r} model, this run trains "
+                      f"{self.config.model.kind!r}")
+    models = checkpoint.restore_models(path)
+    if "g" not in models and "g_ema" in models:
+      models["g"] = models["g_ema"]
+    return models
+
   def mapping(self, g_vars: Any, z: Array) -> Array:
     return self.generator.apply(g_vars, z, method=type(self.generator).mapping)
 

@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxspatial import checkpoint, imageio
+from jaxspatial.cli import UserError
 from jaxspatial import models as models_lib
 from jaxspatial.training import config_lib, gan_step
 from jaxspatial.training import logging as log_lib
@@ -79,7 +80,25 @@ class Trainer:
     self.state: state_lib.GANState | None = None
 
   def initialize(self) -> None:
+    """Fresh state from ``seed``; with ``config.init_from`` G, G_ema and D start from that
+    checkpoint (the family decides how: same-kind weights, or SSN's StyleGAN2 transfer)."""
     self.state = self._init(jax.random.key(self.config.seed))
+    init_from = self.config.get("init_from", "")
+    if not init_from:
+      return
+    models = self.family.init_models(init_from)
+    updates = {}
+    for name in ("g", "g_ema", "d"):
+      if name not in models:
+        continue
+      current = getattr(self.state, name)
+      if jax.tree.structure(models[name]) != jax.tree.structure(current) or any(
+          a.shape != b.shape for a, b in zip(jax.tree.leaves(models[name]),
+                                             jax.tree.leaves(current))):
+        raise UserError(f"init_from={init_from}: its {name} does not match config.model")
+      updates[name] = jax.device_put(jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype),
+                                                  models[name], current), self.replicated)
+    self.state = self.state.replace(**updates)
 
   def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Process-local numpy batch -> global arrays sharded over ``data``."""
