@@ -69,8 +69,9 @@ def test_processes_read_disjoint_shards_forming_the_global_batch(pair):
 
 
 def test_pair_equals_single_process_and_restores_in_one_process(pair):
-  """The pair's checkpoint restores into a 1-process 8-device trainer and equals that
-  trainer's own run on the same global batches."""
+  """The pair's checkpoint (2 processes x 4 devices) restores into a 1-process 8-device
+  trainer and equals that trainer's own run on the same global batches; it also restores
+  into a 1-device trainer."""
   from jaxspatial import checkpoint
   from jaxspatial.training import loop
   out, _ = pair
@@ -89,6 +90,16 @@ def test_pair_equals_single_process_and_restores_in_one_process(pair):
   for a, b in zip(jax.tree.leaves(jax.device_get(single.state.g_ema)),
                   jax.tree.leaves(jax.device_get(restored.state.g_ema))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  # ... and into a 1-device trainer (1 x 1): the same arrays, resharded on restore.
+  config.mesh.data = 1
+  one = loop.Trainer(config)
+  mngr = checkpoint.manager(out / "run", read_only=True)
+  one.restore(mngr, STEPS)
+  mngr.close()
+  assert len(jax.tree.leaves(one.state)[0].sharding.device_set) == 1
+  for a, b in zip(jax.tree.leaves(jax.device_get(one.state)),
+                  jax.tree.leaves(jax.device_get(restored.state))):
+    np.testing.assert_array_equal(a, b)
 
 
 def _launch(workdir, port, i, steps):
