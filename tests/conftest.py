@@ -19,6 +19,10 @@ _CACHE = pathlib.Path(os.environ.get("JAXSPATIAL_TEST_CACHE",
                                      pathlib.Path.home() / ".cache" / "jaxspatial-test-xla"))
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# Commands the tests start as subprocesses (train, convert_torch, ...) share the cache, so a
+# resumed or relaunched run does not compile its step again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
