@@ -128,7 +128,7 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding.
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch.
   """
-  G, D = family.generator, family.discriminator
+  D = family.discriminator
   loss = config.loss
   r1_on, pl_on = loss.r1_gamma > 0, loss.pl_weight > 0
 

@@ -77,6 +77,7 @@ class Trainer:
     self._step = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
                          out_shardings=(self.state_sharding, self.replicated),
                          donate_argnums=0)
+    self._render = jax.jit(self.family.render)
     self.state: state_lib.GANState | None = None
 
   def initialize(self) -> None:
@@ -148,8 +149,7 @@ class Trainer:
     return self.family.sample_inputs(key, self.config.num_samples)
 
   def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
-    render = jax.jit(self.family.render)
-    return np.asarray(jax.device_get(render(self.state.g_ema, inputs)))
+    return np.asarray(jax.device_get(self._render(self.state.g_ema, inputs)))
 
 
 class _Preemption:
@@ -219,7 +219,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
         images = trainer.samples(fixed_inputs)     # every process takes part in the jit
         if is_main:
           imageio.save_grid(samples_dir / f"step_{step:06d}.png", images,
-                      cols=trainer.sample_cols, upscale_to=64)
+                            cols=trainer.sample_cols, upscale_to=64)
       stop = preemption.requested or mngr.reached_preemption(step)
       if stop or (config.checkpoint_every and step % config.checkpoint_every == 0):
         trainer.save(mngr, data_iter.get_state() if data_iter else None, force=stop)
@@ -233,9 +233,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   mngr.close()
   progress.close()
   writer.close()
-  if step == config.total_steps and config.total_steps > start:
+  finished = step == config.total_steps and config.total_steps > start
+  if finished:
     images = trainer.samples(fixed_inputs)
-  if is_main and step == config.total_steps and config.total_steps > start:
+  if finished and is_main:
     imageio.save_grid(samples_dir / f"step_{step:06d}.png", images,
                       cols=trainer.sample_cols, upscale_to=64)
     elapsed = time.perf_counter() - t0

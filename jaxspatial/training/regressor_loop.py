@@ -86,6 +86,7 @@ class RegressorTrainer:
 
     self._step = jax.jit(step, in_shardings=(self.state_sharding, self.replicated, self.replicated),
                          out_shardings=(self.state_sharding, self.replicated), donate_argnums=0)
+    self._render_jit = jax.jit(self._render)
     self.state: RegressorState | None = None
     self.sample_cols = config.num_samples
 
@@ -125,14 +126,15 @@ class RegressorTrainer:
             else jnp.ones((n, res, res, 1)))
     return {"z": jax.random.normal(k_z, (n, self.config.model.generator.z_dim)), "mask": mask}
 
+  def _render(self, e, g_vars, inputs):
+    g_apply = regression.generator_fns(self.generator, g_vars, "const")
+    x, _ = g_apply.generate(inputs["z"])
+    ws = self.regressor.apply(e, x * inputs["mask"], inputs["mask"], train=False)
+    return jnp.concatenate([x, x * inputs["mask"], g_apply.synthesize(ws)])
+
   def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
-    """Rows: targets G(z), hints (unknown pixels grey), reconstructions G(E(x ⊙ m, m))."""
-    def render(e, g_vars, inputs):
-      g_apply = regression.generator_fns(self.generator, g_vars, "const")
-      x, _ = g_apply.generate(inputs["z"])
-      ws = self.regressor.apply(e, x * inputs["mask"], inputs["mask"], train=False)
-      return jnp.concatenate([x, x * inputs["mask"], g_apply.synthesize(ws)])
-    return np.asarray(jax.device_get(jax.jit(render)(self.state.e, self.g_vars, inputs)))
+    """Rows: targets G(z), hints (unknown pixels black), reconstructions G(E(x ⊙ m, m))."""
+    return np.asarray(jax.device_get(self._render_jit(self.state.e, self.g_vars, inputs)))
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
