@@ -1,4 +1,4 @@
-"""Train a GAN (StyleGAN2, SSN, SpatialGAN) or the latent regressor.
+r"""Train a GAN (StyleGAN2, SSN, SpatialGAN) or the latent regressor.
 
     python -m jaxspatial.train --config configs/stylegan2.py:demo --workdir runs/demo
     python -m jaxspatial.train --config configs/ssn.py:paper256 --workdir DIR \
@@ -35,11 +35,16 @@ _HEARTBEAT = flags.DEFINE_integer(
     "heartbeat_timeout", 100, "Seconds after which a dead peer fails a multi-process run.")
 
 
-def _run(argv) -> None:
-  del argv
-  logging.set_verbosity(logging.WARNING)
+def _load_config():
+  """The parsed config, or a one-line UserError for a missing file, bad preset or key."""
   if _CONFIG.value is None:
     raise cli.UserError("give --config configs/<model>.py[:preset] (see --help)")
+  return _CONFIG.value
+
+
+def _run() -> None:
+  logging.set_verbosity(logging.WARNING)
+  config = _load_config()
   if not _WORKDIR.value:
     raise cli.UserError("give --workdir DIR for checkpoints, samples and logs")
   from jaxspatial.training import distributed, loop
@@ -48,7 +53,6 @@ def _run(argv) -> None:
                            _HEARTBEAT.value, auto=_DISTRIBUTED.value)
   except ValueError as e:
     raise cli.UserError(str(e)) from None
-  config = _CONFIG.value
   if config.model.kind == "regressor":
     from jaxspatial.training import regressor_loop
     regressor_loop.train(config, _WORKDIR.value)
@@ -56,12 +60,33 @@ def _run(argv) -> None:
     loop.train(config, _WORKDIR.value)
 
 
-def main(argv=None) -> None:
+def _last_line(e: BaseException) -> str:
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  return lines[-1] if lines else type(e).__name__
+
+
+def _parse_flags(argv: list[str]) -> None:
+  """absl/ml_collections flag parsing with their errors (unreadable config file, unknown
+  preset or key, bad value) turned into one-line UserErrors."""
+  app.define_help_flags()
   try:
-    app.run(lambda a: cli.run(lambda: _run(a)), argv=argv or sys.argv)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    flags.FLAGS(argv)
+    config = _CONFIG.value     # config files load lazily: surface their errors here
+    if config is not None:
+      config.get("model")
+  except SystemExit:
+    raise
+  except (KeyError, AttributeError) as e:
+    raise cli.UserError(f"bad command line: no such config key {_last_line(e)}") from None
+  except Exception as e:  # noqa: BLE001 - every parse failure is a user mistake here
+    raise cli.UserError(f"bad command line: {_last_line(e)}") from None
+
+
+def main(argv=None) -> None:
+  def run():
+    _parse_flags(list(argv or sys.argv))
+    _run()
+  cli.run(run)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,18 @@ def test_checkpoint_from_two_devices_loads_on_one(straight_and_resumed):
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ["4", "(2,", "16,", "16,", "3)"]
   assert out.stderr == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config", "configs/nope.py"], "No such file"),
+    (["--config", "configs/stylegan2.py:huge"], "unknown preset 'huge'"),
+    (["--config", "configs/stylegan2.py:tiny", "--config.nokey=3"], "no such config key"),
+    (["--config", "configs/stylegan2.py:tiny", "--config.batch_size=abc"], "invalid literal"),
+    (["--config", "configs/stylegan2.py:tiny", "--config.data.source=folder"], "needs data.path"),
+])
+def test_train_command_line_errors_are_one_line(args, message, tmp_path):
+  out = subprocess.run([sys.executable, "-m", "jaxspatial.train", *args, "--workdir",
+                        str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+  assert out.returncode == 2
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
