@@ -100,6 +100,16 @@ class GeneratorModel(Model):
     return int(self.generator.num_ws)
 
   @property
+  def latent_shape(self) -> tuple[int, ...]:
+    """Per-sample z shape: (z_dim,) (SSN: (nh, nw, z_dim))."""
+    return (self.z_dim,)
+
+  @property
+  def style_shape(self) -> tuple[int, ...]:
+    """Per-sample, per-layer w shape: (w_dim,) (SSN: (nh, nw, w_dim))."""
+    return (self.w_dim,)
+
+  @property
   def w_avg(self) -> np.ndarray:
     return np.asarray(self.g_vars["buffers"]["w_avg"])
 
@@ -111,13 +121,13 @@ class GeneratorModel(Model):
     return np.asarray(jax.vmap(lambda k: jax.random.normal(k, (self.z_dim,)))(keys))
 
   def mapping(self, z: np.ndarray) -> np.ndarray:
-    """z (n, z_dim) -> w (n, w_dim)."""
-    z = self._check(z, (None, self.z_dim), "z")
+    """z (n, *latent_shape) -> w (n, *style_shape)."""
+    z = self._check(z, (None, *self.latent_shape), "z")
     return self._chunked(lambda zc: self._mapping(self.g_vars, zc), z)
 
   def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
-    """W+ (n, num_ws, w_dim) -> images (n, H, W, 3); ``noise`` in const|random|none."""
-    ws = self._check(ws, (None, self.num_ws, self.w_dim), "ws")
+    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none."""
+    ws = self._check(ws, (None, self.num_ws, *self.style_shape), "ws")
     self._check_noise(noise)
     key = jax.random.key(seed)
     return self._chunked(
@@ -126,7 +136,8 @@ class GeneratorModel(Model):
 
   def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
                seed: int = 0, **controls: Any) -> np.ndarray:
-    """z (n, z_dim) -> images (n, H, W, 3): mapping, truncation toward ``w_avg``, synthesis."""
+    """z (n, *latent_shape) -> images (n, H, W, 3): mapping, truncation toward ``w_avg``,
+    the same styles for every layer, synthesis."""
     if controls:
       raise TypeError(f"{self.kind} generate() takes no controls, got {sorted(controls)}")
     w = self.mapping(z)

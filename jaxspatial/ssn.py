@@ -101,35 +101,19 @@ class SSNModel(GeneratorModel):
     """(n, nh, nw, z_dim) block latents from ``seed`` (row i is the same for any n)."""
     return sample_z(seed, n, self.grid, self.z_dim)
 
-  def mapping(self, z: np.ndarray) -> np.ndarray:
-    """z (n, nh, nw, z_dim) -> w (n, nh, nw, w_dim): per-block MLP + block encoder."""
-    z = self._check(z, (None, *self.grid, self.z_dim), "z")
-    return self._chunked(lambda zc: self._mapping(self.g_vars, zc), z)
+  @property
+  def latent_shape(self) -> tuple[int, ...]:
+    return (*self.grid, self.z_dim)
 
-  def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
-    """Spatial W+ (n, num_ws, nh, nw, w_dim) -> images (n, H, W, 3)."""
-    ws = self._check(ws, (None, self.num_ws, *self.grid, self.w_dim), "ws")
-    self._check_noise(noise)
-    key = jax.random.key(seed)
-    return self._chunked(
-        lambda wc, i: self._synthesize(self.g_vars, wc, noise, jax.random.fold_in(key, i)),
-        ws, with_index=True)
-
-  def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
-               seed: int = 0, **controls: Any) -> np.ndarray:
-    """z (n, nh, nw, z_dim) -> images: mapping, per-block truncation toward ``w_avg``,
-    the same style grid for every layer, synthesis."""
-    if controls:
-      raise TypeError(f"ssn generate() takes no controls, got {sorted(controls)}")
-    w = self.mapping(z)
-    if truncation != 1.0:
-      w = np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation)))
-    ws = np.repeat(w[:, None], self.num_ws, axis=1)
-    return self.synthesize(ws, noise=noise, seed=seed)
+  @property
+  def style_shape(self) -> tuple[int, ...]:
+    """mapping() gives the per-block MLP + block encoder output (n, nh, nw, w_dim); truncation
+    acts per block toward ``w_avg``."""
+    return (*self.grid, self.w_dim)
 
   def resample(self, z: np.ndarray, blocks: Iterable[Sequence[int]], seed: int) -> np.ndarray:
     """:func:`resample_blocks` after checking ``z`` against this model's grid."""
-    z = self._check(z, (None, *self.grid, self.z_dim), "z")
+    z = self._check(z, (None, *self.latent_shape), "z")
     return resample_blocks(z, blocks, seed)
 
 
