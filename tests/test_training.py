@@ -184,11 +184,17 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
   metrics = tmp_path / "metrics.jsonl"
-  deadline = time.time() + 300
-  while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-    time.sleep(0.5)
-  proc.send_signal(signal.SIGTERM)
-  out, err = proc.communicate(timeout=120)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists()
+                                          and len(metrics.read_text().splitlines()) >= 3):
+      time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+  finally:   # never leave a 100000-step run behind
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
   assert proc.returncode == 0, err[-2000:]
   assert "preempted at step" in out
   m = js.load(tmp_path)
