@@ -8,14 +8,18 @@ text swaps the roles of z and z', which would resample every block but ``a``; re
 uniformly, which is an unbiased estimate of the mean over ``a``; ``reduction="sum"``
 multiplies by the number of blocks (the sum over ``a``) and sums, rather than averages, the
 per-block distortions over ``b ≠ a`` — eq. 2 literally. The default ``"mean"`` is the
-per-pixel distortion over ``b ≠ a`` averaged over ``a``: with :func:`pixel_mse` it
+per-pixel distortion over ``b ≠ a`` averaged over ``a``: with :func:`pixel_distortion` it
 estimates exactly the Table-2 distortion metric (:func:`jaxspatial.ssn.distortion`), the
 scale on which the paper's λ_D = 100 gives a loss of order one. The two differ by the
 constant ``nb·(nb-1)`` (``nb`` blocks).
 
+``D`` per pixel is the squared Euclidean distance between the two RGB vectors in the
+generator's [-1, 1] range ("the Euclidean distance between pixels", §2), averaged over a
+block's pixels.
+
 The distortion ``D`` is pluggable: any ``distortion_fn(x, x_tilde) -> (n, h, w)`` per-pixel
-map whose size is a multiple of the block grid (pixel MSE by default; an LPIPS spatial map
-works the same way).
+map whose size is a multiple of the block grid (:func:`pixel_distortion` by default; an
+LPIPS spatial map works the same way).
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ Array = jax.Array
 REDUCTIONS = ("mean", "sum")
 
 
-def pixel_mse(x: Array, y: Array) -> Array:
-  """Per-pixel squared error in [0, 1] units: ``mean_c ((x - y) / 2)^2`` for images in
-  [-1, 1], (n, H, W, C) -> (n, H, W)."""
-  d = (x.astype(jnp.float32) - y.astype(jnp.float32)) * 0.5
-  return jnp.mean(jnp.square(d), axis=-1)
+def pixel_distortion(x: Array, y: Array) -> Array:
+  """Squared Euclidean distance between pixels, ``Σ_c (x - y)²``, for images in the
+  generator's [-1, 1] range: (n, H, W, C) -> (n, H, W)."""
+  d = x.astype(jnp.float32) - y.astype(jnp.float32)
+  return jnp.sum(jnp.square(d), axis=-1)
 
 
 def replace_blocks(z: Array, z_prime: Array, blocks: Array) -> Array:
@@ -55,7 +59,7 @@ def block_means(dmap: Array, grid: tuple[int, int]) -> Array:
 
 def distortion_regularizer(generate_fn: Callable[[Array], Array], z: Array, z_prime: Array,
                            key: Array, *,
-                           distortion_fn: Callable[[Array, Array], Array] = pixel_mse,
+                           distortion_fn: Callable[[Array, Array], Array] = pixel_distortion,
                            reduction: str = "mean",
                            images: Array | None = None) -> tuple[Array, dict]:
   """Monte-Carlo estimate of R_D for one batch (differentiable through ``generate_fn``).

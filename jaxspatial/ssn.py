@@ -128,8 +128,9 @@ def distortion(model: SSNModel, num_samples: int = 256, seed: int = 0,
 
   For ``num_samples`` latents ``z_i = sample_z(seed)`` and *every* block ``a``: ``z̃`` = ``z_i``
   with block ``a`` from ``z'_i = sample_z(resample_seed)`` (default ``seed + 1``); images are
-  mapped to [0, 1] (``(x + 1) / 2``, clipped) and ``d_{i,a}`` is the MSE over all pixels
-  and channels of the blocks ``b ≠ a``. Reported: ``distortion`` = mean over i and a;
+  clipped to [-1, 1] and ``d_{i,a}`` is the mean over the pixels of the blocks ``b ≠ a`` of
+  :func:`jaxspatial.losses_ssn.pixel_distortion` (squared RGB distance), the quantity R_D
+  penalises. Reported: ``distortion`` = mean over i and a;
   ``ci95`` = half-width of the normal 95% interval from the per-sample means
   ``d_i = mean_a d_{i,a}`` (samples are independent, blocks of one sample are not).
   Costs ``num_samples * (1 + nh*nw)`` generator calls, with the constant noise by default
@@ -140,17 +141,16 @@ def distortion(model: SSNModel, num_samples: int = 256, seed: int = 0,
   nh, nw = model.grid
   z = model.sample_z(seed, num_samples)
   z_prime = model.sample_z(seed + 1 if resample_seed is None else resample_seed, num_samples)
-  to01 = lambda x: np.clip((x + 1.0) / 2.0, 0.0, 1.0)
-  x0 = to01(model.generate(z, truncation=truncation, noise=noise))
+  clip = lambda x: np.clip(x, -1.0, 1.0)
+  x0 = clip(model.generate(z, truncation=truncation, noise=noise))
   _, h, w, _ = x0.shape
   per_block = np.zeros((num_samples, nh * nw), np.float64)
   for a in cli.progress(range(nh * nw), desc="distortion", unit="block"):
     r, c = divmod(a, nw)
     z_tilde = z.copy()
     z_tilde[:, r, c] = z_prime[:, r, c]
-    x1 = to01(model.generate(z_tilde, truncation=truncation, noise=noise))
-    sq = np.mean(np.square(x1 - x0), axis=-1)
-    blocks = sq.reshape(num_samples, nh, h // nh, nw, w // nw).mean(axis=(2, 4))
+    x1 = clip(model.generate(z_tilde, truncation=truncation, noise=noise))
+    blocks = np.asarray(losses_ssn.block_means(losses_ssn.pixel_distortion(x1, x0), (nh, nw)))
     keep = np.ones((nh, nw), bool)
     keep[r, c] = False
     per_block[:, a] = blocks[:, keep].mean(axis=1)

@@ -1,5 +1,5 @@
 """Metric maths against closed forms and direct O(n^2) formulas: FID, KID, streaming stats,
-PRDC, PPL, masked L1 and block distortion. No network weights needed."""
+PRDC, PPL and masked L1. No network weights needed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import scipy.linalg
 
 from jaxspatial import metrics
-from jaxspatial.metrics import distortion, features, fid, masked_l1, ppl, prdc
+from jaxspatial.metrics import features, fid, masked_l1, ppl, prdc
 
 
 def test_frechet_distance_matches_diagonal_closed_form():
@@ -261,18 +261,3 @@ def test_masked_l1():
   for i in range(2):
     keep = mask[i, ..., 0] > 0
     np.testing.assert_allclose(got[i], np.abs(rec[i] - tgt[i])[keep].mean(), rtol=1e-5)
-
-
-def test_block_distortion_ignores_resampled_blocks():
-  rng = np.random.default_rng(13)
-  before = rng.normal(size=(2, 8, 12, 3)).astype(np.float32)
-  blocks = np.zeros((2, 2, 3), bool)
-  blocks[0, 1, 2] = True                            # image 0: block (row 1, col 2) = px 4:8, 8:12
-  blocks[1, 0, 0] = blocks[1, 1, 1] = True
-  after = before.copy()
-  after[0, 4:8, 8:12] += 5.0                        # change only inside the resampled block
-  after[1] += 0.5                                   # change everywhere
-  d = np.asarray(distortion.block_distortion(before, after, blocks))
-  np.testing.assert_allclose(d, [0.0, 0.25], atol=1e-6)
-  shared = np.asarray(distortion.block_distortion(before, after, blocks[0]))  # one mask for all
-  np.testing.assert_allclose(shared, [0.0, 0.25], atol=1e-6)

@@ -130,8 +130,8 @@ def test_distortion_metric_on_toy_generators():
   assert zero["distortion"] == 0.0 and zero["num_blocks"] == 4
   leaky = ssn.distortion(_ToyModel(0.1), num_samples=64, seed=2)
   z, zp = ssn.sample_z(2, 64, (2, 2), 3), ssn.sample_z(3, 64, (2, 2), 3)
-  # blocks b != a move by leak * dz / 4 in [-1, 1] units, i.e. half that in [0, 1]
-  d = (0.1 * (zp[..., 0] - z[..., 0]) / 4 / 2) ** 2        # (n, 2, 2): resampling block a
+  # every channel of blocks b != a moves by leak * dz / 4; D sums the 3 channels' squares
+  d = 3 * (0.1 * (zp[..., 0] - z[..., 0]) / 4) ** 2        # (n, 2, 2): resampling block a
   np.testing.assert_allclose(leaky["distortion"], d.mean(), rtol=1e-4)
   assert 0 < leaky["ci95"] < leaky["distortion"]
 

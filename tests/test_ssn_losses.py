@@ -58,7 +58,7 @@ def test_mixing_generator_matches_hand_computation(latents, reduction):
   a = np.asarray(aux["blocks"])
   dz = np.array([zp[i].reshape(nb, NZ)[a[i], 0] - z[i].reshape(nb, NZ)[a[i], 0]
                  for i in range(N)])
-  per_pixel = (dz / nb / 2) ** 2            # the global offset moves by dz / nb, in [0,1] units
+  per_pixel = 3 * (dz / nb) ** 2          # all 3 channels of b != a move by dz / nb
   np.testing.assert_allclose(aux["per_sample"], per_pixel, rtol=1e-5)
   want = per_pixel.mean() if reduction == "mean" else nb * (nb - 1) * per_pixel.mean()
   np.testing.assert_allclose(loss, want, rtol=1e-5)
@@ -71,7 +71,7 @@ def test_one_block_per_sample_is_unbiased_for_the_mean_over_blocks(latents):
   for a in range(nb):
     blocks = jnp.full((N,), a)
     x, xt = _mixing(z), _mixing(losses_ssn.replace_blocks(z, zp, blocks))
-    pb = losses_ssn.block_means(losses_ssn.pixel_mse(x, xt), (NH, NW)).reshape(N, nb)
+    pb = losses_ssn.block_means(losses_ssn.pixel_distortion(x, xt), (NH, NW)).reshape(N, nb)
     exact.append((pb.sum(1) - pb[:, a]) / (nb - 1))
   exact = float(jnp.mean(jnp.stack(exact)))
   keys = jax.random.split(jax.random.key(3), 3000)

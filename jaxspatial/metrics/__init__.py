@@ -10,10 +10,10 @@ converted once into ``$JAXSPATIAL_HOME`` with ``python -m jaxspatial.convert_tor
 
 Networks live in :mod:`.inception`, :mod:`.vgg`, :mod:`.lpips_net`; weights in :mod:`.weights`;
 metric maths in :mod:`.fid` (FID, KID, streaming stats), :mod:`.ppl`, :mod:`.prdc`,
-:mod:`.distortion` (SSN block resampling) and :mod:`.masked_l1`.
+:mod:`.masked_l1`; SSN's block-resampling distortion is :func:`jaxspatial.ssn.distortion`.
 """
 
-from jaxspatial.metrics import distortion, fid, masked_l1, ppl, prdc
+from jaxspatial.metrics import fid, masked_l1, ppl, prdc
 from jaxspatial.metrics.features import (data_mesh, inception_features, lpips, lpips_module,
                                          vgg16_features)
 from jaxspatial.metrics.fid import (FeatureStats, compute_feature_stats, fid_from_stats,
@@ -23,7 +23,7 @@ from jaxspatial.metrics.ppl import perceptual_path_length
 from jaxspatial.metrics.weights import convert_net, load_params
 
 __all__ = [
-    "FeatureStats", "LPIPS", "compute_feature_stats", "convert_net", "data_mesh", "distortion",
+    "FeatureStats", "LPIPS", "compute_feature_stats", "convert_net", "data_mesh",
     "fid", "fid_from_stats", "frechet_distance", "inception_features", "kid", "load_params",
     "lpips", "lpips_distance", "lpips_module", "masked_l1", "perceptual_path_length", "ppl",
     "prdc", "vgg16_features",
