@@ -15,6 +15,11 @@ Metrics (``METRICS``; each is ``fn(model, ctx) -> {name: value}``):
   ``--ppl-sampling end|full``, ``--ppl-crop``), reported as ``ppl_<space><sampling>``.
 * ``prdc``: precision/recall/density/coverage (k = 5) on VGG16 fc2 features of
   ``--num-prdc`` generated and real images.
+* ``critic_fd``: an FID proxy that needs no downloaded weights: the Fréchet distance in the
+  feature space of a trained discriminator given by ``--critic DIR``
+  (:mod:`jaxspatial.metrics.critic`), between ``--num`` generated and real images; also
+  ``critic_logit_fake``/``critic_logit_real``, the critic's mean logits.
+* ``distortion`` (SSN) and ``comove`` (SpatialGAN): see docs/ssn.md and docs/spatialgan.md.
 
 The real data is the checkpoint config's ``data`` section with ``--data key=value,...``
 overrides. Each metric needs converted network weights (``python -m jaxspatial.convert_torch
@@ -58,6 +63,7 @@ class Context:
   prdc_k: int = 5
   num_distortion: int = 256
   num_comove: int = 256
+  critic: str | None = None
   metric_names: tuple[str, ...] = ()
   cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -193,6 +199,39 @@ def prdc_metric(model: Any, ctx: Context) -> dict[str, float]:
   return prdc.prdc(real.all_features(), gen.all_features(), nearest_k=ctx.prdc_k)
 
 
+@register("critic_fd", nets=(), needs_data=True)
+def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
+  """Fréchet distance in a trained discriminator's features (``--critic DIR``)."""
+  if not ctx.critic:
+    raise cli.UserError("critic_fd needs --critic DIR: a trained StyleGAN2-family checkpoint "
+                        "with a discriminator at the generator's resolution")
+  import jaxspatial as js
+  from jaxspatial.metrics import critic as critic_lib
+  critic = critic_lib.critic_from_model(js.load(ctx.critic))
+  if critic.resolution != model.resolution:
+    raise cli.UserError(f"the critic scores {critic.resolution} px images, the model makes "
+                        f"{model.resolution} px")
+  logits = {"fake": [], "real": []}
+
+  def scored(batches, kind, n):    # the first n images, their logits recorded on the way
+    seen = 0
+    for x in batches:
+      if seen >= n:
+        return
+      x = x[:n - seen]
+      seen += len(x)
+      logits[kind].append(critic.logits(x))
+      yield x
+
+  num_real = real_count(ctx, ctx.num_real)
+  stats = {kind: fid.compute_feature_stats(scored(batches, kind, n), critic.features,
+                                           dim=critic.dim, desc=f"{kind} critic features")
+           for kind, batches, n in (("fake", generated_batches(model, ctx, ctx.num), ctx.num),
+                                    ("real", real_batches(ctx), num_real))}
+  return {"critic_fd": fid.fid_from_stats(stats["fake"], stats["real"]),
+          **{f"critic_logit_{k}": float(np.concatenate(v).mean()) for k, v in logits.items()}}
+
+
 @register("distortion", nets=(), needs_data=False)
 def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
   """SSN block-resampling distortion (Table 2; definition in docs/ssn.md)."""
@@ -289,6 +328,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   p.add_argument("--num-distortion", type=int, default=256,
                  help="samples for distortion (each costs 1 + blocks generations)")
   p.add_argument("--num-comove", type=int, default=256, help="heatmap edits for comove")
+  p.add_argument("--critic", help="for critic_fd: a trained checkpoint whose discriminator "
+                 "supplies the features, e.g. the demo StyleGAN2 run")
   p.add_argument("--out", help="write the results as JSON here")
   return p.parse_args(argv)
 
@@ -346,7 +387,8 @@ def main(argv: list[str] | None = None) -> None:
       ppl_space=args.ppl_space, ppl_sampling=args.ppl_sampling, ppl_crop=args.ppl_crop,
       ppl_epsilon=args.ppl_epsilon, kid_subsets=args.kid_subsets,
       kid_subset_size=args.kid_subset_size, prdc_k=args.prdc_k,
-      num_distortion=args.num_distortion, num_comove=args.num_comove, metric_names=names)
+      num_distortion=args.num_distortion, num_comove=args.num_comove, critic=args.critic,
+      metric_names=names)
   start = time.time()
   results, errors = evaluate(model, ctx)
   report = {

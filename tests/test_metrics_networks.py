@@ -295,3 +295,27 @@ def test_evaluate_reports_what_each_metric_misses(tiny_generator_dir, tmp_path, 
   assert "--net lpips-vgg vgg.pth" in errors["ppl"]
   with pytest.raises(UserError, match="unknown metric"):
     evaluate.main(["--checkpoint", str(tiny_generator_dir), "--metrics", "fid,bogus"])
+
+
+def test_evaluate_critic_fd(tiny_generator_dir, tmp_path):
+  """critic_fd needs no converted weights: a random 16-px StyleGAN2 with a discriminator judges
+  itself; the metric exists, is finite and positive, and a missing --critic is reported."""
+  import jax.numpy as jnp
+  from jaxspatial import checkpoint, evaluate, models
+  cfg = checkpoint.read_config(tiny_generator_dir)
+  d_vars = jax.jit(models.build_discriminator(cfg.model).init)(
+      jax.random.key(1), jnp.zeros((1, 16, 16, 3)))
+  critic = tmp_path / "critic"
+  checkpoint.save_model_dir(critic, {**checkpoint.restore_models(tiny_generator_dir),
+                                     "d": d_vars}, cfg)
+  out = tmp_path / "metrics.json"
+  args = ["--checkpoint", str(critic), "--metrics", "critic_fd", "--num", "24",
+          "--data", "source=shapes,resolution=16,length=100", "--batch-size", "8",
+          "--out", str(out)]
+  evaluate.main(args + ["--critic", str(critic)])
+  got = json.loads(out.read_text())["metrics"]
+  assert set(got) == {"critic_fd", "critic_logit_fake", "critic_logit_real"}
+  assert got["critic_fd"] > 0 and all(np.isfinite(v) for v in got.values())
+  with pytest.raises(evaluate.cli.UserError, match="1 of 1 metric"):
+    evaluate.main(args)
+  assert "needs --critic" in json.loads(out.read_text())["errors"]["critic_fd"]

@@ -209,3 +209,50 @@ def test_bench_composite_small():
   assert all(r["seconds_per_image"] > 0 for r in rows)
   assert rows[1]["speedup"] == pytest.approx(rows[1]["seconds_per_image"]
                                              / rows[0]["seconds_per_image"])
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+@pytest.fixture(scope="module")
+def critic_dir(dirs):
+  """A StyleGAN2 dir with a (random) discriminator at the regressor's resolution."""
+  cfg = js.load(dirs["g"]).config
+  d = models_lib.build_discriminator(cfg.model)
+  d_vars = jax.jit(d.init)(jax.random.key(2), jnp.zeros((1, RES, RES, 3)))
+  g_vars = checkpoint.restore_models(dirs["g"])["g_ema"]
+  path = dirs["root"] / "critic"
+  checkpoint.save_model_dir(path, {"g_ema": g_vars, "d": d_vars}, cfg)
+  return path
+
+
+def test_critic_fd_is_zero_on_one_set_and_positive_between_sets(critic_dir):
+  from jaxspatial.metrics import critic as critic_lib
+  critic = critic_lib.critic_from_model(js.load(critic_dir))
+  rng = np.random.default_rng(3)
+  a = rng.uniform(-1, 1, (40, RES, RES, 3)).astype(np.float32)
+  assert critic.features(a).shape == (40, critic.dim)
+  assert abs(critic_lib.critic_fd(critic, a, a, batch_size=16)) < 1e-6
+  assert critic_lib.critic_fd(critic, a, 0.2 * a + 0.5) > 1e-3
+  with pytest.raises(UserError, match="no discriminator"):
+    critic_lib.critic_from_model(js.load(critic_dir.parent / "g"))
+  with pytest.raises(UserError, match="no block features"):
+    critic_lib.critic_from_model(js.load(critic_dir), resolutions=(RES,))
+
+
+def test_compare_composites_table_and_picture(dirs, critic_dir, tmp_path, capsys):
+  import json
+
+  from jaxspatial import compare_composites
+  out, table = tmp_path / "cmp.png", tmp_path / "cmp.json"
+  compare_composites.main(["--regressor", f"RGBM={dirs['reg']}", "--critic", str(critic_dir),
+                           "--num", "8", "--show", "4", "--out", str(out), "--json", str(table)])
+  rows = {r["method"]: r for r in json.loads(table.read_text())}
+  assert set(rows) == {"real scenes (reference)", "generator samples (reference)",
+                       "pixel paste", "RGBM"}
+  assert rows["pixel paste"]["masked_l1"] == 0.0 and rows["RGBM"]["masked_l1"] > 0
+  assert all(np.isfinite(r["critic_fd"]) for r in rows.values())
+  assert _png(out).shape[0] > 2 * 96                 # collages + one composite row, upscaled
+  assert "| pixel paste | 0.0000 |" in capsys.readouterr().out
+  with pytest.raises(UserError, match="NAME=DIR"):
+    compare_composites.main(["--regressor", str(dirs["reg"]), "--critic", str(critic_dir)])
