@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pathlib
 import time
 from typing import Callable
 
@@ -110,10 +111,13 @@ def bench_train(presets=("tiny", "demo", "256"), iters: int = 2) -> list[dict]:
   return rows
 
 
-def load_config_file(path: str, preset: str):
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+"""The repository's ``configs/`` (next to the package in a source checkout)."""
+
+
+def load_config_file(path: str | pathlib.Path, preset: str):
   """``get_config(preset)`` of a config file (configs/<family>.py)."""
   import importlib.util
-  import pathlib
   path = pathlib.Path(path)
   spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
@@ -141,11 +145,9 @@ def bench_flops(families=("stylegan2", "ssn", "spatialgan"), preset: str = "pape
   """Per-iteration FLOPs of each family's ``paper256`` step, split into the always-on part
   and the lazy regularisers, amortised over their intervals (docs/scaling.md)."""
   import copy
-  import pathlib
   rows = []
-  configs_dir = pathlib.Path(__file__).resolve().parents[1] / "configs"
   for family in families:
-    path = configs_dir / f"{family}.py"
+    path = CONFIGS_DIR / f"{family}.py"
     if not path.exists():
       continue
     config = load_config_file(str(path), preset)

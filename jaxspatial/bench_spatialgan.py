@@ -8,7 +8,12 @@ backward to G's parameters -- for three generators on random weights:
 * ``sel+align``: the same plus the GradCAM alignment loss (one more D forward, and a D
   backward to the feature taps).
 
+:func:`bench_training_step` times the whole jitted training iteration of the ``demo``
+presets (D step, G step, EMA; lazy R1 off-step) for StyleGAN2, SpatialGAN without alignment
+(``loss.align_weight=0``) and SpatialGAN -- the "+30% training time" of the paper.
+
     python -m jaxspatial.bench_spatialgan --resolution 32 --batch 16
+    python -m jaxspatial.bench_spatialgan --train-step --repeats 7
 """
 
 from __future__ import annotations
@@ -86,6 +91,53 @@ def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int 
   return rows
 
 
+TRAIN_VARIANTS = (("stylegan2", "stylegan2.py", None),
+                  ("spatialgan, no alignment", "spatialgan.py", 0.0),
+                  ("spatialgan", "spatialgan.py", None))
+"""(name, config file in configs/, loss.align_weight override)."""
+
+
+def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
+  """Median seconds of one training iteration per :data:`TRAIN_VARIANTS` entry, timed in
+  turn ``repeats`` times (at most 15, so the 16-step lazy R1 stays off) after a compile step.
+
+  Returns dicts: ``variant``, ``batch``, ``seconds``, ``compile_s``, ``relative`` (to
+  ``stylegan2``).
+  """
+  import numpy as np
+
+  from jaxspatial.bench import CONFIGS_DIR, load_config_file
+  from jaxspatial.training import loop
+  if not 1 <= repeats <= 15:
+    raise cli.UserError("--repeats must be in 1..15 for the training step (R1 runs every 16)")
+  steps, compile_s, batch_size = [], [], 0
+  for _, path, align_weight in TRAIN_VARIANTS:
+    config = load_config_file(CONFIGS_DIR / path, preset)
+    config.mesh.data = 1
+    if align_weight is not None:
+      config.loss.align_weight = align_weight
+    trainer = loop.Trainer(config)
+    trainer.initialize()
+    res, batch_size = config.model.resolution, config.batch_size
+    batch = trainer.global_batch({"image": np.zeros((batch_size, res, res, 3), np.float32)})
+    t0 = time.perf_counter()
+    jax.block_until_ready(trainer.step(batch))    # step 0: compiles, runs R1
+    compile_s.append(time.perf_counter() - t0)
+    steps.append(lambda trainer=trainer, batch=batch: trainer.step(batch))
+  times = [[] for _ in TRAIN_VARIANTS]
+  for _ in range(repeats):
+    for step, t in zip(steps, times):
+      t0 = time.perf_counter()
+      jax.block_until_ready(step())
+      t.append(time.perf_counter() - t0)
+  rows = [{"variant": name, "batch": batch_size, "seconds": statistics.median(t),
+           "compile_s": max(first - statistics.median(t), 0.0)}
+          for (name, _, _), t, first in zip(TRAIN_VARIANTS, times, compile_s)]
+  for r in rows:
+    r["relative"] = r["seconds"] / rows[0]["seconds"]
+  return rows
+
+
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(prog="python -m jaxspatial.bench_spatialgan",
                               description="Time a G step with and without SpatialGAN's SEL "
@@ -95,7 +147,17 @@ def main(argv=None) -> None:
   p.add_argument("--channel-base", type=int, default=2048)
   p.add_argument("--channel-max", type=int, default=128)
   p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--train-step", action="store_true",
+                 help="time the whole training iteration of the demo presets instead "
+                      "(reads the source checkout's configs/)")
   args = p.parse_args(argv)
+  if args.train_step:
+    rows = bench_training_step("demo", args.repeats)
+    print(f"{'variant':<26} {'seconds':>8} {'relative':>8} {'compile_s':>9}")
+    for r in rows:
+      print(f"{r['variant']:<26} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f}")
+    print(f"(training iteration of the demo presets, batch {rows[0]['batch']}, {jax.devices()[0].platform})")
+    return
   if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
     raise cli.UserError("--resolution must be >= 8 and --batch, --repeats positive")
   rows = bench_alignment(args.resolution, args.batch, channel_base=args.channel_base,

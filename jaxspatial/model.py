@@ -142,9 +142,14 @@ class GeneratorModel(Model):
       raise TypeError(f"{self.kind} generate() takes no controls, got {sorted(controls)}")
     w = self.mapping(z)
     if truncation != 1.0:
-      w = np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation)))
+      w = self.truncate(w, truncation)
     ws = np.repeat(w[:, None], self.num_ws, axis=1)
     return self.synthesize(ws, noise=noise, seed=seed)
+
+  def truncate(self, w: np.ndarray, truncation: float) -> np.ndarray:
+    """``w_avg + truncation (w - w_avg)`` on mapped latents (n, ..., w_dim)."""
+    return np.asarray(self._truncate(self.g_vars, np.asarray(w, np.float32),
+                                     jnp.float32(truncation)))
 
   def discriminate(self, x: np.ndarray) -> np.ndarray:
     """Images (n, H, W, 3) in [-1, 1] -> logits (n,). Batches are scored as given (the

@@ -90,7 +90,7 @@ class SpatialGANModel(GeneratorModel):
     """z -> w (n, w_dim), indoor (n, 1 + K, w_dim). ``heatmaps`` only matters for the
     ``flatten`` ablation."""
     z = self._check_z(z)
-    h = self._check_heatmaps(heatmaps, len(z)) if heatmaps is not None else None
+    h = self.check_heatmaps(heatmaps, len(z)) if heatmaps is not None else None
     if h is None and self.generator.encoding == "flatten":
       raise UserError("this model (encoding='flatten') maps z together with heatmaps")
     if not len(z):
@@ -124,7 +124,7 @@ class SpatialGANModel(GeneratorModel):
     h = self._default_heatmaps(heatmaps, len(z), seed)
     w = self.mapping(z, h)
     if truncation != 1.0:
-      w = np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation)))
+      w = self.truncate(w, truncation)
     ws = np.repeat(w[:, None], self.num_ws, axis=1)
     return self.synthesize(ws, h, noise=noise, seed=seed)
 
@@ -144,9 +144,11 @@ class SpatialGANModel(GeneratorModel):
   def _default_heatmaps(self, heatmaps: Heatmaps | None, n: int, seed: int) -> Heatmaps:
     if heatmaps is None:
       return self.sample_heatmaps(seed, n)
-    return self._check_heatmaps(heatmaps, n)
+    return self.check_heatmaps(heatmaps, n)
 
-  def _check_heatmaps(self, h, n: int) -> Heatmaps:
+  def check_heatmaps(self, h, n: int) -> Heatmaps:
+    """``h`` as numpy heatmaps for ``n`` latents (one heatmap is repeated ``n`` times);
+    UserError unless they have this model's structure."""
     if not isinstance(h, Heatmaps):
       raise UserError(f"heatmaps must be a Heatmaps (from sample_heatmaps), got {type(h).__name__}")
     if (h.levels, h.parents) != (self._levels, self._parents):

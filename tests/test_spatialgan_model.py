@@ -217,3 +217,12 @@ def test_edit_parsing_keeps_order():
                                   "--move", "1:0.5,-0.25", "--scale", "0:2"])
   parsed = [edit_heatmap.parse_edit(op, t) for op, t in args.edits]
   assert parsed == [("remove", 2), ("move", 1, 0.5, -0.25), ("scale", 0, 2.0)]
+
+
+def test_training_step_benchmark_times_the_three_variants():
+  from jaxspatial import bench_spatialgan
+  rows = bench_spatialgan.bench_training_step("tiny", repeats=1)
+  assert [r["variant"] for r in rows] == [v[0] for v in bench_spatialgan.TRAIN_VARIANTS]
+  assert rows[0]["relative"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+  with pytest.raises(UserError, match="1..15"):
+    bench_spatialgan.bench_training_step("tiny", repeats=16)
