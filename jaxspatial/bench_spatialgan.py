@@ -14,6 +14,10 @@ presets (D step, G step, EMA; lazy R1 off-step) for StyleGAN2, SpatialGAN withou
 
     python -m jaxspatial.bench_spatialgan --resolution 32 --batch 16
     python -m jaxspatial.bench_spatialgan --train-step --repeats 7
+    python -m jaxspatial.bench_spatialgan --drag runs/sgan-demo --num 20
+
+:func:`bench_drag` compares DragGAN alone with SpatialGAN + DragGAN on a trained model
+(paper Table II: 30-200 vs 10-20 optimisation steps).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxspatial import cli
 from jaxspatial import losses_spatialgan as align
@@ -104,8 +109,6 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   Returns dicts: ``variant``, ``batch``, ``seconds``, ``compile_s``, ``relative`` (to
   ``stylegan2``).
   """
-  import numpy as np
-
   from jaxspatial.bench import CONFIGS_DIR, load_config_file
   from jaxspatial.training import loop
   if not 1 <= repeats <= 15:
@@ -138,6 +141,46 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   return rows
 
 
+def bench_drag(model, num: int = 20, seed: int = 0, distance: tuple[float, float] = (0.15, 0.3),
+               max_steps: int = 100) -> list[dict]:
+  """DragGAN alone vs SpatialGAN + DragGAN (paper Table II) on a trained SpatialGAN.
+
+  For ``num`` images (latent and heatmap seed ``seed + i``): the handle is the pixel under the
+  first root heatmap centre, the target that point moved by a random vector of length
+  ``distance`` × image side. Mode ``draggan``: latent only, no coarse move; ``spatialgan +
+  draggan``: coarse centre move, then latent and centres jointly. Returns per mode: mean
+  steps, converged fraction, mean final handle-target distance (px) and seconds per drag.
+  """
+  from jaxspatial.edit import drag as drag_lib
+  res = model.resolution
+  rng = np.random.default_rng(seed)
+  modes = {"draggan": dict(coarse=False, optimise_centers=False),
+           "spatialgan + draggan": dict(coarse=True, optimise_centers=True)}
+  stats = {name: {"steps": [], "converged": [], "distance": [], "seconds": []} for name in modes}
+  config = drag_lib.DragConfig(max_steps=max_steps)
+  for i in cli.progress(range(num), desc="drag", unit="image"):
+    h = model.sample_heatmaps(seed + i, 1)
+    ws = np.repeat(model.mapping(model.sample_z(seed + i, 1), h)[:, None], model.num_ws, axis=1)
+    root = h.level_indices(0)[0]
+    handle = np.clip(np.round(h.pixel_centers(res)[0, root]), 2, res - 3)
+    angle = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(*distance) * res
+    target = np.clip(np.round(handle + length * np.array([np.sin(angle), np.cos(angle)])),
+                     0, res - 1)
+    for name, kw in modes.items():
+      t0 = time.perf_counter()
+      r = drag_lib.drag(model, ws, handle[None], target[None], heatmaps=h, config=config, **kw)
+      st = stats[name]
+      st["seconds"].append(time.perf_counter() - t0)
+      st["steps"].append(r.steps)
+      st["converged"].append(r.converged)
+      st["distance"].append(float(np.linalg.norm(r.handles[0] - target)))
+  return [{"mode": name, "images": num, "mean_steps": float(np.mean(st["steps"])),
+           "converged": float(np.mean(st["converged"])),
+           "final_distance_px": float(np.mean(st["distance"])),
+           "seconds": float(np.median(st["seconds"]))} for name, st in stats.items()]
+
+
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(prog="python -m jaxspatial.bench_spatialgan",
                               description="Time a G step with and without SpatialGAN's SEL "
@@ -147,10 +190,25 @@ def main(argv=None) -> None:
   p.add_argument("--channel-base", type=int, default=2048)
   p.add_argument("--channel-max", type=int, default=128)
   p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--drag", metavar="CHECKPOINT",
+                 help="instead: DragGAN vs SpatialGAN + DragGAN on this trained SpatialGAN")
+  p.add_argument("--num", type=int, default=20, help="--drag: images")
   p.add_argument("--train-step", action="store_true",
                  help="time the whole training iteration of the demo presets instead "
                       "(reads the source checkout's configs/)")
   args = p.parse_args(argv)
+  if args.drag:
+    import jaxspatial as js
+    model = js.load(args.drag)
+    if model.kind != "spatialgan":
+      raise cli.UserError(f"--drag needs a spatialgan checkpoint, not {model.kind!r}")
+    rows = bench_drag(model, num=args.num)
+    print(f"{'mode':<22} {'steps':>6} {'converged':>9} {'dist px':>7} {'s/drag':>7}")
+    for r in rows:
+      print(f"{r['mode']:<22} {r['mean_steps']:6.1f} {r['converged']:9.2f} "
+            f"{r['final_distance_px']:7.2f} {r['seconds']:7.2f}")
+    print(f"({args.num} drags of {model.resolution} px images, max 100 steps)")
+    return
   if args.train_step:
     rows = bench_training_step("demo", args.repeats)
     print(f"{'variant':<26} {'seconds':>8} {'relative':>8} {'compile_s':>9}")

@@ -164,3 +164,10 @@ def test_drag_command(dirs, tmp_path, capsys):
                        (["--handle", "1,40", "--target", "1,2"], "must lie in")):
     with pytest.raises(UserError, match=message):
       drag_cmd.main(["--checkpoint", str(dirs / "sg2"), "--out", str(out), *bad])
+
+
+def test_drag_benchmark_reports_both_modes(dirs):
+  from jaxspatial import bench_spatialgan
+  rows = bench_spatialgan.bench_drag(js.load(dirs / "sgan"), num=1, max_steps=2)
+  assert [r["mode"] for r in rows] == ["draggan", "spatialgan + draggan"]
+  assert all(0 <= r["mean_steps"] <= 2 and r["seconds"] > 0 for r in rows)
