@@ -9,8 +9,9 @@ scene, then objects of others) are held-out scenes (``--collage-seed``), pasted 
 regressors' resolution. Methods: ``pixel paste`` (the collage itself, unknown pixels grey) and
 one row per ``--regressor NAME=DIR`` (``G(E(collage, m))``). Columns (Chai et al. 2021, Tab. 1
 measures both): ``masked_l1`` on the pasted pixels ([-1, 1] units, lower = more faithful) and
-realism from ``--critic``'s discriminator (:mod:`jaxspatial.metrics.critic`): ``critic_fd``
-against ``--num`` real scenes (lower = more realistic) and the mean critic logit (higher).
+realism in the feature space of ``--critic``'s discriminator (:mod:`jaxspatial.metrics.critic`)
+against ``--num`` real scenes: ``critic_fd`` (lower = more realistic), PRDC ``density``
+(k = 5; about 1 for real images, lower = less realistic) and the mean critic logit (higher).
 Reference rows: real scenes (another draw) and the generator's own samples.
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 from jaxspatial import cli, imageio
 from jaxspatial.edit import composite as composite_lib
 from jaxspatial.metrics import critic as critic_lib
+from jaxspatial.metrics import prdc
 from jaxspatial.metrics.masked_l1 import masked_l1
 
 
@@ -74,11 +76,15 @@ def compare(regressors: dict, critic_model, num: int, objects: int = 2,
   real = _shapes_real(num, res, collage_seed + 1)
   held_out = _shapes_real(num, res, collage_seed + 2)
 
+  real_features = critic_lib.batched_features(critic, real)
+
   def row(name: str, images: np.ndarray, l1: bool = True) -> dict:
+    feats = critic_lib.batched_features(critic, images)
     return {"method": name,
             "masked_l1": (float(np.mean(masked_l1(images, collages.collage, collages.mask)))
                           if l1 else None),
-            "critic_fd": critic_lib.critic_fd(critic, images, real),
+            "critic_fd": critic_lib.frechet_from_features(feats, real_features),
+            "density": prdc.prdc(real_features, feats, nearest_k=5)["density"],
             "critic_logit": float(np.mean(critic.logits(images)))}
 
   any_regressor = next(iter(regressors.values()))
@@ -94,10 +100,11 @@ def compare(regressors: dict, critic_model, num: int, objects: int = 2,
 
 
 def format_table(rows: list[dict]) -> str:
-  lines = ["| method | masked L1 | critic FD | critic logit |", "|---|---:|---:|---:|"]
+  lines = ["| method | masked L1 | critic FD | density | critic logit |", "|---|---:|---:|---:|---:|"]
   for r in rows:
     l1 = "–" if r["masked_l1"] is None else f"{r['masked_l1']:.4f}"
-    lines.append(f"| {r['method']} | {l1} | {r['critic_fd']:.3f} | {r['critic_logit']:.3f} |")
+    lines.append(f"| {r['method']} | {l1} | {r['critic_fd']:.3f} | {r['density']:.3f} | "
+                 f"{r['critic_logit']:.3f} |")
   return "\n".join(lines)
 
 

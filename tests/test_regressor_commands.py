@@ -251,7 +251,7 @@ def test_compare_composites_table_and_picture(dirs, critic_dir, tmp_path, capsys
   assert set(rows) == {"real scenes (reference)", "generator samples (reference)",
                        "pixel paste", "RGBM"}
   assert rows["pixel paste"]["masked_l1"] == 0.0 and rows["RGBM"]["masked_l1"] > 0
-  assert all(np.isfinite(r["critic_fd"]) for r in rows.values())
+  assert all(np.isfinite(r["critic_fd"]) and r["density"] >= 0 for r in rows.values())
   assert _png(out).shape[0] > 2 * 96                 # collages + one composite row, upscaled
   assert "| pixel paste | 0.0000 |" in capsys.readouterr().out
   with pytest.raises(UserError, match="NAME=DIR"):
