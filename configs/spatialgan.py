@@ -15,6 +15,13 @@ Presets:
 * ``paper256`` -- the EqGAN-SA command: stylegan2-ada paper256, no augmentation, path length
   weight 0, no style mixing, SEL + alignment (weight 1 on every G step).
 
+``--config.init_from=DIR`` starts from a SpatialGAN checkpoint, or from a StyleGAN2 one of the
+same size (its weights copied, the SEL layers fresh: a warm start, the paper trains from
+scratch):
+
+    python -m jaxspatial.train --config configs/spatialgan.py:demo --workdir runs/sgan-warm \
+        --config.init_from=runs/demo
+
 Ablations (Tables I, IV, V) are ``--config.model.*`` switches: ``encoding`` (norm | concat |
 indoor | flatten | none), ``heatmaps`` (hierarchical | independent | multi),
 ``heatmap_input`` (gaussian | noise), ``coarse``; and ``--config.loss.align_weight=0``.

@@ -181,6 +181,22 @@ class SpatialGANFamily(gan_step.StyleGAN2Family):
     return (jnp.zeros((1,) + tuple(self.generator.latent_shape)),
             self.generator.sample_heatmaps(jax.random.key(0), 1))
 
+  def init_models(self, path: str) -> dict:
+    """A SpatialGAN checkpoint as it is (fine-tuning), or a StyleGAN2 one transferred: its
+    G and D weights copied into a fresh SpatialGAN (:func:`transfer_from_stylegan2`)."""
+    from jaxspatial import checkpoint
+    if checkpoint.read_config(path).model.kind != "stylegan2":
+      return super().init_models(path)
+    models = checkpoint.restore_models(path)
+    key = jax.random.key(int(self.config.get("seed", 0)))
+    fresh = jax.jit(self.generator.init)({"params": key, "noise": key}, *self.init_inputs())
+    out = {"d": models["d"]} if "d" in models else {}
+    for name in ("g", "g_ema"):
+      source = models.get(name, models.get("g_ema"))
+      if source is not None:
+        out[name] = transfer_from_stylegan2(source, fresh)
+    return out
+
   def mapping(self, g_vars: Any, z: Array, heatmaps: Heatmaps | None = None) -> Array:
     return self.generator.apply(g_vars, z, heatmaps, method=type(self.generator).mapping)
 
@@ -214,3 +230,25 @@ class SpatialGANFamily(gan_step.StyleGAN2Family):
         threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
         objective=loss_cfg.get("align_objective", "plain"))
     return weight * loss, {"align_loss": loss, **metrics}
+
+
+def transfer_from_stylegan2(stylegan2_vars: Any, spatialgan_vars: Any) -> Any:
+  """StyleGAN2 generator variables copied into SpatialGAN ones of the same architecture.
+
+  Every StyleGAN2 leaf (mapping, synthesis convs, ToRGBs, constant input, noise buffers,
+  ``w_avg``) must exist in ``spatialgan_vars`` at the same path with the same shape; the
+  leaves StyleGAN2 lacks (heatmap embeddings, SEL layers) keep ``spatialgan_vars``'s values,
+  so the SEL layers start as freshly initialised. A warm start for experiments (the paper
+  trains from scratch). UserError naming the first mismatches otherwise.
+  """
+  from flax import traverse_util
+  src = traverse_util.flatten_dict(jax.tree.map(np.asarray, stylegan2_vars), sep="/")
+  dst = traverse_util.flatten_dict(jax.tree.map(np.asarray, spatialgan_vars), sep="/")
+  bad = [f"{k} {np.shape(v)}" + (f" vs {np.shape(dst[k])}" if k in dst else " (missing)")
+         for k, v in src.items() if k not in dst or np.shape(dst[k]) != np.shape(v)]
+  if bad:
+    raise UserError(f"the StyleGAN2 does not fit this SpatialGAN config: {'; '.join(bad[:3])}"
+                    + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""))
+  dst.update(src)
+  return traverse_util.unflatten_dict(dst, sep="/")
+

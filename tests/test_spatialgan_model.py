@@ -226,3 +226,34 @@ def test_training_step_benchmark_times_the_three_variants():
   assert rows[0]["relative"] == 1.0 and all(r["seconds"] > 0 for r in rows)
   with pytest.raises(UserError, match="1..15"):
     bench_spatialgan.bench_training_step("tiny", repeats=16)
+
+
+def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
+  """init_from a StyleGAN2 dir: its G/D leaves land unchanged, the SEL layers stay fresh."""
+  from flax import traverse_util
+
+  from jaxspatial.spatialgan import SpatialGANFamily, transfer_from_stylegan2
+  config = ml_collections.ConfigDict(load_config("tiny"))
+  sg2_cfg = models.stylegan2_model_config(
+      config.model.resolution, **{k: config.model[k] for k in (
+          "z_dim", "w_dim", "n_mlp", "channel_base", "channel_max", "mbstd_group_size")})
+  key = jax.random.key(7)
+  g = models.build_generator(sg2_cfg)
+  g_vars = jax.jit(g.init)(key, jnp.zeros((1, sg2_cfg.z_dim)))
+  d_vars = jax.jit(models.build_discriminator(sg2_cfg).init)(
+      key, jnp.zeros((1, sg2_cfg.resolution, sg2_cfg.resolution, 3)))
+  checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars, "d": d_vars},
+                            ml_collections.ConfigDict({"model": sg2_cfg}))
+  family = SpatialGANFamily(config, models.build_generator(config.model),
+                            models.build_discriminator(config.model))
+  out = family.init_models(str(tmp_path / "sg2"))
+  src = traverse_util.flatten_dict(jax.tree.map(np.asarray, g_vars), sep="/")
+  got = traverse_util.flatten_dict(jax.tree.map(np.asarray, out["g"]), sep="/")
+  assert set(src) < set(got) and any("heatmap" in k or "sel" in k.lower() for k in set(got) - set(src))
+  for k, v in src.items():
+    np.testing.assert_array_equal(got[k], v)
+  np.testing.assert_array_equal(jax.tree.leaves(out["d"])[0], jax.tree.leaves(d_vars)[0])
+  first = sorted(src)[0]
+  wrong = traverse_util.unflatten_dict({**src, first: np.zeros((3, 5))}, sep="/")
+  with pytest.raises(UserError, match=f"does not fit this SpatialGAN config: {first}"):
+    transfer_from_stylegan2(wrong, out["g"])
