@@ -45,8 +45,8 @@ def critic_from_model(model, resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -
                     f"(its blocks are 4..{d.resolution // 2} px)")
 
   @jax.jit
-  def apply(x):
-    logits, feats = d.apply(d_vars, x, return_features=True)
+  def apply(variables, x):
+    logits, feats = d.apply(variables, x, return_features=True)
     return jnp.concatenate([feats[r].mean(axis=(1, 2)) for r in resolutions], -1), logits
 
   def checked(x):
@@ -57,8 +57,8 @@ def critic_from_model(model, resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -
     return x
 
   dim = sum(d.channels(r) for r in resolutions)
-  return Critic(features=lambda x: np.asarray(apply(checked(x))[0]),
-                logits=lambda x: np.asarray(apply(checked(x))[1]),
+  return Critic(features=lambda x: np.asarray(apply(d_vars, checked(x))[0]),
+                logits=lambda x: np.asarray(apply(d_vars, checked(x))[1]),
                 dim=dim, resolution=d.resolution)
 
 
