@@ -214,7 +214,8 @@ def main(argv=None) -> None:
     print(f"{'variant':<26} {'seconds':>8} {'relative':>8} {'compile_s':>9}")
     for r in rows:
       print(f"{r['variant']:<26} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f}")
-    print(f"(training iteration of the demo presets, batch {rows[0]['batch']}, {jax.devices()[0].platform})")
+    print(f"(training iteration of the demo presets, batch {rows[0]['batch']}, "
+          f"{jax.devices()[0].platform})")
     return
   if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
     raise cli.UserError("--resolution must be >= 8 and --batch, --repeats positive")

@@ -100,7 +100,8 @@ def compare(regressors: dict, critic_model, num: int, objects: int = 2,
 
 
 def format_table(rows: list[dict]) -> str:
-  lines = ["| method | masked L1 | critic FD | density | critic logit |", "|---|---:|---:|---:|---:|"]
+  lines = ["| method | masked L1 | critic FD | density | critic logit |",
+           "|---|---:|---:|---:|---:|"]
   for r in rows:
     l1 = "–" if r["masked_l1"] is None else f"{r['masked_l1']:.4f}"
     lines.append(f"| {r['method']} | {l1} | {r['critic_fd']:.3f} | {r['density']:.3f} | "
