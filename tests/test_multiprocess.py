@@ -87,9 +87,13 @@ def test_pair_equals_single_process_and_restores_in_one_process(pair):
   single.initialize()
   for b in batches(config, STEPS):
     single.step(single.global_batch(b))
+  # The two runs reduce gradients in different orders (gloo across processes vs XLA within
+  # one), and Adam turns a float32 rounding difference in a near-zero gradient into up to a
+  # few 1e-5 of parameter change; a wrong shard or a missing update would differ by ~lr
+  # (2.5e-3) per step.
   for a, b in zip(jax.tree.leaves(jax.device_get(single.state.g_ema)),
                   jax.tree.leaves(jax.device_get(restored.state.g_ema))):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
   # ... and into a 1-device trainer (1 x 1): the same arrays, resharded on restore.
   config.mesh.data = 1
   one = loop.Trainer(config)

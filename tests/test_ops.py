@@ -91,3 +91,20 @@ def test_equal_dense_runtime_scaling():
   x = jnp.arange(8.0).reshape(2, 4)
   b = v["params"]["bias"]
   np.testing.assert_allclose(layer.apply(v, x), x @ (w * 0.01 / 2.0) + b * 0.01, rtol=1e-5)
+
+
+@pytest.mark.parametrize("up,down,pad", [(1, 1, (2, 1)), (2, 1, (2, 1)), (1, 2, (1, 1))])
+def test_upfirdn2d_equals_the_depthwise_conv_baseline_of_bench_fir(up, down, pad):
+  from jaxspatial import bench
+  x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 8, 8, 5)), jnp.float32)
+  k = ops.fir_kernel(gain=up * up)
+  np.testing.assert_allclose(np.asarray(ops.upfirdn2d(x, k, up=up, down=down, pad=pad)),
+                             np.asarray(bench._depthwise_upfirdn2d(x, k, up, down, pad)),
+                             atol=1e-5)
+
+
+def test_bench_fir_table():
+  from jaxspatial import bench
+  rows = bench.bench_fir(batch=1, size=8, channels=2)
+  assert {r["impl"] for r in rows} == {"depthwise conv", "shifted slices"} and len(rows) == 6
+  assert all(r["fwd_ms"] > 0 and r["grad_ms"] > 0 for r in rows)

@@ -62,18 +62,21 @@ def single_and_sharded(tiny):
 def test_sharded_step_equals_single_device(single_and_sharded):
   """8-device data-parallel steps reproduce 1-device steps (same global batch and seed).
 
-  Tolerance 1e-4 relative: the two differ only in float32 reduction order (all-reduce of
-  per-device gradient partial sums); 4 Adam steps amplify that to ~1e-6..1e-5.
+  Tolerance 1e-4 relative and absolute: the two differ only in float32 reduction order
+  (all-reduce of per-device gradient partial sums). Adam divides each gradient by its own
+  running scale, so for a parameter whose gradient is near zero that rounding difference
+  becomes up to a few 1e-5 after 4 steps; a real bug (a wrong shard, a missing update)
+  moves parameters by ~lr = 2.5e-3 per step.
   """
   (one, h1), (eight, h8) = single_and_sharded
   assert len(eight.mesh.devices.flat) == 8
   p1 = jax.tree.leaves(jax.device_get(one.state.g_ema["params"]))
   p8 = jax.tree.leaves(jax.device_get(eight.state.g_ema["params"]))
   for a, b in zip(p1, p8):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
   for a, b in zip(jax.tree.leaves(jax.device_get(one.state.d)),
                   jax.tree.leaves(jax.device_get(eight.state.d))):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(h1[-1]["d_loss"], h8[-1]["d_loss"], rtol=1e-4)
   # Parameters moved: the test would not pass on a no-op step.
   p0 = jax.tree.leaves(jax.device_get(jax.jit(lambda: one._init(jax.random.key(0)))().d))
