@@ -93,6 +93,13 @@ def resolve_step(directory: str | pathlib.Path, step: int | None = None) -> int:
   return step
 
 
+def saved_items(mngr: ocp.CheckpointManager, step: int) -> set[str]:
+  """Names of the items saved for ``step``, read from the step directory (asking the manager
+  would make Orbax warn about every item it has no handler registered for yet)."""
+  path = mngr.directory / str(step)
+  return {p.name for p in path.iterdir() if p.is_dir()} & set(ITEMS) if path.is_dir() else set()
+
+
 def read_config(directory: str | pathlib.Path, step: int | None = None) -> ml_collections.ConfigDict:
   step = resolve_step(directory, step)
   path = checkpoint_root(directory) / str(step) / "config" / "metadata"

@@ -132,9 +132,8 @@ class Trainer:
     train = target({"step": a.step, "opt_g": a.opt_g, "opt_d": a.opt_d, "pl_mean": a.pl_mean},
                    {"step": sh.step, "opt_g": sh.opt_g, "opt_d": sh.opt_d,
                     "pl_mean": sh.pl_mean})
-    names = set(mngr.item_metadata(step).keys()) if hasattr(mngr, "item_metadata") else set()
     args = dict(models=models, train=train)
-    if "data" in names:
+    if "data" in checkpoint.saved_items(mngr, step):
       args["data"] = None
     out = mngr.restore(step, args=checkpoint.restore_args(**args))
     m, t = out.models, out.train
