@@ -246,13 +246,22 @@ def test_compare_composites_table_and_picture(dirs, critic_dir, tmp_path, capsys
   from jaxspatial import compare_composites
   out, table = tmp_path / "cmp.png", tmp_path / "cmp.json"
   compare_composites.main(["--regressor", f"RGBM={dirs['reg']}", "--critic", str(critic_dir),
-                           "--num", "8", "--show", "4", "--out", str(out), "--json", str(table)])
+                           "--num", "8", "--show", "4", "--out", str(out), "--json", str(table),
+                           "--bootstrap", "4"])
   rows = {r["method"]: r for r in json.loads(table.read_text())}
   assert set(rows) == {"real scenes (reference)", "generator samples (reference)",
                        "pixel paste", "RGBM"}
   assert rows["pixel paste"]["masked_l1"] == 0.0 and rows["RGBM"]["masked_l1"] > 0
   assert all(np.isfinite(r["critic_fd"]) and r["density"] >= 0 for r in rows.values())
+  # Standard errors: pixel paste's L1 is 0 in every resample; the others vary; no L1 for
+  # the reference rows.
+  assert rows["pixel paste"]["masked_l1_se"] == 0.0 and rows["RGBM"]["masked_l1_se"] > 0
+  assert rows["RGBM"]["critic_fd_se"] > 0
+  assert "masked_l1_se" not in rows["real scenes (reference)"]
   assert _png(out).shape[0] > 2 * 96                 # collages + one composite row, upscaled
-  assert "| pixel paste | 0.0000 |" in capsys.readouterr().out
+  assert "| pixel paste | 0.0000 ± 0.0000 |" in capsys.readouterr().out
   with pytest.raises(UserError, match="NAME=DIR"):
     compare_composites.main(["--regressor", str(dirs["reg"]), "--critic", str(critic_dir)])
+  with pytest.raises(UserError, match="--bootstrap"):
+    compare_composites.main(["--regressor", f"RGBM={dirs['reg']}", "--critic", str(critic_dir),
+                             "--bootstrap", "-1"])
