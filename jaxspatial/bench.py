@@ -89,7 +89,7 @@ def bench_fir(batch: int = 16, size: int = 32, channels: int = 64) -> list[dict]
   from jaxspatial import ops
   x = jax.random.normal(jax.random.key(0), (batch, size, size, channels))
   cases = {"blur (G up-conv)": dict(pad=(2, 1)), "2x down (D)": dict(down=2, pad=(1, 1)),
-           "2x up (skip)": dict(up=2, pad=(2, 1))}
+           "2x up": dict(up=2, pad=(2, 1))}
   rows = []
   for case, kw in cases.items():
     kernel = ops.fir_kernel(gain=4.0 if kw.get("up") else 1.0)
