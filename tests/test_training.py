@@ -153,11 +153,14 @@ def _train(workdir, *overrides, timeout=600):
 @pytest.fixture(scope="module")
 def straight_and_resumed(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("resume")
-  straight = _train(tmp / "straight", "--config.total_steps=4", "--config.checkpoint_every=0")
+  # R1 every 3 steps (on 0 and 3), so a resumed run that lost its place in the lazy-
+  # regularisation schedule (R1 on its own first step, 2) could not match the straight one.
+  common = ("--config.checkpoint_every=0", "--config.loss.r1_every=3")
+  straight = _train(tmp / "straight", "--config.total_steps=4", *common)
   assert straight.returncode == 0, straight.stderr[-2000:]
-  first = _train(tmp / "resumed", "--config.total_steps=2", "--config.checkpoint_every=0")
+  first = _train(tmp / "resumed", "--config.total_steps=2", *common)
   assert first.returncode == 0, first.stderr[-2000:]
-  second = _train(tmp / "resumed", "--config.total_steps=4", "--config.checkpoint_every=0")
+  second = _train(tmp / "resumed", "--config.total_steps=4", *common)
   assert second.returncode == 0, second.stderr[-2000:]
   assert "resuming from step 2" in second.stdout
   return tmp / "straight", tmp / "resumed"
@@ -176,6 +179,7 @@ def test_resume_sees_the_same_data_order(straight_and_resumed):
   assert [r["step"] for r in rows[1]] == [1, 2, 3, 4]
   for r1, r2 in zip(*rows):     # same data and keys -> identical losses at every step
     assert r1["d_loss"] == r2["d_loss"] and r1["scores/real"] == r2["scores/real"]
+  assert [r["r1_applied"] for r in rows[1]] == [1.0, 0.0, 0.0, 1.0]   # logged after steps 0..3
 
 
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):

@@ -3,8 +3,8 @@
 One call = one iteration of the stylegan2-ada schedule, all inside one jitted program:
 
 1. D main: non-saturating logistic loss ``softplus(D(G(z))) + softplus(-D(x))``;
-2. D reg (every ``r1_every`` steps, ``lax.cond``): R1 ``gamma/2 * |grad_x D(x)|^2``, scaled by
-   the interval (lazy regularisation); a second Adam update, as in stylegan2-ada/rosinality;
+2. D reg (every ``r1_every`` steps): R1 ``gamma/2 * |grad_x D(x)|^2``, scaled by the
+   interval (lazy regularisation); a second Adam update, as in stylegan2-ada/rosinality;
 3. G main: ``softplus(-D(G(z)))`` plus the family's extra loss (SSN's R_D, SpatialGAN's
    GradCAM alignment); ``w_avg`` tracked with beta 0.995;
 4. G reg (every ``pl_every`` steps): path-length penalty ``(|J_w^T y| - a)^2``, ``a`` the
@@ -12,6 +12,11 @@ One call = one iteration of the stylegan2-ada schedule, all inside one jitted pr
 5. EMA of G with a half-life in images that does not depend on the device count.
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
+Which regularisers a step runs is a :class:`Phase`, fixed when the step is built: the trainer
+compiles one program per phase and picks it on the host from the step number, as stylegan2-ada
+schedules its phases. (A ``lax.cond`` inside one program would do the same on paper, but
+XLA:CPU runs weight-gradient convolutions inside a conditional branch ~30x slower than at top
+level: the R1 step cost 8 plain steps on the ``demo`` preset.)
 Keys are ``fold_in(key(seed), step)`` split per use, so runs are reproducible and resumable.
 
 A *family* adapts the generator: it samples the generator's inputs, maps them to styles
@@ -20,7 +25,7 @@ A *family* adapts the generator: it samples the generator's inputs, maps them to
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -120,17 +125,31 @@ def _global_norm(tree) -> Array:
   return optax.tree.norm(tree)
 
 
+class Phase(NamedTuple):
+  """The lazy regularisers one training step runs."""
+  r1: bool
+  path_length: bool
+
+
+def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
+  """The :class:`Phase` of step ``step`` (a host integer, counted from 0): R1 on multiples of
+  ``r1_every`` and path length on multiples of ``pl_every``, each only if its weight is > 0."""
+  loss = config.loss
+  return Phase(r1=bool(loss.r1_gamma > 0 and step % loss.r1_every == 0),
+               path_length=bool(loss.pl_weight > 0 and step % loss.pl_every == 0))
+
+
 def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
                     opt_g: optax.GradientTransformation, opt_d: optax.GradientTransformation,
-                    constrain: Callable[[Array], Array] = lambda x: x):
-  """Returns ``train_step(state, batch) -> (state, metrics)`` (pure; jit it with shardings).
+                    phase: Phase, constrain: Callable[[Array], Array] = lambda x: x):
+  """Returns ``train_step(state, batch) -> (state, metrics)`` (pure; jit it with shardings)
+  for steps of ``phase``; a regulariser the phase leaves out is not even compiled.
 
   ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding.
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch.
   """
   D = family.discriminator
   loss = config.loss
-  r1_on, pl_on = loss.r1_gamma > 0, loss.pl_weight > 0
 
   def inputs_for(key, n):
     return jax.tree.map(constrain, family.sample_inputs(key, n))
@@ -163,22 +182,12 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
       penalty = jnp.sum(jnp.square(real_grad), axis=(1, 2, 3)).mean()
       return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
 
-    def r1_update(args):
-      params, opt_state = args
-      grads, penalty = jax.grad(r1_loss_fn, has_aux=True)(params)
-      params, opt_state = _adam_step(opt_d, params, opt_state, grads)
-      return params, opt_state, penalty
-
-    def skip(args):
-      return args[0], args[1], jnp.zeros((), jnp.float32)
-
-    do_r1 = jnp.logical_and(r1_on, state.step % loss.r1_every == 0)
-    if r1_on:   # a disabled regulariser is not even compiled
-      d_params, opt_d_state, penalty = jax.lax.cond(do_r1, r1_update, skip,
-                                                    (d_params, opt_d_state))
+    if phase.r1:
+      grads, penalty = jax.grad(r1_loss_fn, has_aux=True)(d_params)
+      d_params, opt_d_state = _adam_step(opt_d, d_params, opt_d_state, grads)
     else:
       penalty = jnp.zeros((), jnp.float32)
-    metrics.update({"r1_penalty": penalty, "r1_applied": do_r1.astype(jnp.float32)})
+    metrics.update({"r1_penalty": penalty, "r1_applied": float(phase.r1)})
     return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
 
   def g_step(state, key):
@@ -219,23 +228,16 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
       penalty = jnp.mean(jnp.square(lengths - jax.lax.stop_gradient(pl_mean)))
       return penalty * loss.pl_weight * loss.pl_every, (penalty, jax.lax.stop_gradient(pl_mean))
 
-    def pl_update(args):
-      params, opt_state, pl_mean = args
-      grads, (penalty, pl_mean) = jax.grad(pl_loss_fn, has_aux=True)(params)
-      params, opt_state = _adam_step(opt_g, params, opt_state, grads)
-      return params, opt_state, pl_mean, penalty
-
-    def skip(args):
-      return args + (jnp.zeros((), jnp.float32),)
-
-    do_pl = jnp.logical_and(pl_on, state.step % loss.pl_every == 0)
-    args = (state.g["params"], state.opt_g, state.pl_mean)
-    g_params, opt_g_state, pl_mean, penalty = (
-        jax.lax.cond(do_pl, pl_update, skip, args) if pl_on else skip(args))
+    g_params, opt_g_state, pl_mean = state.g["params"], state.opt_g, state.pl_mean
+    if phase.path_length:
+      grads, (penalty, pl_mean) = jax.grad(pl_loss_fn, has_aux=True)(g_params)
+      g_params, opt_g_state = _adam_step(opt_g, g_params, opt_g_state, grads)
+    else:
+      penalty = jnp.zeros((), jnp.float32)
     new_state = state.replace(g={**state.g, "params": g_params}, opt_g=opt_g_state,
                               pl_mean=pl_mean)
     return new_state, {"pl_penalty": penalty, "pl_mean": pl_mean,
-                       "pl_applied": do_pl.astype(jnp.float32)}
+                       "pl_applied": float(phase.path_length)}
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)

@@ -71,12 +71,8 @@ class Trainer:
     self.abstract_state = jax.eval_shape(init, jax.random.key(config.seed))
     self.state_sharding = jax.tree.map(lambda _: self.replicated, self.abstract_state)
     self._init = jax.jit(init, out_shardings=self.state_sharding)
-    step = gan_step.make_train_step(
-        config, self.family, self.opt_g, self.opt_d,
-        constrain=lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding))
-    self._step = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
-                         out_shardings=(self.state_sharding, self.replicated),
-                         donate_argnums=0)
+    self._steps: dict[gan_step.Phase, Any] = {}   # one jitted program per phase, on first use
+    self._next_step = 0          # host copy of state.step: picks the phase without a device sync
     self._render = jax.jit(self.family.render)
     self.state: state_lib.GANState | None = None
 
@@ -84,6 +80,7 @@ class Trainer:
     """Fresh state from ``seed``; with ``config.init_from`` G, G_ema and D start from that
     checkpoint (the family decides how: same-kind weights, or SSN's StyleGAN2 transfer)."""
     self.state = self._init(jax.random.key(self.config.seed))
+    self._next_step = 0
     init_from = self.config.get("init_from", "")
     if not init_from:
       return
@@ -106,8 +103,23 @@ class Trainer:
     return {"image": jax.make_array_from_process_local_data(self.batch_sharding,
                                                             local["image"])}
 
+  def compiled_step(self, phase: gan_step.Phase):
+    """The jitted step for ``phase`` (built and cached on first use): state donated, explicit
+    in/out shardings."""
+    if phase not in self._steps:
+      step = gan_step.make_train_step(
+          self.config, self.family, self.opt_g, self.opt_d, phase,
+          constrain=lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding))
+      self._steps[phase] = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
+                                   out_shardings=(self.state_sharding, self.replicated),
+                                   donate_argnums=0)
+    return self._steps[phase]
+
   def step(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    self.state, metrics = self._step(self.state, batch)
+    """One training iteration; its lazy regularisers follow the step number."""
+    phase = gan_step.phase_at(self.config, self._next_step)
+    self.state, metrics = self.compiled_step(phase)(self.state, batch)
+    self._next_step += 1
     return metrics
 
   # ---------------------------------------------------------------- checkpoints
@@ -139,6 +151,7 @@ class Trainer:
     m, t = out.models, out.train
     self.state = state_lib.GANState(step=t["step"], g=m["g"], g_ema=m["g_ema"], d=m["d"],
                                     opt_g=t["opt_g"], opt_d=t["opt_d"], pl_mean=t["pl_mean"])
+    self._next_step = int(jax.device_get(t["step"]))
     return out.get("data") if "data" in args else None
 
   # ---------------------------------------------------------------- samples
