@@ -109,6 +109,38 @@ def bench_fir(batch: int = 16, size: int = 32, channels: int = 64) -> list[dict]
   return rows
 
 
+def _dilated_conv_transpose(x, weight):
+  """Baseline for ``bench_conv_transpose``: ``ops.conv_transpose_2x`` as one convolution of
+  the zero-stuffed input (``lhs_dilation=2``) with the flipped kernel."""
+  k = weight.shape[0]
+  return jax.lax.conv_general_dilated(
+      x, jnp.flip(weight, (0, 1)), (1, 1), [(k - 1, k - 1)] * 2, lhs_dilation=(2, 2),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def bench_conv_transpose(batch: int = 16) -> list[dict]:
+  """The demo generator's 3x3 up-sampling convs (8->16 and 16->32 px): forward and the
+  gradients w.r.t. weight and input, sub-pixel phases against ``lhs_dilation``."""
+  from jaxspatial import ops
+  rows = []
+  for size, cin, cout in ((8, 64, 64), (16, 64, 32)):
+    x = jax.random.normal(jax.random.key(0), (batch, size, size, cin))
+    w = jax.random.normal(jax.random.key(1), (3, 3, cin, cout))
+    timings = {}
+    for impl, f in (("lhs_dilation", _dilated_conv_transpose),
+                    ("sub-pixel phases", ops.conv_transpose_2x)):
+      loss = lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w)))
+      timings[impl] = [_time(jax.jit(fn), x, w, iters=10)[1]
+                       for fn in (f, jax.grad(loss, 1), jax.grad(loss, 0))]
+    base = timings["lhs_dilation"]
+    for impl, t in timings.items():
+      rows.append({"bench": f"up-conv {tuple(x.shape)} -> {cout} ch", "impl": impl,
+                   "fwd_ms": round(t[0] * 1e3, 2), "grad_w_ms": round(t[1] * 1e3, 2),
+                   "grad_x_ms": round(t[2] * 1e3, 2),
+                   "grad_w_speedup": round(base[1] / t[1], 1)})
+  return rows
+
+
 def _train_config(preset: str):
   from jaxspatial.training import config_lib
   config = config_lib.gan_config("tiny" if preset == "256" else preset)
@@ -196,7 +228,7 @@ def train_step_flops(config, phase) -> float:
 def bench_flops(families=("stylegan2", "ssn", "spatialgan"), preset: str = "paper256") -> list[dict]:
   """Per-iteration FLOPs of each family's ``paper256`` step, split into the always-on part
   and the lazy regularisers, amortised over their intervals (docs/scaling.md)."""
-  import copy
+  from jaxspatial.training.gan_step import Phase
   rows = []
   for family in families:
     path = CONFIGS_DIR / f"{family}.py"
@@ -204,18 +236,12 @@ def bench_flops(families=("stylegan2", "ssn", "spatialgan"), preset: str = "pape
       continue
     config = load_config_file(str(path), preset)
     loss = config.loss
-    plain = copy.deepcopy(config)
-    plain.loss.update(r1_gamma=0.0, pl_weight=0.0)
-    base = train_step_flops(plain)
+    base = train_step_flops(config, Phase(r1=False, path_length=False))
     r1 = pl = 0.0
     if loss.r1_gamma > 0:
-      with_r1 = copy.deepcopy(plain)
-      with_r1.loss.r1_gamma = loss.r1_gamma
-      r1 = train_step_flops(with_r1) - base
+      r1 = train_step_flops(config, Phase(r1=True, path_length=False)) - base
     if loss.pl_weight > 0:
-      with_pl = copy.deepcopy(plain)
-      with_pl.loss.pl_weight = loss.pl_weight
-      pl = train_step_flops(with_pl) - base
+      pl = train_step_flops(config, Phase(r1=False, path_length=True)) - base
     amortised = base + r1 / loss.r1_every + pl / loss.pl_every
     rows.append({"bench": f"{family} {preset} step FLOPs", "batch": config.batch_size,
                  "resolution": config.model.resolution, "main_TFLOP": round(base / 1e12, 2),
@@ -237,6 +263,7 @@ BENCHES: dict[str, Callable[[], list[dict]]] = {
     "train": bench_train,
     "flops": bench_flops,
     "fir": bench_fir,
+    "conv_transpose": bench_conv_transpose,
     "shapes": _external("jaxspatial.data.bench", "bench_shapes"),
     "inception": _external("jaxspatial.metrics.bench", "bench_inception"),
     "ssn": _external("jaxspatial.bench_ssn", "bench_ssn_vs_stylegan2"),

@@ -158,14 +158,6 @@ def sigma_e_sq(weight: Array, styles: Array, *, up: bool = False,
   return jnp.einsum("ntuc,tucd->nd", s_taps, w2, precision=_HIGHEST)
 
 
-def _transposed_conv(x: Array, weight: Array) -> Array:
-  """``y[o] = Σ_{2p+t=o} w[t] x[p]`` per axis: stride-2 transposed conv, output 2H + k - 2."""
-  k = weight.shape[0]
-  return jax.lax.conv_general_dilated(
-      x, jnp.flip(weight, (0, 1)), (1, 1), [(k - 1, k - 1)] * 2, lhs_dilation=(2, 2),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
-
-
 def _trapezoid(n: int) -> np.ndarray:
   t = np.ones(n, np.float32)
   t[0] = t[-1] = 0.5
@@ -200,7 +192,7 @@ def sigma_e_sq_direct(weight: Array, styles: Array, *, up: bool = False,
   s2 = _pad_border(jnp.square(styles.astype(jnp.float32)), r, border)
   w2 = jnp.square(weight.astype(jnp.float32))
   if up:
-    var = _transposed_conv(s2, w2)
+    var = ops.conv_transpose_2x(s2, w2, precision=_HIGHEST)
   else:
     var = jax.lax.conv_general_dilated(s2, w2, (1, 1), "VALID",
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),

@@ -103,6 +103,32 @@ def test_upfirdn2d_equals_the_depthwise_conv_baseline_of_bench_fir(up, down, pad
                              atol=1e-5)
 
 
+@pytest.mark.parametrize("k,shape", [(3, (2, 5, 7, 3)), (1, (1, 4, 4, 2)), (2, (1, 3, 4, 2)),
+                                     (4, (2, 4, 3, 3))])
+def test_conv_transpose_2x_equals_the_dilated_baseline_of_bench(k, shape):
+  """Values and both gradients of the sub-pixel form equal the zero-stuffed convolution."""
+  from jaxspatial import bench
+  rng = np.random.default_rng(k)
+  x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, shape[-1], 4)), jnp.float32)
+  y = ops.conv_transpose_2x(x, w)
+  assert y.shape == (shape[0], 2 * shape[1] + k - 2, 2 * shape[2] + k - 2, 4)
+  np.testing.assert_allclose(np.asarray(y), np.asarray(bench._dilated_conv_transpose(x, w)),
+                             atol=1e-5)
+  probe = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+  grads = [jax.grad(lambda x, w: jnp.sum(f(x, w) * probe), (0, 1))(x, w)
+           for f in (ops.conv_transpose_2x, bench._dilated_conv_transpose)]
+  for a, b in zip(*grads):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+
+
+def test_bench_conv_transpose_table():
+  from jaxspatial import bench
+  rows = bench.bench_conv_transpose(batch=1)
+  assert [r["impl"] for r in rows] == ["lhs_dilation", "sub-pixel phases"] * 2
+  assert all(r["fwd_ms"] > 0 and r["grad_w_ms"] > 0 and r["grad_x_ms"] > 0 for r in rows)
+
+
 def test_bench_fir_table():
   from jaxspatial import bench
   rows = bench.bench_fir(batch=1, size=8, channels=2)

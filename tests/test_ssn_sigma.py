@@ -37,7 +37,7 @@ def _monte_carlo_sigma_sq(w, s, up, border, samples, key):
   h = jax.random.normal(key, (samples,) + s_ext.shape[1:])
   x = s_ext * h
   if up:
-    y = sm._transposed_conv(x, w)
+    y = ops.conv_transpose_2x(x, w, precision=jax.lax.Precision.HIGHEST)
   else:
     y = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
