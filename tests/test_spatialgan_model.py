@@ -224,8 +224,8 @@ def test_training_step_benchmark_times_the_three_variants():
   rows = bench_spatialgan.bench_training_step("tiny", repeats=1)
   assert [r["variant"] for r in rows] == [v[0] for v in bench_spatialgan.TRAIN_VARIANTS]
   assert rows[0]["relative"] == 1.0 and all(r["seconds"] > 0 for r in rows)
-  with pytest.raises(UserError, match="1..14"):
-    bench_spatialgan.bench_training_step("tiny", repeats=15)
+  with pytest.raises(UserError, match="--repeats"):
+    bench_spatialgan.bench_training_step("tiny", repeats=0)
 
 
 def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
