@@ -227,7 +227,8 @@ def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, ti
       np.testing.assert_array_equal(a, b)
   assert int(trainer.state.step) == 0
   config.model.w_dim = config.model.z_dim = 16
-  with pytest.raises(UserError, match="does not match config.model"):
+  with pytest.raises(UserError, match=r"does not match config.model \(checkpoint has "
+                                      r"w_dim=32, config 16; z_dim=32, config 16\)"):
     loop.Trainer(config).initialize()
 
 

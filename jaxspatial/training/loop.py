@@ -93,7 +93,8 @@ class Trainer:
       if jax.tree.structure(models[name]) != jax.tree.structure(current) or any(
           a.shape != b.shape for a, b in zip(jax.tree.leaves(models[name]),
                                              jax.tree.leaves(current))):
-        raise UserError(f"init_from={init_from}: its {name} does not match config.model")
+        raise UserError(f"init_from={init_from}: its {name} does not match config.model"
+                        f"{_model_differences(init_from, self.config.model)}")
       updates[name] = jax.device_put(jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype),
                                                   models[name], current), self.replicated)
     self.state = self.state.replace(**updates)
@@ -256,3 +257,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
           f"{checkpoint.checkpoint_root(workdir)}, samples: {samples_dir}, metrics: "
           f"{writer.path} (open with js.load({str(workdir)!r}))")
   return workdir
+
+
+def _model_differences(directory: str, model: ml_collections.ConfigDict) -> str:
+  """``' (checkpoint has channel_max=32, config 64; ...)'``: the ``model.*`` values a checkpoint
+  was trained with that differ from ``model``, to say which flags reproduce it."""
+  saved = checkpoint.read_config(directory).model
+  diff = [f"{k}={saved[k]}, config {model[k]}" for k in sorted(model.keys())
+          if k in saved and saved[k] != model[k]]
+  return f" (checkpoint has {'; '.join(diff)})" if diff else ""
