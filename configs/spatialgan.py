@@ -22,7 +22,7 @@ same size (its weights copied, the SEL layers fresh: a warm start, the paper tra
 scratch):
 
     python -m jaxspatial.train --config configs/spatialgan.py:demo --workdir runs/sgan-warm \
-        --config.init_from=runs/demo
+        --config.init_from=runs/demo --config.model.channel_max=32   # the StyleGAN2 demo's width
 
 Ablations (Tables I, IV, V) are ``--config.model.*`` switches: ``encoding`` (norm | concat |
 indoor | flatten | none), ``heatmaps`` (hierarchical | independent | multi),

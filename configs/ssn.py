@@ -8,7 +8,8 @@
         --config.init_from=models/ffhq      # a converted StyleGAN2: paper §3.4 transfer
 
 Presets (the StyleGAN2 preset of the same name with the SSN generator on top, so the two
-compare at equal size):
+compare at equal size; except ``demo``, where the StyleGAN2 one is narrower for a fast CPU
+run: give SSN ``--config.model.channel_max=32`` to transfer from it):
 
 * ``tiny`` -- tests: 16 px, 4×4 latent grid;
 * ``demo`` -- 32 px shapes scenes, 4×4 grid of 128-d blocks, λ_D = 100;

@@ -1,7 +1,7 @@
 """Benchmarks that print a table (results go to docs/benchmarks.md with the command).
 
     python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
-    python -m jaxspatial.bench train              # train-step images/s: tiny, demo, 256 px
+    python -m jaxspatial.bench train              # train-step images/s: tiny, demo (and at 64 ch), 256 px
     python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
     python -m jaxspatial.bench fir                # FIR resampling vs a depthwise-conv baseline
     python -m jaxspatial.bench conv_transpose     # up-sampling conv: sub-pixel vs lhs_dilation
@@ -142,11 +142,16 @@ def bench_conv_transpose(batch: int = 16) -> list[dict]:
 
 
 def _train_config(preset: str):
-  from jaxspatial.training import config_lib
-  config = config_lib.gan_config("tiny" if preset == "256" else preset)
-  config.model = config_lib.stylegan2_model("tiny" if preset == "256" else preset)
+  """``configs/stylegan2.py`` at ``preset``, on one device. ``demo64``: the demo at the other
+  families' width (``channel_max`` 64, batch 16); ``256``: 256 px with thin channels, so a CPU
+  step takes seconds, not minutes."""
+  config = load_config_file(CONFIGS_DIR / "stylegan2.py",
+                            {"256": "tiny", "demo64": "demo"}.get(preset, preset))
   config.mesh.data = 1
-  if preset == "256":   # 256 px with thin channels, so a CPU step takes seconds, not minutes
+  if preset == "demo64":
+    config.model.channel_max = 64
+    config.batch_size = 16
+  if preset == "256":
     config.model.update(resolution=256, channel_base=4096, channel_max=64, z_dim=128,
                         w_dim=128, n_mlp=4)
     config.data.resolution = 256
@@ -154,7 +159,7 @@ def _train_config(preset: str):
   return config
 
 
-def bench_train(presets=("tiny", "demo", "256")) -> list[dict]:
+def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
   """One GAN iteration (D, R1, G, path length as scheduled, EMA) per preset, as training runs it.
 
   Steps through two full lazy-regularisation periods (``lcm`` of the active ``r1_every`` and

@@ -116,8 +116,13 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
     raise cli.UserError(f"--repeats must be positive, got {repeats}")
   plain = gan_step.Phase(r1=False, path_length=False)
   steps, first_s, batch_size = [], [], 0
+  reference = load_config_file(CONFIGS_DIR / "spatialgan.py", preset)
   for _, path, align_weight in TRAIN_VARIANTS:
     config = load_config_file(CONFIGS_DIR / path, preset)
+    # The StyleGAN2 demo preset is narrower (a fast CPU demo): compare at SpatialGAN's size.
+    config.model.update(channel_base=reference.model.channel_base,
+                        channel_max=reference.model.channel_max)
+    config.batch_size = reference.batch_size
     config.mesh.data = 1
     if align_weight is not None:
       config.loss.align_weight = align_weight
