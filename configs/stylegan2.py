@@ -8,7 +8,7 @@ Presets: ``tiny`` (tests: 16 px, a few channels), ``demo`` (32 px shapes, ~10 mi
 CPU cores), ``paper256`` (stylegan2-ada "paper256", as used by EqGAN-SA).
 
 The StyleGAN2 ``demo`` is tuned for a short CPU run (README, docs/benchmarks.md): 32 channels
-at every resolution (``channel_max`` 32 instead of the other families' 64: 2.2x the images/s),
+at every resolution (``channel_max`` 32 instead of the other families' 64: ~2x the images/s),
 batch 8 and lr 0.005, 12000 steps (96 kimg). To start an SSN or SpatialGAN ``demo`` from it
 (``--config.init_from=runs/demo``) give that run the same width: ``--config.model.channel_max=32``.
 """

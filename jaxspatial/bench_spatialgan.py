@@ -9,8 +9,9 @@ backward to G's parameters -- for three generators on random weights:
   backward to the feature taps).
 
 :func:`bench_training_step` times the whole jitted training iteration of the ``demo``
-presets (D step, G step, EMA; the plain phase, no lazy regulariser) for StyleGAN2, SpatialGAN without alignment
-(``loss.align_weight=0``) and SpatialGAN -- the "+30% training time" of the paper.
+presets (D step, G step, EMA; the plain phase, no lazy regulariser) for StyleGAN2,
+SpatialGAN without alignment (``loss.align_weight=0``) and SpatialGAN, all at SpatialGAN's
+width and batch -- the "+30% training time" of the paper.
 
     python -m jaxspatial.bench_spatialgan --resolution 32 --batch 16
     python -m jaxspatial.bench_spatialgan --train-step --repeats 7
