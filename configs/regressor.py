@@ -9,7 +9,7 @@ r"""Latent-regressor training configs (Chai, Wulff & Isola 2021) against a froze
 
 ``generator`` is any ``js.load``-able StyleGAN2 directory (trained here or converted from
 PyTorch); its ``model`` section and ``g_ema`` are bundled into the regressor checkpoint
-(``jaxspatial.regression.attach_generator``), so ``js.load(workdir)`` alone gives a ready
+(``jaxspatial.training.regressor.attach_generator``), so ``js.load(workdir)`` alone gives a ready
 ``invert/composite/inpaint``. Training uses generated samples only; ``data`` is kept for the
 shared layout (and evaluation collages on shapes).
 

@@ -20,7 +20,7 @@ SSN keys: ``model.grid_h``/``grid_w`` (latent blocks; 8×8 works too), ``model.e
 ``model.style_upsample`` (nearest | bilinear); ``loss.distortion_weight`` (λ_D),
 ``loss.distortion_reduction`` (mean: per-pixel, the Table-2 scale | sum: eq. 2 literally),
 ``loss.distortion_batch_shrink``; ``init_from``: a StyleGAN2 or SSN checkpoint directory to
-start from (``jaxspatial.ssn.transfer_init_models``), empty for a fresh start.
+start from (``jaxspatial.training.ssn.transfer_init_models``), empty for a fresh start.
 """
 
 from jaxspatial.models.ssn import ssn_model_config

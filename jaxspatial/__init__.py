@@ -7,13 +7,13 @@
 
 import importlib
 
-from jaxspatial.model import GeneratorModel, Model, load
+from jaxspatial.api.model import GeneratorModel, Model, load
 
 __version__ = "0.1.0"
 version = __version__
 
-# Family modules with public operations, imported on first attribute access
-# (js.ssn.resample_blocks, js.spatialgan, js.regressor, js.metrics).
+# Public namespaces, imported on first attribute access (js.ssn.resample_blocks,
+# js.spatialgan.Heatmaps, js.regressor, js.metrics); they gather names from the layers.
 _SUBMODULES = ("ssn", "spatialgan", "regressor", "metrics")
 
 

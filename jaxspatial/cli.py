@@ -65,3 +65,15 @@ def parse_int_ranges(text: str) -> list[int]:
   if not out:
     raise UserError(f"no integers in {text!r}")
   return out
+
+
+def add_finetune_args(parser) -> None:
+  """``--finetune N`` and ``--finetune-lpips W`` for the regressor commands."""
+  from jaxspatial.api.regressor import FINETUNE_LR, FINETUNE_STEPS
+  parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
+                      help="first finetune the regressor on this input for STEPS Adam steps "
+                           f"(lr {FINETUNE_LR}, fresh masks each step; the paper uses "
+                           f"{FINETUNE_STEPS}); 0 = off")
+  parser.add_argument("--finetune-lpips", type=float, default=1.0, metavar="W",
+                      help="LPIPS weight of the finetuning loss (needs the converted lpips-vgg "
+                           "weights; 0 = pixel MSE only)")

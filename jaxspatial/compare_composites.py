@@ -4,7 +4,7 @@ r"""Compare compositing methods on automatic shapes collages: masked L1 and real
         --regressor RGBM=runs/reg-rgbm --regressor RGB=runs/reg-rgb --num 512 \
         --out docs/images/regressor_composites.png
 
-The collages (``jaxspatial.edit.composite.shapes_collages``: the background of one shapes
+The collages (``jaxspatial.data.collages.shapes_collages``: the background of one shapes
 scene, then objects of others) are held-out scenes (``--collage-seed``), pasted at the
 regressors' resolution. Methods: ``pixel paste`` (the collage itself, unknown pixels grey) and
 one row per ``--regressor NAME=DIR`` (``G(E(collage, m))``). Columns (Chai et al. 2021, Tab. 1
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from jaxspatial import cli, imageio
-from jaxspatial.edit import composite as composite_lib
+from jaxspatial.data import collages as collages_lib
 from jaxspatial.metrics import critic as critic_lib
 from jaxspatial.metrics import prdc
 from jaxspatial.metrics.masked_l1 import masked_l1
@@ -72,7 +72,7 @@ MEASURES = ("masked_l1", "critic_fd", "density", "critic_logit")
 
 def compare(regressors: dict, critic_model, num: int, objects: int = 2,
             collage_seed: int = 1000, bootstrap: int = 0
-            ) -> tuple[list[dict], composite_lib.Collages, dict]:
+            ) -> tuple[list[dict], collages_lib.Collages, dict]:
   """Rows of the table, the collages, and each regressor's composites (name -> images).
 
   A row holds the ``MEASURES`` (``masked_l1`` None for the reference rows) and, with
@@ -82,7 +82,7 @@ def compare(regressors: dict, critic_model, num: int, objects: int = 2,
   if len(resolutions) > 1:
     raise cli.UserError(f"regressors and critic disagree on the resolution: {sorted(resolutions)}")
   res = critic.resolution
-  collages = composite_lib.shapes_collages(num, res, objects=objects, pool=max(64, num),
+  collages = collages_lib.shapes_collages(num, res, objects=objects, pool=max(64, num),
                                            seed=collage_seed)
   real = _shapes_real(num, res, collage_seed + 1)
   held_out = _shapes_real(num, res, collage_seed + 2)
@@ -144,7 +144,7 @@ def main(argv=None) -> None:
   if args.bootstrap < 0:
     raise cli.UserError("--bootstrap must be 0 (none) or a number of resamples")
   import jaxspatial as js
-  from jaxspatial.regressor import load_regressor
+  from jaxspatial.api.regressor import load_regressor
   start = time.time()
   regressors = {name: load_regressor(path) for name, path in map(_named, args.regressor)}
   rows, collages, composites = compare(regressors, js.load(args.critic), args.num,

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from jaxspatial import cli
-from jaxspatial.edit import composite as composite_lib
-from jaxspatial.regressor import add_finetune_args, load_regressor, regressor_config
+from jaxspatial import cli, imageio
+from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,14 +30,14 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--collage", metavar="PNG", help="also save the collage (the regressor's input, "
                                                   "unknown pixels grey)")
   p.add_argument("--seed", type=int, default=0, help="seed for finetuning masks / random noise")
-  add_finetune_args(p)
+  cli.add_finetune_args(p)
   return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
   args = parse_args(argv)
   resolution = int(regressor_config(args.checkpoint).model.resolution)
-  parts = [composite_lib.parse_part(spec, resolution) for spec in args.part]
+  parts = [imageio.parse_part(spec, resolution) for spec in args.part]
   model = load_regressor(args.checkpoint)
   collage, union = model.collage(parts)
   if args.finetune:
@@ -46,8 +45,8 @@ def main(argv=None) -> None:
                            lpips_weight=args.finetune_lpips)
   out = model.inpaint(collage, union, seed=args.seed)
   if args.collage:
-    composite_lib.save_image(args.collage, collage)
-  print(f"wrote {composite_lib.save_image(args.out, out)}")
+    imageio.save_image(args.collage, collage)
+  print(f"wrote {imageio.save_image(args.out, out)}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,6 @@ def main(argv=None) -> None:
   if args.steps < 1 or args.size < 8:
     raise cli.UserError("--steps must be positive and --size at least 8")
   import jaxspatial as js
-  from jaxspatial.edit import composite as composite_lib
   model = js.load(args.checkpoint, args.step)
   if model.kind not in ("stylegan2", "spatialgan"):
     raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model; dragging needs a "
@@ -94,7 +93,7 @@ def main(argv=None) -> None:
   res = model.resolution
   mask = None
   if args.mask:
-    mask = composite_lib.read_mask(args.mask)
+    mask = imageio.read_mask(args.mask)
     if mask.shape[:2] != (res, res):
       raise cli.UserError(f"--mask is {mask.shape[1]}x{mask.shape[0]} px; the generator makes "
                           f"{res}x{res}")

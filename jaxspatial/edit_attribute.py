@@ -14,9 +14,8 @@ import argparse
 
 import numpy as np
 
-from jaxspatial import cli
-from jaxspatial.edit import composite as composite_lib
-from jaxspatial.regressor import load_regressor, regressor_config
+from jaxspatial import cli, imageio
+from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,12 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
   args = parse_args(argv)
   res = int(regressor_config(args.checkpoint).model.resolution)
-  x1 = composite_lib.read_pair(args.source, None, res)[0]
-  x1_mod = composite_lib.read_pair(args.edited, None, res)[0]
-  x2 = np.concatenate([composite_lib.read_pair(t, None, res)[0] for t in args.target])
+  x1 = imageio.read_pair(args.source, None, res)[0]
+  x1_mod = imageio.read_pair(args.edited, None, res)[0]
+  x2 = np.concatenate([imageio.read_pair(t, None, res)[0] for t in args.target])
   model = load_regressor(args.checkpoint)
   out = model.edit(x1, x1_mod, x2)
-  print(f"wrote {composite_lib.save_image(args.out, out)}")
+  print(f"wrote {imageio.save_image(args.out, out)}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     python -m jaxspatial.evaluate --checkpoint models/ffhq --metrics fid \
         --data source=zip,path=/data/ffhq.zip,resolution=256
 
-Metrics (``METRICS``; each is ``fn(model, ctx) -> {name: value}``):
+Metrics (:data:`jaxspatial.metrics.registry.METRICS`; each is ``fn(model, ctx) -> {name: value}``):
 
 * ``fid`` / ``kid``: pytorch-fid Inception pool3; FID against the Gaussian of the real set,
   KID = unbiased cubic-kernel MMD^2 over subsets (stylegan2-ada). Generated images use
@@ -30,230 +30,16 @@ exits with status 2 after writing the results of the others.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ml_collections
-import numpy as np
 
 from jaxspatial import cli
-from jaxspatial.metrics import features, fid, ppl, prdc, weights
-
-
-@dataclasses.dataclass
-class Context:
-  """Everything a metric needs besides the model; ``cache`` shares work between metrics."""
-  data_cfg: ml_collections.ConfigDict | None
-  num: int
-  num_real: int
-  num_prdc: int
-  batch_size: int
-  seed: int
-  truncation: float
-  ppl_space: str = "w"
-  ppl_sampling: str = "end"
-  ppl_crop: bool = False
-  ppl_epsilon: float = 1e-4
-  kid_subsets: int = 100
-  kid_subset_size: int = 1000
-  prdc_k: int = 5
-  num_distortion: int = 256
-  num_comove: int = 256
-  critic: str | None = None
-  metric_names: tuple[str, ...] = ()
-  cache: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Metric:
-  """A registered metric: ``fn(model, ctx) -> dict``, the converted nets it reads, and
-  whether it needs real data."""
-  fn: Callable[[Any, Context], dict[str, float]]
-  nets: tuple[str, ...]
-  needs_data: bool
-
-
-METRICS: dict[str, Metric] = {}
-
-
-def register(name: str, nets: tuple[str, ...], needs_data: bool):
-  """Decorator adding ``fn(model, ctx) -> dict`` to :data:`METRICS` under ``name``."""
-  def wrap(fn: Callable[[Any, Context], dict[str, float]]):
-    METRICS[name] = Metric(fn, nets, needs_data)
-    return fn
-  return wrap
-
-
-# --------------------------------------------------------------------------- image streams
-
-
-def generated_batches(model: Any, ctx: Context, num: int) -> Iterator[np.ndarray]:
-  """``num`` generated images in batches: z from ``sample_z(ctx.seed + i)`` for batch i,
-  ``noise="random"``, ``ctx.truncation``."""
-  for i, start in enumerate(range(0, num, ctx.batch_size)):
-    n = min(ctx.batch_size, num - start)
-    z = model.sample_z(ctx.seed + i, n)
-    yield model.generate(z, truncation=ctx.truncation, noise="random", seed=ctx.seed + i)
-
-
-def real_count(ctx: Context, wanted: int) -> int:
-  """``wanted`` capped at the dataset's size (each real image is used at most once)."""
-  from jaxspatial.data import pipeline
-  return min(wanted, len(pipeline.make_source(ctx.data_cfg)))
-
-
-def real_batches(ctx: Context) -> Iterator[np.ndarray]:
-  """The real images of the data spec, shuffled by ``ctx.seed`` (endless; callers cap)."""
-  from jaxspatial.data import pipeline
-  it = pipeline.make_iterator(ctx.data_cfg, global_batch_size=ctx.batch_size, seed=ctx.seed)
-  try:
-    for batch in it:
-      yield batch["image"]
-  finally:
-    it.close()
-
-
-def _data_fields(ctx: Context) -> dict[str, Any]:
-  cfg = ctx.data_cfg.to_dict()
-  for runtime_only in ("num_workers", "prefetch"):
-    cfg.pop(runtime_only, None)
-  return cfg
-
-
-def real_stats(ctx: Context, net: str, num: int, dim: int, keep_features: bool,
-               feature_fn: Callable[[np.ndarray], np.ndarray]) -> fid.FeatureStats:
-  """Real-image feature stats, cached as ``$JAXSPATIAL_HOME/stats/<key>.npz``."""
-  num = real_count(ctx, num)
-  key = fid.stats_key(f"{ctx.data_cfg.source}-{ctx.data_cfg.resolution}-{net}",
-                      data=_data_fields(ctx), num=num, seed=ctx.seed, features=keep_features)
-  return fid.cached_stats(key, lambda: fid.compute_feature_stats(
-      real_batches(ctx), feature_fn, dim=dim, max_items=num, keep_features=keep_features,
-      desc=f"real {net} features"))
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def _inception_pair(model: Any, ctx: Context) -> tuple[fid.FeatureStats, fid.FeatureStats]:
-  """(real, generated) Inception stats, computed once for fid and kid together."""
-  if "inception" not in ctx.cache:
-    keep = "kid" in ctx.metric_names
-    fn = features.inception_features
-    real = real_stats(ctx, "inception", ctx.num_real, 2048, keep, fn)
-    gen = fid.compute_feature_stats(generated_batches(model, ctx, ctx.num), fn, dim=2048,
-                                    max_items=ctx.num, keep_features=keep,
-                                    desc="generated inception features")
-    ctx.cache["inception"] = (real, gen)
-  return ctx.cache["inception"]
-
-
-@register("fid", nets=("inception",), needs_data=True)
-def fid_metric(model: Any, ctx: Context) -> dict[str, float]:
-  real, gen = _inception_pair(model, ctx)
-  return {"fid": fid.fid_from_stats(gen, real)}
-
-
-@register("kid", nets=("inception",), needs_data=True)
-def kid_metric(model: Any, ctx: Context) -> dict[str, float]:
-  real, gen = _inception_pair(model, ctx)
-  return {"kid": fid.kid(gen.all_features(), real.all_features(), num_subsets=ctx.kid_subsets,
-                         max_subset_size=ctx.kid_subset_size, seed=ctx.seed)}
-
-
-@register("ppl", nets=("lpips-vgg",), needs_data=False)
-def ppl_metric(model: Any, ctx: Context) -> dict[str, float]:
-  def sample_z(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    z = model.sample_z(seed, 2 * n)
-    return z[:n], z[n:]
-
-  if ctx.ppl_space == "w":
-    def sample(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-      z0, z1 = sample_z(seed, n)
-      return model.mapping(z0), model.mapping(z1)
-
-    def generate(w: np.ndarray) -> np.ndarray:   # the same w for every layer
-      return model.synthesize(np.repeat(w[:, None], model.num_ws, axis=1), noise="const")
-  else:
-    sample = sample_z
-
-    def generate(z: np.ndarray) -> np.ndarray:
-      return model.generate(z, noise="const")
-
-  value = ppl.perceptual_path_length(
-      sample, generate, num_samples=ctx.num, batch_size=ctx.batch_size, space=ctx.ppl_space,
-      sampling=ctx.ppl_sampling, epsilon=ctx.ppl_epsilon, crop=ctx.ppl_crop, seed=ctx.seed)
-  return {f"ppl_{ctx.ppl_space}{ctx.ppl_sampling}": value}
-
-
-@register("prdc", nets=("vgg16",), needs_data=True)
-def prdc_metric(model: Any, ctx: Context) -> dict[str, float]:
-  fn = features.vgg16_features
-  real = real_stats(ctx, "vgg16", ctx.num_prdc, 4096, True, fn)
-  gen = fid.compute_feature_stats(generated_batches(model, ctx, ctx.num_prdc), fn, dim=4096,
-                                  max_items=ctx.num_prdc, keep_features=True,
-                                  desc="generated vgg16 features")
-  return prdc.prdc(real.all_features(), gen.all_features(), nearest_k=ctx.prdc_k)
-
-
-@register("critic_fd", nets=(), needs_data=True)
-def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
-  """Fréchet distance in a trained discriminator's features (``--critic DIR``)."""
-  if not ctx.critic:
-    raise cli.UserError("critic_fd needs --critic DIR: a trained StyleGAN2-family checkpoint "
-                        "with a discriminator at the generator's resolution")
-  import jaxspatial as js
-  from jaxspatial.metrics import critic as critic_lib
-  critic = critic_lib.critic_from_model(js.load(ctx.critic))
-  if critic.resolution != model.resolution:
-    raise cli.UserError(f"the critic scores {critic.resolution} px images, the model makes "
-                        f"{model.resolution} px")
-  logits = {"fake": [], "real": []}
-
-  def scored(batches, kind, n):    # the first n images, their logits recorded on the way
-    seen = 0
-    for x in batches:
-      if seen >= n:
-        return
-      x = x[:n - seen]
-      seen += len(x)
-      logits[kind].append(critic.logits(x))
-      yield x
-
-  num_real = real_count(ctx, ctx.num_real)
-  stats = {kind: fid.compute_feature_stats(scored(batches, kind, n), critic.features,
-                                           dim=critic.dim, desc=f"{kind} critic features")
-           for kind, batches, n in (("fake", generated_batches(model, ctx, ctx.num), ctx.num),
-                                    ("real", real_batches(ctx), num_real))}
-  return {"critic_fd": fid.fid_from_stats(stats["fake"], stats["real"]),
-          **{f"critic_logit_{k}": float(np.concatenate(v).mean()) for k, v in logits.items()}}
-
-
-@register("distortion", nets=(), needs_data=False)
-def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
-  """SSN block-resampling distortion (Table 2; definition in docs/ssn.md)."""
-  if model.kind != "ssn":
-    raise cli.UserError(f"the distortion metric needs an SSN checkpoint, not {model.kind!r}")
-  from jaxspatial import ssn
-  r = ssn.distortion(model, num_samples=ctx.num_distortion, seed=ctx.seed,
-                     truncation=ctx.truncation)
-  return {"distortion": r["distortion"], "distortion_ci95": r["ci95"]}
-
-
-@register("comove", nets=(), needs_data=False)
-def comove_metric(model: Any, ctx: Context) -> dict[str, float]:
-  """SpatialGAN co-move ratio (Table I) with the shapes-dataset object locator."""
-  if model.kind != "spatialgan":
-    raise cli.UserError(f"the comove metric needs a SpatialGAN checkpoint, not {model.kind!r}")
-  from jaxspatial import comove
-  return comove.comove_ratio(model, num=ctx.num_comove, seed=ctx.seed,
-                             batch_size=ctx.batch_size, truncation=ctx.truncation)
-
-
-# --------------------------------------------------------------------------- command
+from jaxspatial.metrics import ppl, registry
 
 
 def _parse_value(text: str) -> Any:
@@ -306,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                   "--net inception|vgg16|lpips-vgg ...` into $JAXSPATIAL_HOME.")
   p.add_argument("--checkpoint", required=True, help="checkpoint directory (train/convert_torch)")
   p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-  p.add_argument("--metrics", default="fid", help=f"comma-separated, from: {', '.join(METRICS)}")
+  p.add_argument("--metrics", default="fid", help=f"comma-separated, from: {', '.join(registry.METRICS)}")
   p.add_argument("--data", help="real data as key=value overrides of the checkpoint config's "
                  "data section, e.g. source=zip,path=/data/ffhq.zip,resolution=256")
   p.add_argument("--num", type=int, default=50000,
@@ -334,45 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   return p.parse_args(argv)
 
 
-def _metric_names(text: str) -> tuple[str, ...]:
-  names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-  unknown = [n for n in names if n not in METRICS]
-  if unknown or not names:
-    raise cli.UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
-                        f"choose from {', '.join(METRICS)}")
-  return names
-
-
-def _missing_requirements(name: str, ctx: Context) -> str | None:
-  metric = METRICS[name]
-  for net in metric.nets:
-    if not weights.converted_path(net).is_file():
-      return f"missing {weights.converted_path(net)}: {weights.how_to_get(net)}"
-  if metric.needs_data and ctx.data_cfg is None:
-    return ("the checkpoint's config has no data section; give the real images with "
-            "--data source=folder,path=DIR (or zip/tfds/shapes)")
-  return None
-
-
-def evaluate(model: Any, ctx: Context) -> tuple[dict[str, float], dict[str, str]]:
-  """Runs ``ctx.metric_names``; returns (results, errors by metric name)."""
-  results: dict[str, float] = {}
-  errors: dict[str, str] = {}
-  for name in ctx.metric_names:
-    problem = _missing_requirements(name, ctx)
-    if problem is None:
-      try:
-        results.update(METRICS[name].fn(model, ctx))
-        continue
-      except cli.UserError as e:
-        problem = str(e)
-    errors[name] = problem
-  return results, errors
-
-
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
-  names = _metric_names(args.metrics)
+  names = registry.metric_names(args.metrics)
   for flag in ("num", "num_prdc", "batch_size"):
     if getattr(args, flag) < 1:
       raise cli.UserError(f"--{flag.replace('_', '-')} must be positive")
@@ -380,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
   model = js.load(args.checkpoint, step=args.step)
   if not hasattr(model, "sample_z"):
     raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model, not a generator")
-  ctx = Context(
+  ctx = registry.Context(
       data_cfg=data_config(model.config, args.data, getattr(model, "resolution", None)),
       num=args.num, num_real=args.num_real or args.num, num_prdc=args.num_prdc,
       batch_size=args.batch_size, seed=args.seed, truncation=args.truncation,
@@ -390,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
       num_distortion=args.num_distortion, num_comove=args.num_comove, critic=args.critic,
       metric_names=names)
   start = time.time()
-  results, errors = evaluate(model, ctx)
+  results, errors = registry.evaluate(model, ctx)
   report = {
       "checkpoint": str(pathlib.Path(args.checkpoint).absolute()), "step": model.step,
       "kind": model.kind, "num": args.num, "seed": args.seed, "truncation": args.truncation,

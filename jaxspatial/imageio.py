@@ -1,4 +1,5 @@
-"""Image files at the API boundary: [-1, 1] float NHWC <-> uint8 PNG, and image grids."""
+"""Image files at the API boundary: [-1, 1] float NHWC <-> uint8 PNG, image grids, binary
+mask files and the commands' ``--part IMAGE:MASK`` specs."""
 
 from __future__ import annotations
 
@@ -67,3 +68,69 @@ def load_image(path: str | pathlib.Path, resolution: int | None = None,
   if arr.ndim == 2:
     arr = arr[..., None]
   return from_uint8(arr)
+
+
+# --------------------------------------------------------------------------- masks and parts
+
+
+def read_mask(path: str | pathlib.Path) -> np.ndarray:
+  """A binary mask file (white = known pixel) -> (H, W, 1) float32 in {0, 1}.
+
+  Grey levels other than black and white (e.g. antialiased brush strokes) are a one-line
+  :class:`UserError`: a mask says exactly which pixels to keep.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise UserError(f"{path}: no such file")
+  try:
+    with Image.open(path) as im:
+      arr = np.asarray(im.convert("L"))
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path}: not a readable image ({e})") from None
+  levels = np.unique(arr)
+  if not (np.isin(levels, (0, 255)).all() or np.isin(levels, (0, 1)).all()):
+    raise UserError(f"{path} is not a binary mask: it has {len(levels)} grey levels; use only "
+                    "black (unknown) and white (known), e.g. save it without antialiasing")
+  return (arr > 0).astype(np.float32)[..., None]
+
+
+def read_pair(image_path: str | pathlib.Path, mask_path: str | pathlib.Path | None,
+              resolution: int) -> tuple[np.ndarray, np.ndarray]:
+  """An image and its binary mask (None = all known) -> ((1, R, R, 3), (1, R, R, 1)).
+
+  Image and mask must have the same size; a pair of another size than the model's R is
+  resized (image Lanczos, mask nearest, so it stays binary).
+  """
+  x = load_image(image_path)
+  h, w = x.shape[:2]
+  m = np.ones((h, w, 1), np.float32) if mask_path is None else read_mask(mask_path)
+  if m.shape[:2] != (h, w):
+    raise UserError(f"mask {mask_path} is {m.shape[1]}x{m.shape[0]} px but image {image_path} is "
+                    f"{w}x{h} px; a mask must have its image's size")
+  if (h, w) != (resolution, resolution):
+    x = load_image(image_path, resolution)
+    m = np.asarray(Image.fromarray(m[..., 0].astype(np.uint8) * 255).resize(
+        (resolution, resolution), Image.NEAREST), np.float32)[..., None] / 255.0
+  return x[None], m[None]
+
+
+def parse_part(spec: str, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+  """``IMAGE:MASK`` (or just ``IMAGE``: all pixels) -> one layer of :func:`read_pair`."""
+  image_path, sep, mask_path = spec.rpartition(":")
+  if not sep:
+    image_path, mask_path = spec, ""
+  if not image_path:
+    raise UserError(f"--part {spec!r}: expected IMAGE:MASK, e.g. a.png:mask_a.png")
+  return read_pair(image_path, mask_path or None, resolution)
+
+
+def save_image(path: str | pathlib.Path, x: np.ndarray) -> pathlib.Path:
+  """Writes [-1, 1] images as a PNG: one (H, W, 3) / (1, H, W, 3) image as it is, a batch
+  (n, H, W, 3) as a row."""
+  x = np.asarray(x)
+  pixels = to_uint8(x[None] if x.ndim == 3 else x)
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(pixels[0] if len(pixels) == 1 else grid(pixels, cols=len(pixels))
+                  ).save(path)
+  return path

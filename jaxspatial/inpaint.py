@@ -14,9 +14,8 @@ import argparse
 
 import numpy as np
 
-from jaxspatial import cli
-from jaxspatial.edit import composite as composite_lib
-from jaxspatial.regressor import add_finetune_args, load_regressor, regressor_config
+from jaxspatial import cli, imageio
+from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,14 +29,14 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", required=True, help="output PNG")
   p.add_argument("--paste", action="store_true", help="keep the known pixels of the input")
   p.add_argument("--seed", type=int, default=0, help="seed for finetuning masks / random noise")
-  add_finetune_args(p)
+  cli.add_finetune_args(p)
   return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
   args = parse_args(argv)
   resolution = int(regressor_config(args.checkpoint).model.resolution)
-  x, mask = composite_lib.read_pair(args.image, args.mask, resolution)
+  x, mask = imageio.read_pair(args.image, args.mask, resolution)
   model = load_regressor(args.checkpoint)
   if args.finetune:
     model = model.finetune(x, mask, steps=args.finetune, seed=args.seed,
@@ -45,7 +44,7 @@ def main(argv=None) -> None:
   out = model.inpaint(x, mask, seed=args.seed)
   if args.paste:
     out = np.where(mask > 0, x, out)
-  print(f"wrote {composite_lib.save_image(args.out, out)}")
+  print(f"wrote {imageio.save_image(args.out, out)}")
 
 
 if __name__ == "__main__":

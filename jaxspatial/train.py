@@ -54,7 +54,7 @@ def _run() -> None:
   except ValueError as e:
     raise cli.UserError(str(e)) from None
   if config.model.kind == "regressor":
-    from jaxspatial.training import regressor_loop
+    from jaxspatial.training import regressor as regressor_loop
     regressor_loop.train(config, _WORKDIR.value)
   else:
     loop.train(config, _WORKDIR.value)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxspatial.data.bench import bench_shapes
+from jaxspatial.benchmarks.data import bench_shapes
 from jaxspatial.data.shapes import CLASS_NAMES, ShapesSource
 
 

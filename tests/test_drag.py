@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 import jaxspatial as js
-from jaxspatial import checkpoint
 from jaxspatial import drag as drag_cmd
 from jaxspatial import models
+from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.edit import drag
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.models import heatmaps as hm
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
 RES = 16
@@ -167,7 +167,7 @@ def test_drag_command(dirs, tmp_path, capsys):
 
 
 def test_drag_benchmark_reports_both_modes(dirs):
-  from jaxspatial import bench_spatialgan
+  from jaxspatial.benchmarks import spatialgan as bench_spatialgan
   rows = bench_spatialgan.bench_drag(js.load(dirs / "sgan"), num=1, max_steps=2)
   assert [r["mode"] for r in rows] == ["draggan", "spatialgan + draggan"]
   assert all(0 <= r["mean_steps"] <= 2 and r["seconds"] > 0 for r in rows)

@@ -252,7 +252,8 @@ def tiny_generator_dir(tmp_path_factory) -> pathlib.Path:
   """A random 16-px StyleGAN2 saved as convert_torch would (config without a data section)."""
   import jax.numpy as jnp
   import ml_collections
-  from jaxspatial import checkpoint, models
+  from jaxspatial import models
+  from jaxspatial.api import checkpoint
   cfg = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_base=128,
                                       channel_max=16)
   g_vars = jax.jit(models.build_generator(cfg).init)(jax.random.key(0), jnp.zeros((1, 16)))
@@ -265,7 +266,8 @@ def test_evaluate_command_end_to_end(home, tiny_generator_dir, tmp_path, capsys,
   """fid, kid and ppl with the converted recipe networks; prdc's glue with a stand-in feature
   function (VGG16 itself is covered by test_vgg16_fc2_parity, and is the slowest network)."""
   from jaxspatial import evaluate
-  monkeypatch.setattr(evaluate.features, "vgg16_features",
+  from jaxspatial.metrics import registry
+  monkeypatch.setattr(registry.features, "vgg16_features",
                       lambda x: np.tile(np.asarray(x).mean(axis=(1, 2)), (1, 1366))[:, :4096])
   out = tmp_path / "metrics.json"
   evaluate.main(["--checkpoint", str(tiny_generator_dir), "--metrics", "fid,kid,ppl,prdc",
@@ -301,7 +303,8 @@ def test_evaluate_critic_fd(tiny_generator_dir, tmp_path):
   """critic_fd needs no converted weights: a random 16-px StyleGAN2 with a discriminator judges
   itself; the metric exists, is finite and positive, and a missing --critic is reported."""
   import jax.numpy as jnp
-  from jaxspatial import checkpoint, evaluate, models
+  from jaxspatial import evaluate, models
+  from jaxspatial.api import checkpoint
   cfg = checkpoint.read_config(tiny_generator_dir)
   d_vars = jax.jit(models.build_discriminator(cfg.model).init)(
       jax.random.key(1), jnp.zeros((1, 16, 16, 3)))

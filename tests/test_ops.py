@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial import ops
+from jaxspatial.models import layers
 
 
 def upfirdn_numpy(x, k, up, down, pad):
@@ -30,8 +30,8 @@ def upfirdn_numpy(x, k, up, down, pad):
                                               (2, 1, (1, 2), 5), (1, 1, (0, 0), 6)])
 def test_upfirdn2d_matches_definition(up, down, pad, size):
   x = np.random.default_rng(0).standard_normal((2, size, size, 3)).astype(np.float32)
-  k = ops.fir_kernel(gain=up * up)
-  got = np.asarray(ops.upfirdn2d(jnp.asarray(x), k, up=up, down=down, pad=pad))
+  k = layers.fir_kernel(gain=up * up)
+  got = np.asarray(layers.upfirdn2d(jnp.asarray(x), k, up=up, down=down, pad=pad))
   ref = upfirdn_numpy(x, k, up, down, pad)
   out = (size * up + sum(pad) - 4) // down + 1
   assert got.shape == ref.shape == (2, out, out, 3)
@@ -42,7 +42,7 @@ def test_upfirdn2d_asymmetric_kernel_is_a_true_convolution():
   x = np.zeros((1, 5, 5, 1), np.float32)
   x[0, 2, 2, 0] = 1.0
   k = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
-  got = np.asarray(ops.upfirdn2d(jnp.asarray(x), k, pad=(1, 1)))[0, 1:4, 1:4, 0]
+  got = np.asarray(layers.upfirdn2d(jnp.asarray(x), k, pad=(1, 1)))[0, 1:4, 1:4, 0]
   np.testing.assert_allclose(got, k)  # an impulse convolved with k reproduces k unflipped
 
 
@@ -55,14 +55,14 @@ def test_modulated_conv_equals_per_sample_weights(up, demodulate):
   x = rng.standard_normal((n, h, h, cin)).astype(np.float32)
   w = rng.standard_normal((k, k, cin, cout)).astype(np.float32) / np.sqrt(cin * k * k)
   s = rng.standard_normal((n, cin)).astype(np.float32)
-  got = ops.modulated_conv(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s),
+  got = layers.modulated_conv(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s),
                            demodulate=demodulate, up=up)
   refs = []
   for b in range(n):
     wb = w * s[b][None, None, :, None]
     if demodulate:
       wb = wb / np.sqrt((wb ** 2).sum(axis=(0, 1, 2), keepdims=True) + 1e-8)
-    refs.append(ops.modulated_conv(jnp.asarray(x[b:b + 1]), jnp.asarray(wb),
+    refs.append(layers.modulated_conv(jnp.asarray(x[b:b + 1]), jnp.asarray(wb),
                                    jnp.ones((1, cin)), demodulate=False, up=up))
   np.testing.assert_allclose(np.asarray(got), np.concatenate(refs), atol=1e-5, rtol=1e-5)
 
@@ -70,21 +70,21 @@ def test_modulated_conv_equals_per_sample_weights(up, demodulate):
 def test_minibatch_stddev_strided_groups():
   rng = np.random.default_rng(2)
   x = rng.standard_normal((8, 4, 4, 6)).astype(np.float32)
-  y = np.asarray(ops.minibatch_stddev(jnp.asarray(x), group_size=4))
+  y = np.asarray(layers.minibatch_stddev(jnp.asarray(x), group_size=4))
   assert y.shape == (8, 4, 4, 7)
   np.testing.assert_array_equal(y[..., :6], x)
   for n in range(8):                      # sample n belongs to column m = n mod 2
     members = x[n % 2::2]
     ref = np.sqrt(members.var(axis=0) + 1e-8).mean()
     np.testing.assert_allclose(y[n, :, :, 6], ref, rtol=1e-5)
-  y1 = np.asarray(ops.minibatch_stddev(jnp.asarray(x[:1]), group_size=4))
+  y1 = np.asarray(layers.minibatch_stddev(jnp.asarray(x[:1]), group_size=4))
   np.testing.assert_allclose(y1[..., -1], 1e-4, rtol=1e-4)
   with pytest.raises(ValueError, match="divisible"):
-    ops.minibatch_stddev(jnp.asarray(x[:6]), group_size=4)
+    layers.minibatch_stddev(jnp.asarray(x[:6]), group_size=4)
 
 
 def test_equal_dense_runtime_scaling():
-  layer = ops.EqualDense(3, lr_mul=0.01, activate=False)
+  layer = layers.EqualDense(3, lr_mul=0.01, activate=False)
   v = layer.init(jax.random.key(0), jnp.ones((1, 4)))
   w = v["params"]["weight"]
   assert float(jnp.std(w)) > 10        # stored N(0,1)/lr_mul
@@ -94,43 +94,43 @@ def test_equal_dense_runtime_scaling():
 
 
 @pytest.mark.parametrize("up,down,pad", [(1, 1, (2, 1)), (2, 1, (2, 1)), (1, 2, (1, 1))])
-def test_upfirdn2d_equals_the_depthwise_conv_baseline_of_bench_fir(up, down, pad):
-  from jaxspatial import bench
+def test_upfirdn2d_equals_the_depthwise_conv_reference(up, down, pad):
+  from jaxspatial.models import layers
   x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 8, 8, 5)), jnp.float32)
-  k = ops.fir_kernel(gain=up * up)
-  np.testing.assert_allclose(np.asarray(ops.upfirdn2d(x, k, up=up, down=down, pad=pad)),
-                             np.asarray(bench._depthwise_upfirdn2d(x, k, up, down, pad)),
+  k = layers.fir_kernel(gain=up * up)
+  np.testing.assert_allclose(np.asarray(layers.upfirdn2d(x, k, up=up, down=down, pad=pad)),
+                             np.asarray(layers.upfirdn2d_reference(x, k, up, down, pad)),
                              atol=1e-5)
 
 
 @pytest.mark.parametrize("k,shape", [(3, (2, 5, 7, 3)), (1, (1, 4, 4, 2)), (2, (1, 3, 4, 2)),
                                      (4, (2, 4, 3, 3))])
-def test_conv_transpose_2x_equals_the_dilated_baseline_of_bench(k, shape):
+def test_conv_transpose_2x_equals_the_dilated_reference(k, shape):
   """Values and both gradients of the sub-pixel form equal the zero-stuffed convolution."""
-  from jaxspatial import bench
+  from jaxspatial.models import layers
   rng = np.random.default_rng(k)
   x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
   w = jnp.asarray(rng.standard_normal((k, k, shape[-1], 4)), jnp.float32)
-  y = ops.conv_transpose_2x(x, w)
+  y = layers.conv_transpose_2x(x, w)
   assert y.shape == (shape[0], 2 * shape[1] + k - 2, 2 * shape[2] + k - 2, 4)
-  np.testing.assert_allclose(np.asarray(y), np.asarray(bench._dilated_conv_transpose(x, w)),
+  np.testing.assert_allclose(np.asarray(y), np.asarray(layers.conv_transpose_2x_reference(x, w)),
                              atol=1e-5)
   probe = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
   grads = [jax.grad(lambda x, w: jnp.sum(f(x, w) * probe), (0, 1))(x, w)
-           for f in (ops.conv_transpose_2x, bench._dilated_conv_transpose)]
+           for f in (layers.conv_transpose_2x, layers.conv_transpose_2x_reference)]
   for a, b in zip(*grads):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
 
 
 def test_bench_conv_transpose_table():
-  from jaxspatial import bench
+  from jaxspatial.benchmarks import layers as bench
   rows = bench.bench_conv_transpose(batch=1)
   assert [r["impl"] for r in rows] == ["lhs_dilation", "sub-pixel phases"] * 2
   assert all(r["fwd_ms"] > 0 and r["grad_w_ms"] > 0 and r["grad_x_ms"] > 0 for r in rows)
 
 
 def test_bench_fir_table():
-  from jaxspatial import bench
+  from jaxspatial.benchmarks import layers as bench
   rows = bench.bench_fir(batch=1, size=8, channels=2)
   assert {r["impl"] for r in rows} == {"depthwise conv", "shifted slices"} and len(rows) == 6
   assert all(r["fwd_ms"] > 0 and r["grad_ms"] > 0 for r in rows)

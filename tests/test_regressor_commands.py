@@ -13,14 +13,15 @@ import pytest
 from PIL import Image
 
 import jaxspatial as js
-from jaxspatial import checkpoint, cli
+from jaxspatial import cli
 from jaxspatial import composite as composite_cmd
 from jaxspatial import edit_attribute as edit_cmd
 from jaxspatial import inpaint as inpaint_cmd
 from jaxspatial import models as models_lib
+from jaxspatial.api import checkpoint
+from jaxspatial.api.regressor import RegressorModel
 from jaxspatial.cli import UserError
 from jaxspatial.models import regressor as R
-from jaxspatial.regressor import RegressorModel
 
 RES = 16
 
@@ -202,7 +203,7 @@ def test_command_exit_status_in_a_real_process(dirs):
 
 
 def test_bench_composite_small():
-  from jaxspatial.bench_regressor import bench_composite
+  from jaxspatial.benchmarks.regressor import bench_composite
   rows = bench_composite(16, channel_base=256, channel_max=32, w_dim=32, depth=18, width=8,
                          opt_steps=10, measure_steps=1, repeats=1)
   assert [r["method"].split(":")[0] for r in rows] == ["regressor composite", "optimisation"]

@@ -12,12 +12,13 @@ import optax
 import pytest
 import torch
 
-from jaxspatial import checkpoint
 from jaxspatial import models as models_lib
-from jaxspatial import regression as rg
+from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
-from jaxspatial.edit import composite as composite_lib
+from jaxspatial.data import collages
+from jaxspatial.losses import regressor as rg
 from jaxspatial.models import regressor as R
+from jaxspatial.training import regressor as regressor_training
 
 # ---------------------------------------------------------------------------- masks
 
@@ -207,7 +208,7 @@ def test_configs_and_attach_generator(tmp_path, setup):
   train_cfg = _regressor_config("tiny")
   train_cfg.generator = str(g_dir)
   train_cfg.model.use_mask = False
-  out, got = rg.attach_generator(train_cfg)
+  out, got = regressor_training.attach_generator(train_cfg)
   assert out.model.num_ws == 6 and out.model.input_size == 16 and not out.model.use_mask
   assert out.model.generator.resolution == 16 and out.data.resolution == 16
   assert R.build_regressor(out.model).depth == 18
@@ -215,7 +216,7 @@ def test_configs_and_attach_generator(tmp_path, setup):
   for bad, msg in [("", "--config.generator=DIR"), (str(tmp_path / "nope"), "does not exist")]:
     train_cfg.generator = bad
     with pytest.raises(UserError, match=msg):
-      rg.attach_generator(train_cfg)
+      regressor_training.attach_generator(train_cfg)
 
 
 # ---------------------------------------------------------------------------- collages
@@ -227,10 +228,10 @@ def test_paste_layers_later_over_earlier():
   ma[:, :3] = 1
   mb = np.zeros_like(ma)
   mb[:, 2:] = 1
-  collage, union = composite_lib.paste_layers([(a, ma), (b, mb)])
+  collage, union = collages.paste_layers([(a, ma), (b, mb)])
   np.testing.assert_array_equal(collage[0, :, 0, 0], [0.5, 0.5, -0.5, -0.5])
   np.testing.assert_array_equal(union[0, :, 0, 0], [1, 1, 1, 1])
-  collage, union = composite_lib.paste_layers([(a, ma)])
+  collage, union = collages.paste_layers([(a, ma)])
   assert collage[0, 3, 0, 0] == 0.0 and union[0, 3, 0, 0] == 0.0   # holes stay 0 / unknown
 
 
@@ -240,20 +241,20 @@ def test_automatic_collages_from_ground_truth_masks():
   masks = np.zeros((n_pool, 8, 8, k), np.float32)
   for i in range(n_pool):
     masks[i, i:i + 2, :, 0] = 1                   # one object per scene, a band of rows
-  col = composite_lib.automatic_collages(images, masks, 5, objects=2, seed=0)
+  col = collages.automatic_collages(images, masks, 5, objects=2, seed=0)
   assert col.part_images.shape == (5, 3, 8, 8, 3) and col.part_masks.shape == (5, 3, 8, 8, 1)
   for j in range(5):
     bg_scene = int(round(col.part_images[j, 0, 0, 0, 0] * 10))
     np.testing.assert_array_equal(col.part_masks[j, 0, ..., 0], 1 - masks[bg_scene, ..., 0])
     donors = {int(round(col.part_images[j, p, 0, 0, 0] * 10)) for p in (1, 2)}
     assert len(donors) == 2 and bg_scene not in donors
-  want, union = composite_lib.paste_layers(col.parts)
+  want, union = collages.paste_layers(col.parts)
   np.testing.assert_array_equal(col.collage, want)
   np.testing.assert_array_equal(col.mask, union)
 
 
 def test_shapes_collages():
-  col = composite_lib.shapes_collages(4, 16, objects=2, pool=8, seed=0)
+  col = collages.shapes_collages(4, 16, objects=2, pool=8, seed=0)
   assert col.collage.shape == (4, 16, 16, 3) and col.mask.shape == (4, 16, 16, 1)
   assert col.collage.min() >= -1 and col.collage.max() <= 1
   assert all(col.part_masks[:, p].sum() > 0 for p in range(3))

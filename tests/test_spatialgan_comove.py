@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxspatial import comove
 from jaxspatial.data.shapes import CLASS_NAMES, ShapesSource
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.metrics import comove
+from jaxspatial.models import heatmaps as hm
 
 COLOURS = np.asarray([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.95, 0.9, 0.1]])
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from jaxspatial import losses_spatialgan as align
 from jaxspatial import models
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.losses import spatialgan as align
+from jaxspatial.models import heatmaps as hm
 from jaxspatial.models import spatialgan as sp
 
 C = 3

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.models import heatmaps as hm
 
 N = 20_000
 

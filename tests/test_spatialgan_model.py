@@ -12,12 +12,13 @@ import pytest
 from PIL import Image
 
 import jaxspatial as js
-from jaxspatial import checkpoint, edit_heatmap
+from jaxspatial import edit_heatmap
 from jaxspatial import models
+from jaxspatial.api import checkpoint
+from jaxspatial.api.spatialgan import SpatialGANModel
 from jaxspatial.cli import UserError
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.models import heatmaps as hm
 from jaxspatial.models import spatialgan as sp
-from jaxspatial.spatialgan import SpatialGANModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8, sel_hidden=8,
@@ -220,7 +221,7 @@ def test_edit_parsing_keeps_order():
 
 
 def test_training_step_benchmark_times_the_three_variants():
-  from jaxspatial import bench_spatialgan
+  from jaxspatial.benchmarks import spatialgan as bench_spatialgan
   rows = bench_spatialgan.bench_training_step("tiny", repeats=1)
   assert [r["variant"] for r in rows] == [v[0] for v in bench_spatialgan.TRAIN_VARIANTS]
   assert rows[0]["relative"] == 1.0 and all(r["seconds"] > 0 for r in rows)
@@ -232,7 +233,8 @@ def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
   """init_from a StyleGAN2 dir: its G/D leaves land unchanged, the SEL layers stay fresh."""
   from flax import traverse_util
 
-  from jaxspatial.spatialgan import SpatialGANFamily, transfer_from_stylegan2
+  from jaxspatial.models.spatialgan import transfer_from_stylegan2
+  from jaxspatial.training.spatialgan import SpatialGANFamily
   config = ml_collections.ConfigDict(load_config("tiny"))
   sg2_cfg = models.stylegan2_model_config(
       config.model.resolution, **{k: config.model[k] for k in (

@@ -12,9 +12,11 @@ from PIL import Image
 
 import jaxspatial as js
 import rosinality_recipe as recipe
-from jaxspatial import bench_ssn, convert_torch, resample, ssn
+from jaxspatial import convert_torch, resample, ssn
+from jaxspatial.benchmarks import ssn as bench_ssn
 from jaxspatial.cli import UserError
 from jaxspatial.models import ssn as ssn_models
+from jaxspatial.training import ssn as ssn_training
 
 torch = pytest.importorskip("torch")
 
@@ -145,7 +147,7 @@ def test_family_distortion_loss_is_differentiable():
                                            channel_base=64, channel_max=8),
       "loss": {"distortion_weight": 100.0}})
   g = ssn_models.build_generator(cfg.model)
-  family = ssn.SSNFamily(cfg, g, None)
+  family = ssn_training.SSNFamily(cfg, g, None)
   inputs = family.sample_inputs(jax.random.key(0), 4)
   assert inputs["z_resample"].shape == (4, 2, 2, 4)
   variables = jax.jit(g.init)(jax.random.key(1), *family.init_inputs())
@@ -163,8 +165,8 @@ def test_family_distortion_loss_is_differentiable():
   assert float(loss) > 0
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(grads))
   cfg.loss.distortion_weight = 0.0
-  off, _ = ssn.SSNFamily(cfg, g, None).extra_generator_loss(variables, None, inputs, None, None,
-                                                            jax.random.key(2))
+  off, _ = ssn_training.SSNFamily(cfg, g, None).extra_generator_loss(
+      variables, None, inputs, None, None, jax.random.key(2))
   assert float(off) == 0.0
 
 
@@ -175,7 +177,8 @@ def test_sigma_e_benchmark_runs():
 
 
 def test_transfer_init_models_from_a_stylegan2_checkpoint(tmp_path):
-  from jaxspatial import checkpoint, models
+  from jaxspatial import models
+  from jaxspatial.api import checkpoint
   kw = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8)
   sg2_cfg = models.stylegan2_model_config(8, **kw)
   g = models.build_generator(sg2_cfg)
@@ -183,11 +186,11 @@ def test_transfer_init_models_from_a_stylegan2_checkpoint(tmp_path):
   checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars},
                             ml_collections.ConfigDict({"model": sg2_cfg}))
   ssn_cfg = ssn_models.ssn_model_config(8, grid=(2, 2), **kw)
-  out = ssn.transfer_init_models(tmp_path / "sg2", ssn_cfg)
+  out = ssn_training.transfer_init_models(tmp_path / "sg2", ssn_cfg)
   assert set(out) == {"g", "g_ema"}
   assert float(out["g"]["params"]["encoder"]["block_0"]["gain"]) == 0.0
   np.testing.assert_array_equal(out["g"]["params"]["synthesis"]["const"],
                                 g_vars["params"]["synthesis"]["const"])
   with pytest.raises(UserError, match="n_mlp"):
-    ssn.transfer_init_models(tmp_path / "sg2", ssn_models.ssn_model_config(8, grid=(2, 2),
+    ssn_training.transfer_init_models(tmp_path / "sg2", ssn_models.ssn_model_config(8, grid=(2, 2),
                                                                            **{**kw, "n_mlp": 2}))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial import losses_ssn
+from jaxspatial.losses import ssn as losses_ssn
 
 N, NH, NW, NZ, BLOCK = 6, 2, 3, 4, 4          # images 8 x 12
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rosinality_recipe as recipe
-from jaxspatial import convert_rosinality
+from jaxspatial.convert import rosinality as convert_rosinality
 from jaxspatial.models import ssn, stylegan2
 
 

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial import ops
-from jaxspatial import spatial_modulation as sm
+from jaxspatial.models import layers
+from jaxspatial.models import spatial_modulation as sm
 
 CASES = [(up, border) for up in (False, True) for border in sm.BORDERS]
 
@@ -37,7 +37,7 @@ def _monte_carlo_sigma_sq(w, s, up, border, samples, key):
   h = jax.random.normal(key, (samples,) + s_ext.shape[1:])
   x = s_ext * h
   if up:
-    y = ops.conv_transpose_2x(x, w, precision=jax.lax.Precision.HIGHEST)
+    y = layers.conv_transpose_2x(x, w, precision=jax.lax.Precision.HIGHEST)
   else:
     y = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -64,7 +64,7 @@ def test_demodulated_output_has_unit_expected_std():
 def test_replicate_border_is_stylegan2_for_constant_styles_zero_is_not():
   w, s = _random((3, 3, 8, 4), (3, 1, 1, 8), seed=5)
   s_map = jnp.broadcast_to(s, (3, 4, 4, 8))
-  ref = 1.0 / jnp.square(ops.demodulation(w, s[:, 0, 0])) - ops.DEMOD_EPS
+  ref = 1.0 / jnp.square(layers.demodulation(w, s[:, 0, 0])) - layers.DEMOD_EPS
   for up in (False, True):
     np.testing.assert_allclose(sm.sigma_e_sq(w, s_map, up=up), ref, rtol=1e-5)
     assert not np.allclose(sm.sigma_e_sq(w, s_map, up=up, border="zero"), ref, rtol=1e-2)
@@ -74,7 +74,7 @@ def test_replicate_border_is_stylegan2_for_constant_styles_zero_is_not():
 def test_constant_styles_reproduce_modulated_conv(up):
   w, s = _random((3, 3, 6, 5), (2, 1, 1, 6), seed=6)
   x = jax.random.normal(jax.random.key(7), (2, 4, 4, 6))
-  want = ops.modulated_conv(x, w, s[:, 0, 0], demodulate=True, up=up)
+  want = layers.modulated_conv(x, w, s[:, 0, 0], demodulate=True, up=up)
   got = sm.spatially_modulated_conv(x, w, jnp.broadcast_to(s, x.shape), up=up)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 

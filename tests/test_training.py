@@ -169,7 +169,7 @@ def straight_and_resumed(tmp_path_factory):
 
 
 def test_resume_equals_uninterrupted_run(straight_and_resumed):
-  from jaxspatial import checkpoint
+  from jaxspatial.api import checkpoint
   a, b = (checkpoint.restore_models(d, 4) for d in straight_and_resumed)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
@@ -213,7 +213,7 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
 
 def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, tiny):
   """Fine-tuning: G, G_ema and D start from the checkpoint; a mismatched model fails."""
-  from jaxspatial import checkpoint
+  from jaxspatial.api import checkpoint
   source = straight_and_resumed[0]
   config = copy.deepcopy(tiny)
   config.mesh.data = 1

@@ -22,7 +22,7 @@ Example fields (``K = max_objects``; slots ``num_objects..K-1`` are padding):
 - ``num_objects``  int32 scalar.
 
 Rendering is vectorised numpy on a grid supersampled ``supersample`` times per axis and
-box-filtered down (anti-aliased edges); ``bench_shapes`` in :mod:`jaxspatial.data.bench`
+box-filtered down (anti-aliased edges); ``bench_shapes`` in :mod:`jaxspatial.benchmarks.data`
 measures its speed.
 """
 

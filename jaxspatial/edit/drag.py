@@ -40,7 +40,7 @@ import numpy as np
 import optax
 
 from jaxspatial.cli import UserError
-from jaxspatial.edit.heatmaps import Heatmaps
+from jaxspatial.models.heatmaps import Heatmaps
 
 Array = jax.Array
 

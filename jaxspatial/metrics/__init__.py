@@ -10,7 +10,9 @@ converted once into ``$JAXSPATIAL_HOME`` with ``python -m jaxspatial.convert_tor
 
 Networks live in :mod:`.inception`, :mod:`.vgg`, :mod:`.lpips_net`; weights in :mod:`.weights`;
 metric maths in :mod:`.fid` (FID, KID, streaming stats), :mod:`.ppl`, :mod:`.prdc`,
-:mod:`.masked_l1`; SSN's block-resampling distortion is :func:`jaxspatial.ssn.distortion`.
+:mod:`.masked_l1`, :mod:`.critic`; family metrics in :mod:`.distortion` (SSN, also
+``js.ssn.distortion``) and :mod:`.comove` (SpatialGAN); :mod:`.registry` is what
+``python -m jaxspatial.evaluate`` runs.
 """
 
 from jaxspatial.metrics import fid, masked_l1, ppl, prdc

@@ -35,7 +35,7 @@ downsamples the embedding (align corners), as the official code does.
 
 ``model.heatmap_input = "noise"`` (Table IV "Gau. Noise" ablation) feeds N(0, 1) maps of
 the same shapes (drawn from the ``noise`` rng) instead of the heatmaps. Heatmap sampling
-itself is ``jaxspatial.edit.heatmaps`` (``model.heatmaps`` = hierarchical | independent |
+itself is ``jaxspatial.models.heatmaps`` (``model.heatmaps`` = hierarchical | independent |
 multi).
 
 Parameters of the StyleGAN2 part keep ``stylegan2.Generator``'s names (``mapping``,
@@ -49,13 +49,15 @@ import math
 from typing import Any, Sequence
 
 import flax.linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxspatial import ops
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.cli import UserError
+from jaxspatial.models import heatmaps as hm
+from jaxspatial.models import layers
 from jaxspatial.models import stylegan2 as sg2
 
 Array = jax.Array
@@ -100,8 +102,8 @@ class HeatmapEmbedding(nn.Module):
 
   @nn.compact
   def __call__(self, h: Array) -> Array:
-    h = ops.EqualConv(EMBED_HIDDEN, 3, name="conv0")(h)
-    return ops.EqualConv(EMBED_CHANNELS, 3, name="conv1")(h) * math.sqrt(0.5)
+    h = layers.EqualConv(EMBED_HIDDEN, 3, name="conv0")(h)
+    return layers.EqualConv(EMBED_CHANNELS, 3, name="conv1")(h) * math.sqrt(0.5)
 
 
 class SEL(nn.Module):
@@ -112,14 +114,14 @@ class SEL(nn.Module):
   @nn.compact
   def __call__(self, x: Array, h: Array) -> Array:
     c = x.shape[-1]
-    f = ops.EqualConv(self.hidden, 3, name="shared")(h.astype(x.dtype))
+    f = layers.EqualConv(self.hidden, 3, name="shared")(h.astype(x.dtype))
     if self.variant == "norm":
-      sigma = ops.EqualConv(1, 3, activate=False, name="sigma")(f)
-      mu = ops.EqualConv(1, 3, activate=False, name="mu")(f)
+      sigma = layers.EqualConv(1, 3, activate=False, name="sigma")(f)
+      mu = layers.EqualConv(1, 3, activate=False, name="mu")(f)
       y = jax.nn.leaky_relu(instance_norm(x) * (1 + sigma) + mu, 0.2)
     else:
       y = jnp.concatenate([x, f], axis=-1)
-    out = ops.EqualConv(c, 3, activate=False, name="output")(y)
+    out = layers.EqualConv(c, 3, activate=False, name="output")(y)
     return x + jnp.asarray(SEL_RESIDUAL_GAIN, x.dtype) * out
 
 
@@ -133,7 +135,7 @@ def spatial_style_map(styles: Array, maps: Array) -> Array:
 class SpatialModulatedConv(nn.Module):
   """Modulated conv whose style varies over space: ``conv(x * s(p), w)`` times the
   expected-statistics demodulation ``rsqrt(sum_{u,v,i} w^2 mean_HW(s_i^2) + 1e-8)``.
-  Params as ``ops.ModulatedConv`` (``modulation``, ``weight``)."""
+  Params as ``layers.ModulatedConv`` (``modulation``, ``weight``)."""
   features: int
   kernel_size: int
   demodulate: bool = True
@@ -142,16 +144,16 @@ class SpatialModulatedConv(nn.Module):
   @nn.compact
   def __call__(self, x: Array, codes: Array, maps: Array) -> Array:
     cin, k = x.shape[-1], self.kernel_size
-    styles = ops.EqualDense(cin, bias_init=1.0, name="modulation")(codes)   # (N, 1+K, Cin)
+    styles = layers.EqualDense(cin, bias_init=1.0, name="modulation")(codes)   # (N, 1+K, Cin)
     weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
     weight = weight / math.sqrt(cin * k * k)
     s = spatial_style_map(styles, maps)
-    y = ops.modulated_conv(x * s.astype(x.dtype), weight, jnp.ones((x.shape[0], cin), x.dtype),
+    y = layers.modulated_conv(x * s.astype(x.dtype), weight, jnp.ones((x.shape[0], cin), x.dtype),
                            demodulate=False, up=self.up)
     if self.demodulate:
       s2 = jnp.mean(jnp.square(s.astype(jnp.float32)), axis=(1, 2))          # (N, Cin)
       w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))      # (Cin, Cout)
-      d = jax.lax.rsqrt(jnp.dot(s2, w2, precision=jax.lax.Precision.HIGHEST) + ops.DEMOD_EPS)
+      d = jax.lax.rsqrt(jnp.dot(s2, w2, precision=jax.lax.Precision.HIGHEST) + layers.DEMOD_EPS)
       y = y * d.astype(y.dtype)[:, None, None, :]
     return y
 
@@ -164,8 +166,8 @@ class SpatialStyledConv(nn.Module):
   @nn.compact
   def __call__(self, x: Array, codes: Array, maps: Array, noise: Array | None) -> Array:
     x = SpatialModulatedConv(self.features, 3, up=self.up, name="conv")(x, codes, maps)
-    x = ops.NoiseInjection(name="noise")(x, noise)
-    return ops.bias_act(x, self.param("bias", nn.initializers.zeros, (self.features,)))
+    x = layers.NoiseInjection(name="noise")(x, noise)
+    return layers.bias_act(x, self.param("bias", nn.initializers.zeros, (self.features,)))
 
 
 class SpatialToRGB(nn.Module):
@@ -176,7 +178,7 @@ class SpatialToRGB(nn.Module):
   def __call__(self, x: Array, codes: Array, maps: Array, skip: Array | None) -> Array:
     y = SpatialModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, codes, maps)
     y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
-    return y if skip is None else y + ops.upsample2x(skip)
+    return y if skip is None else y + layers.upsample2x(skip)
 
 
 # ---------------------------------------------------------------------------- synthesis
@@ -344,7 +346,7 @@ class SpatialGenerator(nn.Module):
       flat = jnp.concatenate(
           [heatmaps.level_maps(l, 4 * 2 ** l).reshape(z.shape[0], -1)
            for l in range(heatmaps.num_levels)], axis=-1)
-      z = jnp.concatenate([ops.pixel_norm(z.astype(jnp.float32)), ops.pixel_norm(flat)], -1)
+      z = jnp.concatenate([layers.pixel_norm(z.astype(jnp.float32)), layers.pixel_norm(flat)], -1)
     if z.ndim == 3:
       n, k, d = z.shape
       return self.mapping_network(z.reshape(n * k, d)).reshape(n, k, self.w_dim)
@@ -423,3 +425,23 @@ def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
                   num_objects=num_objects, object_std=object_std,
                   object_sigma_scale=object_sigma_scale, sel_hidden=sel_hidden))
   return cfg
+
+
+def transfer_from_stylegan2(stylegan2_vars: Any, spatialgan_vars: Any) -> Any:
+  """StyleGAN2 generator variables copied into SpatialGAN ones of the same architecture.
+
+  Every StyleGAN2 leaf (mapping, synthesis convs, ToRGBs, constant input, noise buffers,
+  ``w_avg``) must exist in ``spatialgan_vars`` at the same path with the same shape; the
+  leaves StyleGAN2 lacks (heatmap embeddings, SEL layers) keep ``spatialgan_vars``'s values,
+  so the SEL layers start as freshly initialised. A warm start for experiments (the paper
+  trains from scratch). UserError naming the first mismatches otherwise.
+  """
+  src = traverse_util.flatten_dict(jax.tree.map(np.asarray, stylegan2_vars), sep="/")
+  dst = traverse_util.flatten_dict(jax.tree.map(np.asarray, spatialgan_vars), sep="/")
+  bad = [f"{k} {np.shape(v)}" + (f" vs {np.shape(dst[k])}" if k in dst else " (missing)")
+         for k, v in src.items() if k not in dst or np.shape(dst[k]) != np.shape(v)]
+  if bad:
+    raise UserError(f"the StyleGAN2 does not fit this SpatialGAN config: {'; '.join(bad[:3])}"
+                    + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""))
+  dst.update(src)
+  return traverse_util.unflatten_dict(dst, sep="/")

@@ -11,7 +11,7 @@ A StyleGAN2 whose latent is a grid of independent blocks ``z`` (N, nh, nw, z_dim
   resolution (``style_upsample``: "nearest" as SPADE, or "bilinear");
 * **spatially modulated convolutions** ``w*(s⊙h)/σ_E(w,s)`` in place of the modulated
   convs, ToRGB with spatial modulation (no demodulation), noise, skips: StyleGAN2's layout
-  (:mod:`jaxspatial.spatial_modulation`).
+  (:mod:`jaxspatial.models.spatial_modulation`).
 
 The spatial W+ analogue is ``ws`` (N, num_ws, nh, nw, w_dim): one style grid per layer.
 Parameter names are StyleGAN2's (``mapping/dense_i``, ``synthesis/conv1/conv/...``) plus
@@ -32,8 +32,8 @@ import ml_collections
 import numpy as np
 
 from jaxspatial import models as models_lib
-from jaxspatial import ops
-from jaxspatial import spatial_modulation as sm
+from jaxspatial.models import layers
+from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models import stylegan2
 
 Array = jax.Array
@@ -48,8 +48,8 @@ class ContextBlock(nn.Module):
   @nn.compact
   def __call__(self, g: Array) -> Array:
     c = g.shape[-1]
-    h = ops.EqualConv(c, 3, name="conv1")(g)
-    h = ops.EqualConv(c, 3, activate=False, name="conv2")(h)
+    h = layers.EqualConv(c, 3, name="conv1")(g)
+    h = layers.EqualConv(c, 3, activate=False, name="conv2")(h)
     gain = self.param("gain", nn.initializers.zeros, ())
     return g + gain * h
 
@@ -78,9 +78,9 @@ class SpatialStyledConv(nn.Module):
   def __call__(self, x: Array, w_grid: Array, noise: Array | None) -> Array:
     x = sm.SpatiallyModulatedConv(self.features, 3, demodulate=True, up=self.up,
                                   upsample=self.upsample, name="conv")(x, w_grid)
-    x = ops.NoiseInjection(name="noise")(x, noise)
+    x = layers.NoiseInjection(name="noise")(x, noise)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return ops.bias_act(x, bias)
+    return layers.bias_act(x, bias)
 
 
 class SpatialToRGB(nn.Module):
@@ -94,7 +94,7 @@ class SpatialToRGB(nn.Module):
                                   name="conv")(x, w_grid)
     y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
     if skip is not None:
-      y = y + ops.upsample2x(skip)
+      y = y + layers.upsample2x(skip)
     return y
 
 

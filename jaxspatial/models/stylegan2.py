@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxspatial import ops
+from jaxspatial.models import layers
 
 Array = jax.Array
 NOISE_MODES = ("const", "random", "none")
@@ -82,9 +82,9 @@ class MappingNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, z: Array) -> Array:
-    x = ops.pixel_norm(z.astype(jnp.float32))
+    x = layers.pixel_norm(z.astype(jnp.float32))
     for i in range(1, self.n_mlp + 1):
-      x = ops.EqualDense(self.w_dim, lr_mul=self.lr_mul, activate=True, name=f"dense_{i}")(x)
+      x = layers.EqualDense(self.w_dim, lr_mul=self.lr_mul, activate=True, name=f"dense_{i}")(x)
     return x
 
 
@@ -95,10 +95,10 @@ class StyledConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, w: Array, noise: Array | None) -> Array:
-    x = ops.ModulatedConv(self.features, 3, demodulate=True, up=self.up, name="conv")(x, w)
-    x = ops.NoiseInjection(name="noise")(x, noise)
+    x = layers.ModulatedConv(self.features, 3, demodulate=True, up=self.up, name="conv")(x, w)
+    x = layers.NoiseInjection(name="noise")(x, noise)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return ops.bias_act(x, bias)
+    return layers.bias_act(x, bias)
 
 
 class ToRGB(nn.Module):
@@ -107,10 +107,10 @@ class ToRGB(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, w: Array, skip: Array | None) -> Array:
-    y = ops.ModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, w)
+    y = layers.ModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, w)
     y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
     if skip is not None:
-      y = y + ops.upsample2x(skip)
+      y = y + layers.upsample2x(skip)
     return y
 
 
@@ -238,9 +238,9 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    y = ops.EqualConv(x.shape[-1], 3, name="conv1")(x)
-    y = ops.EqualConv(self.features, 3, down=True, name="conv2")(y)
-    s = ops.EqualConv(self.features, 1, down=True, use_bias=False, activate=False,
+    y = layers.EqualConv(x.shape[-1], 3, name="conv1")(x)
+    y = layers.EqualConv(self.features, 3, down=True, name="conv2")(y)
+    s = layers.EqualConv(self.features, 1, down=True, use_bias=False, activate=False,
                       name="skip")(x)
     return (y + s) * jnp.asarray(1 / math.sqrt(2), y.dtype)
 
@@ -273,15 +273,15 @@ class Discriminator(nn.Module):
       return h
 
     x = img.astype(self.dtype)
-    x = tap(self.resolution, ops.EqualConv(self.channels(self.resolution), 1,
+    x = tap(self.resolution, layers.EqualConv(self.channels(self.resolution), 1,
                                            name="from_rgb")(x))
     for n in range(1, log_res - 1):
       res_out = 2 ** (log_res - n)
       x = tap(res_out, ResBlock(self.channels(res_out), name=f"blocks_{n}")(x))
-    x = ops.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
+    x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
     c4 = self.channels(4)
-    x = ops.EqualConv(c4, 3, name="final_conv")(x)
+    x = layers.EqualConv(c4, 3, name="final_conv")(x)
     x = x.reshape(x.shape[0], -1)  # NHWC flatten; convert_torch permutes torch's NCHW rows
-    x = ops.EqualDense(c4, activate=True, name="final_dense")(x)
-    logits = ops.EqualDense(1, name="out")(x)[:, 0].astype(jnp.float32)
+    x = layers.EqualDense(c4, activate=True, name="final_dense")(x)
+    logits = layers.EqualDense(1, name="out")(x)[:, 0].astype(jnp.float32)
     return (logits, features) if return_features else logits

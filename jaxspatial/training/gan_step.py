@@ -68,7 +68,7 @@ class StyleGAN2Family:
   def init_models(self, path: str) -> dict:
     """Models ``{"g", "g_ema", "d"}`` (those present) to start training from: a checkpoint
     of the same kind (fine-tuning, e.g. a converted PyTorch StyleGAN2)."""
-    from jaxspatial import checkpoint
+    from jaxspatial.api import checkpoint
     from jaxspatial.cli import UserError
     kind = checkpoint.read_config(path).model.kind
     if kind != self.config.model.kind:

@@ -18,9 +18,10 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxspatial import checkpoint, imageio
-from jaxspatial.cli import UserError
+from jaxspatial import imageio
 from jaxspatial import models as models_lib
+from jaxspatial.api import checkpoint
+from jaxspatial.cli import UserError
 from jaxspatial.training import config_lib, gan_step
 from jaxspatial.training import logging as log_lib
 from jaxspatial.training import state as state_lib
@@ -28,8 +29,8 @@ from jaxspatial.training import state as state_lib
 # kind -> "module:Class" of its GAN family adapter (imported on first use).
 FAMILIES = {
     "stylegan2": "jaxspatial.training.gan_step:StyleGAN2Family",
-    "ssn": "jaxspatial.ssn:SSNFamily",
-    "spatialgan": "jaxspatial.spatialgan:SpatialGANFamily",
+    "ssn": "jaxspatial.training.ssn:SSNFamily",
+    "spatialgan": "jaxspatial.training.spatialgan:SpatialGANFamily",
 }
 
 

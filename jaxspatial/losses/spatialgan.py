@@ -32,7 +32,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from jaxspatial.edit import heatmaps as hm
+from jaxspatial.models import heatmaps as hm
 from jaxspatial.models.spatialgan import resize_aligned
 
 Array = jax.Array
@@ -133,7 +133,7 @@ def gradcam_alignment_loss(d_apply: DApply, d_params: Any, fake_images: Array,
       logits (N,) or ``(logits, {res: (N, r, r, C)})``; see :func:`discriminator_apply`.
     d_params: D's variables (no gradient flows into them).
     fake_images: G's images (N, R, R, 3); gradients flow back through them.
-    heatmaps: the :class:`~jaxspatial.edit.heatmaps.Heatmaps` G was given.
+    heatmaps: the :class:`~jaxspatial.models.heatmaps.Heatmaps` G was given.
     resolutions: D feature resolutions (those >= the image size are skipped).
     threshold: tau of the truncated L1 (0.25).
     objective: "plain" (eq. 4) or "min" (indoor, eq. 5).

@@ -1,4 +1,4 @@
-"""Throughput of the metric networks (for ``python -m jaxspatial.bench``)."""
+"""Throughput of the metric networks: ``python -m jaxspatial.bench inception``."""
 
 from __future__ import annotations
 

@@ -3,11 +3,11 @@
 * :func:`bench_ssn_vs_stylegan2`: generator images/s, forward and forward+backward, of an
   SSN and a StyleGAN2 of the same size (the paper: comparable cost);
 * :func:`bench_sigma_e`: σ_E of one spatially modulated conv layer in closed form (window
-  means of s², :func:`jaxspatial.spatial_modulation.sigma_e_sq`) vs the naive second
-  convolution ``w² * s²`` (:func:`~jaxspatial.spatial_modulation.sigma_e_sq_direct`), and
+  means of s², :func:`jaxspatial.models.spatial_modulation.sigma_e_sq`) vs the naive second
+  convolution ``w² * s²`` (:func:`~jaxspatial.models.spatial_modulation.sigma_e_sq_direct`), and
   the whole layer with the closed form for scale.
 
-    python -m jaxspatial.bench_ssn --resolution 32 --batch 16
+    python -m jaxspatial.bench ssn --resolution 32 --batch 16
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from jaxspatial import cli
 from jaxspatial import models as models_lib
-from jaxspatial import spatial_modulation as sm
+from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
 
 
@@ -118,8 +118,9 @@ def bench_sigma_e(resolutions: tuple[int, ...] = (16, 64), channels: int = 128,
   return rows
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.bench_ssn",
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench ssn") -> None:
+  p = argparse.ArgumentParser(prog=prog,
                               description="Time SSN vs StyleGAN2 generators and closed-form vs "
                                           "naive sigma_E (random weights).")
   p.add_argument("--resolution", type=int, default=32)
@@ -151,6 +152,3 @@ def main(argv=None) -> None:
           f"{1e3 * r['direct_s']:9.3f} {r['speedup']:7.1f} {1e3 * r['layer_s']:8.3f}")
   print(f"({rows[0]['platform']}: {rows[0]['device']}, batch {args.batch})")
 
-
-if __name__ == "__main__":
-  cli.run(main)

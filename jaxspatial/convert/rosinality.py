@@ -1,6 +1,6 @@
 """rosinality/stylegan2-pytorch state dicts -> jaxspatial StyleGAN2 variables.
 
-Pure numpy: the torch file is read elsewhere (``convert_torch``). Each torch key maps to one
+The torch file is read by :mod:`jaxspatial.convert.torch`; the mapping itself is pure numpy. Each torch key maps to one
 Flax variable through a rule (regex -> path template, layout transform); the result is
 checked against the shapes ``jax.eval_shape`` gives for the inferred architecture, so a
 missing key, an unexpected key or a shape mismatch is reported by name. FIR ``.kernel``
@@ -18,9 +18,9 @@ import ml_collections
 import numpy as np
 
 from jaxspatial import models as models_lib
-from jaxspatial import ops
 from jaxspatial.cli import UserError
-from jaxspatial.models import stylegan2
+from jaxspatial.convert import torch as torch_io
+from jaxspatial.models import layers, stylegan2
 
 
 class ConversionError(UserError):
@@ -150,7 +150,7 @@ def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict
       if m is None:
         continue
       if rule.target is None:
-        if not np.allclose(value, ops.fir_kernel(gain=rule.fir_gain), atol=1e-6):
+        if not np.allclose(value, layers.fir_kernel(gain=rule.fir_gain), atol=1e-6):
           bad_fir.append(key)
         break
       path = m.expand(rule.target).replace("convs.", "convs_").replace("to_rgbs.", "to_rgbs_")
@@ -213,3 +213,59 @@ def mean_w(g_vars: dict, model_cfg: ml_collections.ConfigDict, n: int = 10_000,
   z = jax.random.normal(jax.random.key(seed), (n, model_cfg.z_dim))
   w = jax.jit(lambda v, z: g.apply(v, z, method=stylegan2.Generator.mapping))(g_vars, z)
   return np.asarray(w.mean(0), np.float32)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def convert_stylegan2(obj, *, w_avg_samples: int = 10_000, log=print):
+  """A loaded rosinality checkpoint -> (models dict, config, summary lines)."""
+  if isinstance(obj, dict) and "g_ema" in obj:
+    g_ema = torch_io.numpy_state_dict(obj["g_ema"], "g_ema")
+    g = torch_io.numpy_state_dict(obj["g"], "g") if "g" in obj else None
+    d = torch_io.numpy_state_dict(obj["d"], "d") if "d" in obj else None
+    latent_avg = obj.get("latent_avg")
+    args = obj.get("args")
+  elif isinstance(obj, dict) and looks_like_generator(obj):
+    g_ema = torch_io.numpy_state_dict(obj, "state dict")
+    g, d, latent_avg, args = None, None, None, None
+  else:
+    keys = sorted(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
+    raise UserError(f"not a StyleGAN2 checkpoint: expected a rosinality dict with 'g_ema' "
+                    f"or a generator state dict, found {keys}")
+  cm_hint = getattr(args, "channel_multiplier", None)
+  model_cfg = infer_generator_config(g_ema, cm_hint)
+  models = {"g_ema": convert_generator(g_ema, model_cfg, "g_ema")}
+  if g is not None:
+    models["g"] = convert_generator(g, model_cfg, "g")
+  if d is not None:
+    models["d"] = convert_discriminator(d, model_cfg)
+  if latent_avg is not None:
+    w_avg = latent_avg.detach().cpu().float().numpy().reshape(-1)
+    if w_avg.shape != (model_cfg.w_dim,):
+      raise UserError(f"latent_avg has shape {tuple(w_avg.shape)}; expected ({model_cfg.w_dim},)")
+    w_avg_note = "w_avg from the checkpoint's latent_avg"
+  else:
+    w_avg = mean_w(models["g_ema"], model_cfg, n=w_avg_samples, seed=0)
+    w_avg_note = (f"no latent_avg in the checkpoint: w_avg computed from {w_avg_samples:,} "
+                  "mapped z (seed 0)")
+  for name in ("g_ema", "g"):
+    if name in models:
+      models[name]["buffers"]["w_avg"] = w_avg
+  config = ml_collections.ConfigDict({"model": model_cfg})
+  n_params = {k: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(v["params"]))
+              for k, v in models.items()}
+  summary = [
+      f"StyleGAN2 {model_cfg.resolution}x{model_cfg.resolution}, w_dim {model_cfg.w_dim}, "
+      f"n_mlp {model_cfg.n_mlp}, channel_multiplier {model_cfg.channel_multiplier}",
+      "converted: " + ", ".join(f"{k} ({n / 1e6:.2f}M params)" for k, n in n_params.items()),
+      w_avg_note,
+  ]
+  return models, config, summary
+
+
+def convert_ssn(obj, **kw):
+  """StyleGAN2 checkpoint -> SSN transferred from it (``jaxspatial.models.ssn``)."""
+  from jaxspatial.models import ssn
+  models, config, summary = convert_stylegan2(obj, **kw)
+  return ssn.transfer_from_stylegan2(models, config, summary)

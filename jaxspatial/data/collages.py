@@ -5,12 +5,12 @@ A collage pastes layers in order, later layers over earlier ones::
     x_clg = m_K ⊙ x_K + (1 − m_K) ⊙ ( ... (m_1 ⊙ x_1 + (1 − m_1) ⊙ 0) ... ),   m = ∪_k m_k
 
 starting from 0 (mid-grey in [-1, 1], as the official ``Compositer``); the regressor sees only
-the collage and the union mask m, never the individual layers.
+the collage and the union mask m, never the individual layers (:func:`paste_layers`).
 
 On the embedded shapes dataset the ground-truth object masks replace the paper's segmentation
 network: :func:`automatic_collages` takes the background (pixels of no object) of one scene and
-then objects of other scenes, in order. Also here: the file side of the commands (``--part
-IMAGE:MASK`` specs, binary mask files).
+then objects of other scenes, in order. Mask and ``--part IMAGE:MASK`` files are read by
+:mod:`jaxspatial.imageio`.
 
 Arrays: images (n, H, W, 3) float32 in [-1, 1]; masks (n, H, W, 1) float32 in {0, 1}.
 """
@@ -18,14 +18,11 @@ Arrays: images (n, H, W, 3) float32 in [-1, 1]; masks (n, H, W, 1) float32 in {0
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from jaxspatial import imageio
-from jaxspatial.cli import UserError
 
 Layer = tuple[np.ndarray, np.ndarray]
 """(images (n, H, W, 3), masks (n, H, W, 1))."""
@@ -34,7 +31,7 @@ Layer = tuple[np.ndarray, np.ndarray]
 def paste_layers(parts: Sequence[Layer]) -> tuple[np.ndarray, np.ndarray]:
   """Pastes ``parts`` in order onto a zero canvas -> (collage (n, H, W, 3), union (n, H, W, 1)).
 
-  Shapes are checked by the caller (:meth:`jaxspatial.regressor.RegressorModel.composite`).
+  Shapes are checked by the caller (:meth:`jaxspatial.api.regressor.RegressorModel.composite`).
   """
   images, masks = parts[0]
   collage = np.zeros(np.shape(images), np.float32)
@@ -115,69 +112,3 @@ def shapes_collages(n: int, resolution: int, *, objects: int = 2, pool: int = 64
   images = imageio.from_uint8(np.stack([s["image"] for s in scenes]))
   masks = np.stack([s["masks"] for s in scenes]).transpose(0, 2, 3, 1)   # (N, K, H, W) -> NHWK
   return automatic_collages(images, masks, n, objects=objects, seed=seed)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def read_mask(path: str | pathlib.Path) -> np.ndarray:
-  """A binary mask file (white = known pixel) -> (H, W, 1) float32 in {0, 1}.
-
-  Grey levels other than black and white (e.g. antialiased brush strokes) are a one-line
-  :class:`UserError`: a mask says exactly which pixels to keep.
-  """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
-  try:
-    with Image.open(path) as im:
-      arr = np.asarray(im.convert("L"))
-  except (OSError, ValueError) as e:
-    raise UserError(f"{path}: not a readable image ({e})") from None
-  levels = np.unique(arr)
-  if not (np.isin(levels, (0, 255)).all() or np.isin(levels, (0, 1)).all()):
-    raise UserError(f"{path} is not a binary mask: it has {len(levels)} grey levels; use only "
-                    "black (unknown) and white (known), e.g. save it without antialiasing")
-  return (arr > 0).astype(np.float32)[..., None]
-
-
-def read_pair(image_path: str | pathlib.Path, mask_path: str | pathlib.Path | None,
-              resolution: int) -> Layer:
-  """An image and its binary mask (None = all known) -> ((1, R, R, 3), (1, R, R, 1)).
-
-  Image and mask must have the same size; a pair of another size than the model's R is
-  resized (image Lanczos, mask nearest, so it stays binary).
-  """
-  x = imageio.load_image(image_path)
-  h, w = x.shape[:2]
-  m = np.ones((h, w, 1), np.float32) if mask_path is None else read_mask(mask_path)
-  if m.shape[:2] != (h, w):
-    raise UserError(f"mask {mask_path} is {m.shape[1]}x{m.shape[0]} px but image {image_path} is "
-                    f"{w}x{h} px; a mask must have its image's size")
-  if (h, w) != (resolution, resolution):
-    x = imageio.load_image(image_path, resolution)
-    m = np.asarray(Image.fromarray(m[..., 0].astype(np.uint8) * 255).resize(
-        (resolution, resolution), Image.NEAREST), np.float32)[..., None] / 255.0
-  return x[None], m[None]
-
-
-def parse_part(spec: str, resolution: int) -> Layer:
-  """``IMAGE:MASK`` (or just ``IMAGE``: all pixels) -> one layer of :func:`read_pair`."""
-  image_path, sep, mask_path = spec.rpartition(":")
-  if not sep:
-    image_path, mask_path = spec, ""
-  if not image_path:
-    raise UserError(f"--part {spec!r}: expected IMAGE:MASK, e.g. a.png:mask_a.png")
-  return read_pair(image_path, mask_path or None, resolution)
-
-
-def save_image(path: str | pathlib.Path, x: np.ndarray) -> pathlib.Path:
-  """Writes [-1, 1] images as a PNG: one (H, W, 3) / (1, H, W, 3) image as it is, a batch
-  (n, H, W, 3) as a row."""
-  x = np.asarray(x)
-  pixels = imageio.to_uint8(x[None] if x.ndim == 3 else x)
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(pixels[0] if len(pixels) == 1 else imageio.grid(pixels, cols=len(pixels))
-                  ).save(path)
-  return path

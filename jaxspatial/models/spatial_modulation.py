@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial import ops
+from jaxspatial.models import layers
 
 Array = jax.Array
 BORDERS = ("replicate", "zero")
@@ -192,7 +192,7 @@ def sigma_e_sq_direct(weight: Array, styles: Array, *, up: bool = False,
   s2 = _pad_border(jnp.square(styles.astype(jnp.float32)), r, border)
   w2 = jnp.square(weight.astype(jnp.float32))
   if up:
-    var = ops.conv_transpose_2x(s2, w2, precision=_HIGHEST)
+    var = layers.conv_transpose_2x(s2, w2, precision=_HIGHEST)
   else:
     var = jax.lax.conv_general_dilated(s2, w2, (1, 1), "VALID",
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -205,7 +205,7 @@ def spatially_modulated_conv(x: Array, weight: Array, styles: Array, *, demodula
   """``w * (s ⊙ x) / σ_E(w, s)`` (paper eq. 1) in activation form.
 
   The convolution (and the 2× up-sampling path) is exactly StyleGAN2's
-  (:func:`jaxspatial.ops.modulated_conv` with unit styles); only the modulation is per
+  (:func:`jaxspatial.layers.modulated_conv` with unit styles); only the modulation is per
   pixel and the demodulation is σ_E instead of ``rsqrt(Σ w² s²)``. The same ``1e-8`` is
   added to σ_E² as StyleGAN2 adds to its sum.
 
@@ -222,9 +222,9 @@ def spatially_modulated_conv(x: Array, weight: Array, styles: Array, *, demodula
   if styles.shape[:3] != x.shape[:3] or styles.shape[-1] != x.shape[-1]:
     raise ValueError(f"styles {styles.shape} do not match activations {x.shape}")
   unit = jnp.ones((x.shape[0], x.shape[-1]), x.dtype)
-  y = ops.modulated_conv(x * styles.astype(x.dtype), weight, unit, demodulate=False, up=up)
+  y = layers.modulated_conv(x * styles.astype(x.dtype), weight, unit, demodulate=False, up=up)
   if demodulate:
-    d = jax.lax.rsqrt(sigma_e_sq(weight, styles, up=up, border=border) + ops.DEMOD_EPS)
+    d = jax.lax.rsqrt(sigma_e_sq(weight, styles, up=up, border=border) + layers.DEMOD_EPS)
     y = y * d.astype(y.dtype)[:, None, None, :]
   return y
 
@@ -262,7 +262,7 @@ class SpatiallyModulatedConv(nn.Module):
   of the grid — a 1×1 conv — and the result is resized to the input resolution
   (:func:`resize_styles`); affine and resize commute, so doing the affine on the small grid
   is the cheap order. Params: ``weight`` (k, k, Cin, Cout) ~ N(0, 1), ``modulation/*``, named
-  as in :class:`jaxspatial.ops.ModulatedConv` so StyleGAN2 weights transfer by name.
+  as in :class:`jaxspatial.layers.ModulatedConv` so StyleGAN2 weights transfer by name.
   """
   features: int
   kernel_size: int
@@ -275,7 +275,7 @@ class SpatiallyModulatedConv(nn.Module):
   def __call__(self, x: Array, w_grid: Array) -> Array:
     """x: (N, H, W, Cin); w_grid: (N, nh, nw, w_dim) -> (N, H', W', features)."""
     cin, k = x.shape[-1], self.kernel_size
-    styles = ops.EqualDense(cin, bias_init=1.0, name="modulation")(w_grid.astype(jnp.float32))
+    styles = layers.EqualDense(cin, bias_init=1.0, name="modulation")(w_grid.astype(jnp.float32))
     styles = resize_styles(styles, x.shape[1:3], self.upsample)
     weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
     weight = weight / math.sqrt(cin * k * k)

@@ -73,6 +73,17 @@ def upfirdn2d(x: Array, kernel: np.ndarray, up: int = 1, down: int = 1,
   return y[:, ::down, ::down] if down > 1 else y
 
 
+def upfirdn2d_reference(x, kernel, up: int = 1, down: int = 1, pad=(0, 0)):
+  """Reference for :func:`upfirdn2d`: the same filter as one depthwise (grouped) convolution
+  of the zero-stuffed input (slower; the tests and ``bench fir`` compare the two)."""
+  c = x.shape[-1]
+  w = jnp.tile(jnp.flip(jnp.asarray(kernel, x.dtype), (0, 1))[:, :, None, None], (1, 1, 1, c))
+  p0, p1 = pad
+  return jax.lax.conv_general_dilated(
+      x, w, (down, down), ((p0, p1 + up - 1), (p0, p1 + up - 1)), lhs_dilation=(up, up),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c)
+
+
 def blur(x: Array, pad: tuple[int, int], gain: float = 1.0) -> Array:
   """``upfirdn2d`` with the [1,3,3,1] FIR filter scaled by ``gain``."""
   return upfirdn2d(x, fir_kernel(gain=gain), pad=pad)
@@ -207,6 +218,16 @@ def conv_transpose_2x(x: Array, weight: Array, precision=None) -> Array:
   y = y.reshape(n, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, cout)
   size = 2 * x.shape[1] + k - 2, 2 * x.shape[2] + k - 2
   return y[:, :size[0], :size[1]]
+
+
+def conv_transpose_2x_reference(x, weight):
+  """Reference for :func:`conv_transpose_2x`: one convolution of the zero-stuffed input
+  (``lhs_dilation=2``) with the flipped kernel (the tests and ``bench conv_transpose``
+  compare the two)."""
+  k = weight.shape[0]
+  return jax.lax.conv_general_dilated(
+      x, jnp.flip(weight, (0, 1)), (1, 1), [(k - 1, k - 1)] * 2, lhs_dilation=(2, 2),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def modulated_conv(x: Array, weight: Array, styles: Array, *, demodulate: bool = True,

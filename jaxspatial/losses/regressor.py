@@ -30,14 +30,12 @@ with its running statistics, as the official notebook does (``netE.eval()``).
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.metrics.masked_l1 import masked_l1  # noqa: F401  (re-exported: collage L1)
 from jaxspatial.models import regressor as regressor_lib
@@ -258,48 +256,3 @@ def finetune_loss_fn(e_params: Any, e_state: Any, g_apply: GeneratorFns, key: Ar
     total = total + weights["lpips_weight"] * metrics["lpips"]
   metrics["loss"] = total
   return total, metrics
-
-
-# --------------------------------------------------------------------------- training set-up
-
-
-def load_generator(directory: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Any]:
-  """(generator ``model`` config, ``g_ema`` variables) of a StyleGAN2 checkpoint directory
-  (from ``train`` or ``convert_torch``); one-line :class:`UserError` if it is missing or not a
-  StyleGAN2."""
-  if not directory:
-    raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a StyleGAN2 "
-                    "checkpoint from 'python -m jaxspatial.train' or 'jaxspatial.convert_torch')")
-  config = checkpoint.read_config(directory)
-  kind = config.get("model", {}).get("kind")
-  if kind != "stylegan2":
-    raise UserError(f"--config.generator={directory} holds a {kind!r} model; the regressor needs "
-                    "a stylegan2 generator")
-  variables = checkpoint.restore_models(directory)
-  g_vars = variables.get("g_ema", variables.get("g"))
-  if g_vars is None:
-    raise UserError(f"{directory} holds no generator ('g_ema' or 'g')")
-  return config.model, g_vars
-
-
-def attach_generator(config: ml_collections.ConfigDict
-                     ) -> tuple[ml_collections.ConfigDict, Any]:
-  """Reads ``config.generator`` (DIR) and returns (a copy of the config whose ``model``
-  section is the full regressor section for that generator, the generator's variables).
-
-  The regressor knobs are taken from the preset's ``model`` (depth, width, input_size 0 =
-  automatic, use_mask, noise_mode, compute_dtype); ``data.resolution`` is set to the
-  generator's. Save the returned config with the checkpoint and the models item
-  ``{"e": e_vars, "g_ema": g_vars}``: ``js.load`` then needs nothing else.
-  """
-  g_model, g_vars = load_generator(config.get("generator", ""))
-  m = config.model
-  out = ml_collections.ConfigDict(config.to_dict())
-  out.model = regressor_lib.regressor_model_config(
-      g_model, depth=int(m.depth), width=int(m.width), input_size=int(m.input_size) or None,
-      use_mask=bool(m.use_mask), noise_mode=str(m.noise_mode),
-      compute_dtype=str(m.get("compute_dtype", "float32")))
-  if "data" in out:
-    out.data.resolution = int(g_model.resolution)
-  return out, g_vars
-

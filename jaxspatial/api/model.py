@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxspatial import checkpoint
 from jaxspatial import models as models_lib
+from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
 
 NOISE_MODES = ("const", "random", "none")
@@ -184,10 +184,10 @@ class GeneratorModel(Model):
 
 # kind -> "module:Class" of its Model type (imported on first use).
 MODEL_TYPES: dict[str, str] = {
-    "stylegan2": "jaxspatial.model:GeneratorModel",
-    "ssn": "jaxspatial.ssn:SSNModel",
-    "spatialgan": "jaxspatial.spatialgan:SpatialGANModel",
-    "regressor": "jaxspatial.regressor:RegressorModel",
+    "stylegan2": "jaxspatial.api.model:GeneratorModel",
+    "ssn": "jaxspatial.api.ssn:SSNModel",
+    "spatialgan": "jaxspatial.api.spatialgan:SpatialGANModel",
+    "regressor": "jaxspatial.api.regressor:RegressorModel",
 }
 
 

@@ -1,4 +1,4 @@
-"""Speed of the embedded shapes data: ``python -m jaxspatial.data.bench [RESOLUTION] [N]``.
+"""Speed of the embedded shapes data: ``python -m jaxspatial.bench shapes``.
 
 :func:`bench_shapes` times rendering alone (one core, no grain) and the whole input pipeline
 (:func:`jaxspatial.data.pipeline.make_iterator`: shuffle, batch, convert to float; default
@@ -7,8 +7,6 @@ in-process prefetch threads); ``jaxspatial.bench`` reports both.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
 from jaxspatial.data.pipeline import default_data_config, make_iterator
@@ -46,7 +44,3 @@ def bench_shapes(resolution: int = 64, n: int = 2000, batch_size: int = 64) -> d
           "render_images_per_s": round(render, 1), "render_images_per_cpu_s": round(render_cpu, 1),
           "pipeline_images_per_s": round(pipeline, 1)}
 
-
-if __name__ == "__main__":
-  args = [int(a) for a in sys.argv[1:3]]
-  print(json.dumps(bench_shapes(*args)))

@@ -13,9 +13,9 @@ presets (D step, G step, EMA; the plain phase, no lazy regulariser) for StyleGAN
 SpatialGAN without alignment (``loss.align_weight=0``) and SpatialGAN, all at SpatialGAN's
 width and batch -- the "+30% training time" of the paper.
 
-    python -m jaxspatial.bench_spatialgan --resolution 32 --batch 16
-    python -m jaxspatial.bench_spatialgan --train-step --repeats 7
-    python -m jaxspatial.bench_spatialgan --drag runs/sgan-demo --num 20
+    python -m jaxspatial.bench spatialgan --resolution 32 --batch 16
+    python -m jaxspatial.bench spatialgan --train-step --repeats 7
+    python -m jaxspatial.bench spatialgan --drag runs/sgan-demo --num 20
 
 :func:`bench_drag` compares DragGAN alone with SpatialGAN + DragGAN on a trained model
 (paper Table II: 30-200 vs 10-20 optimisation steps).
@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspatial import cli
-from jaxspatial import losses_spatialgan as align
 from jaxspatial import models as models_lib
+from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
 VARIANTS = (("stylegan2", "none", False), ("sel", "norm", False), ("sel+align", "norm", True))
@@ -111,7 +111,7 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   Returns dicts: ``variant``, ``batch``, ``seconds``, ``compile_s``, ``relative`` (to
   ``stylegan2``).
   """
-  from jaxspatial.bench import CONFIGS_DIR, load_config_file
+  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.training import gan_step, loop
   if repeats < 1:
     raise cli.UserError(f"--repeats must be positive, got {repeats}")
@@ -194,8 +194,9 @@ def bench_drag(model, num: int = 20, seed: int = 0, distance: tuple[float, float
            "seconds": float(np.median(st["seconds"]))} for name, st in stats.items()]
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.bench_spatialgan",
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench spatialgan") -> None:
+  p = argparse.ArgumentParser(prog=prog,
                               description="Time a G step with and without SpatialGAN's SEL "
                                           "and GradCAM alignment (random weights).")
   p.add_argument("--resolution", type=int, default=32)
@@ -240,6 +241,3 @@ def main(argv=None) -> None:
   print(f"({rows[0]['platform']}, {rows[0]['devices']} device(s), resolution "
         f"{args.resolution}, batch {args.batch})")
 
-
-if __name__ == "__main__":
-  cli.run(main)

@@ -5,7 +5,7 @@ E and G, while inverting a collage by optimisation costs hundreds of generator f
 backward passes. :func:`bench_composite` times both on random weights (latency does not depend
 on the values) for one image at a time::
 
-    python -m jaxspatial.bench_regressor --resolution 256 --opt-steps 200 --measure-steps 3
+    python -m jaxspatial.bench regressor --resolution 256 --opt-steps 200 --measure-steps 3
 
 Regressor: ResNet-34 on the 256 px (or smaller) input + StyleGAN2 synthesis, one jitted call.
 Baseline: Adam (lr 0.01) on W+ minimising the masked L1 of ``G(ws)`` to the collage, started
@@ -28,7 +28,7 @@ import optax
 
 from jaxspatial import cli
 from jaxspatial import models as models_lib
-from jaxspatial import regression
+from jaxspatial.losses import regressor as regression
 from jaxspatial.metrics.masked_l1 import masked_l1
 from jaxspatial.models import regressor as regressor_lib
 
@@ -122,8 +122,9 @@ def bench_composite(resolution: int = 256, *, channel_base: int = 16384, channel
   ]
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.bench_regressor",
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench regressor") -> None:
+  p = argparse.ArgumentParser(prog=prog,
                               description=__doc__.split("\n\n")[0])
   p.add_argument("--resolution", type=int, default=256)
   p.add_argument("--channel-base", type=int, default=16384,
@@ -146,6 +147,3 @@ def main(argv=None) -> None:
   print(f"[{rows[0]['backend']}, {rows[0]['resolution']} px, G channels "
         f"{rows[0]['generator_channels']}, {rows[0]['regressor']}]")
 
-
-if __name__ == "__main__":
-  cli.run(main)

@@ -4,7 +4,7 @@ Batches are generated inside the step (z ~ N(0, I), x = G(z), random masks), so 
 no data iterator; everything else (mesh, checkpoints, logging, resume, preemption) is the
 GAN loop's (:func:`jaxspatial.training.loop.train`). The checkpoint bundles the generator:
 models ``{"e": {"params", "batch_stats"}, "g_ema": g_vars}`` with the config returned by
-``regression.attach_generator``, so ``js.load(workdir)`` gives a ready regressor.
+:func:`attach_generator`, so ``js.load(workdir)`` gives a ready regressor.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxspatial import checkpoint, regression
 from jaxspatial import models as models_lib
+from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
+from jaxspatial.losses import regressor as regression
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.training import loop
 
@@ -41,7 +42,7 @@ class RegressorTrainer:
   uses_data = False
 
   def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
-    config, g_vars = regression.attach_generator(config)
+    config, g_vars = attach_generator(config)
     if config.batch_size % jax.device_count():
       raise UserError(f"batch_size {config.batch_size} is not divisible by the "
                       f"{jax.device_count()} devices")
@@ -140,3 +141,47 @@ class RegressorTrainer:
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
   """``python -m jaxspatial.train --config configs/regressor.py ... --config.generator=DIR``."""
   return loop.train(config, workdir, trainer=RegressorTrainer(config))
+
+
+# --------------------------------------------------------------------------- training set-up
+
+
+def load_generator(directory: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Any]:
+  """(generator ``model`` config, ``g_ema`` variables) of a StyleGAN2 checkpoint directory
+  (from ``train`` or ``convert_torch``); one-line :class:`UserError` if it is missing or not a
+  StyleGAN2."""
+  if not directory:
+    raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a StyleGAN2 "
+                    "checkpoint from 'python -m jaxspatial.train' or 'jaxspatial.convert_torch')")
+  config = checkpoint.read_config(directory)
+  kind = config.get("model", {}).get("kind")
+  if kind != "stylegan2":
+    raise UserError(f"--config.generator={directory} holds a {kind!r} model; the regressor needs "
+                    "a stylegan2 generator")
+  variables = checkpoint.restore_models(directory)
+  g_vars = variables.get("g_ema", variables.get("g"))
+  if g_vars is None:
+    raise UserError(f"{directory} holds no generator ('g_ema' or 'g')")
+  return config.model, g_vars
+
+
+def attach_generator(config: ml_collections.ConfigDict
+                     ) -> tuple[ml_collections.ConfigDict, Any]:
+  """Reads ``config.generator`` (DIR) and returns (a copy of the config whose ``model``
+  section is the full regressor section for that generator, the generator's variables).
+
+  The regressor knobs are taken from the preset's ``model`` (depth, width, input_size 0 =
+  automatic, use_mask, noise_mode, compute_dtype); ``data.resolution`` is set to the
+  generator's. Save the returned config with the checkpoint and the models item
+  ``{"e": e_vars, "g_ema": g_vars}``: ``js.load`` then needs nothing else.
+  """
+  g_model, g_vars = load_generator(config.get("generator", ""))
+  m = config.model
+  out = ml_collections.ConfigDict(config.to_dict())
+  out.model = regressor_lib.regressor_model_config(
+      g_model, depth=int(m.depth), width=int(m.width), input_size=int(m.input_size) or None,
+      use_mask=bool(m.use_mask), noise_mode=str(m.noise_mode),
+      compute_dtype=str(m.get("compute_dtype", "float32")))
+  if "data" in out:
+    out.data.resolution = int(g_model.resolution)
+  return out, g_vars

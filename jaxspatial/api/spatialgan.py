@@ -1,0 +1,157 @@
+"""SpatialGAN's inference API: the model type ``js.load`` returns for kind "spatialgan".
+
+    import jaxspatial as js
+    m = js.load("runs/spatialgan-demo")           # a SpatialGANModel
+    z = m.sample_z(5, 1)
+    h = m.sample_heatmaps(5, 1)                    # Heatmaps: centres, sigmas, levels
+    before = m.generate(z, heatmaps=h)
+    after = m.generate(z, heatmaps=h.move(0, 0.3, -0.2))   # the object follows centre 0
+
+The training plug-in is :mod:`jaxspatial.training.spatialgan`; ``jaxspatial.spatialgan``
+gathers the public names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import jax
+import numpy as np
+
+from jaxspatial.api.model import GeneratorModel
+from jaxspatial.cli import UserError
+from jaxspatial.models import heatmaps as heatmaps_lib
+from jaxspatial.models.heatmaps import Heatmaps
+
+Array = jax.Array
+
+
+class SpatialGANModel(GeneratorModel):
+  """A trained SpatialGAN: ``GeneratorModel``'s API plus heatmaps.
+
+  Indoor models (``model.encoding == "indoor"``) take one latent per object plus a
+  background latent: ``z`` is (n, 1 + K, z_dim) (background first) and W+ is
+  (n, num_ws, 1 + K, w_dim); :meth:`restyle` redraws one object's latent.
+  """
+
+  def __init__(self, config, variables, **kw):
+    super().__init__(config, variables, **kw)
+    g = self.generator
+    cls = type(g)
+    self._mapping = self._jit(lambda v, z, h: g.apply(v, z, h, method=cls.mapping))
+    self._synthesize = self._jit(
+        lambda v, ws, h, noise_mode, key: g.apply(v, ws, h, noise_mode, method=cls.synthesize,
+                                                  rngs={"noise": key}),
+        static_argnums=3)
+    self._sample_heatmaps = jax.jit(g.sample_heatmaps, static_argnums=1)
+    self._levels, self._parents = heatmaps_lib.structure(g.heatmaps, g.num_objects)
+
+  # ------------------------------------------------------------------ properties
+
+  @property
+  def indoor(self) -> bool:
+    return self.generator.encoding == "indoor"
+
+  @property
+  def latent_shape(self) -> tuple[int, ...]:
+    return tuple(self.generator.latent_shape)
+
+  @property
+  def num_centers(self) -> int:
+    return len(self._levels)
+
+  # ------------------------------------------------------------------ API
+
+  def sample_z(self, seed: int, n: int = 1) -> np.ndarray:
+    """(n, z_dim), indoor (n, 1 + K, z_dim); row i is the same for any n."""
+    keys = jax.random.split(jax.random.key(seed), n)
+    return np.asarray(jax.vmap(lambda k: jax.random.normal(k, self.latent_shape))(keys))
+
+  def sample_heatmaps(self, seed: int, n: int = 1) -> Heatmaps:
+    """``n`` heatmaps drawn as in training (numpy arrays; row i the same for any n)."""
+    return self._sample_heatmaps(jax.random.key(seed), n).numpy()
+
+  def restyle(self, z: np.ndarray, i: int, seed: int) -> np.ndarray:
+    """Indoor models: ``z`` with object ``i``'s latent redrawn from ``seed``."""
+    if not self.indoor:
+      raise UserError("restyle needs an indoor model (model.encoding='indoor', one style "
+                      "code per object)")
+    z = self._check_z(z).copy()
+    if not 0 <= i < self.num_centers:
+      raise UserError(f"object {i} out of range 0..{self.num_centers - 1}")
+    z[:, 1 + i] = self.sample_z(seed, len(z))[:, 1 + i]
+    return z
+
+  def mapping(self, z: np.ndarray, heatmaps: Heatmaps | None = None) -> np.ndarray:
+    """z -> w (n, w_dim), indoor (n, 1 + K, w_dim). ``heatmaps`` only matters for the
+    ``flatten`` ablation."""
+    z = self._check_z(z)
+    h = self.check_heatmaps(heatmaps, len(z)) if heatmaps is not None else None
+    if h is None and self.generator.encoding == "flatten":
+      raise UserError("this model (encoding='flatten') maps z together with heatmaps")
+    if not len(z):
+      raise UserError("z holds no latents")
+    return np.concatenate([
+        np.asarray(self._mapping(self.g_vars, z[s], None if h is None else h.take(s)))
+        for s in self._chunks(len(z))])
+
+  def synthesize(self, ws: np.ndarray, heatmaps: Heatmaps | None = None, noise: str = "const",
+                 seed: int = 0) -> np.ndarray:
+    """W+ and heatmaps -> images (n, H, W, 3); ``heatmaps`` default: ``sample_heatmaps(seed)``."""
+    ws = np.asarray(ws, np.float32)
+    shape = (self.num_ws,) + self.latent_shape[:-1] + (self.w_dim,)
+    if ws.ndim != 1 + len(shape) or ws.shape[1:] != shape:
+      raise UserError(f"ws has shape {ws.shape}; expected (n, {', '.join(map(str, shape))})")
+    self._check_noise(noise)
+    h = self._default_heatmaps(heatmaps, len(ws), seed)
+    key = jax.random.key(seed)
+    return np.concatenate([
+        np.asarray(self._synthesize(self.g_vars, ws[s], h.take(s), noise,
+                                    jax.random.fold_in(key, i)))
+        for i, s in enumerate(self._chunks(len(ws)))])
+
+  def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
+               seed: int = 0, heatmaps: Heatmaps | None = None, **controls: Any) -> np.ndarray:
+    """z (+ heatmaps) -> images (n, H, W, 3); heatmaps default ``sample_heatmaps(seed, n)``;
+    a single heatmap (batch 1) is used for every z."""
+    if controls:
+      raise TypeError(f"spatialgan generate() takes heatmaps=..., got {sorted(controls)}")
+    z = self._check_z(z)
+    h = self._default_heatmaps(heatmaps, len(z), seed)
+    w = self.mapping(z, h)
+    if truncation != 1.0:
+      w = self.truncate(w, truncation)
+    ws = np.repeat(w[:, None], self.num_ws, axis=1)
+    return self.synthesize(ws, h, noise=noise, seed=seed)
+
+  # ------------------------------------------------------------------ helpers
+
+  def _chunks(self, n: int) -> Iterator[slice]:
+    for start in range(0, n, self.batch_size):
+      yield slice(start, min(start + self.batch_size, n))
+
+  def _check_z(self, z) -> np.ndarray:
+    z = np.asarray(z, np.float32)
+    if z.ndim != 1 + len(self.latent_shape) or z.shape[1:] != self.latent_shape:
+      want = ", ".join(["n", *map(str, self.latent_shape)])
+      raise UserError(f"z has shape {z.shape}; expected ({want})")
+    return z
+
+  def _default_heatmaps(self, heatmaps: Heatmaps | None, n: int, seed: int) -> Heatmaps:
+    if heatmaps is None:
+      return self.sample_heatmaps(seed, n)
+    return self.check_heatmaps(heatmaps, n)
+
+  def check_heatmaps(self, h, n: int) -> Heatmaps:
+    """``h`` as numpy heatmaps for ``n`` latents (one heatmap is repeated ``n`` times);
+    UserError unless they have this model's structure."""
+    if not isinstance(h, Heatmaps):
+      raise UserError(f"heatmaps must be a Heatmaps (from sample_heatmaps), got {type(h).__name__}")
+    if (h.levels, h.parents) != (self._levels, self._parents):
+      raise UserError(f"heatmaps have levels {h.levels}; this model takes {self._levels}")
+    h = h.numpy()
+    if h.batch_size == 1 and n != 1:
+      h = h.take(np.zeros(n, int))
+    if h.batch_size != n:
+      raise UserError(f"{h.batch_size} heatmaps for {n} latents (give 1 or {n})")
+    return h

@@ -1,0 +1,3 @@
+"""Training objectives as pure functions, one module per family, each paper equation in the
+docstring of the function that computes it: :mod:`.ssn` (R_D), :mod:`.spatialgan` (GradCAM
+alignment), :mod:`.regressor` (latent regression)."""

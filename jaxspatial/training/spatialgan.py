@@ -1,0 +1,92 @@
+"""SpatialGAN's training plug-in: the shared GAN step with heatmaps.
+
+``SpatialGANFamily`` samples ``z`` and a fresh heatmap per sample on every step, feeds the
+heatmaps to G, and adds ``config.loss.align_weight`` x the GradCAM alignment loss to every G
+step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxspatial.api import checkpoint
+from jaxspatial.losses import spatialgan as align
+from jaxspatial.models.heatmaps import Heatmaps
+from jaxspatial.models.spatialgan import transfer_from_stylegan2
+from jaxspatial.training import gan_step
+
+Array = jax.Array
+
+
+class SpatialGANFamily(gan_step.StyleGAN2Family):
+  """``gan_step`` adapter: inputs ``{"z", "z_mix", "heatmaps"}`` (a fresh heatmap per sample
+  and step), G fed the heatmaps, and ``loss.align_weight`` x GradCAM alignment on every G
+  step (``loss.align_objective`` plain | min, ``loss.align_threshold``,
+  ``loss.align_resolutions``)."""
+
+  def __init__(self, config, generator, discriminator):
+    super().__init__(config, generator, discriminator)
+    self.d_apply = align.discriminator_apply(discriminator)
+
+  def sample_inputs(self, key: Array, n: int) -> dict[str, Any]:
+    k_z, k_mix, k_h = jax.random.split(key, 3)
+    shape = (n,) + tuple(self.generator.latent_shape)
+    return {"z": jax.random.normal(k_z, shape), "z_mix": jax.random.normal(k_mix, shape),
+            "heatmaps": self.generator.sample_heatmaps(k_h, n)}
+
+  def init_inputs(self) -> tuple:
+    return (jnp.zeros((1,) + tuple(self.generator.latent_shape)),
+            self.generator.sample_heatmaps(jax.random.key(0), 1))
+
+  def init_models(self, path: str) -> dict:
+    """A SpatialGAN checkpoint as it is (fine-tuning), or a StyleGAN2 one transferred: its
+    G and D weights copied into a fresh SpatialGAN (:func:`transfer_from_stylegan2`)."""
+    from jaxspatial.api import checkpoint
+    if checkpoint.read_config(path).model.kind != "stylegan2":
+      return super().init_models(path)
+    models = checkpoint.restore_models(path)
+    key = jax.random.key(int(self.config.get("seed", 0)))
+    fresh = jax.jit(self.generator.init)({"params": key, "noise": key}, *self.init_inputs())
+    out = {"d": models["d"]} if "d" in models else {}
+    for name in ("g", "g_ema"):
+      source = models.get(name, models.get("g_ema"))
+      if source is not None:
+        out[name] = transfer_from_stylegan2(source, fresh)
+    return out
+
+  def mapping(self, g_vars: Any, z: Array, heatmaps: Heatmaps | None = None) -> Array:
+    return self.generator.apply(g_vars, z, heatmaps, method=type(self.generator).mapping)
+
+  def styles(self, g_vars: Any, inputs: dict, key: Array, mixing_prob: float):
+    w = self.mapping(g_vars, inputs["z"], inputs["heatmaps"])
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
+    if mixing_prob > 0:
+      w2 = self.mapping(g_vars, inputs["z_mix"], inputs["heatmaps"])
+      ws = gan_step.mix_styles(ws, w2, key, mixing_prob)
+    return ws, w.reshape(-1, w.shape[-1]).mean(0)
+
+  def synthesize(self, g_vars: Any, ws: Array, inputs: dict, key: Array) -> Array:
+    return self.generator.apply(g_vars, ws, inputs["heatmaps"], "random",
+                                method=type(self.generator).synthesize, rngs={"noise": key})
+
+  def render(self, g_vars: Any, inputs: dict) -> Array:
+    ws, _ = self.styles(g_vars, inputs, jax.random.key(0), 0.0)
+    return self.generator.apply(g_vars, ws, inputs["heatmaps"], "const",
+                                method=type(self.generator).synthesize,
+                                rngs={"noise": jax.random.key(0)})
+
+  def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
+                           fake: Array, key: Array) -> tuple[Array, dict]:
+    loss_cfg = self.config.loss
+    weight = float(loss_cfg.get("align_weight", 0.0))
+    if weight == 0.0:
+      return jnp.zeros((), jnp.float32), {}
+    loss, metrics = align.gradcam_alignment_loss(
+        self.d_apply, d_vars, fake, inputs["heatmaps"],
+        resolutions=tuple(loss_cfg.get("align_resolutions", align.CAM_RESOLUTIONS)),
+        threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
+        objective=loss_cfg.get("align_objective", "plain"))
+    return weight * loss, {"align_loss": loss, **metrics}
