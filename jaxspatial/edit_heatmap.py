@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from jaxspatial import cli, imageio
+from jaxspatial.models.stylegan2 import NOISE_MODES
 
 LEVEL_COLOURS = ((255, 64, 64), (255, 200, 0), (0, 200, 255), (160, 255, 120))
 
@@ -59,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--rows", type=int, default=3, help="grid rows (default 3)")
   p.add_argument("--cols", type=int, default=6, help="grid columns (default 6)")
   p.add_argument("--truncation", type=float, default=1.0, help="psi toward w_avg (default 1)")
-  p.add_argument("--noise", default="const", choices=("const", "random", "none"))
+  p.add_argument("--noise", default="const", choices=NOISE_MODES)
   p.add_argument("--no-centres", action="store_true", help="do not draw the heatmap centres")
   p.add_argument("--size", type=int, default=256, help="tile size in the picture (default 256)")
   p.add_argument("--out", required=True, help="PNG to write")

@@ -16,6 +16,7 @@ import pathlib
 import numpy as np
 
 from jaxspatial import cli, imageio
+from jaxspatial.models.stylegan2 import NOISE_MODES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,7 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   src.add_argument("--seeds", default="0-15", help="seeds like 0-15 or 1,4,9 (default 0-15)")
   src.add_argument("--z", help=".npy file of latents, shaped like m.sample_z(0, n)")
   p.add_argument("--truncation", type=float, default=1.0, help="psi toward w_avg (default 1)")
-  p.add_argument("--noise", default="const", choices=("const", "random", "none"),
+  p.add_argument("--noise", default="const", choices=NOISE_MODES,
                  help="per-layer noise: stored constant buffers (default), random, none")
   p.add_argument("--out", help="PNG grid to write")
   p.add_argument("--cols", type=int, help="grid columns (default: square)")

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from jaxspatial import cli, imageio
+from jaxspatial.models.stylegan2 import NOISE_MODES
 
 OUTLINE = (255, 32, 32)
 
@@ -45,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="seed of the first resample; resample k uses this + k - 1 "
                       "(default: --seed + 1)")
   p.add_argument("--truncation", type=float, default=1.0, help="psi toward w_avg (default 1)")
-  p.add_argument("--noise", default="const", choices=("const", "random", "none"),
+  p.add_argument("--noise", default="const", choices=NOISE_MODES,
                  help="per-layer noise (default: the stored constant buffers, so only the "
                       "latent blocks differ between tiles)")
   p.add_argument("--tile", type=int, default=256,

@@ -21,8 +21,8 @@ import numpy as np
 from jaxspatial import models as models_lib
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
+from jaxspatial.models.stylegan2 import NOISE_MODES
 
-NOISE_MODES = ("const", "random", "none")
 
 
 class Model:
@@ -37,6 +37,14 @@ class Model:
     self.path = path
     self.step = step
     self.precision = precision
+
+  batch_size = 16  # images per compiled call; larger requests are chunked
+
+  def _chunked(self, fn: Callable[[int, slice], Any], n: int) -> np.ndarray:
+    """``fn(i, s)`` on the i-th ``batch_size`` slice ``s`` of ``range(n)``, concatenated."""
+    outs = [np.asarray(fn(i, slice(start, start + self.batch_size)))
+            for i, start in enumerate(range(0, n, self.batch_size))]
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
   def _jit(self, fn: Callable, **kw) -> Callable:
     """jit ``fn`` and run it under this model's matmul/conv precision."""
@@ -55,8 +63,6 @@ class Model:
 
 class GeneratorModel(Model):
   """A StyleGAN2-family generator (+ discriminator when the checkpoint has one)."""
-
-  batch_size = 16  # images per compiled call; larger requests are chunked
 
   def __init__(self, config, variables, **kw):
     super().__init__(config, variables, **kw)
@@ -122,17 +128,16 @@ class GeneratorModel(Model):
 
   def mapping(self, z: np.ndarray) -> np.ndarray:
     """z (n, *latent_shape) -> w (n, *style_shape)."""
-    z = self._check(z, (None, *self.latent_shape), "z")
-    return self._chunked(lambda zc: self._mapping(self.g_vars, zc), z)
+    z = check_shape(z, (None, *self.latent_shape), "z")
+    return self._chunked(lambda i, s: self._mapping(self.g_vars, z[s]), len(z))
 
   def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
     """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none."""
-    ws = self._check(ws, (None, self.num_ws, *self.style_shape), "ws")
-    self._check_noise(noise)
+    ws = check_shape(ws, (None, self.num_ws, *self.style_shape), "ws")
+    check_noise(noise)
     key = jax.random.key(seed)
-    return self._chunked(
-        lambda wc, i: self._synthesize(self.g_vars, wc, noise, jax.random.fold_in(key, i)),
-        ws, with_index=True)
+    return self._chunked(lambda i, s: self._synthesize(self.g_vars, ws[s], noise,
+                                                       jax.random.fold_in(key, i)), len(ws))
 
   def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
                seed: int = 0, **controls: Any) -> np.ndarray:
@@ -156,30 +161,23 @@ class GeneratorModel(Model):
     minibatch-stddev feature couples samples within a group)."""
     if self.discriminator is None:
       raise UserError("this checkpoint holds no discriminator ('d')")
-    x = self._check(x, (None, self.resolution, self.resolution, 3), "x")
+    x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
     return np.asarray(self._discriminate(self.d_vars, x))
 
-  # ------------------------------------------------------------------ helpers
 
-  @staticmethod
-  def _check(a, shape: tuple, name: str) -> np.ndarray:
-    a = np.asarray(a, np.float32)
-    if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
-      want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-      raise UserError(f"{name} has shape {a.shape}; expected {want}")
-    return a
+def check_shape(a: Any, shape: tuple, name: str) -> np.ndarray:
+  """``a`` as float32 numpy; UserError unless its shape matches ``shape`` (None: any size)."""
+  a = np.asarray(a, np.float32)
+  if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
+    want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+    raise UserError(f"{name} has shape {a.shape}; expected {want}")
+  return a
 
-  @staticmethod
-  def _check_noise(noise: str) -> None:
-    if noise not in NOISE_MODES:
-      raise UserError(f"noise must be one of {'|'.join(NOISE_MODES)}, got {noise!r}")
 
-  def _chunked(self, fn: Callable, a: np.ndarray, with_index: bool = False) -> np.ndarray:
-    outs = []
-    for i, start in enumerate(range(0, len(a), self.batch_size)):
-      chunk = a[start:start + self.batch_size]
-      outs.append(np.asarray(fn(chunk, i) if with_index else fn(chunk)))
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+def check_noise(noise: str) -> None:
+  """UserError unless ``noise`` is one of :data:`NOISE_MODES`."""
+  if noise not in NOISE_MODES:
+    raise UserError(f"noise must be one of {'|'.join(NOISE_MODES)}, got {noise!r}")
 
 
 # kind -> "module:Class" of its Model type (imported on first use).

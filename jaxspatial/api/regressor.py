@@ -59,8 +59,6 @@ class VariationMap:
 class RegressorModel(Model):
   """A trained regressor E with its frozen generator G (see the module docstring)."""
 
-  batch_size = 16  # images per compiled call; larger requests are chunked
-
   def __init__(self, config: ml_collections.ConfigDict, variables: dict, **kw):
     super().__init__(config, variables, **kw)
     g_cfg = config.model.get("generator")
@@ -297,11 +295,6 @@ class RegressorModel(Model):
     if not np.isin(mask, (0.0, 1.0)).all():
       raise UserError(f"{name} is not binary: masks must hold only 0 (unknown) and 1 (known)")
     return mask
-
-  def _chunked(self, fn, n: int) -> np.ndarray:
-    outs = [np.asarray(fn(i, slice(s, s + self.batch_size)))
-            for i, s in enumerate(range(0, n, self.batch_size))]
-    return np.concatenate(outs)
 
 
 def regressor_config(path: str, step: int | None = None) -> ml_collections.ConfigDict:

@@ -13,12 +13,12 @@ gathers the public names.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import numpy as np
 
-from jaxspatial.api.model import GeneratorModel
+from jaxspatial.api.model import GeneratorModel, check_noise, check_shape
 from jaxspatial.cli import UserError
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models.heatmaps import Heatmaps
@@ -76,7 +76,7 @@ class SpatialGANModel(GeneratorModel):
     if not self.indoor:
       raise UserError("restyle needs an indoor model (model.encoding='indoor', one style "
                       "code per object)")
-    z = self._check_z(z).copy()
+    z = check_shape(z, (None, *self.latent_shape), "z").copy()
     if not 0 <= i < self.num_centers:
       raise UserError(f"object {i} out of range 0..{self.num_centers - 1}")
     z[:, 1 + i] = self.sample_z(seed, len(z))[:, 1 + i]
@@ -85,30 +85,24 @@ class SpatialGANModel(GeneratorModel):
   def mapping(self, z: np.ndarray, heatmaps: Heatmaps | None = None) -> np.ndarray:
     """z -> w (n, w_dim), indoor (n, 1 + K, w_dim). ``heatmaps`` only matters for the
     ``flatten`` ablation."""
-    z = self._check_z(z)
+    z = check_shape(z, (None, *self.latent_shape), "z")
     h = self.check_heatmaps(heatmaps, len(z)) if heatmaps is not None else None
     if h is None and self.generator.encoding == "flatten":
       raise UserError("this model (encoding='flatten') maps z together with heatmaps")
     if not len(z):
       raise UserError("z holds no latents")
-    return np.concatenate([
-        np.asarray(self._mapping(self.g_vars, z[s], None if h is None else h.take(s)))
-        for s in self._chunks(len(z))])
+    return self._chunked(
+        lambda i, s: self._mapping(self.g_vars, z[s], None if h is None else h.take(s)), len(z))
 
   def synthesize(self, ws: np.ndarray, heatmaps: Heatmaps | None = None, noise: str = "const",
                  seed: int = 0) -> np.ndarray:
     """W+ and heatmaps -> images (n, H, W, 3); ``heatmaps`` default: ``sample_heatmaps(seed)``."""
-    ws = np.asarray(ws, np.float32)
-    shape = (self.num_ws,) + self.latent_shape[:-1] + (self.w_dim,)
-    if ws.ndim != 1 + len(shape) or ws.shape[1:] != shape:
-      raise UserError(f"ws has shape {ws.shape}; expected (n, {', '.join(map(str, shape))})")
-    self._check_noise(noise)
+    ws = check_shape(ws, (None, self.num_ws, *self.latent_shape[:-1], self.w_dim), "ws")
+    check_noise(noise)
     h = self._default_heatmaps(heatmaps, len(ws), seed)
     key = jax.random.key(seed)
-    return np.concatenate([
-        np.asarray(self._synthesize(self.g_vars, ws[s], h.take(s), noise,
-                                    jax.random.fold_in(key, i)))
-        for i, s in enumerate(self._chunks(len(ws)))])
+    return self._chunked(lambda i, s: self._synthesize(self.g_vars, ws[s], h.take(s), noise,
+                                                       jax.random.fold_in(key, i)), len(ws))
 
   def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
                seed: int = 0, heatmaps: Heatmaps | None = None, **controls: Any) -> np.ndarray:
@@ -116,7 +110,7 @@ class SpatialGANModel(GeneratorModel):
     a single heatmap (batch 1) is used for every z."""
     if controls:
       raise TypeError(f"spatialgan generate() takes heatmaps=..., got {sorted(controls)}")
-    z = self._check_z(z)
+    z = check_shape(z, (None, *self.latent_shape), "z")
     h = self._default_heatmaps(heatmaps, len(z), seed)
     w = self.mapping(z, h)
     if truncation != 1.0:
@@ -125,17 +119,6 @@ class SpatialGANModel(GeneratorModel):
     return self.synthesize(ws, h, noise=noise, seed=seed)
 
   # ------------------------------------------------------------------ helpers
-
-  def _chunks(self, n: int) -> Iterator[slice]:
-    for start in range(0, n, self.batch_size):
-      yield slice(start, min(start + self.batch_size, n))
-
-  def _check_z(self, z) -> np.ndarray:
-    z = np.asarray(z, np.float32)
-    if z.ndim != 1 + len(self.latent_shape) or z.shape[1:] != self.latent_shape:
-      want = ", ".join(["n", *map(str, self.latent_shape)])
-      raise UserError(f"z has shape {z.shape}; expected ({want})")
-    return z
 
   def _default_heatmaps(self, heatmaps: Heatmaps | None, n: int, seed: int) -> Heatmaps:
     if heatmaps is None:

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial.api.model import GeneratorModel
+from jaxspatial.api.model import GeneratorModel, check_shape
 from jaxspatial.cli import UserError
 from jaxspatial.models import ssn as ssn_lib
 
@@ -112,5 +112,5 @@ class SSNModel(GeneratorModel):
 
   def resample(self, z: np.ndarray, blocks: Iterable[Sequence[int]], seed: int) -> np.ndarray:
     """:func:`resample_blocks` after checking ``z`` against this model's grid."""
-    z = self._check(z, (None, *self.latent_shape), "z")
+    z = check_shape(z, (None, *self.latent_shape), "z")
     return resample_blocks(z, blocks, seed)

@@ -133,16 +133,19 @@ def spatial_style_map(styles: Array, maps: Array) -> Array:
 
 
 class SpatialModulatedConv(nn.Module):
-  """Modulated conv whose style varies over space: ``conv(x * s(p), w)`` times the
-  expected-statistics demodulation ``rsqrt(sum_{u,v,i} w^2 mean_HW(s_i^2) + 1e-8)``.
-  Params as ``layers.ModulatedConv`` (``modulation``, ``weight``)."""
+  """Modulated conv whose style varies over space (SEL_indoor): ``conv(x * s(p), w)`` times the
+  expected-statistics demodulation ``rsqrt(sum_{u,v,i} w^2 mean_HW(s_i^2) + 1e-8)``; the
+  style is ``(codes, maps)`` and ``s`` is :func:`spatial_style_map`. Params as
+  ``layers.ModulatedConv`` (``modulation``, ``weight``); plugged into ``stylegan2.StyledConv``
+  and ``stylegan2.ToRGB``."""
   features: int
   kernel_size: int
   demodulate: bool = True
   up: bool = False
 
   @nn.compact
-  def __call__(self, x: Array, codes: Array, maps: Array) -> Array:
+  def __call__(self, x: Array, style: tuple[Array, Array]) -> Array:
+    codes, maps = style            # (N, 1 + K, w_dim) style codes, (N, H, W, K) maps
     cin, k = x.shape[-1], self.kernel_size
     styles = layers.EqualDense(cin, bias_init=1.0, name="modulation")(codes)   # (N, 1+K, Cin)
     weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
@@ -158,34 +161,12 @@ class SpatialModulatedConv(nn.Module):
     return y
 
 
-class SpatialStyledConv(nn.Module):
-  """``StyledConv`` with SEL_indoor styles: spatial modulated 3x3 conv + noise + bias/lrelu."""
-  features: int
-  up: bool = False
-
-  @nn.compact
-  def __call__(self, x: Array, codes: Array, maps: Array, noise: Array | None) -> Array:
-    x = SpatialModulatedConv(self.features, 3, up=self.up, name="conv")(x, codes, maps)
-    x = layers.NoiseInjection(name="noise")(x, noise)
-    return layers.bias_act(x, self.param("bias", nn.initializers.zeros, (self.features,)))
-
-
-class SpatialToRGB(nn.Module):
-  """``ToRGB`` with SEL_indoor styles (1x1, no demodulation) + the upsampled skip."""
-  channels: int = 3
-
-  @nn.compact
-  def __call__(self, x: Array, codes: Array, maps: Array, skip: Array | None) -> Array:
-    y = SpatialModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, codes, maps)
-    y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
-    return y if skip is None else y + layers.upsample2x(skip)
-
-
 # ---------------------------------------------------------------------------- synthesis
 
 
 class SpatialSynthesis(sg2.SynthesisNetwork):
-  """W+ and heatmaps -> image; StyleGAN2 synthesis with heatmap encoding (module doc)."""
+  """W+ and heatmaps -> image: StyleGAN2's synthesis loop whose layers read the heatmaps
+  (module doc): SEL_norm / SEL_concat before a layer, or SEL_indoor's spatial styles in it."""
   encoding: str = "norm"
   heatmap_input: str = "gaussian"
   coarse: bool = True
@@ -196,10 +177,6 @@ class SpatialSynthesis(sg2.SynthesisNetwork):
   @nn.compact
   def __call__(self, ws: Array, heatmaps: hm.Heatmaps, noise_mode: str = "const",
                noise: Sequence[Array] | None = None, return_features: bool = False):
-    log_res = sg2.log2_resolution(self.resolution)
-    n = ws.shape[0]
-    ws = ws.astype(jnp.float32)
-    noises = self._noise_inputs(n, noise_mode, noise)
     indoor = self.encoding == "indoor"
     levels = range(heatmaps.num_levels)
     embeds = ({l: HeatmapEmbedding(name=f"heatmap_embed_{l}") for l in levels}
@@ -242,60 +219,45 @@ class SpatialSynthesis(sg2.SynthesisNetwork):
            else jnp.concatenate([features(l, res) for l in levels], axis=-1))
       return SEL(self.encoding, self.sel_hidden, name=f"sel_{layer}")(x, h)
 
-    def conv(block, name, features_out, up, x, w, noise_i):
-      x = encode(x, block, name)
-      if indoor:
-        maps = raw_maps(0, x.shape[1])
-        if block not in self.sel_resolutions:
-          maps = jnp.zeros_like(maps)
-        return SpatialStyledConv(features_out, up=up, name=name)(x, w, maps, noise_i)
-      return sg2.StyledConv(features_out, up=up, name=name)(x, w, noise_i)
+    def maps_for(block: int, res: int) -> Array:
+      """SEL_indoor's object maps at ``res`` (zero outside the encoded blocks)."""
+      maps = raw_maps(0, res)
+      return maps if block in self.sel_resolutions else jnp.zeros_like(maps)
 
-    def to_rgb(block, name, x, w, skip):
-      x = encode(x, block, name)
-      if indoor:
-        maps = raw_maps(0, x.shape[1])
-        if block not in self.sel_resolutions:
-          maps = jnp.zeros_like(maps)
-        return SpatialToRGB(name=name)(x, w, maps, skip)
-      return sg2.ToRGB(name=name)(x, w, skip)
+    conv_module = SpatialModulatedConv if indoor else layers.ModulatedConv
 
-    c4 = self.channels(4)
-    const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
-    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
-    x = conv(4, "conv1", c4, False, x, ws[:, 0], noises[0])
-    skip = to_rgb(4, "to_rgb1", x, ws[:, 1], None)
-    feats = [x]
-    for r in range(log_res - 2):
-      block, c = 2 ** (r + 3), self.channels(2 ** (r + 3))
-      x = conv(block, f"convs_{2 * r}", c, True, x, ws[:, 2 * r + 1], noises[2 * r + 1])
-      x = conv(block, f"convs_{2 * r + 1}", c, False, x, ws[:, 2 * r + 2], noises[2 * r + 2])
-      skip = to_rgb(block, f"to_rgbs_{r}", x, ws[:, 2 * r + 3], skip)
-      feats.append(x)
-    img = skip.astype(jnp.float32)
-    return (img, feats) if return_features else img
+    def styled_conv(name: str, block: int, features_out: int, up: bool):
+      conv = sg2.StyledConv(features_out, up=up, conv=conv_module, name=name)
+
+      def layer(x, w, noise_i):
+        x = encode(x, block, name)
+        return conv(x, (w, maps_for(block, x.shape[1])) if indoor else w, noise_i)
+      return layer
+
+    def to_rgb(name: str, block: int):
+      rgb = sg2.ToRGB(conv=conv_module, name=name)
+
+      def layer(x, w, skip):
+        x = encode(x, block, name)
+        return rgb(x, (w, maps_for(block, x.shape[1])) if indoor else w, skip)
+      return layer
+
+    return self.layers(ws, noise_mode, noise, return_features, styled_conv, to_rgb)
 
 
 # ---------------------------------------------------------------------------- generator
 
 
-class SpatialGenerator(nn.Module):
+class SpatialGenerator(sg2.Generator):
   """Mapping + heatmap-encoded synthesis; ``stylegan2.Generator``'s methods plus heatmaps.
 
   Methods (``module.apply(variables, ..., method=...)``):
     ``mapping(z, heatmaps=None) -> w`` (N, w_dim) or, indoor, (N, 1 + K, w_dim);
-    ``styles(z, heatmaps=None, truncation, z_mix, mix_cutoff) -> W+``;
+    ``styles(z, truncation, heatmaps=None) -> W+``;
     ``synthesize(ws, heatmaps, noise_mode, noise, return_features) -> img``;
     ``__call__(z, heatmaps, truncation, noise_mode, ...) -> img``.
   Plain methods (no variables needed): ``sample_heatmaps(key, n)``, ``latent_shape``.
   """
-  resolution: int
-  z_dim: int = 512
-  w_dim: int = 512
-  n_mlp: int = 8
-  lr_mlp: float = 0.01
-  channels: sg2.ChannelTable = sg2.ChannelTable()
-  dtype: Any = jnp.float32
   encoding: str = "norm"
   heatmaps: str = "hierarchical"
   heatmap_input: str = "gaussian"
@@ -305,10 +267,6 @@ class SpatialGenerator(nn.Module):
   object_std: float = hm.MULTI_STD
   object_sigma_scale: float = hm.MULTI_SIGMA_SCALE
   sel_hidden: int = 64
-
-  @property
-  def num_ws(self) -> int:
-    return sg2.num_ws(self.resolution)
 
   @property
   def num_codes(self) -> int:
@@ -331,13 +289,14 @@ class SpatialGenerator(nn.Module):
                        f"got {self.heatmap_input!r}")
     if self.encoding == "indoor" and self.heatmaps != "multi":
       raise ValueError("encoding='indoor' needs heatmaps='multi' (one style code per object)")
-    self.mapping_network = sg2.MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp, name="mapping")
-    self.synthesis = SpatialSynthesis(
+    super().setup()
+
+  def make_synthesis(self) -> SpatialSynthesis:
+    return SpatialSynthesis(
         self.resolution, self.channels, self.dtype, encoding=self.encoding,
         heatmap_input=self.heatmap_input, coarse=self.coarse,
         sel_resolutions=tuple(self.sel_resolutions), multi_object=self.heatmaps == "multi",
         sel_hidden=self.sel_hidden, name="synthesis")
-    self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
 
   def mapping(self, z: Array, heatmaps: hm.Heatmaps | None = None) -> Array:
     if self.encoding == "flatten":
@@ -352,30 +311,14 @@ class SpatialGenerator(nn.Module):
       return self.mapping_network(z.reshape(n * k, d)).reshape(n, k, self.w_dim)
     return self.mapping_network(z)
 
-  def truncate(self, w: Array, truncation: float | Array) -> Array:
-    return self.w_avg.value + truncation * (w - self.w_avg.value)
-
-  def styles(self, z: Array, heatmaps: hm.Heatmaps | None = None,
-             truncation: float | Array = 1.0, z_mix: Array | None = None,
-             mix_cutoff: int | Array | None = None) -> Array:
-    """z -> W+ (N, num_ws, w_dim) or, indoor, (N, num_ws, 1 + K, w_dim)."""
-    w = self.truncate(self.mapping(z, heatmaps), truncation)
-    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
-    if z_mix is not None:
-      w2 = self.truncate(self.mapping(z_mix, heatmaps), truncation)
-      layer = jnp.arange(self.num_ws).reshape((1, self.num_ws) + (1,) * (ws.ndim - 2))
-      ws = jnp.where(layer < mix_cutoff, ws, w2[:, None])
-    return ws
-
   def synthesize(self, ws: Array, heatmaps: hm.Heatmaps, noise_mode: str = "const",
                  noise: Sequence[Array] | None = None, return_features: bool = False):
     return self.synthesis(ws, heatmaps, noise_mode, noise, return_features)
 
   def __call__(self, z: Array, heatmaps: hm.Heatmaps, truncation: float | Array = 1.0,
-               noise_mode: str = "const", z_mix: Array | None = None,
-               mix_cutoff: int | Array | None = None, noise: Sequence[Array] | None = None,
+               noise_mode: str = "const", noise: Sequence[Array] | None = None,
                return_features: bool = False):
-    ws = self.styles(z, heatmaps, truncation, z_mix, mix_cutoff)
+    ws = self.styles(z, truncation, heatmaps=heatmaps)
     return self.synthesize(ws, heatmaps, noise_mode, noise, return_features)
 
 

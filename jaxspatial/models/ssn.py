@@ -23,6 +23,7 @@ encoder at its init (gain 0) and a spatially constant ``z``, every style map is 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -68,69 +69,16 @@ class BlockEncoder(nn.Module):
     return g
 
 
-class SpatialStyledConv(nn.Module):
-  """Spatially modulated 3×3 conv (optionally 2× up) + noise + bias/lrelu."""
-  features: int
-  up: bool = False
-  upsample: str = "nearest"
-
-  @nn.compact
-  def __call__(self, x: Array, w_grid: Array, noise: Array | None) -> Array:
-    x = sm.SpatiallyModulatedConv(self.features, 3, demodulate=True, up=self.up,
-                                  upsample=self.upsample, name="conv")(x, w_grid)
-    x = layers.NoiseInjection(name="noise")(x, noise)
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return layers.bias_act(x, bias)
-
-
-class SpatialToRGB(nn.Module):
-  """1×1 spatially modulated conv (no demodulation) to RGB + bias, plus the upsampled skip."""
-  channels: int = 3
-  upsample: str = "nearest"
-
-  @nn.compact
-  def __call__(self, x: Array, w_grid: Array, skip: Array | None) -> Array:
-    y = sm.SpatiallyModulatedConv(self.channels, 1, demodulate=False, upsample=self.upsample,
-                                  name="conv")(x, w_grid)
-    y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
-    if skip is not None:
-      y = y + layers.upsample2x(skip)
-    return y
-
-
 class SSNSynthesis(stylegan2.SynthesisNetwork):
-  """Spatial W+ (N, num_ws, nh, nw, w_dim) -> image (N, res, res, 3).
-
-  StyleGAN2's layer order, noise handling (``noise_mode`` const|random|none, explicit
-  ``noise``) and ``return_features``; layer ``i`` is modulated by the style grid ``ws[:, i]``.
+  """Spatial W+ (N, num_ws, nh, nw, w_dim) -> image (N, res, res, 3): StyleGAN2's synthesis
+  loop (layer order, noise, ``return_features``) with the spatially modulated conv in every
+  StyledConv and ToRGB; layer ``i`` is modulated by the style grid ``ws[:, i]``, resized to
+  the layer's input with ``upsample``.
   """
   upsample: str = "nearest"
 
-  @nn.compact
-  def __call__(self, ws: Array, noise_mode: str = "const",
-               noise: Sequence[Array] | None = None, return_features: bool = False):
-    log_res = stylegan2.log2_resolution(self.resolution)
-    n = ws.shape[0]
-    ws = ws.astype(jnp.float32)
-    noises = self._noise_inputs(n, noise_mode, noise)
-    up = self.upsample
-
-    c4 = self.channels(4)
-    const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
-    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
-    x = SpatialStyledConv(c4, upsample=up, name="conv1")(x, ws[:, 0], noises[0])
-    skip = SpatialToRGB(upsample=up, name="to_rgb1")(x, ws[:, 1], None)
-    features = [x]
-    for r in range(log_res - 2):
-      c = self.channels(2 ** (r + 3))
-      x = SpatialStyledConv(c, up=True, upsample=up, name=f"convs_{2 * r}")(
-          x, ws[:, 2 * r + 1], noises[2 * r + 1])
-      x = SpatialStyledConv(c, upsample=up, name=f"convs_{2 * r + 1}")(
-          x, ws[:, 2 * r + 2], noises[2 * r + 2])
-      skip = SpatialToRGB(upsample=up, name=f"to_rgbs_{r}")(x, ws[:, 2 * r + 3], skip)
-      features.append(x)
-    img = skip.astype(jnp.float32)
-    return (img, features) if return_features else img
+  def modulated_conv(self):
+    return functools.partial(sm.SpatiallyModulatedConv, upsample=self.upsample)
 
 
 class SSNGenerator(stylegan2.Generator):
@@ -138,33 +86,22 @@ class SSNGenerator(stylegan2.Generator):
 
   ``mapping(z)`` (N, nh, nw, z_dim) -> (N, nh, nw, w_dim) (MLP per block, then the block
   encoder); ``truncate`` toward ``w_avg`` per block; ``styles`` -> spatial W+ (N, num_ws,
-  nh, nw, w_dim) with style mixing; ``synthesize(ws, noise_mode, noise, return_features)``.
+  nh, nw, w_dim); ``synthesize(ws, noise_mode, noise, return_features)``.
   """
   grid: tuple[int, int] = (4, 4)
   encoder_blocks: int = 1
   upsample: str = "nearest"
 
   def setup(self):
-    self.mapping_network = stylegan2.MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp,
-                                                    name="mapping")
+    super().setup()
     self.encoder = BlockEncoder(self.encoder_blocks, name="encoder")
-    self.synthesis = SSNSynthesis(self.resolution, self.channels, self.dtype,
-                                  upsample=self.upsample, name="synthesis")
-    self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
+
+  def make_synthesis(self) -> SSNSynthesis:
+    return SSNSynthesis(self.resolution, self.channels, self.dtype, upsample=self.upsample,
+                        name="synthesis")
 
   def mapping(self, z: Array) -> Array:
     return self.encoder(self.mapping_network(z))
-
-  def styles(self, z: Array, truncation: float | Array = 1.0, z_mix: Array | None = None,
-             mix_cutoff: int | Array | None = None) -> Array:
-    """z (N, nh, nw, z_dim) -> spatial W+; layers >= ``mix_cutoff`` take ``z_mix``'s grid."""
-    w = self.truncate(self.mapping(z), truncation)
-    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
-    if z_mix is not None:
-      w2 = self.truncate(self.mapping(z_mix), truncation)
-      layer = jnp.arange(self.num_ws).reshape(1, -1, 1, 1, 1)
-      ws = jnp.where(layer < mix_cutoff, ws, w2[:, None])
-    return ws
 
 
 # ------------------------------------------------------------------------- config

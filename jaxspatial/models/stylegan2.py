@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -89,33 +89,48 @@ class MappingNetwork(nn.Module):
 
 
 class StyledConv(nn.Module):
-  """Modulated 3x3 conv (optionally 2x up) + noise + bias/lrelu."""
+  """Modulated 3x3 conv (optionally 2x up) + noise + bias/lrelu.
+
+  ``conv`` builds the modulated conv: ``conv(features, kernel_size, demodulate=, up=,
+  name=)`` applied as ``conv(x, style)``. StyleGAN2's is :class:`layers.ModulatedConv`
+  (``style`` = w (N, w_dim)); SSN plugs in the spatially modulated conv (a style grid),
+  SpatialGAN's indoor encoding its heatmap-weighted one.
+  """
   features: int
   up: bool = False
+  conv: Callable[..., nn.Module] = layers.ModulatedConv
 
   @nn.compact
-  def __call__(self, x: Array, w: Array, noise: Array | None) -> Array:
-    x = layers.ModulatedConv(self.features, 3, demodulate=True, up=self.up, name="conv")(x, w)
+  def __call__(self, x: Array, style: Any, noise: Array | None) -> Array:
+    x = self.conv(self.features, 3, demodulate=True, up=self.up, name="conv")(x, style)
     x = layers.NoiseInjection(name="noise")(x, noise)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     return layers.bias_act(x, bias)
 
 
 class ToRGB(nn.Module):
-  """1x1 modulated conv (no demodulation) to RGB + bias, plus the 2x-upsampled skip."""
+  """1x1 modulated conv (no demodulation) to RGB + bias, plus the 2x-upsampled skip;
+  ``conv`` as in :class:`StyledConv`."""
   channels: int = 3
+  conv: Callable[..., nn.Module] = layers.ModulatedConv
 
   @nn.compact
-  def __call__(self, x: Array, w: Array, skip: Array | None) -> Array:
-    y = layers.ModulatedConv(self.channels, 1, demodulate=False, name="conv")(x, w)
+  def __call__(self, x: Array, style: Any, skip: Array | None) -> Array:
+    y = self.conv(self.channels, 1, demodulate=False, up=False, name="conv")(x, style)
     y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
     if skip is not None:
       y = y + layers.upsample2x(skip)
     return y
 
 
+ConvLayer = Callable[[Array, Any, "Array | None"], Array]
+"""``(x, style, noise) -> x``: one styled conv of the synthesis loop."""
+RGBLayer = Callable[[Array, Any, "Array | None"], Array]
+"""``(x, style, skip) -> skip``: one ToRGB of the synthesis loop."""
+
+
 class SynthesisNetwork(nn.Module):
-  """W+ (N, num_ws, w_dim) -> image (N, res, res, 3).
+  """W+ (N, num_ws, ...) -> image (N, res, res, 3): the synthesis loop of every family.
 
   Layer order (rosinality): const 4x4 -> conv1 (ws[0]) -> to_rgb1 (ws[1]); for block r:
   convs_{2r} (up, ws[2r+1]) -> convs_{2r+1} (ws[2r+2]) -> to_rgbs_{r} (ws[2r+3]).
@@ -123,6 +138,10 @@ class SynthesisNetwork(nn.Module):
   ``noise`` rng, "none" adds nothing; ``noise`` (a list of (N|1, R, R, 1)) overrides all.
   With ``return_features`` also returns the activations after each resolution block
   (index 0 = 4 px, then 8 px, ...), which DragGAN reads.
+
+  Families plug their layers into :meth:`layers` (the loop itself): SSN overrides
+  :meth:`modulated_conv` (one style grid per layer), SpatialGAN passes ``conv``/``to_rgb``
+  factories that read its heatmaps.
   """
   resolution: int
   channels: ChannelTable = ChannelTable()
@@ -131,6 +150,29 @@ class SynthesisNetwork(nn.Module):
   @nn.compact
   def __call__(self, ws: Array, noise_mode: str = "const",
                noise: Sequence[Array] | None = None, return_features: bool = False):
+    return self.layers(ws, noise_mode, noise, return_features)
+
+  def modulated_conv(self) -> Callable[..., nn.Module]:
+    """The modulated conv of every StyledConv and ToRGB (see :class:`StyledConv`)."""
+    return layers.ModulatedConv
+
+  def styled_conv(self, name: str, block: int, features: int, up: bool) -> ConvLayer:
+    """The conv called ``name`` of the ``block`` px block."""
+    return StyledConv(features, up=up, conv=self.modulated_conv(), name=name)
+
+  def to_rgb(self, name: str, block: int) -> RGBLayer:
+    """The ToRGB called ``name`` of the ``block`` px block."""
+    return ToRGB(conv=self.modulated_conv(), name=name)
+
+  def layers(self, ws: Array, noise_mode: str, noise: Sequence[Array] | None,
+             return_features: bool,
+             styled_conv: Callable[[str, int, int, bool], ConvLayer] | None = None,
+             to_rgb: Callable[[str, int], RGBLayer] | None = None):
+    """The synthesis loop; ``styled_conv(name, block, features, up)`` and
+    ``to_rgb(name, block)`` build its layers (default: :meth:`styled_conv`, :meth:`to_rgb`).
+    Layer i is styled by ``ws[:, i]``."""
+    styled_conv = styled_conv or self.styled_conv
+    to_rgb = to_rgb or self.to_rgb
     log_res = log2_resolution(self.resolution)
     n = ws.shape[0]
     ws = ws.astype(jnp.float32)
@@ -139,14 +181,16 @@ class SynthesisNetwork(nn.Module):
     c4 = self.channels(4)
     const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
     x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
-    x = StyledConv(c4, name="conv1")(x, ws[:, 0], noises[0])
-    skip = ToRGB(name="to_rgb1")(x, ws[:, 1], None)
+    x = styled_conv("conv1", 4, c4, False)(x, ws[:, 0], noises[0])
+    skip = to_rgb("to_rgb1", 4)(x, ws[:, 1], None)
     features = [x]
     for r in range(log_res - 2):
-      c = self.channels(2 ** (r + 3))
-      x = StyledConv(c, up=True, name=f"convs_{2 * r}")(x, ws[:, 2 * r + 1], noises[2 * r + 1])
-      x = StyledConv(c, name=f"convs_{2 * r + 1}")(x, ws[:, 2 * r + 2], noises[2 * r + 2])
-      skip = ToRGB(name=f"to_rgbs_{r}")(x, ws[:, 2 * r + 3], skip)
+      block = 2 ** (r + 3)
+      c = self.channels(block)
+      x = styled_conv(f"convs_{2 * r}", block, c, True)(x, ws[:, 2 * r + 1], noises[2 * r + 1])
+      x = styled_conv(f"convs_{2 * r + 1}", block, c, False)(x, ws[:, 2 * r + 2],
+                                                            noises[2 * r + 2])
+      skip = to_rgb(f"to_rgbs_{r}", block)(x, ws[:, 2 * r + 3], skip)
       features.append(x)
     img = skip.astype(jnp.float32)
     return (img, features) if return_features else img
@@ -175,12 +219,22 @@ class SynthesisNetwork(nn.Module):
     raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {mode!r}")
 
 
+def mix_layers(ws: Array, w2: Array, cutoff: int | Array) -> Array:
+  """Style mixing: layer ``i`` of W+ ``ws`` (N, num_ws, ...) takes ``w2`` (N, ...) for
+  ``i >= cutoff`` (``cutoff = num_ws``: no mixing). The one implementation, also behind
+  the training step's random cutoff (:func:`jaxspatial.training.gan_step.mix_styles`)."""
+  layer = jnp.arange(ws.shape[1]).reshape((1, ws.shape[1]) + (1,) * (ws.ndim - 2))
+  return jnp.where(layer < cutoff, ws, jnp.broadcast_to(w2[:, None], ws.shape))
+
+
 class Generator(nn.Module):
-  """Mapping + synthesis, with truncation toward the stored ``w_avg`` and style mixing.
+  """Mapping + synthesis, with truncation toward the stored ``w_avg``.
 
   Methods (use with ``module.apply(variables, ..., method=...)``):
-    ``mapping(z) -> w`` (N, w_dim); ``synthesize(ws, ...) -> img``;
-    ``__call__(z, truncation, noise_mode, z_mix, mix_cutoff) -> img``.
+    ``mapping(z) -> w`` (N, w_dim); ``styles(z, truncation, z_mix, mix_cutoff) -> W+``;
+    ``synthesize(ws, ...) -> img``; ``__call__(z, truncation, noise_mode, ...) -> img``.
+  Other families subclass it and override ``make_synthesis`` (and ``mapping``/``synthesize``
+  where their inputs differ).
   """
   resolution: int
   z_dim: int = 512
@@ -196,9 +250,12 @@ class Generator(nn.Module):
 
   def setup(self):
     self.mapping_network = MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp, name="mapping")
-    self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.dtype,
-                                      name="synthesis")
+    self.synthesis = self.make_synthesis()
     self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
+
+  def make_synthesis(self) -> SynthesisNetwork:
+    """The synthesis network (named "synthesis"); families return their subclass."""
+    return SynthesisNetwork(self.resolution, self.channels, self.dtype, name="synthesis")
 
   def mapping(self, z: Array) -> Array:
     return self.mapping_network(z)
@@ -212,21 +269,20 @@ class Generator(nn.Module):
     return self.synthesis(ws, noise_mode, noise, return_features)
 
   def styles(self, z: Array, truncation: float | Array = 1.0, z_mix: Array | None = None,
-             mix_cutoff: int | Array | None = None) -> Array:
-    """z (N, z_dim) -> W+ (N, num_ws, w_dim); layers >= ``mix_cutoff`` take ``z_mix``'s w."""
-    w = self.truncate(self.mapping(z), truncation)
-    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, self.w_dim))
+             mix_cutoff: int | Array | None = None, **mapping_inputs: Any) -> Array:
+    """z -> W+ (N, num_ws, ...): the truncated w for every layer; layers >= ``mix_cutoff``
+    take ``z_mix``'s (:func:`mix_layers`). ``mapping_inputs`` go to ``mapping`` (SpatialGAN:
+    ``heatmaps``)."""
+    w = self.truncate(self.mapping(z, **mapping_inputs), truncation)
+    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
     if z_mix is not None:
-      w2 = self.truncate(self.mapping(z_mix), truncation)
-      layer = jnp.arange(self.num_ws)[None, :, None]
-      ws = jnp.where(layer < mix_cutoff, ws, w2[:, None])
+      w2 = self.truncate(self.mapping(z_mix, **mapping_inputs), truncation)
+      ws = mix_layers(ws, w2, mix_cutoff)
     return ws
 
   def __call__(self, z: Array, truncation: float | Array = 1.0, noise_mode: str = "const",
-               z_mix: Array | None = None, mix_cutoff: int | Array | None = None,
                noise: Sequence[Array] | None = None, return_features: bool = False):
-    ws = self.styles(z, truncation, z_mix, mix_cutoff)
-    return self.synthesize(ws, noise_mode, noise, return_features)
+    return self.synthesize(self.styles(z, truncation), noise_mode, noise, return_features)
 
 
 # ------------------------------------------------------------------------ discriminator

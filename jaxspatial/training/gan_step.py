@@ -107,13 +107,12 @@ class StyleGAN2Family:
 
 
 def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
-  """Per-batch style-mixing cutoff (stylegan2-ada): layers >= cutoff take ``w2``."""
+  """Per-batch style-mixing cutoff (stylegan2-ada): with probability ``prob`` layers >=
+  cutoff ~ U{1..num_ws-1} take ``w2`` (:func:`jaxspatial.models.stylegan2.mix_layers`)."""
   num_ws = ws.shape[1]
   k1, k2 = jax.random.split(key)
   cutoff = jax.random.randint(k1, (), 1, num_ws)
-  cutoff = jnp.where(jax.random.uniform(k2) < prob, cutoff, num_ws)
-  layer = jnp.arange(num_ws).reshape((1, num_ws) + (1,) * (ws.ndim - 2))
-  return jnp.where(layer < cutoff, ws, jnp.broadcast_to(w2[:, None], ws.shape))
+  return sg2.mix_layers(ws, w2, jnp.where(jax.random.uniform(k2) < prob, cutoff, num_ws))
 
 
 def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads):
