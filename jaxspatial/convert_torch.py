@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from jaxspatial import cli
+from jaxspatial import cli, families
 from jaxspatial.api import checkpoint
-from jaxspatial.convert import rosinality
 from jaxspatial.convert import torch as torch_io
 
-TARGETS = ("stylegan2", "ssn")
 NETS = ("inception", "vgg16", "alexnet", "lpips-vgg", "lpips-alex")
 
 
@@ -32,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                   "a metric network's standard weights into $JAXSPATIAL_HOME.")
   p.add_argument("path", nargs="?", help="the .pt/.pth file")
   p.add_argument("--out", help="output checkpoint directory (StyleGAN2 conversions)")
-  p.add_argument("--target", default="stylegan2", choices=TARGETS,
+  p.add_argument("--target", default="stylegan2", choices=sorted(families.converters()),
                  help="what to build from the StyleGAN2 weights (default: stylegan2)")
   p.add_argument("--net", choices=NETS, help="convert a metric network's weights instead")
   p.add_argument("--trust-pickle", action="store_true",
@@ -58,7 +56,7 @@ def main(argv=None) -> None:
   if checkpoint.checkpoint_root(out).exists() and not args.overwrite:
     raise cli.UserError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
   obj = torch_io.read_torch_file(args.path, args.trust_pickle)
-  convert = CONVERTERS[args.target]
+  convert = families.resolve(families.converters()[args.target])
   models, config, summary = convert(obj, w_avg_samples=args.w_avg_samples)
   config.converted_from = str(pathlib.Path(args.path).absolute())
   if out.exists() and args.overwrite:
@@ -69,8 +67,6 @@ def main(argv=None) -> None:
     print(line)
   print(f"wrote {where} (open with js.load({str(out)!r}))")
 
-
-CONVERTERS = {"stylegan2": rosinality.convert_stylegan2, "ssn": rosinality.convert_ssn}
 
 if __name__ == "__main__":
   cli.run(main)

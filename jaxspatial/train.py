@@ -53,11 +53,7 @@ def _run() -> None:
                            _HEARTBEAT.value, auto=_DISTRIBUTED.value)
   except ValueError as e:
     raise cli.UserError(str(e)) from None
-  if config.model.kind == "regressor":
-    from jaxspatial.training import regressor as regressor_loop
-    regressor_loop.train(config, _WORKDIR.value)
-  else:
-    loop.train(config, _WORKDIR.value)
+  loop.train(config, _WORKDIR.value)   # the family's trainer (jaxspatial.families)
 
 
 def _last_line(e: BaseException) -> str:

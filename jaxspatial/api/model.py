@@ -3,13 +3,13 @@
 A :class:`Model` holds a family's Flax modules, their variables and the config, and exposes
 numpy-in/numpy-out methods (NHWC float32 images in [-1, 1]) that are jitted inside and
 compiled once per input shape. Families with extra operations (SSN, SpatialGAN, the
-regressor) subclass :class:`GeneratorModel` and register themselves in ``MODEL_TYPES``.
+regressor) subclass :class:`GeneratorModel` (or :class:`Model`); the family registry
+(:mod:`jaxspatial.families`) says which class ``load`` returns for a ``model.kind``.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import pathlib
 from typing import Any, Callable
 
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
@@ -180,22 +181,6 @@ def check_noise(noise: str) -> None:
     raise UserError(f"noise must be one of {'|'.join(NOISE_MODES)}, got {noise!r}")
 
 
-# kind -> "module:Class" of its Model type (imported on first use).
-MODEL_TYPES: dict[str, str] = {
-    "stylegan2": "jaxspatial.api.model:GeneratorModel",
-    "ssn": "jaxspatial.api.ssn:SSNModel",
-    "spatialgan": "jaxspatial.api.spatialgan:SpatialGANModel",
-    "regressor": "jaxspatial.api.regressor:RegressorModel",
-}
-
-
-def model_type(kind: str) -> type[Model]:
-  if kind not in MODEL_TYPES:
-    raise UserError(f"unknown model kind {kind!r} (known: {sorted(MODEL_TYPES)})")
-  module, cls = MODEL_TYPES[kind].split(":")
-  return getattr(importlib.import_module(module), cls)
-
-
 def load(path: str | pathlib.Path, step: int | None = None,
          precision: str = "highest") -> Model:
   """Opens a checkpoint directory written by ``train`` or ``convert_torch``.
@@ -209,6 +194,6 @@ def load(path: str | pathlib.Path, step: int | None = None,
   path = pathlib.Path(path)
   step = checkpoint.resolve_step(path, step)
   config = checkpoint.read_config(path, step)
-  cls = model_type(config.get("model", {}).get("kind"))
+  cls = families.resolve(families.get(config.get("model", {}).get("kind")).model)
   variables = checkpoint.restore_models(path, step)
   return cls(config, variables, path=path, step=step, precision=precision)

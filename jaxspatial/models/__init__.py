@@ -1,14 +1,12 @@
-"""Model families. ``build_generator`` / ``build_discriminator`` turn a ``config.model``
-section into Flax modules.
+"""Flax modules of every family. ``build_generator`` / ``build_discriminator`` turn a
+``config.model`` section into Flax modules through the family registry
+(:mod:`jaxspatial.families`: ``model.kind`` -> the family's builders).
 
-StyleGAN2 is built here; every other family lives in ``jaxspatial/models/<kind>.py`` and
-exposes ``build_generator(cfg)`` (and ``build_discriminator(cfg)`` if it has its own D;
-otherwise StyleGAN2's is used). Family modules are imported lazily by kind.
+StyleGAN2's builders are here; every other family lives in ``jaxspatial/models/<kind>.py``
+(``build_generator(cfg)``; StyleGAN2's discriminator unless the family names its own).
 """
 
 from __future__ import annotations
-
-import importlib
 
 import jax.numpy as jnp
 import ml_collections
@@ -32,42 +30,29 @@ def compute_dtype(cfg: ml_collections.ConfigDict):
   return _DTYPES[name]
 
 
-def _stylegan2_generator(cfg: ml_collections.ConfigDict) -> stylegan2.Generator:
+def stylegan2_generator(cfg: ml_collections.ConfigDict) -> stylegan2.Generator:
   return stylegan2.Generator(
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg))
 
 
-def _stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discriminator:
+def stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discriminator:
   return stylegan2.Discriminator(
       resolution=cfg.resolution, channels=channel_table(cfg),
       mbstd_group_size=cfg.mbstd_group_size,
       mbstd_num_channels=cfg.get("mbstd_num_channels", 1), dtype=compute_dtype(cfg))
 
 
-KINDS = ("stylegan2", "ssn", "spatialgan", "regressor")
-
-
-def _family(kind: str):
-  if kind not in KINDS:
-    raise ValueError(f"unknown model kind {kind!r}; known: {list(KINDS)}")
-  return importlib.import_module(f"jaxspatial.models.{kind}")
-
-
 def build_generator(cfg: ml_collections.ConfigDict):
   """``config.model`` -> generator module of family ``cfg.kind``."""
-  if cfg.kind == "stylegan2":
-    return _stylegan2_generator(cfg)
-  return _family(cfg.kind).build_generator(cfg)
+  from jaxspatial import families
+  return families.get(cfg.kind).build_generator(cfg)
 
 
 def build_discriminator(cfg: ml_collections.ConfigDict):
   """``config.model`` -> discriminator module (StyleGAN2's unless the family has its own)."""
-  if cfg.kind != "stylegan2":
-    family = _family(cfg.kind)
-    if hasattr(family, "build_discriminator"):
-      return family.build_discriminator(cfg)
-  return _stylegan2_discriminator(cfg)
+  from jaxspatial import families
+  return families.get(cfg.kind).build_discriminator(cfg)
 
 
 def stylegan2_model_config(resolution: int, *, z_dim: int = 512, w_dim: int = 512,

@@ -6,7 +6,6 @@ importable on their own (tests drive ``Trainer`` step by step).
 
 from __future__ import annotations
 
-import importlib
 import pathlib
 import signal
 import time
@@ -18,30 +17,30 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxspatial import imageio
-from jaxspatial import models as models_lib
+from jaxspatial import families, imageio
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
-from jaxspatial.training import config_lib, gan_step
+from jaxspatial.training import gan_step
 from jaxspatial.training import logging as log_lib
 from jaxspatial.training import state as state_lib
 
-# kind -> "module:Class" of its GAN family adapter (imported on first use).
-FAMILIES = {
-    "stylegan2": "jaxspatial.training.gan_step:StyleGAN2Family",
-    "ssn": "jaxspatial.training.ssn:SSNFamily",
-    "spatialgan": "jaxspatial.training.spatialgan:SpatialGANFamily",
-}
-
-
 def make_family(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Family:
-  kind = config.model.kind
-  if kind not in FAMILIES:
-    raise ValueError(f"no GAN training family for model kind {kind!r}")
-  module, cls = FAMILIES[kind].split(":")
-  family_cls = getattr(importlib.import_module(module), cls)
-  return family_cls(config, models_lib.build_generator(config.model),
-                    models_lib.build_discriminator(config.model))
+  """The GAN-step plug-in of ``config.model.kind`` (``families.Family.training``) with the
+  family's generator and discriminator."""
+  family = families.get(config.model.kind)
+  if family.training is None:
+    raise UserError(f"model kind {family.kind!r} is not trained as a GAN")
+  return families.resolve(family.training)(config, family.build_generator(config.model),
+                                           family.build_discriminator(config.model))
+
+
+def make_trainer(config: ml_collections.ConfigDict):
+  """The trainer of ``config.model.kind`` (``families.Family.trainer``), after the family's
+  config checks (``families.Family.validate``)."""
+  family = families.get(config.model.kind)
+  if family.validate is not None:
+    families.resolve(family.validate)(config)
+  return families.resolve(family.trainer)(config)
 
 
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -191,14 +190,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
           trainer: Trainer | None = None) -> pathlib.Path:
   """Trains (or resumes) in ``workdir`` until ``config.total_steps``; returns the workdir.
 
-  ``trainer`` defaults to the GAN :class:`Trainer`; anything with the same methods works
-  (the latent regressor's trainer draws its own batches: ``uses_data = False``).
+  ``trainer`` defaults to the family's (:func:`make_trainer`): the GAN :class:`Trainer`, or
+  anything with the same methods (the latent regressor's draws its own batches:
+  ``uses_data = False``).
   """
   from jaxspatial.data import pipeline
 
   if trainer is None:
-    config_lib.validate(config)
-    trainer = Trainer(config)
+    trainer = make_trainer(config)
   config = trainer.config
   workdir = pathlib.Path(workdir).absolute()
   is_main = jax.process_index() == 0

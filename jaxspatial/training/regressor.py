@@ -138,11 +138,6 @@ class RegressorTrainer:
     return np.asarray(jax.device_get(self._render_jit(self.state.e, self.g_vars, inputs)))
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> pathlib.Path:
-  """``python -m jaxspatial.train --config configs/regressor.py ... --config.generator=DIR``."""
-  return loop.train(config, workdir, trainer=RegressorTrainer(config))
-
-
 # --------------------------------------------------------------------------- training set-up
 
 

@@ -1,0 +1,134 @@
+"""The one registry of model families: ``config.model.kind`` -> everything that differs.
+
+A :class:`Family` names a kind's Flax builders, its training plug-in and trainer, the class
+``js.load`` returns, and the converters ``convert_torch --target`` offers. Every lookup by kind
+goes through :func:`get`: ``models.build_generator``, ``training.loop.Trainer`` and ``train``,
+``api.model.load``, ``convert_torch``.
+
+The built-in entries name their pieces as ``"module:attribute"`` strings, imported on first
+use: looking a family up imports nothing, so ``js.load`` of an SSN imports the SSN API class
+and its Flax modules but never ``jaxspatial.training``. A family registered at run time (a
+test, a user's own model) may give the objects themselves::
+
+    families.register(families.Family(
+        "mygan", generator=build_my_generator,                # config.model -> Flax module
+        training="jaxspatial.training.gan_step:StyleGAN2Family"))
+    # python -m jaxspatial.train / Trainer / js.load now handle model.kind = "mygan"
+
+How to add a family (the files it touches): docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Mapping
+
+from jaxspatial.cli import UserError
+
+Ref = "str | Callable[..., Any] | type"
+"""A ``"module:attribute"`` string (imported on first use) or the object itself."""
+
+
+def resolve(ref: Any) -> Any:
+  """The object a :data:`Ref` names."""
+  if isinstance(ref, str):
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+  return ref
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """One model kind.
+
+  Attributes:
+    kind: the ``config.model.kind`` string.
+    generator: ``config.model -> Flax generator`` (None: the kind has no generator of its own,
+      e.g. the regressor, whose generator is a frozen StyleGAN2).
+    discriminator: ``config.model -> Flax discriminator``; None: StyleGAN2's.
+    encoder: ``config.model -> Flax encoder`` (the regressor's E), or None.
+    model: the :class:`jaxspatial.api.model.Model` subclass ``js.load`` returns.
+    training: the GAN-step plug-in (a ``training.gan_step.StyleGAN2Family`` subclass) that
+      ``training.loop.Trainer`` drives; None for a kind that is not trained as a GAN.
+    trainer: ``config -> trainer`` used by ``python -m jaxspatial.train``
+      (``training.loop.Trainer`` or one with the same methods).
+    validate: ``config -> None`` run before training (raises UserError), or None.
+    converters: ``convert_torch --target`` name -> ``fn(loaded_torch_object, **kw) -> (models,
+      config, summary lines)``.
+  """
+  kind: str
+  generator: Any = None
+  discriminator: Any = None
+  encoder: Any = None
+  model: Any = "jaxspatial.api.model:GeneratorModel"
+  training: Any = "jaxspatial.training.gan_step:StyleGAN2Family"
+  trainer: Any = "jaxspatial.training.loop:Trainer"
+  validate: Any = "jaxspatial.training.config_lib:validate"
+  converters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def build_generator(self, model_cfg) -> Any:
+    if self.generator is None:
+      raise UserError(f"model kind {self.kind!r} has no generator of its own")
+    return resolve(self.generator)(model_cfg)
+
+  def build_discriminator(self, model_cfg) -> Any:
+    return resolve(self.discriminator or FAMILIES["stylegan2"].discriminator)(model_cfg)
+
+  def build_encoder(self, model_cfg) -> Any:
+    if self.encoder is None:
+      raise UserError(f"model kind {self.kind!r} has no encoder")
+    return resolve(self.encoder)(model_cfg)
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family, replace: bool = False) -> Family:
+  """Adds ``family`` under its kind (``replace=True`` to redefine one)."""
+  if family.kind in FAMILIES and not replace:
+    raise ValueError(f"model kind {family.kind!r} is already registered")
+  FAMILIES[family.kind] = family
+  return family
+
+
+def unregister(kind: str) -> None:
+  """Removes a family registered at run time."""
+  FAMILIES.pop(kind, None)
+
+
+def get(kind: str | None) -> Family:
+  """The family of ``kind``; a one-line UserError for an unknown one."""
+  if kind not in FAMILIES:
+    raise UserError(f"unknown model kind {kind!r} (known: {', '.join(sorted(FAMILIES))})")
+  return FAMILIES[kind]
+
+
+def converters() -> dict[str, Any]:
+  """Every ``convert_torch --target`` name -> its converter (:data:`Ref`)."""
+  return {name: fn for family in FAMILIES.values() for name, fn in family.converters.items()}
+
+
+register(Family(
+    "stylegan2",
+    generator="jaxspatial.models:stylegan2_generator",
+    discriminator="jaxspatial.models:stylegan2_discriminator",
+    converters={"stylegan2": "jaxspatial.convert.rosinality:convert_stylegan2"}))
+register(Family(
+    "ssn",
+    generator="jaxspatial.models.ssn:build_generator",
+    model="jaxspatial.api.ssn:SSNModel",
+    training="jaxspatial.training.ssn:SSNFamily",
+    converters={"ssn": "jaxspatial.convert.rosinality:convert_ssn"}))
+register(Family(
+    "spatialgan",
+    generator="jaxspatial.models.spatialgan:build_generator",
+    model="jaxspatial.api.spatialgan:SpatialGANModel",
+    training="jaxspatial.training.spatialgan:SpatialGANFamily"))
+register(Family(
+    "regressor",
+    encoder="jaxspatial.models.regressor:build_regressor",
+    model="jaxspatial.api.regressor:RegressorModel",
+    training=None,
+    trainer="jaxspatial.training.regressor:RegressorTrainer",
+    validate=None))
