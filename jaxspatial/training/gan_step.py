@@ -2,13 +2,15 @@
 
 One call = one iteration of the stylegan2-ada schedule, all inside one jitted program:
 
-1. D main: non-saturating logistic loss ``softplus(D(G(z))) + softplus(-D(x))``;
+1. D main: the logistic loss ``softplus(D(G(z))) + softplus(-D(x))``;
 2. D reg (every ``r1_every`` steps): R1 ``gamma/2 * |grad_x D(x)|^2``, scaled by the
    interval (lazy regularisation); a second Adam update, as in stylegan2-ada/rosinality;
 3. G main: ``softplus(-D(G(z)))`` plus the family's extra loss (SSN's R_D, SpatialGAN's
    GradCAM alignment); ``w_avg`` tracked with beta 0.995;
 4. G reg (every ``pl_every`` steps): path-length penalty ``(|J_w^T y| - a)^2``, ``a`` the
    running mean (decay ``pl_decay``), on ``batch / pl_batch_shrink`` samples;
+
+The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losses.stylegan2`.
 5. EMA of G with a half-life in images that does not depend on the device count.
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
@@ -25,6 +27,7 @@ A *family* adapts the generator: it samples the generator's inputs, maps them to
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -32,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxspatial.losses import stylegan2 as sg2_losses
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.training import state as state_lib
 
@@ -138,113 +142,126 @@ def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
                path_length=bool(loss.pl_weight > 0 and step % loss.pl_every == 0))
 
 
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+  """What every part of one training step reads: the run config, the family, the two
+  optimisers and ``constrain`` (pins per-sample arrays drawn inside the step to the batch
+  sharding)."""
+  config: ml_collections.ConfigDict
+  family: StyleGAN2Family
+  opt_g: optax.GradientTransformation
+  opt_d: optax.GradientTransformation
+  constrain: Callable[[Array], Array] = lambda x: x
+
+  def inputs(self, key: Array, n: int) -> dict[str, Array]:
+    return jax.tree.map(self.constrain, self.family.sample_inputs(key, n))
+
+  def generate(self, g_vars: Any, key: Array, n: int):
+    """(inputs, W+, mean w, images) of ``n`` fresh samples, with style mixing."""
+    k_in, k_mix, k_noise = jax.random.split(key, 3)
+    inputs = self.inputs(k_in, n)
+    ws, w_mean = self.family.styles(g_vars, inputs, k_mix, self.config.loss.style_mixing)
+    return inputs, ws, w_mean, self.family.synthesize(g_vars, ws, inputs, k_noise)
+
+
+def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array, key: Array,
+                       r1: bool) -> tuple[state_lib.GANState, dict]:
+  """D's logistic loss on ``real`` and fresh fakes, then (``r1``) the lazy R1 update."""
+  D, loss = ctx.family.discriminator, ctx.config.loss
+  fake = jax.lax.stop_gradient(ctx.generate(state.g, key, real.shape[0])[3])
+
+  def d_loss_fn(d_params):
+    d_vars = {**state.d, "params": d_params}
+    fake_logits, real_logits = D.apply(d_vars, fake), D.apply(d_vars, real)
+    l = sg2_losses.d_logistic_loss(real_logits, fake_logits)
+    return l, {"d_loss": l, "scores/real": real_logits.mean(), "scores/fake": fake_logits.mean()}
+
+  grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
+  metrics["grad_norm/d"] = _global_norm(grads)
+  d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads)
+
+  def r1_loss_fn(d_params):
+    penalty = sg2_losses.r1_penalty(lambda x: D.apply({**state.d, "params": d_params}, x), real)
+    return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
+
+  penalty = jnp.zeros((), jnp.float32)
+  if r1:
+    grads, penalty = jax.grad(r1_loss_fn, has_aux=True)(d_params)
+    d_params, opt_d_state = _adam_step(ctx.opt_d, d_params, opt_d_state, grads)
+  metrics.update({"r1_penalty": penalty, "r1_applied": float(r1)})
+  return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
+
+
+def generator_step(ctx: StepContext, state: state_lib.GANState,
+                   key: Array) -> tuple[state_lib.GANState, dict]:
+  """G's non-saturating loss plus the family's extra loss; ``w_avg`` tracks the mean w."""
+  k_gen, k_extra = jax.random.split(key)
+
+  def g_loss_fn(g_params):
+    g_vars = {**state.g, "params": g_params}
+    inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size)
+    adv = sg2_losses.g_nonsaturating_loss(ctx.family.discriminator.apply(state.d, fake))
+    extra, extra_metrics = ctx.family.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
+                                                           k_extra)
+    return adv + extra, ({"g_loss": adv, **extra_metrics}, w_mean)
+
+  grads, (metrics, w_mean) = jax.grad(g_loss_fn, has_aux=True)(state.g["params"])
+  metrics["grad_norm/g"] = _global_norm(grads)
+  g_params, opt_g_state = _adam_step(ctx.opt_g, state.g["params"], state.opt_g, grads)
+  buffers = dict(state.g["buffers"])
+  if "w_avg" in buffers:
+    buffers["w_avg"] = w_mean + W_AVG_BETA * (buffers["w_avg"] - w_mean)
+  return state.replace(g={"params": g_params, "buffers": buffers}, opt_g=opt_g_state), metrics
+
+
+def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
+                     path_length: bool) -> tuple[state_lib.GANState, dict]:
+  """The lazy path-length update of G (``path_length``) on ``batch / pl_batch_shrink``."""
+  config, loss = ctx.config, ctx.config.loss
+  n = max(config.batch_size // loss.pl_batch_shrink, 1)
+  k_in, k_mix, k_noise, k_y = jax.random.split(key, 4)
+
+  def pl_loss_fn(g_params):
+    g_vars = {**state.g, "params": g_params}
+    inputs = ctx.inputs(k_in, n)
+    ws, _ = ctx.family.styles(g_vars, inputs, k_mix, loss.style_mixing)
+    res = config.model.resolution
+    y = ctx.constrain(jax.random.normal(k_y, (n, res, res, 3))) / res
+    penalty, pl_mean = sg2_losses.path_length_penalty(
+        lambda ws: ctx.family.synthesize(g_vars, ws, inputs, k_noise), ws, y, state.pl_mean,
+        loss.pl_decay)
+    return penalty * loss.pl_weight * loss.pl_every, (penalty, pl_mean)
+
+  g_params, opt_g_state, pl_mean = state.g["params"], state.opt_g, state.pl_mean
+  penalty = jnp.zeros((), jnp.float32)
+  if path_length:
+    grads, (penalty, pl_mean) = jax.grad(pl_loss_fn, has_aux=True)(g_params)
+    g_params, opt_g_state = _adam_step(ctx.opt_g, g_params, opt_g_state, grads)
+  new_state = state.replace(g={**state.g, "params": g_params}, opt_g=opt_g_state,
+                            pl_mean=pl_mean)
+  return new_state, {"pl_penalty": penalty, "pl_mean": pl_mean,
+                     "pl_applied": float(path_length)}
+
+
 def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
                     opt_g: optax.GradientTransformation, opt_d: optax.GradientTransformation,
                     phase: Phase, constrain: Callable[[Array], Array] = lambda x: x):
   """Returns ``train_step(state, batch) -> (state, metrics)`` (pure; jit it with shardings)
   for steps of ``phase``; a regulariser the phase leaves out is not even compiled.
 
+  One step: :func:`discriminator_step` (D, then R1 if ``phase.r1``), :func:`generator_step`,
+  :func:`path_length_step` (if ``phase.path_length``), then the EMA of G.
   ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding.
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch.
   """
-  D = family.discriminator
-  loss = config.loss
-
-  def inputs_for(key, n):
-    return jax.tree.map(constrain, family.sample_inputs(key, n))
-
-  def generate(g_vars, key, n):
-    k_in, k_mix, k_noise = jax.random.split(key, 3)
-    inputs = inputs_for(k_in, n)
-    ws, w_mean = family.styles(g_vars, inputs, k_mix, loss.style_mixing)
-    return inputs, ws, w_mean, family.synthesize(g_vars, ws, inputs, k_noise)
-
-  def d_step(state, real, key):
-    _, _, _, fake = generate(state.g, key, real.shape[0])
-    fake = jax.lax.stop_gradient(fake)
-
-    def d_loss_fn(d_params):
-      d_vars = {**state.d, "params": d_params}
-      fake_logits = D.apply(d_vars, fake)
-      real_logits = D.apply(d_vars, real)
-      l = jax.nn.softplus(fake_logits).mean() + jax.nn.softplus(-real_logits).mean()
-      return l, {"d_loss": l, "scores/real": real_logits.mean(),
-                 "scores/fake": fake_logits.mean()}
-
-    grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
-    metrics["grad_norm/d"] = _global_norm(grads)
-    d_params, opt_d_state = _adam_step(opt_d, state.d["params"], state.opt_d, grads)
-
-    def r1_loss_fn(d_params):
-      d_vars = {**state.d, "params": d_params}
-      real_grad = jax.grad(lambda x: D.apply(d_vars, x).sum())(real)
-      penalty = jnp.sum(jnp.square(real_grad), axis=(1, 2, 3)).mean()
-      return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
-
-    if phase.r1:
-      grads, penalty = jax.grad(r1_loss_fn, has_aux=True)(d_params)
-      d_params, opt_d_state = _adam_step(opt_d, d_params, opt_d_state, grads)
-    else:
-      penalty = jnp.zeros((), jnp.float32)
-    metrics.update({"r1_penalty": penalty, "r1_applied": float(phase.r1)})
-    return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
-
-  def g_step(state, key):
-    k_gen, k_extra = jax.random.split(key)
-    n = config.batch_size
-
-    def g_loss_fn(g_params):
-      g_vars = {**state.g, "params": g_params}
-      inputs, ws, w_mean, fake = generate(g_vars, k_gen, n)
-      logits = D.apply(state.d, fake)
-      adv = jax.nn.softplus(-logits).mean()
-      extra, extra_metrics = family.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
-                                                         k_extra)
-      return adv + extra, ({"g_loss": adv, **extra_metrics}, w_mean)
-
-    grads, (metrics, w_mean) = jax.grad(g_loss_fn, has_aux=True)(state.g["params"])
-    metrics["grad_norm/g"] = _global_norm(grads)
-    g_params, opt_g_state = _adam_step(opt_g, state.g["params"], state.opt_g, grads)
-    buffers = dict(state.g["buffers"])
-    if "w_avg" in buffers:
-      buffers["w_avg"] = w_mean + W_AVG_BETA * (buffers["w_avg"] - w_mean)
-    return state.replace(g={"params": g_params, "buffers": buffers}, opt_g=opt_g_state), metrics
-
-  def pl_step(state, key):
-    n = max(config.batch_size // loss.pl_batch_shrink, 1)
-    k_in, k_mix, k_noise, k_y = jax.random.split(key, 4)
-
-    def pl_loss_fn(g_params):
-      g_vars = {**state.g, "params": g_params}
-      inputs = inputs_for(k_in, n)
-      ws, _ = family.styles(g_vars, inputs, k_mix, loss.style_mixing)
-      res = config.model.resolution
-      y = constrain(jax.random.normal(k_y, (n, res, res, 3))) / res
-      ws_grad = jax.grad(
-          lambda ws: jnp.sum(family.synthesize(g_vars, ws, inputs, k_noise) * y))(ws)
-      lengths = jnp.sqrt(jnp.sum(jnp.square(ws_grad).reshape(n, -1), axis=1) / ws.shape[1])
-      pl_mean = state.pl_mean + loss.pl_decay * (jnp.mean(lengths) - state.pl_mean)
-      penalty = jnp.mean(jnp.square(lengths - jax.lax.stop_gradient(pl_mean)))
-      return penalty * loss.pl_weight * loss.pl_every, (penalty, jax.lax.stop_gradient(pl_mean))
-
-    g_params, opt_g_state, pl_mean = state.g["params"], state.opt_g, state.pl_mean
-    if phase.path_length:
-      grads, (penalty, pl_mean) = jax.grad(pl_loss_fn, has_aux=True)(g_params)
-      g_params, opt_g_state = _adam_step(opt_g, g_params, opt_g_state, grads)
-    else:
-      penalty = jnp.zeros((), jnp.float32)
-    new_state = state.replace(g={**state.g, "params": g_params}, opt_g=opt_g_state,
-                              pl_mean=pl_mean)
-    return new_state, {"pl_penalty": penalty, "pl_mean": pl_mean,
-                       "pl_applied": float(phase.path_length)}
+  ctx = StepContext(config, family, opt_g, opt_d, constrain)
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_d, k_g, k_pl = jax.random.split(key, 3)
-    real = batch["image"]
-    state, d_metrics = d_step(state, real, k_d)
-    state, g_metrics = g_step(state, k_g)
-    state, pl_metrics = pl_step(state, k_pl)
+    state, d_metrics = discriminator_step(ctx, state, batch["image"], k_d, phase.r1)
+    state, g_metrics = generator_step(ctx, state, k_g)
+    state, pl_metrics = path_length_step(ctx, state, k_pl, phase.path_length)
     beta = state_lib.ema_beta(config, state.step)
     state = state.replace(g_ema=state_lib.ema_update(state.g_ema, state.g, beta),
                           step=state.step + 1)
