@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -27,15 +28,27 @@ def generator_dir(tmp_path_factory):
 
 
 def test_train_resume_and_load(generator_dir, tmp_path):
+  """2 steps, then resumed to 3, equal 3 uninterrupted steps bit for bit."""
   import jaxspatial as js
-  first = train("configs/regressor.py:tiny", tmp_path, f"--config.generator={generator_dir}",
+  from jaxspatial.api import checkpoint
+  resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+  first = train("configs/regressor.py:tiny", resumed, f"--config.generator={generator_dir}",
                 "--config.total_steps=2")
   assert first.returncode == 0, first.stderr[-2000:]
-  again = train("configs/regressor.py:tiny", tmp_path, f"--config.generator={generator_dir}",
+  again = train("configs/regressor.py:tiny", resumed, f"--config.generator={generator_dir}",
                 "--config.total_steps=3")
   assert again.returncode == 0, again.stderr[-2000:]
   assert "resuming from step 2" in again.stdout
-  r = js.load(tmp_path)
+  once = train("configs/regressor.py:tiny", straight, f"--config.generator={generator_dir}",
+               "--config.total_steps=3")
+  assert once.returncode == 0, once.stderr[-2000:]
+  a, b = (checkpoint.restore_models(d, 3)["e"] for d in (resumed, straight))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  e2 = checkpoint.restore_models(resumed, 2)["e"]["params"]
+  assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(e2),
+                                                      jax.tree.leaves(a["params"])))
+  r = js.load(resumed)
   assert r.kind == "regressor" and r.step == 3
   x = js.load(generator_dir).generate(js.load(generator_dir).sample_z(0, 2))
   mask = np.ones(x.shape[:-1] + (1,), np.float32)

@@ -170,10 +170,13 @@ def test_family_distortion_loss_is_differentiable():
   assert float(off) == 0.0
 
 
-def test_sigma_e_benchmark_runs():
+@pytest.mark.slow
+def test_sigma_e_benchmark_table():
+  """Tiny sizes: closed-form and direct sigma_E agree; the table has its columns."""
   rows = bench_ssn.bench_sigma_e((8,), channels=8, batch=2, repeats=1)
   assert [r["up"] for r in rows] == [False, True]
-  assert all(r["closed_s"] > 0 and r["max_rel_diff"] < 1e-5 for r in rows)
+  assert all(r["max_rel_diff"] < 1e-5 for r in rows)
+  assert all({"resolution", "closed_s", "direct_s", "speedup", "layer_s"} <= set(r) for r in rows)
 
 
 def test_transfer_init_models_from_a_stylegan2_checkpoint(tmp_path):
