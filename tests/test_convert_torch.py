@@ -49,7 +49,7 @@ def test_truncated_file(tmp_path, small):
 def test_not_a_stylegan2(tmp_path):
   torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "other.pt")
   assert_one_line_error(convert(tmp_path / "other.pt", "--out", tmp_path / "o"),
-                        "not a StyleGAN2 checkpoint")
+                        "not a checkpoint of a known format", "rosinality", "'model'")
 
 
 def test_shape_mismatch_names_the_key(tmp_path, small):

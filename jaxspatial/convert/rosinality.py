@@ -218,6 +218,11 @@ def mean_w(g_vars: dict, model_cfg: ml_collections.ConfigDict, n: int = 10_000,
 # --------------------------------------------------------------------------- checkpoints
 
 
+def is_rosinality(obj) -> bool:
+  """A rosinality checkpoint dict (``g_ema`` ...) or a bare generator state dict."""
+  return isinstance(obj, dict) and ("g_ema" in obj or looks_like_generator(obj))
+
+
 def convert_stylegan2(obj, *, w_avg_samples: int = 10_000, log=print):
   """A loaded rosinality checkpoint -> (models dict, config, summary lines)."""
   if isinstance(obj, dict) and "g_ema" in obj:
