@@ -1,6 +1,7 @@
 """Image folder and .zip sources: listing, resize/crop, corrupt files skipped and counted,
 errors."""
 
+import json
 import logging
 import pickle
 import zipfile
@@ -110,3 +111,49 @@ def test_user_errors(tmp_path):
   (tmp_path / "bad" / "x.png").write_bytes(b"garbage")
   with pytest.raises(UserError, match="could be read"):
     ImageFolderSource(tmp_path / "bad", 16)[0]
+
+
+def _labelled(root, n=4):
+  """n images in dataset_tool's layout (00000/img0000000i.png) and its dataset.json."""
+  (root / "00000").mkdir(parents=True)
+  names = []
+  for i in range(n):
+    name = f"00000/img{i:08d}.png"
+    Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / name)
+    names.append(name)
+  return names
+
+
+def test_dataset_json_labels_folder_and_zip(tmp_path):
+  names = _labelled(tmp_path / "d")
+  classes = [2, 0, 1, 2]
+  (tmp_path / "d" / "dataset.json").write_text(json.dumps({"labels": [
+      [n, c] for n, c in reversed(list(zip(names, classes)))]}))
+  folder = ImageFolderSource(tmp_path / "d", 8)
+  with zipfile.ZipFile(tmp_path / "d.zip", "w") as zf:
+    for name in names + ["dataset.json"]:
+      zf.write(tmp_path / "d" / name, name)
+  for source in (folder, ZipImageSource(tmp_path / "d.zip", 8)):
+    assert source.c_dim == 3
+    got = [source[i] for i in range(4)]
+    np.testing.assert_array_equal([g["label"] for g in got], np.eye(3)[classes])
+    assert [int(g["image"][0, 0, 0]) for g in got] == [0, 40, 80, 120]
+  (tmp_path / "d" / "dataset.json").write_text(json.dumps({"labels": [
+      [n, [0.5, i]] for i, n in enumerate(names)]}))
+  np.testing.assert_array_equal(ImageFolderSource(tmp_path / "d", 8)[3]["label"], [0.5, 3])
+  (tmp_path / "d" / "dataset.json").write_text(json.dumps({"labels": None}))
+  source = ImageFolderSource(tmp_path / "d", 8)
+  assert source.c_dim == 0 and "label" not in source[0]
+
+
+def test_dataset_json_errors(tmp_path):
+  names = _labelled(tmp_path)
+  (tmp_path / "dataset.json").write_text(json.dumps({"labels": [[names[0], 1]]}))
+  with pytest.raises(UserError, match="no label for 3 of 4 images"):
+    ImageFolderSource(tmp_path, 8)
+  (tmp_path / "dataset.json").write_text("{not json")
+  with pytest.raises(UserError, match="not a dataset_tool labels file"):
+    ImageFolderSource(tmp_path, 8)
+  (tmp_path / "dataset.json").write_text(json.dumps({"labels": [[n, "cat"] for n in names]}))
+  with pytest.raises(UserError, match="class indices"):
+    ImageFolderSource(tmp_path, 8)

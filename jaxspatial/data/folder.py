@@ -11,11 +11,18 @@ deterministic. Each example says how many unreadable entries were stepped over t
 (``skipped``, 0 normally); the pipeline sums these into the count the training logs show,
 which therefore also works with grain worker processes. :attr:`ImageFileSource.corrupt_count`
 is the number of distinct unreadable files this source has met in the current process.
+
+Class labels come from a ``dataset.json`` at the root of the folder or archive, as
+stylegan2-ada-pytorch's ``dataset_tool.py`` writes it: ``{"labels": [[relative/path.png,
+label], ...]}`` (or ``"labels": null``), a label being a class index or a list of floats.
+When present every image must have one, and examples carry ``label``: float32 ``(c_dim,)``,
+one-hot for class indices (``c_dim = max index + 1``), else the vector as given.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import pathlib
@@ -75,6 +82,7 @@ class ImageFileSource:
     self.path = str(path)
     self.resolution = int(resolution)
     self.files: list[str] = []
+    self.labels: np.ndarray | None = None
     self._bad: set[int] = set()
 
   def __len__(self) -> int:
@@ -88,8 +96,40 @@ class ImageFileSource:
     """Distinct unreadable files this source (in this process) has skipped."""
     return len(self._bad)
 
+  @property
+  def c_dim(self) -> int:
+    """Label dimension (0 without ``dataset.json`` labels)."""
+    return 0 if self.labels is None else int(self.labels.shape[1])
+
   def _open(self, i: int) -> IO[bytes]:
     raise NotImplementedError
+
+  def _read_labels(self, text: str | None) -> None:
+    """Sets :attr:`labels` from the text of ``dataset.json`` (None: no such file)."""
+    if text is None:
+      return
+    where = os.path.join(self.path, "dataset.json")
+    try:
+      entries = json.loads(text).get("labels")
+      by_name = {str(name).replace("\\", "/"): label for name, label in entries or ()}
+    except (ValueError, TypeError, AttributeError) as e:
+      raise UserError(f"{where} is not a dataset_tool labels file: {e}") from None
+    if entries is None:
+      return
+    missing = [f for f in self.files if f not in by_name]
+    if missing:
+      raise UserError(f"{where} has no label for {len(missing)} of {len(self.files)} images "
+                      f"(first: {missing[0]})")
+    try:
+      labels = np.asarray([by_name[f] for f in self.files])
+    except ValueError:
+      labels = np.zeros((0,), object)
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0:
+      labels = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels]
+    elif labels.ndim != 2 or not np.issubdtype(labels.dtype, np.number):
+      raise UserError(f"{where}: labels must be class indices >= 0 or equal-length lists of "
+                      "numbers")
+    self.labels = labels.astype(np.float32)
 
   def _decode(self, i: int) -> np.ndarray | None:
     """The resized image of entry ``i``, or None (after a warning) when it is unreadable."""
@@ -116,7 +156,10 @@ class ImageFileSource:
         continue
       image = self._decode(i)
       if image is not None:
-        return {"image": image, "skipped": np.int32(step)}
+        example = {"image": image, "skipped": np.int32(step)}
+        if self.labels is not None:
+          example["label"] = self.labels[i]
+        return example
     raise UserError(f"none of the {n} image files in {self.path} could be read")
 
 
@@ -139,6 +182,8 @@ class ImageFolderSource(ImageFileSource):
     if not files:
       raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {path}")
     self.files = sorted(files)
+    labels = root / "dataset.json"
+    self._read_labels(labels.read_text() if labels.is_file() else None)
 
   def _open(self, i: int) -> IO[bytes]:
     return open(os.path.join(self.path, self.files[i]), "rb")
@@ -156,6 +201,7 @@ class ZipImageSource(ImageFileSource):
     try:
       with zipfile.ZipFile(path) as zf:
         names = [info.filename for info in zf.infolist() if not info.is_dir()]
+        labels = zf.read("dataset.json").decode() if "dataset.json" in names else None
     except (zipfile.BadZipFile, OSError) as e:
       raise UserError(f"cannot read {path} as a .zip archive: {e}") from None
     self.files = sorted(
@@ -164,6 +210,7 @@ class ZipImageSource(ImageFileSource):
         and not any(part.startswith(".") for part in n.split("/")))
     if not self.files:
       raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {path}")
+    self._read_labels(labels)
     self._zip: zipfile.ZipFile | None = None
     self._zip_pid = -1
 

@@ -141,8 +141,10 @@ def _to_model_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   shapes' ``masks`` float32 ``(B, H, W, K)`` in {0, 1} (channel-last), ``centres`` float32
   ``(B, K, 2)``, ``class_ids`` int32 ``(B, K)``, ``num_objects`` int32 ``(B,)``. Folder
   sources' per-example ``skipped`` counts travel as a scalar ``_skipped`` (the iterator
-  removes it)."""
+  removes it); their ``dataset.json`` labels as ``labels`` float32 ``(B, c_dim)``."""
   out = {"image": batch["image"].astype(np.float32) / np.float32(127.5) - np.float32(1.0)}
+  if "label" in batch:
+    out["labels"] = batch["label"].astype(np.float32)
   if "skipped" in batch:
     out[_SKIPPED] = np.int64(batch["skipped"].sum())
   if "masks" in batch:   # shapes
