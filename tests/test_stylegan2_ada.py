@@ -11,6 +11,7 @@ noise floor (shared/reference/stylegan2_ada/README.md).
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -110,7 +111,8 @@ def test_g_is_not_g_ema(ref):
 def test_per_block_features(ref):
   m, inp, out = ref.m, ref.inp, ref.out
   c = None if ref.c is None else ref.c[:1]
-  img, feats = m.generator.apply(m.g_vars, inp["z"][:1], labels=c, return_features=True)
+  img, feats = jax.jit(lambda v, z, c: m.generator.apply(v, z, labels=c, return_features=True))(
+      m.g_vars, inp["z"][:1], c)
   for i, x in enumerate(feats):
     assert_close(f"gblk_b{4 * 2 ** i}_x", x, to_nhwc(out[f"gblk_b{4 * 2 ** i}_x"]))
   assert_close("final img", img, to_nhwc(out[f"gblk_b{m.resolution}_img"]))
@@ -128,8 +130,9 @@ def test_discriminator(ref, name, images, k):
 
 def test_discriminator_features(ref):
   m, inp, out = ref.m, ref.inp, ref.out
-  _, feats = m.discriminator.apply(m.d_vars, to_nhwc(inp["d_gen_images"][:4]),
-                                   labels=ref.labels(4), return_features=True)
+  _, feats = jax.jit(lambda v, x, c: m.discriminator.apply(v, x, labels=c,
+                                                           return_features=True))(
+      m.d_vars, to_nhwc(inp["d_gen_images"][:4]), ref.labels(4))
   for res in (2 ** k for k in range(3, m.resolution.bit_length())):
     assert_close(f"dint_b{res}_x", feats[res // 2], to_nhwc(out[f"dint_b{res}_x"]))
 

@@ -78,15 +78,20 @@ class GeneratorModel(Model):
     self.discriminator = (models_lib.build_discriminator(config.model)
                           if self.d_vars is not None else None)
     g = self.generator
-    self._mapping = self._jit(lambda v, z: g.apply(v, z, method=type(g).mapping))
+    labelled = lambda c: {} if c is None else {"labels": c}  # noqa: E731
+    self._mapping = self._jit(lambda v, z, c: g.apply(v, z, method=type(g).mapping,
+                                                      **labelled(c)))
     self._synthesize = self._jit(
         lambda v, ws, noise_mode, key: g.apply(v, ws, noise_mode, method=type(g).synthesize,
                                                rngs={"noise": key}),
         static_argnums=2)
-    self._truncate = self._jit(lambda v, w, psi: g.apply(v, w, psi, method=type(g).truncate))
+    self._truncate = self._jit(
+        lambda v, w, psi, cutoff: g.apply(v, w, psi, method=type(g).truncate,
+                                          **({} if cutoff is None else {"cutoff": cutoff})),
+        static_argnums=3)
     if self.discriminator is not None:
       d = self.discriminator
-      self._discriminate = self._jit(lambda v, x: d.apply(v, x))
+      self._discriminate = self._jit(lambda v, x, c: d.apply(v, x, **labelled(c)))
 
   # ------------------------------------------------------------------ properties
 
@@ -105,6 +110,11 @@ class GeneratorModel(Model):
   @property
   def num_ws(self) -> int:
     return int(self.generator.num_ws)
+
+  @property
+  def c_dim(self) -> int:
+    """Label dimension of a conditional model (0: unconditional)."""
+    return int(self.config.model.get("c_dim", 0))
 
   @property
   def latent_shape(self) -> tuple[int, ...]:
@@ -127,10 +137,29 @@ class GeneratorModel(Model):
     keys = jax.random.split(jax.random.key(seed), n)
     return np.asarray(jax.vmap(lambda k: jax.random.normal(k, (self.z_dim,)))(keys))
 
-  def mapping(self, z: np.ndarray) -> np.ndarray:
-    """z (n, *latent_shape) -> w (n, *style_shape)."""
+  def labels(self, labels: Any, n: int) -> np.ndarray | None:
+    """Checks ``labels`` for n samples: class indices (n,) -> one-hot, or (n, c_dim) vectors
+    as stylegan2-ada takes them; None for an unconditional model."""
+    if not self.c_dim:
+      if labels is not None:
+        raise UserError("this model is unconditional (c_dim 0): it takes no labels")
+      return None
+    if labels is None:
+      raise UserError(f"this model is conditional (c_dim {self.c_dim}): pass labels= (class "
+                      "indices or (n, c_dim) vectors)")
+    labels = np.asarray(labels)
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+      if labels.size and not 0 <= labels.min() <= labels.max() < self.c_dim:
+        raise UserError(f"class indices must be in 0..{self.c_dim - 1}, got {labels.tolist()}")
+      labels = np.eye(self.c_dim, dtype=np.float32)[labels]
+    return check_shape(labels, (n, self.c_dim), "labels")
+
+  def mapping(self, z: np.ndarray, labels: Any = None) -> np.ndarray:
+    """z (n, *latent_shape) [, labels] -> w (n, *style_shape)."""
     z = check_shape(z, (None, *self.latent_shape), "z")
-    return self._chunked(lambda i, s: self._mapping(self.g_vars, z[s]), len(z))
+    c = self.labels(labels, len(z))
+    return self._chunked(
+        lambda i, s: self._mapping(self.g_vars, z[s], None if c is None else c[s]), len(z))
 
   def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
     """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none."""
@@ -141,29 +170,37 @@ class GeneratorModel(Model):
                                                        jax.random.fold_in(key, i)), len(ws))
 
   def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str = "const",
-               seed: int = 0, **controls: Any) -> np.ndarray:
-    """z (n, *latent_shape) -> images (n, H, W, 3): mapping, truncation toward ``w_avg``,
-    the same styles for every layer, synthesis."""
+               seed: int = 0, truncation_cutoff: int | None = None, labels: Any = None,
+               **controls: Any) -> np.ndarray:
+    """z (n, *latent_shape) -> images (n, H, W, 3): mapping (conditioned on ``labels`` for a
+    conditional model), the same styles for every layer, truncation toward ``w_avg`` (only
+    of the layers below ``truncation_cutoff`` if given), synthesis."""
     if controls:
       raise TypeError(f"{self.kind} generate() takes no controls, got {sorted(controls)}")
-    w = self.mapping(z)
-    if truncation != 1.0:
-      w = self.truncate(w, truncation)
+    w = self.mapping(z, labels)
     ws = np.repeat(w[:, None], self.num_ws, axis=1)
+    if truncation != 1.0:
+      ws = self.truncate(ws, truncation, truncation_cutoff)
     return self.synthesize(ws, noise=noise, seed=seed)
 
-  def truncate(self, w: np.ndarray, truncation: float) -> np.ndarray:
-    """``w_avg + truncation (w - w_avg)`` on mapped latents (n, ..., w_dim)."""
-    return np.asarray(self._truncate(self.g_vars, np.asarray(w, np.float32),
-                                     jnp.float32(truncation)))
+  def truncate(self, w: np.ndarray, truncation: float,
+               truncation_cutoff: int | None = None) -> np.ndarray:
+    """``w_avg + truncation (w - w_avg)`` on mapped latents (n, ..., w_dim); with
+    ``truncation_cutoff`` W+ (n, num_ws, ...) only on the layers below it."""
+    w = np.asarray(w, np.float32)
+    if truncation_cutoff is not None:
+      check_shape(w, (None, self.num_ws, *self.style_shape), "ws")
+      truncation_cutoff = int(truncation_cutoff)
+    return np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation),
+                                     truncation_cutoff))
 
-  def discriminate(self, x: np.ndarray) -> np.ndarray:
-    """Images (n, H, W, 3) in [-1, 1] -> logits (n,). Batches are scored as given (the
-    minibatch-stddev feature couples samples within a group)."""
+  def discriminate(self, x: np.ndarray, labels: Any = None) -> np.ndarray:
+    """Images (n, H, W, 3) in [-1, 1] [, labels] -> logits (n,). Batches are scored as given
+    (the minibatch-stddev feature couples samples within a group)."""
     if self.discriminator is None:
       raise UserError("this checkpoint holds no discriminator ('d')")
     x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
-    return np.asarray(self._discriminate(self.d_vars, x))
+    return np.asarray(self._discriminate(self.d_vars, x, self.labels(labels, len(x))))
 
 
 def check_shape(a: Any, shape: tuple, name: str) -> np.ndarray:

@@ -28,6 +28,7 @@ Key mapping (torch -> Flax, layouts as in :mod:`convert.rosinality`)::
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -180,11 +181,8 @@ def model_config(g: Record, d: Record | None) -> ml_collections.ConfigDict:
   _require(len(clamps) == 1, f"several conv_clamp values {sorted(map(str, clamps))}")
   cfg = models_lib.stylegan2_model_config(
       resolution, z_dim=int(g.state["z_dim"]), w_dim=w_dim, n_mlp=n_mlp, channel_base=base,
-      channel_max=cmax)
+      channel_max=cmax, c_dim=c_dim, conv_clamp=clamps.pop())
   cfg.lr_mlp = round(lr_mlp, 6)
-  cfg.c_dim = c_dim
-  cfg.conv_clamp = clamps.pop()
-  cfg.cmap_dim, cfg.d_mapping_layers = 0, 8
   cfg.channel_rule = f"min({base} // res, {cmax})"
   if d is not None:
     _discriminator_config(d, cfg, channels)
@@ -219,9 +217,14 @@ def _discriminator_config(d: Record, cfg: ml_collections.ConfigDict, channels: d
 # ------------------------------------------------------------------------ conversion
 
 
+def _labels(cfg: ml_collections.ConfigDict) -> np.ndarray | None:
+  return np.zeros((1, cfg.c_dim), np.float32) if cfg.c_dim else None
+
+
 def convert_generator(g: Record, cfg: ml_collections.ConfigDict, what: str) -> dict:
   gen = models_lib.build_generator(cfg)
-  shapes = jax.eval_shape(gen.init, jax.random.key(0), np.zeros((1, cfg.z_dim), np.float32))
+  shapes = jax.eval_shape(functools.partial(gen.init, labels=_labels(cfg)), jax.random.key(0),
+                          np.zeros((1, cfg.z_dim), np.float32))
   tree = rosinality._apply_rules(g.state_dict(), generator_rules(cfg),
                                  rosinality._flatten(shapes), what)
   if "w_avg" not in tree.get("buffers", {}):
@@ -231,7 +234,7 @@ def convert_generator(g: Record, cfg: ml_collections.ConfigDict, what: str) -> d
 
 def convert_discriminator(d: Record, cfg: ml_collections.ConfigDict) -> dict:
   disc = models_lib.build_discriminator(cfg)
-  shapes = jax.eval_shape(disc.init, jax.random.key(0),
+  shapes = jax.eval_shape(functools.partial(disc.init, labels=_labels(cfg)), jax.random.key(0),
                           np.zeros((1, cfg.resolution, cfg.resolution, 3), np.float32))
   return rosinality._apply_rules(d.state_dict(), discriminator_rules(cfg),
                                  rosinality._flatten(shapes), "D")

@@ -102,12 +102,16 @@ def downsample2x(x: Array) -> Array:
 # --------------------------------------------------------------------------- activations
 
 
-def bias_act(x: Array, bias: Array | None, activate: bool = True) -> Array:
-  """``lrelu(x + bias, 0.2) * sqrt(2)`` (rosinality ``FusedLeakyReLU``); bias on last axis."""
+def bias_act(x: Array, bias: Array | None, activate: bool = True,
+             clamp: float | None = None) -> Array:
+  """``clip(lrelu(x + bias, 0.2) * sqrt(2), -clamp, clamp)`` (rosinality ``FusedLeakyReLU``;
+  stylegan2-ada ``bias_act`` with ``conv_clamp``); bias on the last axis, no clip for None."""
   if bias is not None:
     x = x + bias.astype(x.dtype)
   if activate:
     x = jax.nn.leaky_relu(x, 0.2) * jnp.asarray(SQRT2, x.dtype)
+  if clamp is not None:
+    x = jnp.clip(x, -clamp, clamp)
   return x
 
 
@@ -157,13 +161,14 @@ class EqualConv(nn.Module):
 
   Without ``down``: cross-correlation, stride 1, padding k//2. With ``down``: blur with
   ``pad = ((p+1)//2, p//2)``, ``p = 2 + k - 1``, then a stride-2 valid conv (StyleGAN2 D).
-  The bias (if any) is a ``bias_act`` bias. Weight HWIO, init N(0, 1).
+  The bias (if any) is a ``bias_act`` bias, ``clamp`` its output clip. Weight HWIO, init N(0, 1).
   """
   features: int
   kernel_size: int
   down: bool = False
   use_bias: bool = True
   activate: bool = True
+  clamp: float | None = None
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -180,7 +185,7 @@ class EqualConv(nn.Module):
     y = jax.lax.conv_general_dilated(x, w, (stride, stride), padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
-    return bias_act(y, b, self.activate)
+    return bias_act(y, b, self.activate, self.clamp)
 
 
 # ------------------------------------------------------------------- modulated convolution

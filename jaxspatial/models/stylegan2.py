@@ -75,21 +75,35 @@ def noise_resolution(i: int) -> int:
 
 
 class MappingNetwork(nn.Module):
-  """z (N, z_dim) -> w (N, w_dim): pixel norm, then ``n_mlp`` EqualDense+lrelu (lr_mul 0.01)."""
+  """z (N, z_dim) [, labels (N, c_dim)] -> w (N, w_dim).
+
+  ``x = pixel_norm(z)``; a conditional mapping (``c_dim > 0``, stylegan2-ada) appends
+  ``pixel_norm(embed(labels))``, ``embed`` a linear EqualDense to ``w_dim`` (lr 1), the two
+  normalised separately, z first. Then ``n_mlp`` EqualDense+lrelu (``lr_mul``). With
+  ``z=None`` (D's label mapping) x is the label embedding alone.
+  """
   w_dim: int
   n_mlp: int = 8
   lr_mul: float = 0.01
+  c_dim: int = 0
 
   @nn.compact
-  def __call__(self, z: Array) -> Array:
-    x = layers.pixel_norm(z.astype(jnp.float32))
+  def __call__(self, z: Array | None, labels: Array | None = None) -> Array:
+    parts = [] if z is None else [layers.pixel_norm(z.astype(jnp.float32))]
+    if self.c_dim:
+      if labels is None:
+        raise ValueError(f"a conditional mapping (c_dim {self.c_dim}) needs labels")
+      embed = layers.EqualDense(self.w_dim, name="embed")(labels.astype(jnp.float32))
+      parts.append(layers.pixel_norm(embed))
+    x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
     for i in range(1, self.n_mlp + 1):
       x = layers.EqualDense(self.w_dim, lr_mul=self.lr_mul, activate=True, name=f"dense_{i}")(x)
     return x
 
 
 class StyledConv(nn.Module):
-  """Modulated 3x3 conv (optionally 2x up) + noise + bias/lrelu.
+  """Modulated 3x3 conv (optionally 2x up) + noise + bias/lrelu, clipped to +-``clamp``
+  (stylegan2-ada's ``conv_clamp``; None: no clip).
 
   ``conv`` builds the modulated conv: ``conv(features, kernel_size, demodulate=, up=,
   name=)`` applied as ``conv(x, style)``. StyleGAN2's is :class:`layers.ModulatedConv`
@@ -99,25 +113,29 @@ class StyledConv(nn.Module):
   features: int
   up: bool = False
   conv: Callable[..., nn.Module] = layers.ModulatedConv
+  clamp: float | None = None
 
   @nn.compact
   def __call__(self, x: Array, style: Any, noise: Array | None) -> Array:
     x = self.conv(self.features, 3, demodulate=True, up=self.up, name="conv")(x, style)
     x = layers.NoiseInjection(name="noise")(x, noise)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    return layers.bias_act(x, bias)
+    return layers.bias_act(x, bias, clamp=self.clamp)
 
 
 class ToRGB(nn.Module):
-  """1x1 modulated conv (no demodulation) to RGB + bias, plus the 2x-upsampled skip;
-  ``conv`` as in :class:`StyledConv`."""
+  """1x1 modulated conv (no demodulation) to RGB + bias (clipped to +-``clamp``), plus the
+  2x-upsampled skip; ``conv`` as in :class:`StyledConv`."""
   channels: int = 3
   conv: Callable[..., nn.Module] = layers.ModulatedConv
+  clamp: float | None = None
 
   @nn.compact
   def __call__(self, x: Array, style: Any, skip: Array | None) -> Array:
     y = self.conv(self.channels, 1, demodulate=False, up=False, name="conv")(x, style)
     y = y + self.param("bias", nn.initializers.zeros, (self.channels,)).astype(y.dtype)
+    if self.clamp is not None:
+      y = jnp.clip(y, -self.clamp, self.clamp)
     if skip is not None:
       y = y + layers.upsample2x(skip)
     return y
@@ -141,11 +159,13 @@ class SynthesisNetwork(nn.Module):
 
   Families plug their layers into :meth:`layers` (the loop itself): SSN overrides
   :meth:`modulated_conv` (one style grid per layer), SpatialGAN passes ``conv``/``to_rgb``
-  factories that read its heatmaps.
+  factories that read its heatmaps. ``conv_clamp`` (stylegan2-ada) clips every conv and
+  ToRGB output of the default layers to +-conv_clamp.
   """
   resolution: int
   channels: ChannelTable = ChannelTable()
   dtype: Any = jnp.float32
+  conv_clamp: float | None = None
 
   @nn.compact
   def __call__(self, ws: Array, noise_mode: str = "const",
@@ -158,11 +178,12 @@ class SynthesisNetwork(nn.Module):
 
   def styled_conv(self, name: str, block: int, features: int, up: bool) -> ConvLayer:
     """The conv called ``name`` of the ``block`` px block."""
-    return StyledConv(features, up=up, conv=self.modulated_conv(), name=name)
+    return StyledConv(features, up=up, conv=self.modulated_conv(), clamp=self.conv_clamp,
+                      name=name)
 
   def to_rgb(self, name: str, block: int) -> RGBLayer:
     """The ToRGB called ``name`` of the ``block`` px block."""
-    return ToRGB(conv=self.modulated_conv(), name=name)
+    return ToRGB(conv=self.modulated_conv(), clamp=self.conv_clamp, name=name)
 
   def layers(self, ws: Array, noise_mode: str, noise: Sequence[Array] | None,
              return_features: bool,
@@ -231,10 +252,12 @@ class Generator(nn.Module):
   """Mapping + synthesis, with truncation toward the stored ``w_avg``.
 
   Methods (use with ``module.apply(variables, ..., method=...)``):
-    ``mapping(z) -> w`` (N, w_dim); ``styles(z, truncation, z_mix, mix_cutoff) -> W+``;
-    ``synthesize(ws, ...) -> img``; ``__call__(z, truncation, noise_mode, ...) -> img``.
+    ``mapping(z[, labels]) -> w`` (N, w_dim); ``styles(z, truncation, z_mix, mix_cutoff)
+    -> W+``; ``synthesize(ws, ...) -> img``; ``__call__(z, truncation, noise_mode, ...) -> img``.
   Other families subclass it and override ``make_synthesis`` (and ``mapping``/``synthesize``
-  where their inputs differ).
+  where their inputs differ). stylegan2-ada switches: ``c_dim > 0`` conditions the mapping on
+  labels (N, c_dim); ``conv_clamp`` clips the synthesis convs; ``truncation_cutoff`` limits
+  truncation to the first layers.
   """
   resolution: int
   z_dim: int = 512
@@ -243,59 +266,75 @@ class Generator(nn.Module):
   lr_mlp: float = 0.01
   channels: ChannelTable = ChannelTable()
   dtype: Any = jnp.float32
+  c_dim: int = 0
+  conv_clamp: float | None = None
 
   @property
   def num_ws(self) -> int:
     return num_ws(self.resolution)
 
   def setup(self):
-    self.mapping_network = MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp, name="mapping")
+    self.mapping_network = MappingNetwork(self.w_dim, self.n_mlp, self.lr_mlp, self.c_dim,
+                                          name="mapping")
     self.synthesis = self.make_synthesis()
     self.w_avg = self.variable("buffers", "w_avg", jnp.zeros, (self.w_dim,))
 
   def make_synthesis(self) -> SynthesisNetwork:
     """The synthesis network (named "synthesis"); families return their subclass."""
-    return SynthesisNetwork(self.resolution, self.channels, self.dtype, name="synthesis")
+    return SynthesisNetwork(self.resolution, self.channels, self.dtype, self.conv_clamp,
+                            name="synthesis")
 
-  def mapping(self, z: Array) -> Array:
-    return self.mapping_network(z)
+  def mapping(self, z: Array, labels: Array | None = None) -> Array:
+    return self.mapping_network(z, labels)
 
-  def truncate(self, w: Array, truncation: float | Array) -> Array:
-    """``w_avg + psi (w - w_avg)`` on (..., w_dim)."""
-    return self.w_avg.value + truncation * (w - self.w_avg.value)
+  def truncate(self, w: Array, truncation: float | Array,
+               cutoff: int | Array | None = None) -> Array:
+    """``w_avg + psi (w - w_avg)`` on (..., w_dim); with ``cutoff`` (W+ input (N, num_ws,
+    ...)) only on the layers ``< cutoff``, as stylegan2-ada's ``truncation_cutoff``."""
+    t = self.w_avg.value + truncation * (w - self.w_avg.value)
+    if cutoff is None:
+      return t
+    layer = jnp.arange(w.shape[1]).reshape((1, w.shape[1]) + (1,) * (w.ndim - 2))
+    return jnp.where(layer < cutoff, t, w)
 
   def synthesize(self, ws: Array, noise_mode: str = "const",
                  noise: Sequence[Array] | None = None, return_features: bool = False):
     return self.synthesis(ws, noise_mode, noise, return_features)
 
   def styles(self, z: Array, truncation: float | Array = 1.0, z_mix: Array | None = None,
-             mix_cutoff: int | Array | None = None, **mapping_inputs: Any) -> Array:
-    """z -> W+ (N, num_ws, ...): the truncated w for every layer; layers >= ``mix_cutoff``
-    take ``z_mix``'s (:func:`mix_layers`). ``mapping_inputs`` go to ``mapping`` (SpatialGAN:
-    ``heatmaps``)."""
-    w = self.truncate(self.mapping(z, **mapping_inputs), truncation)
+             mix_cutoff: int | Array | None = None, *,
+             truncation_cutoff: int | Array | None = None, **mapping_inputs: Any) -> Array:
+    """z -> W+ (N, num_ws, ...): w for every layer, layers >= ``mix_cutoff`` taking
+    ``z_mix``'s (:func:`mix_layers`), truncated (below ``truncation_cutoff`` only, if
+    given). ``mapping_inputs`` go to ``mapping`` (``labels``; SpatialGAN: ``heatmaps``)."""
+    w = self.mapping(z, **mapping_inputs)
     ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
     if z_mix is not None:
-      w2 = self.truncate(self.mapping(z_mix, **mapping_inputs), truncation)
-      ws = mix_layers(ws, w2, mix_cutoff)
-    return ws
+      ws = mix_layers(ws, self.mapping(z_mix, **mapping_inputs), mix_cutoff)
+    return self.truncate(ws, truncation, truncation_cutoff)
 
   def __call__(self, z: Array, truncation: float | Array = 1.0, noise_mode: str = "const",
-               noise: Sequence[Array] | None = None, return_features: bool = False):
-    return self.synthesize(self.styles(z, truncation), noise_mode, noise, return_features)
+               noise: Sequence[Array] | None = None, return_features: bool = False,
+               labels: Array | None = None, truncation_cutoff: int | Array | None = None):
+    ws = self.styles(z, truncation, truncation_cutoff=truncation_cutoff,
+                     **({} if labels is None else {"labels": labels}))
+    return self.synthesize(ws, noise_mode, noise, return_features)
 
 
 # ------------------------------------------------------------------------ discriminator
 
 
 class ResBlock(nn.Module):
-  """``(conv2_down(conv1(x)) + skip_down(x)) / sqrt(2)``, halving the resolution."""
+  """``(conv2_down(conv1(x)) + skip_down(x)) / sqrt(2)``, halving the resolution; conv
+  outputs clipped to ``clamp`` (stylegan2-ada's ``conv_clamp * sqrt(1/2)`` on conv2 after
+  its ``sqrt(1/2)`` gain is the same clip before the division)."""
   features: int
+  clamp: float | None = None
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    y = layers.EqualConv(x.shape[-1], 3, name="conv1")(x)
-    y = layers.EqualConv(self.features, 3, down=True, name="conv2")(y)
+    y = layers.EqualConv(x.shape[-1], 3, clamp=self.clamp, name="conv1")(x)
+    y = layers.EqualConv(self.features, 3, down=True, clamp=self.clamp, name="conv2")(y)
     s = layers.EqualConv(self.features, 1, down=True, use_bias=False, activate=False,
                       name="skip")(x)
     return (y + s) * jnp.asarray(1 / math.sqrt(2), y.dtype)
@@ -308,16 +347,26 @@ class Discriminator(nn.Module):
   (the ``from_rgb`` output has the full resolution; each ResBlock's output half its input).
   Zero taps leave the output unchanged, and ``jax.grad`` w.r.t. them gives dlogit/dfeature
   (GradCAM). ``return_features`` also returns {resolution: block output}.
+
+  stylegan2-ada extensions: ``conv_clamp`` clips every conv output except the skips;
+  a conditional D (``c_dim > 0``) maps ``labels`` (N, c_dim) through its own
+  :class:`MappingNetwork` (``mapping_layers`` deep, no z) to ``cmap`` (N, cmap_dim) and
+  projects (:func:`projected_logits`; ``cmap_dim`` 0: the 4 px width).
   """
   resolution: int
   channels: ChannelTable = ChannelTable()
   mbstd_group_size: int = 4
   mbstd_num_channels: int = 1
   dtype: Any = jnp.float32
+  conv_clamp: float | None = None
+  c_dim: int = 0
+  cmap_dim: int = 0
+  mapping_layers: int = 8
+  lr_mlp: float = 0.01
 
   @nn.compact
   def __call__(self, img: Array, taps: dict[int, Array] | None = None,
-               return_features: bool = False):
+               return_features: bool = False, labels: Array | None = None):
     taps = taps or {}
     log_res = log2_resolution(self.resolution)
     features: dict[int, Array] = {}
@@ -329,15 +378,29 @@ class Discriminator(nn.Module):
       return h
 
     x = img.astype(self.dtype)
-    x = tap(self.resolution, layers.EqualConv(self.channels(self.resolution), 1,
-                                           name="from_rgb")(x))
+    clamp = self.conv_clamp
+    x = tap(self.resolution, layers.EqualConv(self.channels(self.resolution), 1, clamp=clamp,
+                                              name="from_rgb")(x))
     for n in range(1, log_res - 1):
       res_out = 2 ** (log_res - n)
-      x = tap(res_out, ResBlock(self.channels(res_out), name=f"blocks_{n}")(x))
+      x = tap(res_out, ResBlock(self.channels(res_out), clamp, name=f"blocks_{n}")(x))
     x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
     c4 = self.channels(4)
-    x = layers.EqualConv(c4, 3, name="final_conv")(x)
+    x = layers.EqualConv(c4, 3, clamp=clamp, name="final_conv")(x)
     x = x.reshape(x.shape[0], -1)  # NHWC flatten; convert_torch permutes torch's NCHW rows
     x = layers.EqualDense(c4, activate=True, name="final_dense")(x)
-    logits = layers.EqualDense(1, name="out")(x)[:, 0].astype(jnp.float32)
+    if self.c_dim:
+      cmap_dim = self.cmap_dim or c4
+      cmap = MappingNetwork(cmap_dim, self.mapping_layers, self.lr_mlp, self.c_dim,
+                            name="mapping")(None, labels)
+      out = layers.EqualDense(cmap_dim, name="out")(x).astype(jnp.float32)
+      logits = projected_logits(out, cmap)
+    else:
+      logits = layers.EqualDense(1, name="out")(x)[:, 0].astype(jnp.float32)
     return (logits, features) if return_features else logits
+
+
+def projected_logits(out: Array, cmap: Array) -> Array:
+  """Conditional D's projection (Miyato & Koyama 2018, as stylegan2-ada scales it):
+  ``logit = sum_k out[k] cmap[k] / sqrt(cmap_dim)``, (N, cmap_dim) x2 -> (N,)."""
+  return jnp.sum(out * cmap, axis=-1) * (1 / math.sqrt(cmap.shape[-1]))
