@@ -75,6 +75,23 @@ def stylegan2_model(preset: str) -> ml_collections.ConfigDict:
   return stylegan2_model_config(256, channel_base=16384, channel_max=512, mbstd_group_size=8)
 
 
+def _validate_labels(m: ml_collections.ConfigDict, d: ml_collections.ConfigDict) -> None:
+  """A conditional model (``model.c_dim > 0``) needs a folder/zip whose ``dataset.json``
+  labels have ``c_dim`` dimensions (lists the files, reads no image)."""
+  c_dim = int(m.get("c_dim", 0))
+  if not c_dim:
+    return
+  if d.source not in ("folder", "zip"):
+    raise UserError(f"model.c_dim={c_dim} needs labelled data: data.source folder or zip with "
+                    f"stylegan2-ada's dataset.json, not {d.source!r}")
+  from jaxspatial.data import pipeline
+  found = pipeline.make_source(d).c_dim
+  if not found:
+    raise UserError(f"model.c_dim={c_dim}, but {d.path} has no dataset.json labels")
+  if found != c_dim:
+    raise UserError(f"the labels have {found} dimensions, model.c_dim is {c_dim}")
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
              num_processes: int | None = None) -> None:
   """One-line UserError for a config that cannot run, before anything is compiled."""
@@ -95,6 +112,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
     raise UserError(f"batch_size {b} is not divisible by the {num_processes} processes")
   from jaxspatial.data import pipeline
   pipeline.validate_data_config(d)
+  _validate_labels(m, d)
   loss = config.loss
   if loss.pl_weight > 0 and (b // loss.pl_batch_shrink) % num_devices:
     raise UserError(f"path-length batch {b // loss.pl_batch_shrink} (batch_size / "

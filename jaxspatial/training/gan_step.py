@@ -23,6 +23,11 @@ Keys are ``fold_in(key(seed), step)`` split per use, so runs are reproducible an
 
 A *family* adapts the generator: it samples the generator's inputs, maps them to styles
 (with style mixing) and synthesises images from styles; see :class:`StyleGAN2Family`.
+
+Conditional models (``model.c_dim > 0``, stylegan2-ada): ``batch["labels"]`` (N, c_dim)
+condition D on the reals; each generated batch takes the labels of a random permutation of
+the batch's (the dataset's label distribution, as stylegan2-ada draws dataset labels), and D
+scores it under those labels.
 """
 
 from __future__ import annotations
@@ -60,14 +65,29 @@ class StyleGAN2Family:
   def num_ws(self) -> int:
     return sg2.num_ws(self.config.model.resolution)
 
+  @property
+  def c_dim(self) -> int:
+    return int(self.config.model.get("c_dim", 0))
+
   def sample_inputs(self, key: Array, n: int) -> dict[str, Array]:
+    """z, z_mix and, for a conditional model, ``labels`` cycling through the classes (the
+    training step replaces them by dataset labels)."""
     k1, k2 = jax.random.split(key)
     z_dim = self.config.model.z_dim
-    return {"z": jax.random.normal(k1, (n, z_dim)), "z_mix": jax.random.normal(k2, (n, z_dim))}
+    inputs = {"z": jax.random.normal(k1, (n, z_dim)), "z_mix": jax.random.normal(k2, (n, z_dim))}
+    if self.c_dim:
+      inputs["labels"] = jax.nn.one_hot(jnp.arange(n) % self.c_dim, self.c_dim)
+    return inputs
 
   def init_inputs(self) -> tuple:
     """Example positional inputs for ``generator.init``."""
     return (jnp.zeros((1, self.config.model.z_dim)),)
+
+  def label_kwargs(self, labels: Array | None = None, n: int = 1) -> dict:
+    """``{"labels": ...}`` for a conditional G or D call (zeros if None), else ``{}``."""
+    if not self.c_dim:
+      return {}
+    return {"labels": jnp.zeros((n, self.c_dim)) if labels is None else labels}
 
   def init_models(self, path: str) -> dict:
     """Models ``{"g", "g_ema", "d"}`` (those present) to start training from: a checkpoint
@@ -83,16 +103,17 @@ class StyleGAN2Family:
       models["g"] = models["g_ema"]
     return models
 
-  def mapping(self, g_vars: Any, z: Array) -> Array:
-    return self.generator.apply(g_vars, z, method=type(self.generator).mapping)
+  def mapping(self, g_vars: Any, z: Array, labels: Array | None = None) -> Array:
+    return self.generator.apply(g_vars, z, method=type(self.generator).mapping,
+                                **({} if labels is None else {"labels": labels}))
 
   def styles(self, g_vars: Any, inputs: dict, key: Array, mixing_prob: float):
     """Mapped W+ with style mixing: layers >= cutoff take ``z_mix``'s w, where cutoff ~
     U{1..num_ws-1} with probability ``mixing_prob`` and num_ws (no mixing) otherwise."""
-    w = self.mapping(g_vars, inputs["z"])
+    w = self.mapping(g_vars, inputs["z"], inputs.get("labels"))
     ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws) + w.shape[1:])
     if mixing_prob > 0:
-      w2 = self.mapping(g_vars, inputs["z_mix"])
+      w2 = self.mapping(g_vars, inputs["z_mix"], inputs.get("labels"))
       ws = mix_styles(ws, w2, key, mixing_prob)
     return ws, w.reshape(-1, w.shape[-1]).mean(0)
 
@@ -153,26 +174,37 @@ class StepContext:
   opt_d: optax.GradientTransformation
   constrain: Callable[[Array], Array] = lambda x: x
 
-  def inputs(self, key: Array, n: int) -> dict[str, Array]:
-    return jax.tree.map(self.constrain, self.family.sample_inputs(key, n))
+  def inputs(self, key: Array, n: int, labels: Array | None = None) -> dict[str, Array]:
+    """Fresh generator inputs; a conditional model's take a random draw of ``labels``
+    (the batch's)."""
+    k_in, k_c = jax.random.split(key)
+    inputs = self.family.sample_inputs(k_in, n)
+    if labels is not None:
+      inputs["labels"] = jax.random.permutation(k_c, labels)[:n]
+    return jax.tree.map(self.constrain, inputs)
 
-  def generate(self, g_vars: Any, key: Array, n: int):
+  def generate(self, g_vars: Any, key: Array, n: int, labels: Array | None = None):
     """(inputs, W+, mean w, images) of ``n`` fresh samples, with style mixing."""
     k_in, k_mix, k_noise = jax.random.split(key, 3)
-    inputs = self.inputs(k_in, n)
+    inputs = self.inputs(k_in, n, labels)
     ws, w_mean = self.family.styles(g_vars, inputs, k_mix, self.config.loss.style_mixing)
     return inputs, ws, w_mean, self.family.synthesize(g_vars, ws, inputs, k_noise)
 
 
 def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array, key: Array,
-                       r1: bool) -> tuple[state_lib.GANState, dict]:
-  """D's logistic loss on ``real`` and fresh fakes, then (``r1``) the lazy R1 update."""
+                       r1: bool, labels: Array | None = None
+                       ) -> tuple[state_lib.GANState, dict]:
+  """D's logistic loss on ``real`` (with their ``labels``, conditional models) and fresh
+  fakes, then (``r1``) the lazy R1 update."""
   D, loss = ctx.family.discriminator, ctx.config.loss
-  fake = jax.lax.stop_gradient(ctx.generate(state.g, key, real.shape[0])[3])
+  inputs, _, _, fake = ctx.generate(state.g, key, real.shape[0], labels)
+  fake = jax.lax.stop_gradient(fake)
+  fake_c = ctx.family.label_kwargs(inputs.get("labels"))
+  real_c = ctx.family.label_kwargs(labels)
 
   def d_loss_fn(d_params):
     d_vars = {**state.d, "params": d_params}
-    fake_logits, real_logits = D.apply(d_vars, fake), D.apply(d_vars, real)
+    fake_logits, real_logits = D.apply(d_vars, fake, **fake_c), D.apply(d_vars, real, **real_c)
     l = sg2_losses.d_logistic_loss(real_logits, fake_logits)
     return l, {"d_loss": l, "scores/real": real_logits.mean(), "scores/fake": fake_logits.mean()}
 
@@ -181,7 +213,8 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
   d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads)
 
   def r1_loss_fn(d_params):
-    penalty = sg2_losses.r1_penalty(lambda x: D.apply({**state.d, "params": d_params}, x), real)
+    penalty = sg2_losses.r1_penalty(
+        lambda x: D.apply({**state.d, "params": d_params}, x, **real_c), real)
     return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
 
   penalty = jnp.zeros((), jnp.float32)
@@ -192,15 +225,17 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
   return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
 
 
-def generator_step(ctx: StepContext, state: state_lib.GANState,
-                   key: Array) -> tuple[state_lib.GANState, dict]:
+def generator_step(ctx: StepContext, state: state_lib.GANState, key: Array,
+                   labels: Array | None = None) -> tuple[state_lib.GANState, dict]:
   """G's non-saturating loss plus the family's extra loss; ``w_avg`` tracks the mean w."""
   k_gen, k_extra = jax.random.split(key)
 
   def g_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
-    inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size)
-    adv = sg2_losses.g_nonsaturating_loss(ctx.family.discriminator.apply(state.d, fake))
+    inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size, labels)
+    logits = ctx.family.discriminator.apply(state.d, fake,
+                                            **ctx.family.label_kwargs(inputs.get("labels")))
+    adv = sg2_losses.g_nonsaturating_loss(logits)
     extra, extra_metrics = ctx.family.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
                                                            k_extra)
     return adv + extra, ({"g_loss": adv, **extra_metrics}, w_mean)
@@ -215,7 +250,8 @@ def generator_step(ctx: StepContext, state: state_lib.GANState,
 
 
 def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
-                     path_length: bool) -> tuple[state_lib.GANState, dict]:
+                     path_length: bool, labels: Array | None = None
+                     ) -> tuple[state_lib.GANState, dict]:
   """The lazy path-length update of G (``path_length``) on ``batch / pl_batch_shrink``."""
   config, loss = ctx.config, ctx.config.loss
   n = max(config.batch_size // loss.pl_batch_shrink, 1)
@@ -223,7 +259,7 @@ def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
 
   def pl_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
-    inputs = ctx.inputs(k_in, n)
+    inputs = ctx.inputs(k_in, n, labels)
     ws, _ = ctx.family.styles(g_vars, inputs, k_mix, loss.style_mixing)
     res = config.model.resolution
     y = ctx.constrain(jax.random.normal(k_y, (n, res, res, 3))) / res
@@ -252,16 +288,18 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   One step: :func:`discriminator_step` (D, then R1 if ``phase.r1``), :func:`generator_step`,
   :func:`path_length_step` (if ``phase.path_length``), then the EMA of G.
   ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding.
-  ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch.
+  ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch; conditional models
+  also ``batch["labels"]`` (N, c_dim).
   """
   ctx = StepContext(config, family, opt_g, opt_d, constrain)
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):
+    labels = batch["labels"] if family.c_dim else None
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_d, k_g, k_pl = jax.random.split(key, 3)
-    state, d_metrics = discriminator_step(ctx, state, batch["image"], k_d, phase.r1)
-    state, g_metrics = generator_step(ctx, state, k_g)
-    state, pl_metrics = path_length_step(ctx, state, k_pl, phase.path_length)
+    state, d_metrics = discriminator_step(ctx, state, batch["image"], k_d, phase.r1, labels)
+    state, g_metrics = generator_step(ctx, state, k_g, labels)
+    state, pl_metrics = path_length_step(ctx, state, k_pl, phase.path_length, labels)
     beta = state_lib.ema_beta(config, state.step)
     state = state.replace(g_ema=state_lib.ema_update(state.g_ema, state.g, beta),
                           step=state.step + 1)
@@ -276,9 +314,9 @@ def init_state(config: ml_collections.ConfigDict, family: StyleGAN2Family,
                key: Array) -> state_lib.GANState:
   """Fresh state: G and D initialised from ``key`` (works under ``jax.eval_shape``)."""
   k_g, k_d = jax.random.split(key)
-  g_vars = family.generator.init(k_g, *family.init_inputs())
+  g_vars = family.generator.init(k_g, *family.init_inputs(), **family.label_kwargs())
   res = config.model.resolution
-  d_vars = family.discriminator.init(k_d, jnp.zeros((1, res, res, 3)))
+  d_vars = family.discriminator.init(k_d, jnp.zeros((1, res, res, 3)), **family.label_kwargs())
   return state_lib.GANState(
       step=jnp.zeros((), jnp.int32), g=g_vars, g_ema=g_vars, d=d_vars,
       opt_g=opt_g.init(g_vars["params"]), opt_d=opt_d.init(d_vars["params"]),

@@ -100,9 +100,11 @@ class Trainer:
     self.state = self.state.replace(**updates)
 
   def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Process-local numpy batch -> global arrays sharded over ``data``."""
-    return {"image": jax.make_array_from_process_local_data(self.batch_sharding,
-                                                            local["image"])}
+    """Process-local numpy batch -> global arrays sharded over ``data`` (the images, and
+    the labels a conditional model trains on)."""
+    keys = ("image", "labels") if self.family.c_dim else ("image",)
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, local[k])
+            for k in keys}
 
   def compiled_step(self, phase: gan_step.Phase):
     """The jitted step for ``phase`` (built and cached on first use): state donated, explicit
