@@ -1,10 +1,12 @@
-"""rosinality/stylegan2-pytorch state dicts -> jaxspatial StyleGAN2 variables.
+"""rosinality/stylegan2-pytorch state dicts <-> jaxspatial StyleGAN2 variables.
 
-The torch file is read by :mod:`jaxspatial.convert.torch`; the mapping itself is pure numpy. Each torch key maps to one
-Flax variable through a rule (regex -> path template, layout transform); the result is
-checked against the shapes ``jax.eval_shape`` gives for the inferred architecture, so a
-missing key, an unexpected key or a shape mismatch is reported by name. FIR ``.kernel``
-buffers are verified against the [1,3,3,1] filter, not copied.
+Pure numpy: the torch file is read by :mod:`jaxspatial.convert.torch` and written by
+``export_torch``. Each torch key maps to one Flax variable through a rule (regex -> path
+template, layout transform and its inverse); the result is checked against the shapes
+``jax.eval_shape`` gives for the inferred architecture, so a missing key, an unexpected key
+or a shape mismatch is reported by name. FIR ``.kernel`` buffers are verified against the
+[1,3,3,1] filter, not copied. Export walks the same rules backwards over the key list
+rosinality's modules register (:func:`generator_keys`, :func:`discriminator_keys`).
 """
 
 from __future__ import annotations
@@ -31,16 +33,28 @@ def _conv(w: np.ndarray) -> np.ndarray:          # torch OIHW -> HWIO
   return w.transpose(2, 3, 1, 0)
 
 
+def _conv_back(w: np.ndarray) -> np.ndarray:     # HWIO -> OIHW
+  return w.transpose(3, 2, 0, 1)
+
+
 def _modconv(w: np.ndarray) -> np.ndarray:       # [1, O, I, k, k] -> HWIO
   return w[0].transpose(2, 3, 1, 0)
 
 
-def _linear(w: np.ndarray) -> np.ndarray:        # [out, in] -> (in, out)
+def _modconv_back(w: np.ndarray) -> np.ndarray:
+  return w.transpose(3, 2, 0, 1)[None]
+
+
+def _linear(w: np.ndarray) -> np.ndarray:        # [out, in] <-> (in, out)
   return w.T
 
 
 def _nchw_to_nhwc(w: np.ndarray) -> np.ndarray:  # [1, C, H, W] -> [1, H, W, C]
   return w.transpose(0, 2, 3, 1)
+
+
+def _nhwc_to_nchw(w: np.ndarray) -> np.ndarray:
+  return w.transpose(0, 3, 1, 2)
 
 
 def _flatten_rows_nchw_to_nhwc(w: np.ndarray) -> np.ndarray:
@@ -50,46 +64,62 @@ def _flatten_rows_nchw_to_nhwc(w: np.ndarray) -> np.ndarray:
   return w.reshape(out, c, 4, 4).transpose(2, 3, 1, 0).reshape(16 * c, out)
 
 
+def _flatten_rows_nhwc_to_nchw(w: np.ndarray) -> np.ndarray:
+  fan_in, out = w.shape
+  return w.reshape(4, 4, fan_in // 16, out).transpose(3, 2, 0, 1).reshape(out, fan_in)
+
+
+def _identity(a: np.ndarray) -> np.ndarray:
+  return a
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
   pattern: str                      # regex over the torch key
   target: str | None                # "collection/a/b" with \1 groups; None = FIR constant
-  transform: Callable[[np.ndarray], np.ndarray] = lambda a: a
+  transform: Callable[[np.ndarray], np.ndarray] = _identity
   fir_gain: float = 1.0             # for target None: expected kernel = gain * K
+  inverse: Callable[[np.ndarray], np.ndarray] = _identity   # Flax layout -> torch layout
 
 
 G_RULES = [
-    Rule(r"style\.(\d+)\.weight", r"params/mapping/dense_\1/weight", _linear),
+    Rule(r"style\.(\d+)\.weight", r"params/mapping/dense_\1/weight", _linear, inverse=_linear),
     Rule(r"style\.(\d+)\.bias", r"params/mapping/dense_\1/bias"),
-    Rule(r"input\.input", "params/synthesis/const", _nchw_to_nhwc),
+    Rule(r"input\.input", "params/synthesis/const", _nchw_to_nhwc, inverse=_nhwc_to_nchw),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.weight",
-         r"params/synthesis/\1/conv/weight", _modconv),
+         r"params/synthesis/\1/conv/weight", _modconv, inverse=_modconv_back),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.weight",
-         r"params/synthesis/\1/conv/modulation/weight", _linear),
+         r"params/synthesis/\1/conv/modulation/weight", _linear, inverse=_linear),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.bias",
          r"params/synthesis/\1/conv/modulation/bias"),
     Rule(r"(conv1|convs\.\d+)\.noise\.weight", r"params/synthesis/\1/noise/weight",
-         lambda a: a.reshape(())),
+         lambda a: a.reshape(()), inverse=lambda a: a.reshape(1)),
     Rule(r"(conv1|convs\.\d+)\.activate\.bias", r"params/synthesis/\1/bias"),
-    Rule(r"(to_rgb1|to_rgbs\.\d+)\.bias", r"params/synthesis/\1/bias", lambda a: a.reshape(-1)),
-    Rule(r"noises\.noise_(\d+)", r"buffers/synthesis/noise_\1", _nchw_to_nhwc),
+    Rule(r"(to_rgb1|to_rgbs\.\d+)\.bias", r"params/synthesis/\1/bias", lambda a: a.reshape(-1),
+         inverse=lambda a: a.reshape(1, -1, 1, 1)),
+    Rule(r"noises\.noise_(\d+)", r"buffers/synthesis/noise_\1", _nchw_to_nhwc,
+         inverse=_nhwc_to_nchw),
     Rule(r"convs\.\d+\.conv\.blur\.kernel", None, fir_gain=4.0),
     Rule(r"to_rgbs\.\d+\.upsample\.kernel", None, fir_gain=4.0),
 ]
 
 D_RULES = [
-    Rule(r"convs\.0\.0\.weight", "params/from_rgb/weight", _conv),
+    Rule(r"convs\.0\.0\.weight", "params/from_rgb/weight", _conv, inverse=_conv_back),
     Rule(r"convs\.0\.1\.bias", "params/from_rgb/bias"),
-    Rule(r"convs\.(\d+)\.conv1\.0\.weight", r"params/blocks_\1/conv1/weight", _conv),
+    Rule(r"convs\.(\d+)\.conv1\.0\.weight", r"params/blocks_\1/conv1/weight", _conv,
+         inverse=_conv_back),
     Rule(r"convs\.(\d+)\.conv1\.1\.bias", r"params/blocks_\1/conv1/bias"),
-    Rule(r"convs\.(\d+)\.conv2\.1\.weight", r"params/blocks_\1/conv2/weight", _conv),
+    Rule(r"convs\.(\d+)\.conv2\.1\.weight", r"params/blocks_\1/conv2/weight", _conv,
+         inverse=_conv_back),
     Rule(r"convs\.(\d+)\.conv2\.2\.bias", r"params/blocks_\1/conv2/bias"),
-    Rule(r"convs\.(\d+)\.skip\.1\.weight", r"params/blocks_\1/skip/weight", _conv),
-    Rule(r"final_conv\.0\.weight", "params/final_conv/weight", _conv),
+    Rule(r"convs\.(\d+)\.skip\.1\.weight", r"params/blocks_\1/skip/weight", _conv,
+         inverse=_conv_back),
+    Rule(r"final_conv\.0\.weight", "params/final_conv/weight", _conv, inverse=_conv_back),
     Rule(r"final_conv\.1\.bias", "params/final_conv/bias"),
-    Rule(r"final_linear\.0\.weight", "params/final_dense/weight", _flatten_rows_nchw_to_nhwc),
+    Rule(r"final_linear\.0\.weight", "params/final_dense/weight", _flatten_rows_nchw_to_nhwc,
+         inverse=_flatten_rows_nhwc_to_nchw),
     Rule(r"final_linear\.0\.bias", "params/final_dense/bias"),
-    Rule(r"final_linear\.1\.weight", "params/out/weight", _linear),
+    Rule(r"final_linear\.1\.weight", "params/out/weight", _linear, inverse=_linear),
     Rule(r"final_linear\.1\.bias", "params/out/bias"),
     Rule(r"convs\.\d+\.(conv2\.0|skip\.0)\.kernel", None, fir_gain=1.0),
 ]
@@ -139,6 +169,10 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict[str, tuple[int, ...]]:
   return out
 
 
+def _target_path(match: re.Match, rule: Rule) -> str:
+  return match.expand(rule.target).replace("convs.", "convs_").replace("to_rgbs.", "to_rgbs_")
+
+
 def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict, what: str) -> dict:
   tree: dict = {}
   unexpected, mismatched, bad_fir = [], [], []
@@ -153,7 +187,7 @@ def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict
         if not np.allclose(value, layers.fir_kernel(gain=rule.fir_gain), atol=1e-6):
           bad_fir.append(key)
         break
-      path = m.expand(rule.target).replace("convs.", "convs_").replace("to_rgbs.", "to_rgbs_")
+      path = _target_path(m, rule)
       arr = rule.transform(value)
       if path not in expected:
         unexpected.append(key)
@@ -274,3 +308,93 @@ def convert_ssn(obj, **kw):
   from jaxspatial.models import ssn
   models, config, summary = convert_stylegan2(obj, **kw)
   return ssn.transfer_from_stylegan2(models, config, summary)
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def generator_keys(model_cfg: ml_collections.ConfigDict) -> list[str]:
+  """``Generator.state_dict()`` keys of rosinality's model, in its registration order."""
+  log_res = stylegan2.log2_resolution(model_cfg.resolution)
+  keys = [k for i in range(1, model_cfg.n_mlp + 1) for k in (f"style.{i}.weight",
+                                                              f"style.{i}.bias")]
+  keys.append("input.input")
+
+  def styled(name, up):
+    return ([f"{name}.conv.weight"] + ([f"{name}.conv.blur.kernel"] if up else []) +
+            [f"{name}.conv.modulation.weight", f"{name}.conv.modulation.bias",
+             f"{name}.noise.weight", f"{name}.activate.bias"])
+
+  def rgb(name, up):
+    return ([f"{name}.bias"] + ([f"{name}.upsample.kernel"] if up else []) +
+            [f"{name}.conv.weight", f"{name}.conv.modulation.weight",
+             f"{name}.conv.modulation.bias"])
+
+  keys += styled("conv1", False) + rgb("to_rgb1", False)
+  for i in range(2 * (log_res - 2)):
+    keys += styled(f"convs.{i}", i % 2 == 0)
+  for r in range(log_res - 2):
+    keys += rgb(f"to_rgbs.{r}", True)
+  return keys + [f"noises.noise_{i}" for i in range(stylegan2.num_noises(model_cfg.resolution))]
+
+
+def discriminator_keys(model_cfg: ml_collections.ConfigDict) -> list[str]:
+  """``Discriminator.state_dict()`` keys of rosinality's model, in its registration order."""
+  keys = ["convs.0.0.weight", "convs.0.1.bias"]
+  for i in range(1, stylegan2.log2_resolution(model_cfg.resolution) - 1):
+    keys += [f"convs.{i}.conv1.0.weight", f"convs.{i}.conv1.1.bias", f"convs.{i}.conv2.0.kernel",
+             f"convs.{i}.conv2.1.weight", f"convs.{i}.conv2.2.bias", f"convs.{i}.skip.0.kernel",
+             f"convs.{i}.skip.1.weight"]
+  return keys + ["final_conv.0.weight", "final_conv.1.bias", "final_linear.0.weight",
+                 "final_linear.0.bias", "final_linear.1.weight", "final_linear.1.bias"]
+
+
+def exportable(model_cfg: ml_collections.ConfigDict) -> None:
+  """UserError unless rosinality's Generator/Discriminator can hold this architecture."""
+  m = model_cfg
+  problems = []
+  if m.get("kind") != "stylegan2":
+    problems.append(f"kind {m.get('kind')!r} (only plain StyleGAN2)")
+  if m.get("channel_base", 0):
+    problems.append(f"channels min({m.channel_base} // res, {m.channel_max}) (rosinality has "
+                    "a fixed table: 512 up to 32 px, then channel_multiplier)")
+  if m.z_dim != m.w_dim:
+    problems.append(f"z_dim {m.z_dim} != w_dim {m.w_dim}")
+  if m.get("c_dim", 0) or m.get("conv_clamp") is not None:
+    problems.append("labels / conv_clamp (stylegan2-ada features)")
+  if (m.get("mbstd_group_size", 4), m.get("mbstd_num_channels", 1)) != (4, 1):
+    problems.append(f"minibatch stddev {m.mbstd_group_size} x {m.mbstd_num_channels} "
+                    "(rosinality: 4 x 1)")
+  if abs(m.get("lr_mlp", 0.01) - 0.01) > 1e-9:
+    problems.append(f"lr_mlp {m.lr_mlp} (rosinality: 0.01)")
+  if problems:
+    raise UserError("cannot export to rosinality's architecture: " + "; ".join(problems))
+
+
+def _lookup(tree: Mapping, path: str) -> np.ndarray:
+  for part in path.split("/"):
+    tree = tree[part]
+  return np.asarray(tree, np.float32)
+
+
+def _export(tree: Mapping, keys: list[str], rules: list[Rule]) -> dict[str, np.ndarray]:
+  out = {}
+  for key in keys:
+    rule, m = next((r, m) for r in rules if (m := re.fullmatch(r.pattern, key)))
+    if rule.target is None:
+      out[key] = layers.fir_kernel(gain=rule.fir_gain)
+    else:
+      out[key] = np.ascontiguousarray(rule.inverse(_lookup(tree, _target_path(m, rule))))
+  return out
+
+
+def export_generator(g_vars: Mapping, model_cfg: ml_collections.ConfigDict) -> dict:
+  """Our generator variables -> a state dict rosinality's ``Generator`` loads (numpy)."""
+  exportable(model_cfg)
+  return _export(g_vars, generator_keys(model_cfg), G_RULES)
+
+
+def export_discriminator(d_vars: Mapping, model_cfg: ml_collections.ConfigDict) -> dict:
+  """Our discriminator variables -> a state dict rosinality's ``Discriminator`` loads."""
+  exportable(model_cfg)
+  return _export(d_vars, discriminator_keys(model_cfg), D_RULES)
