@@ -4,6 +4,7 @@
     python -m jaxspatial.generate --checkpoint models/ffhq --seeds 0-3 --truncation 0.7 \
         --noise random --out grid.png --save-npy images.npy
     python -m jaxspatial.generate --checkpoint models/ffhq --z z.npy --out grid.png
+    python -m jaxspatial.generate --checkpoint models/cifar10 --class 3 --seeds 0-7 --out cats.png
 
 Seed s draws ``m.sample_z(s, 1)``, so an image depends only on its seed.
 """
@@ -29,6 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   src.add_argument("--seeds", default="0-15", help="seeds like 0-15 or 1,4,9 (default 0-15)")
   src.add_argument("--z", help=".npy file of latents, shaped like m.sample_z(0, n)")
   p.add_argument("--truncation", type=float, default=1.0, help="psi toward w_avg (default 1)")
+  p.add_argument("--truncation-cutoff", type=int, default=None,
+                 help="truncate only the first N layers of W+ (default: all)")
+  p.add_argument("--class", dest="class_index", type=int, default=None,
+                 help="class K for a conditional model (its one-hot label; required there)")
   p.add_argument("--noise", default="const", choices=NOISE_MODES,
                  help="per-layer noise: stored constant buffers (default), random, none")
   p.add_argument("--out", help="PNG grid to write")
@@ -57,9 +62,17 @@ def main(argv=None) -> None:
   else:
     seeds = cli.parse_int_ranges(args.seeds)
     z = np.concatenate([m.sample_z(s, 1) for s in seeds])
+  c_dim = getattr(m, "c_dim", 0)
+  if c_dim and args.class_index is None:
+    raise cli.UserError(f"this model is conditional ({c_dim} classes): give --class K "
+                        f"(0..{c_dim - 1})")
+  kw = {} if args.truncation_cutoff is None else {"truncation_cutoff": args.truncation_cutoff}
   images = []
   for i in cli.progress(range(0, len(z), m.batch_size), desc="generate", unit="batch"):
-    images.append(m.generate(z[i:i + m.batch_size], truncation=args.truncation, noise=args.noise))
+    zc = z[i:i + m.batch_size]
+    if args.class_index is not None:
+      kw["labels"] = np.full(len(zc), args.class_index)
+    images.append(m.generate(zc, truncation=args.truncation, noise=args.noise, **kw))
   images = np.concatenate(images)
   if args.out:
     imageio.save_grid(args.out, images, cols=args.cols)

@@ -8,6 +8,7 @@ import os
 import pathlib
 import pickle
 import pickletools
+import sys
 
 import numpy as np
 import pytest
@@ -189,3 +190,24 @@ def test_tensorflow_pickles_get_a_conversion_hint(tmp_path):
 def test_missing_file(tmp_path):
   with pytest.raises(UserError, match="no such file"):
     safe_pickle.load_network_pickle(tmp_path / "nope.pkl")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE) + ["b_module_src_exec.pkl"])
+def test_convert_command_on_hostile_files(reference_dir, tmp_path, capsys, name):
+  """The CLI: one ``error:`` line and exit 2 for each refused file (nothing written), and
+  b converted without its marker appearing."""
+  from jaxspatial import cli, convert_torch
+  marker = _marker(reference_dir, name)
+  if marker is not None and marker.exists():
+    os.remove(marker)
+  argv = [str(reference_dir / ADA / "hostile" / name), "--out", str(tmp_path / "out")]
+  with pytest.raises(SystemExit) as e:
+    cli.run(lambda: (convert_torch.main(argv), sys.exit(0)))
+  err = capsys.readouterr().err
+  if name in HOSTILE:
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert HOSTILE[name][0] in err
+    assert not (tmp_path / "out").exists()
+  else:
+    assert e.value.code == 0, err
+  assert marker is None or not marker.exists()

@@ -8,6 +8,8 @@ Tolerance: |out - ref| <= 1e-4 * max(1, max|ref|), 20-60x the reference's own fl
 noise floor (shared/reference/stylegan2_ada/README.md).
 """
 
+import contextlib
+import io
 import subprocess
 import sys
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import jaxspatial as js
+from jaxspatial import cli, convert_torch, generate
 from jaxspatial.cli import UserError
 from rosinality_recipe import to_nhwc
 
@@ -44,13 +47,21 @@ class Ref:
 
 @pytest.fixture(scope="module", params=CONFIGS)
 def ref(request, reference_dir, tmp_path_factory):
+  """cfgC converted by ``python -m jaxspatial.convert_torch`` in a subprocess, cfgD by the
+  same command's ``main`` in this process (saves a second jax start-up)."""
   cfg_dir = reference_dir / "stylegan2_ada" / request.param
   out_dir = tmp_path_factory.mktemp(request.param) / "model"
-  run = subprocess.run([sys.executable, "-m", "jaxspatial.convert_torch",
-                        str(cfg_dir / "network-snapshot.pkl"), "--out", str(out_dir)],
-                       capture_output=True, text=True)
-  assert run.returncode == 0, run.stderr
-  return Ref(cfg_dir, js.load(out_dir), run.stdout)
+  argv = [str(cfg_dir / "network-snapshot.pkl"), "--out", str(out_dir)]
+  if request.param == "cfgC":
+    run = subprocess.run([sys.executable, "-m", "jaxspatial.convert_torch", *argv],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    stdout = run.stdout
+  else:
+    with contextlib.redirect_stdout(io.StringIO()) as buf:
+      convert_torch.main(argv)
+    stdout = buf.getvalue()
+  return Ref(cfg_dir, js.load(out_dir), stdout)
 
 
 def test_summary(ref):
@@ -151,3 +162,21 @@ def test_labels(ref):
     m.generate(z, labels=np.zeros((4, 5), np.float32))
   with pytest.raises(UserError, match="class"):
     m.generate(z, labels=np.array([0, 1, 2, 3]))
+
+
+def test_generate_command_class_and_cutoff(ref, tmp_path, capsys):
+  argv = ["--checkpoint", str(ref.m.path), "--seeds", "0-1", "--truncation", "0.5",
+          "--truncation-cutoff", "2", "--save-npy", str(tmp_path / "x.npy")]
+  z = np.concatenate([ref.m.sample_z(s, 1) for s in (0, 1)])
+  if not ref.conditional:
+    with pytest.raises(SystemExit):
+      cli.run(lambda: generate.main(argv + ["--class", "1"]))
+    assert "unconditional" in capsys.readouterr().err
+    return
+  with pytest.raises(SystemExit):
+    cli.run(lambda: generate.main(argv))
+  assert "give --class K (0..2)" in capsys.readouterr().err
+  generate.main(argv + ["--class", "1"])
+  np.testing.assert_array_equal(
+      np.load(tmp_path / "x.npy"),
+      ref.m.generate(z, truncation=0.5, truncation_cutoff=2, labels=np.array([1, 1])))
