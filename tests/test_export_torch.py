@@ -3,8 +3,9 @@ Generator / Discriminator register (keys, order, shapes of the reference manifes
 round trip .pt -> jaxspatial -> .pt -> jaxspatial is bit-exact."""
 
 import argparse
+import contextlib
+import io
 import json
-import subprocess
 import sys
 
 import jax
@@ -29,7 +30,8 @@ def run(main, argv, capsys):
 
 @pytest.fixture(scope="module")
 def round_trip(reference_dir, tmp_path_factory):
-  """cfgA_small by the recipe -> rosinality .pt -> jaxspatial -> .pt (CLI) -> jaxspatial."""
+  """cfgA_small by the recipe -> rosinality .pt -> jaxspatial -> .pt -> jaxspatial, each step by
+  its command's ``main`` (in this process: no extra jax start-ups)."""
   cfg_dir = reference_dir / "stylegan2_rosinality" / "cfgA_small"
   g, d, ctor = state_dicts(cfg_dir)
   tmp = tmp_path_factory.mktemp("export")
@@ -38,12 +40,11 @@ def round_trip(reference_dir, tmp_path_factory):
               "args": argparse.Namespace(channel_multiplier=ctor["channel_multiplier"])},
              tmp / "orig.pt")
   convert_torch.main([str(tmp / "orig.pt"), "--out", str(tmp / "js1"), "--w-avg-samples", "64"])
-  out = subprocess.run([sys.executable, "-m", "jaxspatial.export_torch", str(tmp / "js1"),
-                        "--format", "rosinality", "--out", str(tmp / "back.pt")],
-                       capture_output=True, text=True)
-  assert out.returncode == 0, out.stderr
+  with contextlib.redirect_stdout(io.StringIO()) as stdout:
+    cli.run(lambda: export_torch.main([str(tmp / "js1"), "--format", "rosinality", "--out",
+                                       str(tmp / "back.pt")]))
   convert_torch.main([str(tmp / "back.pt"), "--out", str(tmp / "js2")])
-  return g, d, ctor, tmp, out.stdout
+  return g, d, ctor, tmp, stdout.getvalue()
 
 
 def test_state_dicts_are_rosinalitys(reference_dir, round_trip):

@@ -10,8 +10,6 @@ noise floor (shared/reference/stylegan2_ada/README.md).
 
 import contextlib
 import io
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -47,21 +45,13 @@ class Ref:
 
 @pytest.fixture(scope="module", params=CONFIGS)
 def ref(request, reference_dir, tmp_path_factory):
-  """cfgC converted by ``python -m jaxspatial.convert_torch`` in a subprocess, cfgD by the
-  same command's ``main`` in this process (saves a second jax start-up)."""
+  """The official pickle converted by the ``convert_torch`` command (its ``main``, in this
+  process: a subprocess per config would add a jax start-up each), opened with js.load."""
   cfg_dir = reference_dir / "stylegan2_ada" / request.param
   out_dir = tmp_path_factory.mktemp(request.param) / "model"
-  argv = [str(cfg_dir / "network-snapshot.pkl"), "--out", str(out_dir)]
-  if request.param == "cfgC":
-    run = subprocess.run([sys.executable, "-m", "jaxspatial.convert_torch", *argv],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    stdout = run.stdout
-  else:
-    with contextlib.redirect_stdout(io.StringIO()) as buf:
-      convert_torch.main(argv)
-    stdout = buf.getvalue()
-  return Ref(cfg_dir, js.load(out_dir), stdout)
+  with contextlib.redirect_stdout(io.StringIO()) as stdout:
+    convert_torch.main([str(cfg_dir / "network-snapshot.pkl"), "--out", str(out_dir)])
+  return Ref(cfg_dir, js.load(out_dir), stdout.getvalue())
 
 
 def test_summary(ref):
@@ -156,6 +146,10 @@ def test_labels(ref):
     return
   classes = np.argmax(ref.c, axis=1)
   np.testing.assert_array_equal(m.generate(z, labels=classes), m.generate(z, labels=ref.c))
+  ws = ref.inp["ws_rand"]
+  np.testing.assert_array_equal(m.synthesize(ws, labels=classes), m.synthesize(ws))
+  with pytest.raises(UserError, match="labels has shape"):
+    m.synthesize(ws, labels=ref.c[:2])
   with pytest.raises(UserError, match="conditional"):
     m.generate(z)
   with pytest.raises(UserError, match="labels"):
@@ -180,3 +174,28 @@ def test_generate_command_class_and_cutoff(ref, tmp_path, capsys):
   np.testing.assert_array_equal(
       np.load(tmp_path / "x.npy"),
       ref.m.generate(z, truncation=0.5, truncation_cutoff=2, labels=np.array([1, 1])))
+
+
+def test_channel_rule_inference():
+  from jaxspatial.convert import ada
+  widths = {4: 64, 8: 64, 16: 64, 32: 32}
+  assert ada.infer_channels(widths, None) == (1024, 64)
+  assert ada.infer_channels(widths, 1040) == (1040, 64)      # the pickle's own value, if it fits
+  assert ada.infer_channels(widths, 4096) == (1024, 64)      # ... and not if it does not
+  assert ada.infer_channels({4: 512, 8: 512}, 32768) == (32768, 512)
+  with pytest.raises(UserError, match="do not follow"):
+    ada.infer_channels({4: 64, 8: 48, 16: 64}, None)
+
+
+def test_unsupported_architectures_are_named(reference_dir):
+  import copy
+  from jaxspatial.convert import ada, safe_pickle
+  data = safe_pickle.load_network_pickle(reference_dir / "stylegan2_ada" / "cfgC" /
+                                         "network-snapshot.pkl")
+  g, d = copy.deepcopy(data["G_ema"]), copy.deepcopy(data["D"])
+  dict(g.named_modules())["synthesis.b16"].state["architecture"] = "resnet"
+  with pytest.raises(UserError, match="G architecture .*only 'skip'"):
+    ada.model_config(g, data["D"])
+  dict(d.named_modules())["b4.mbstd"].state["group_size"] = None
+  with pytest.raises(UserError, match="whole batch"):
+    ada.model_config(data["G_ema"], d)

@@ -137,7 +137,7 @@ class GeneratorModel(Model):
     keys = jax.random.split(jax.random.key(seed), n)
     return np.asarray(jax.vmap(lambda k: jax.random.normal(k, (self.z_dim,)))(keys))
 
-  def labels(self, labels: Any, n: int) -> np.ndarray | None:
+  def _labels(self, labels: Any, n: int) -> np.ndarray | None:
     """Checks ``labels`` for n samples: class indices (n,) -> one-hot, or (n, c_dim) vectors
     as stylegan2-ada takes them; None for an unconditional model."""
     if not self.c_dim:
@@ -157,13 +157,18 @@ class GeneratorModel(Model):
   def mapping(self, z: np.ndarray, labels: Any = None) -> np.ndarray:
     """z (n, *latent_shape) [, labels] -> w (n, *style_shape)."""
     z = check_shape(z, (None, *self.latent_shape), "z")
-    c = self.labels(labels, len(z))
+    c = self._labels(labels, len(z))
     return self._chunked(
         lambda i, s: self._mapping(self.g_vars, z[s], None if c is None else c[s]), len(z))
 
-  def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0) -> np.ndarray:
-    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none."""
+  def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0,
+                 labels: Any = None) -> np.ndarray:
+    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none.
+    ``labels`` are checked but not needed: as in stylegan2-ada, only the mapping reads them,
+    so W+ already carries them."""
     ws = check_shape(ws, (None, self.num_ws, *self.style_shape), "ws")
+    if labels is not None:
+      self._labels(labels, len(ws))
     check_noise(noise)
     key = jax.random.key(seed)
     return self._chunked(lambda i, s: self._synthesize(self.g_vars, ws[s], noise,
@@ -200,7 +205,7 @@ class GeneratorModel(Model):
     if self.discriminator is None:
       raise UserError("this checkpoint holds no discriminator ('d')")
     x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
-    return np.asarray(self._discriminate(self.d_vars, x, self.labels(labels, len(x))))
+    return np.asarray(self._discriminate(self.d_vars, x, self._labels(labels, len(x))))
 
 
 def check_shape(a: Any, shape: tuple, name: str) -> np.ndarray:

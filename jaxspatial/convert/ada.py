@@ -183,7 +183,6 @@ def model_config(g: Record, d: Record | None) -> ml_collections.ConfigDict:
       resolution, z_dim=int(g.state["z_dim"]), w_dim=w_dim, n_mlp=n_mlp, channel_base=base,
       channel_max=cmax, c_dim=c_dim, conv_clamp=clamps.pop())
   cfg.lr_mlp = round(lr_mlp, 6)
-  cfg.channel_rule = f"min({base} // res, {cmax})"
   if d is not None:
     _discriminator_config(d, cfg, channels)
   return cfg
@@ -204,7 +203,8 @@ def _discriminator_config(d: Record, cfg: ml_collections.ConfigDict, channels: d
   _require(d_clamps == {cfg.conv_clamp}, f"D conv_clamp {sorted(map(str, d_clamps))} != G's")
   mbstd = mods["b4.mbstd"].state if "b4.mbstd" in mods else None
   _require(mbstd is not None, "D without minibatch stddev")
-  cfg.mbstd_group_size = int(mbstd["group_size"] or 0)
+  _require(mbstd["group_size"] is not None, "minibatch stddev over the whole batch")
+  cfg.mbstd_group_size = int(mbstd["group_size"])
   cfg.mbstd_num_channels = int(mbstd["num_channels"])
   if cfg.c_dim:
     cfg.cmap_dim = int(sd["b4.out.weight"].shape[0])
@@ -264,7 +264,8 @@ def convert(data: dict, **_) -> tuple[dict, ml_collections.ConfigDict, list[str]
   summary = [
       f"stylegan2-ada {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, w {cfg.w_dim}, "
       f"c {cfg.c_dim}, mapping {cfg.n_mlp} layers, num_ws {stylegan2.num_ws(cfg.resolution)}, "
-      f"channels {cfg.channel_rule} ({channels}), conv_clamp {cfg.conv_clamp}"
+      f"channels min({cfg.channel_base} // res, {cfg.channel_max}) ({channels}), "
+      f"conv_clamp {cfg.conv_clamp}"
       + (f", mbstd group {cfg.mbstd_group_size} x {cfg.mbstd_num_channels}" if d else ""),
       "converted: " + ", ".join(names) + " (G_ema is the default generator)",
       "fp16 flags seen and ignored (float32 weights, float32 compute): "
