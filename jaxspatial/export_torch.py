@@ -60,7 +60,9 @@ def save_torch(tree: dict, path: pathlib.Path) -> None:
     raise cli.UserError("writing .pt files needs torch: pip install 'jaxspatial[torch]'") from None
 
   def tensors(x):
-    return {k: tensors(v) for k, v in x.items()} if isinstance(x, dict) else torch.from_numpy(x)
+    if isinstance(x, dict):
+      return {k: tensors(v) for k, v in x.items()}
+    return torch.from_numpy(np.array(x))   # a writable copy (restored arrays are read-only)
 
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   os.close(fd)
