@@ -175,3 +175,18 @@ def test_num_ws_mismatch_and_missing_generator_are_user_errors(files, tmp_path):
   with pytest.raises(UserError, match="rosinality file"):
     convert(tmp_path / "other.pt", "--generator", files["g16"], "--out", tmp_path / "o")
   assert not (tmp_path / "o").exists()
+
+
+def test_bad_encoder_keys_are_named_in_one_error(cfg, reg):
+  from jaxspatial.convert import latent_composition
+  sd = recipe_state_dict(cfg[0])
+  del sd["layer3.2.bn1.running_var"]
+  sd["layer5.conv5.bias"] = sd["layer5.conv5.bias"][:10]
+  sd["fc.weight"] = np.zeros((2, 512), np.float32)
+  with pytest.raises(UserError) as e:
+    latent_composition.encoder_variables(sd, reg.config.model)
+  msg = str(e.value)
+  assert msg.startswith("latent-composition encoder: ") and "\n" not in msg
+  for part in ("unexpected keys: fc.weight", "batch_stats/layer3_2/bn1/var",
+               "shape mismatch: layer5.conv5.bias (10,)"):
+    assert part in msg, part

@@ -243,3 +243,12 @@ def test_converter_names_missing_and_misshaped_keys(reference_dir):
   assert "missing: params/synthesis/heatmap_embed_1/conv0/weight" in msg
   assert "params/synthesis/sel_convs_1/mu/bias" in msg
   assert "shape mismatch: synthesis.hm_conv0_b16.weight (16, 1, 3, 3)" in msg
+
+
+def test_attention_api_rejects_bad_input(cfg, model):
+  from jaxspatial.cli import UserError
+  inputs, _ = cfg
+  with pytest.raises(UserError, match=r"expected \(n, 32, 32, 3\)"):
+    model.gradcam(np.zeros((1, 16, 16, 3), np.float32))
+  with pytest.raises(UserError, match="network must be"):
+    model.alignment(inputs["z"], network="d")

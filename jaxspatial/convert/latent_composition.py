@@ -15,7 +15,6 @@ Pure numpy: the file is read by ``convert_torch`` (``torch.load(weights_only=Tru
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 import jax
@@ -25,13 +24,31 @@ import numpy as np
 
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
+from jaxspatial.convert import rosinality
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2
 
 HEAD = "layer5.conv5"
-UNKNOWN = ("?",)
-_BN = {"weight": ("params", "scale"), "bias": ("params", "bias"),
-       "running_mean": ("batch_stats", "mean"), "running_var": ("batch_stats", "var")}
+_BN_LEAVES = {"weight": "params/{}/scale", "bias": "params/{}/bias",
+              "running_mean": "batch_stats/{}/mean", "running_var": "batch_stats/{}/var"}
+
+
+def _rules() -> list[rosinality.Rule]:
+  """torch key -> Flax path of :class:`~jaxspatial.models.regressor.Regressor` (torch's
+  ``num_batches_tracked`` buffers are dropped before: eval BN does not read them)."""
+  rules = [rosinality.Rule(r"layer5\.conv5\.weight", "params/conv5/kernel", rosinality._conv),
+           rosinality.Rule(r"layer5\.conv5\.bias", "params/conv5/bias")]
+  for torch_name, ours in (("conv1", "conv1"), ("conv2", "conv2"),
+                           ("downsample\\.0", "downsample_conv")):
+    rules.append(rosinality.Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.weight",
+                                 rf"params/layer\1_\2/{ours}/kernel", rosinality._conv))
+  rules.append(rosinality.Rule(r"conv1\.weight", "params/conv1/kernel", rosinality._conv))
+  for leaf, target in _BN_LEAVES.items():
+    for torch_name, ours in (("bn1", "bn1"), ("bn2", "bn2"), ("downsample\\.1", "downsample_bn")):
+      rules.append(rosinality.Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.{leaf}",
+                                   target.format(rf"layer\1_\2/{ours}")))
+    rules.append(rosinality.Rule(rf"bn1\.{leaf}", target.format("bn1")))
+  return rules
 
 
 def looks_like_encoder(obj) -> bool:
@@ -50,73 +67,15 @@ def _depth(sd: Mapping[str, np.ndarray]) -> int:
                   f"{regressor_lib.STAGES[18]}, a ResNet-34 {regressor_lib.STAGES[34]}")
 
 
-def _flax_path(key: str) -> tuple[str, ...] | None:
-  """torch key -> (collection, module..., leaf); None for ``num_batches_tracked`` (unused in
-  eval), :data:`UNKNOWN` for a key the encoder does not have."""
-  if key.endswith(".num_batches_tracked"):
-    return None
-  m = re.fullmatch(r"layer5\.conv5\.(weight|bias)", key)
-  if m:
-    return ("params", "conv5", "kernel" if m[1] == "weight" else "bias")
-  m = re.fullmatch(r"(?:layer(\d)\.(\d+)\.)?(conv\d|bn\d|downsample\.[01])\.(\w+)", key)
-  if m is None:
-    return UNKNOWN
-  stage, block, layer, leaf = m.groups()
-  module = {"downsample.0": "downsample_conv", "downsample.1": "downsample_bn"}.get(layer, layer)
-  scope = (f"layer{stage}_{block}",) if stage else ()
-  if module.startswith("conv") or module == "downsample_conv":
-    return ("params", *scope, module, "kernel") if leaf == "weight" else UNKNOWN
-  if leaf not in _BN:
-    return UNKNOWN
-  collection, name = _BN[leaf]
-  return (collection, *scope, module, name)
-
-
-def _tree_set(tree: dict, path: tuple[str, ...], value: np.ndarray) -> None:
-  for p in path[:-1]:
-    tree = tree.setdefault(p, {})
-  tree[path[-1]] = value
-
-
-def _flat(tree: Mapping, prefix: tuple = ()) -> dict[tuple, tuple[int, ...]]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      out.update(_flat(v, prefix + (k,)))
-    else:
-      out[prefix + (k,)] = tuple(v.shape)
-  return out
-
-
 def encoder_variables(sd: Mapping[str, np.ndarray], model_cfg: ml_collections.ConfigDict) -> dict:
   """Encoder state dict -> ``{"params", "batch_stats"}`` of ``build_regressor(model_cfg)``;
   unexpected, missing or mis-shaped keys are named in one :class:`UserError`."""
   res = int(model_cfg.resolution)
   abstract = jax.eval_shape(regressor_lib.build_regressor(model_cfg).init, jax.random.key(0),
                             jnp.zeros((1, res, res, 3)), jnp.zeros((1, res, res, 1)))
-  expected = _flat(abstract)
-  tree: dict = {}
-  unexpected, mismatched = [], []
-  for key, value in sd.items():
-    path = _flax_path(key)
-    if path is None:
-      continue
-    value = np.asarray(value, np.float32)
-    if value.ndim == 4:                        # torch OIHW -> Flax HWIO
-      value = value.transpose(2, 3, 1, 0)
-    if path not in expected:
-      unexpected.append(key)
-    elif value.shape != expected[path]:
-      mismatched.append(f"{key} {value.shape} (expected {expected[path]})")
-    else:
-      _tree_set(tree, path, value)
-  missing = sorted("/".join(p) for p in expected if p not in _flat(tree))
-  problems = [f"{what}: {', '.join(items[:6])}" + (" ..." if len(items) > 6 else "")
-              for what, items in (("unexpected keys", unexpected), ("missing", missing),
-                                  ("shape mismatch", mismatched)) if items]
-  if problems:
-    raise UserError("latent-composition encoder: " + " | ".join(problems))
-  return tree
+  sd = {k: v for k, v in sd.items() if not k.endswith(".num_batches_tracked")}
+  return rosinality._apply_rules(sd, _rules(), rosinality._flatten(abstract),
+                                 "latent-composition encoder")
 
 
 def _generator(generator_dir: str) -> tuple[ml_collections.ConfigDict, dict]:
@@ -164,7 +123,7 @@ def convert_encoder(obj, generator_dir: str | None = None):
       use_mask=in_ch == 4)
   e_vars = encoder_variables(sd, model_cfg)
   config = ml_collections.ConfigDict({"model": model_cfg})
-  n_params = sum(int(np.prod(s)) for s in _flat(e_vars["params"]).values())
+  n_params = sum(int(np.prod(s)) for s in rosinality._flatten(e_vars["params"]).values())
   summary = [
       f"latent-composition encoder: ResNet-{depth}, width {width}, "
       f"{'RGB+mask' if in_ch == 4 else 'RGB'} input area-resized to "
