@@ -248,7 +248,7 @@ def test_converter_names_missing_and_misshaped_keys(reference_dir):
 def test_attention_api_rejects_bad_input(cfg, model):
   from jaxspatial.cli import UserError
   inputs, _ = cfg
-  with pytest.raises(UserError, match=r"expected \(n, 32, 32, 3\)"):
+  with pytest.raises(UserError, match=r"x has shape .* expected \(n, 32, 32, 3\)"):
     model.gradcam(np.zeros((1, 16, 16, 3), np.float32))
   with pytest.raises(UserError, match="network must be"):
     model.alignment(inputs["z"], network="d")

@@ -131,10 +131,7 @@ class SpatialGANModel(GeneratorModel):
     normalised per sample. The GradCAM weights come from the batch-summed G loss, so
     samples of one minibatch-stddev group affect each other, as in the official code."""
     d_vars = self._discriminator_vars()
-    x = np.asarray(x, np.float32)
-    r = self.resolution
-    if x.ndim != 4 or x.shape[1:] != (r, r, 3) or not len(x):
-      raise UserError(f"x has shape {x.shape}; expected (n, {r}, {r}, 3) images")
+    x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
     if self._gradcam is None:
       d_apply = align.discriminator_apply(self.discriminator)
       self._gradcam = self._jit(lambda d, images: align.normalized_cams(d_apply, d, images))
@@ -152,8 +149,8 @@ class SpatialGANModel(GeneratorModel):
     if network not in ("g_ema", "g") or network not in self.variables:
       raise UserError(f"network must be 'g_ema' or 'g' and saved in the checkpoint; this one "
                       f"has {sorted(k for k in self.variables if k.startswith('g'))}")
-    z = self._check_z(z)
-    self._check_noise(noise)
+    z = check_shape(z, (None, *self.latent_shape), "z")
+    check_noise(noise)
     h = self._default_heatmaps(heatmaps, len(z), seed)
     loss_cfg = self.config.get("loss", {})
     resolutions = align.cam_resolutions(
