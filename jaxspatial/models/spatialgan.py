@@ -24,8 +24,8 @@ Encodings (``model.encoding``):
 
 Where: the blocks in ``model.sel_resolutions`` (official code and default: every block; the
 paper's text: 4, 8, 16 px for single objects). Block ``4 * 2^l`` px reads level ``l``;
-blocks beyond the last level read the concatenated embeddings of all levels (the official 96-channel input);
-with multi-object heatmaps every block reads the one level.
+blocks beyond the last level read the concatenated embeddings of all levels (the official
+96-channel input); with multi-object heatmaps every block reads the one level.
 
 Heatmap processing (``model.coarse``): False (EqGAN-SA, default; numerically the official
 network, tests/test_eqgan_parity.py) embeds full-resolution maps and bilinearly downsamples
