@@ -103,7 +103,8 @@ def convert(data: dict, **_) -> tuple[dict, ml_collections.ConfigDict, list[str]
   summary = [
       f"EqGAN-SA (SpatialGAN with SEL) {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, "
       f"w {cfg.w_dim}, mapping {cfg.n_mlp} layers, num_ws {sg2.num_ws(cfg.resolution)}, "
-      f"channels {cfg.channel_rule}, SEL in blocks {','.join(map(str, cfg.sel_resolutions))}, "
+      f"channels min({cfg.channel_base} // res, {cfg.channel_max}), "
+      f"SEL in blocks {','.join(map(str, cfg.sel_resolutions))}, "
       f"conv_clamp {cfg.conv_clamp}"
       + (f", mbstd group {cfg.mbstd_group_size} x {cfg.mbstd_num_channels}" if has_d else ""),
       "converted: " + ", ".join(names) + " (G_ema is the default generator)",
