@@ -4,12 +4,15 @@
     python -m jaxspatial.convert_torch stylegan2-ffhq-1024x1024.pkl --out models/ffhq-ada
     python -m jaxspatial.convert_torch CKPT.pt --target ssn --out models/ffhq-ssn
     python -m jaxspatial.convert_torch --net inception pt_inception-2015-12-05-6726825d.pth
+    python -m jaxspatial.convert_torch ENC.pth --generator models/church --out models/church-enc
 
-The format is detected (:mod:`jaxspatial.convert.formats`): rosinality/stylegan2-pytorch
-``.pt`` files (a dict with ``g_ema`` and optionally ``g``, ``d``, ``latent_avg``, ``args``,
-optimiser states; or a bare generator state dict), stylegan2-ada-pytorch and EqGAN-SA network
-pickles (read without executing anything: :mod:`jaxspatial.convert.safe_pickle`). ``--net``
-converts the metric networks' standard weight files into ``$JAXSPATIAL_HOME``.
+The format is detected (:mod:`jaxspatial.convert.formats`): rosinality/stylegan2-pytorch ``.pt``
+files (a dict with ``g_ema`` and optionally ``g``, ``d``, ``latent_avg``, ``args``, optimiser
+states; or a bare generator state dict), stylegan2-ada-pytorch and EqGAN-SA network pickles
+(read without executing anything: :mod:`jaxspatial.convert.safe_pickle`; EqGAN-SA's become a
+SpatialGAN), and latent-composition encoders, paired with the StyleGAN2 directory given by
+``--generator`` into a regressor directory. ``--net`` converts the metric networks' standard
+weight files into ``$JAXSPATIAL_HOME``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", help="output checkpoint directory (StyleGAN2 conversions)")
   p.add_argument("--target", default="stylegan2", choices=sorted(families.converters()),
                  help="what to build from the StyleGAN2 weights (default: stylegan2)")
+  p.add_argument("--generator", metavar="GDIR",
+                 help="for a latent-composition encoder: the converted StyleGAN2 directory it "
+                      "decodes through (its num_ws must equal the encoder's W+ count); the "
+                      "output is a regressor directory")
   p.add_argument("--net", choices=NETS, help="convert a metric network's weights instead")
   p.add_argument("--trust-pickle", action="store_true",
                  help="allow arbitrary pickled objects in a torch.save .pt file (only for files "
@@ -75,14 +82,20 @@ def main(argv=None) -> None:
   else:
     obj = safe_pickle.load_network_pickle(path)
   fmt = formats.detect(obj, container, path)
-  if fmt.name == "rosinality":   # the families' --target converters read rosinality files
+  if fmt.name == "latent-composition":
+    convert, options = fmt.function("convert"), {"generator_dir": args.generator}
+  elif args.generator:
+    raise cli.UserError(f"--generator is for latent-composition encoders; {path} is a "
+                        f"{fmt.name} file")
+  elif fmt.name == "rosinality":   # the families' --target converters read rosinality files
     convert = families.resolve(families.converters()[args.target])
+    options = {"w_avg_samples": args.w_avg_samples}
   elif args.target == "stylegan2":
-    convert = fmt.function("convert")
+    convert, options = fmt.function("convert"), {"w_avg_samples": args.w_avg_samples}
   else:
     raise cli.UserError(f"--target {args.target} converts rosinality checkpoints; {path} is a "
                         f"{fmt.name} file")
-  models, config, summary = convert(obj, w_avg_samples=args.w_avg_samples)
+  models, config, summary = convert(obj, **options)
   config.converted_from = str(path.absolute())
   config.converted_format = fmt.name
   if out.exists() and args.overwrite:

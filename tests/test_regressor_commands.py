@@ -137,7 +137,9 @@ def test_bad_arrays_are_user_errors(model, images):
   with pytest.raises(UserError, match="not binary"):
     model.inpaint(images, m * 0.5)
   with pytest.raises(UserError, match="16 px generator"):
-    model.invert(np.zeros((1, 8, 8, 3)))
+    model.inpaint(np.zeros((1, 8, 8, 3)))
+  with pytest.raises(UserError, match="shape"):
+    model.invert(np.zeros((1, 8, 8, 4)))
   with pytest.raises(UserError, match="same number"):
     model.composite([(images, m), (images[:1], m[:1])])
   with pytest.raises(UserError, match="out of range"):

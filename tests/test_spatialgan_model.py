@@ -68,7 +68,7 @@ def test_generator_runs_under_jit_and_grad(variant):
 
 
 @pytest.mark.parametrize("variant,steered", [
-    (dict(encoding="concat", coarse=False), True),
+    (dict(encoding="concat", coarse=True), True),
     (dict(encoding="norm", heatmap_input="noise"), False),
     (dict(encoding="flatten", heatmaps="independent"), True),
     (dict(encoding="none"), False),
@@ -87,17 +87,29 @@ def test_ablation_variants(variant, steered):
     assert "sel_conv1" not in v["params"]["synthesis"]
 
 
-def test_sel_positions_follow_the_paper():
-  G = models.build_generator(sp.spatialgan_model_config(32, **TINY))
-  h = G.sample_heatmaps(jax.random.key(0), 1)
-  shapes = jax.eval_shape(lambda: G.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)), h))
-  names = set(shapes["params"]["synthesis"])
-  # blocks 4, 8, 16 px: every conv and ToRGB; 32 px: none
-  assert {"sel_conv1", "sel_to_rgb1", "sel_convs_0", "sel_convs_1", "sel_to_rgbs_0",
-          "sel_convs_2", "sel_convs_3", "sel_to_rgbs_1"} <= names
-  assert not {"sel_convs_4", "sel_convs_5", "sel_to_rgbs_2"} & names
+def test_sel_positions_official_default_and_paper_text():
+  def synthesis_shapes(cfg):
+    G = models.build_generator(cfg)
+    h = G.sample_heatmaps(jax.random.key(0), 1)
+    return jax.eval_shape(lambda: G.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)),
+                                         h))["params"]["synthesis"]
+
+  official = synthesis_shapes(sp.spatialgan_model_config(32, **TINY))
+  # EqGAN-SA: every conv and ToRGB of every block; from 32 px on, the 96-channel concatenation
+  assert {"sel_convs_4", "sel_convs_5", "sel_to_rgbs_2"} <= set(official)
+  assert official["sel_convs_5"]["shared"]["weight"].shape[2] == 96
+  assert official["sel_convs_3"]["shared"]["weight"].shape[2] == 32
+  legacy = sp.spatialgan_model_config(32, **TINY)
+  legacy.sel_resolutions = ()                 # configs saved before: the paper text's blocks
+  for cfg in (sp.spatialgan_model_config(32, sel_resolutions=(4, 8, 16), **TINY), legacy):
+    shapes = synthesis_shapes(cfg)
+    names = set(shapes)
+    # blocks 4, 8, 16 px: every conv and ToRGB; 32 px: none
+    assert {"sel_conv1", "sel_to_rgb1", "sel_convs_0", "sel_convs_1", "sel_to_rgbs_0",
+            "sel_convs_2", "sel_convs_3", "sel_to_rgbs_1"} <= names
+    assert not {"sel_convs_4", "sel_convs_5", "sel_to_rgbs_2"} & names
   assert {"heatmap_embed_0", "heatmap_embed_1", "heatmap_embed_2"} <= names
-  embed_in = shapes["params"]["synthesis"]["heatmap_embed_2"]["conv0"]["weight"].shape
+  embed_in = shapes["heatmap_embed_2"]["conv0"]["weight"].shape
   assert embed_in[2] == 4                     # level 2 has four centres
 
 

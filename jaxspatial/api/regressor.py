@@ -133,8 +133,9 @@ class RegressorModel(Model):
 
   def invert(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """E(x ⊙ m, m): images (n, H, W, 3), mask (n, H, W, 1) or None (all known) -> W+
-    (n, num_ws, w_dim)."""
-    x = self._images(x, "x")
+    (n, num_ws, w_dim). Any H × W: E area-resizes its input to ``model.input_size`` first
+    (the official encoders take any size and resize to 256)."""
+    x = self._images(x, "x", any_size=True)
     mask = self._masks(mask, x, "mask")
     return self._chunked(lambda i, s: self._encode(self.e_vars, x[s], mask[s]), len(x))
 
@@ -276,9 +277,11 @@ class RegressorModel(Model):
 
   # ------------------------------------------------------------------ checks
 
-  def _images(self, x: Any, name: str) -> np.ndarray:
+  def _images(self, x: Any, name: str, any_size: bool = False) -> np.ndarray:
     x = np.asarray(x, np.float32)
     r = self.resolution
+    if any_size and x.ndim == 4 and x.shape[-1] == 3 and x.size:
+      return x
     if x.ndim != 4 or x.shape[1:] != (r, r, 3) or not len(x):
       raise UserError(f"{name} has shape {x.shape}; expected (n, {r}, {r}, 3) images for this "
                       f"{r} px generator")

@@ -6,6 +6,8 @@
     h = m.sample_heatmaps(5, 1)                    # Heatmaps: centres, sigmas, levels
     before = m.generate(z, heatmaps=h)
     after = m.generate(z, heatmaps=h.move(0, 0.3, -0.2))   # the object follows centre 0
+    cams = m.gradcam(before)                       # {level: (n, R, R)} D's attention
+    losses = m.alignment(z, heatmaps=h)            # {"total": ..., level: ...}
 
 The training plug-in is :mod:`jaxspatial.training.spatialgan`; ``jaxspatial.spatialgan``
 gathers the public names.
@@ -20,6 +22,7 @@ import numpy as np
 
 from jaxspatial.api.model import GeneratorModel, check_noise, check_shape
 from jaxspatial.cli import UserError
+from jaxspatial.losses import spatialgan as align
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models.heatmaps import Heatmaps
 
@@ -45,6 +48,7 @@ class SpatialGANModel(GeneratorModel):
         static_argnums=3)
     self._sample_heatmaps = jax.jit(g.sample_heatmaps, static_argnums=1)
     self._levels, self._parents = heatmaps_lib.structure(g.heatmaps, g.num_objects)
+    self._gradcam = self._alignment = None   # jitted on first use (they need D)
 
   # ------------------------------------------------------------------ properties
 
@@ -117,6 +121,60 @@ class SpatialGANModel(GeneratorModel):
       w = self.truncate(w, truncation)
     ws = np.repeat(w[:, None], self.num_ws, axis=1)
     return self.synthesize(ws, h, noise=noise, seed=seed)
+
+  # ------------------------------------------------------------------ attention
+
+  def gradcam(self, x: np.ndarray) -> dict[int, np.ndarray]:
+    """D's GradCAM attention on images ``x`` (n, R, R, 3), as the alignment loss sees it
+    (the paper's attention figures): ``{level l: (n, R, R)}`` from D's ``4 * 2^l`` px block
+    output (official keys b8, b16, b32), upsampled with aligned corners and min-max
+    normalised per sample. The GradCAM weights come from the batch-summed G loss, so
+    samples of one minibatch-stddev group affect each other, as in the official code."""
+    d_vars = self._discriminator_vars()
+    x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
+    if self._gradcam is None:
+      d_apply = align.discriminator_apply(self.discriminator)
+      self._gradcam = self._jit(lambda d, images: align.normalized_cams(d_apply, d, images))
+    cams = self._gradcam(d_vars, x)
+    return {align.level_index(res): np.asarray(c) for res, c in cams.items()}
+
+  def alignment(self, z: np.ndarray, heatmaps: Heatmaps | None = None, noise: str = "const",
+                seed: int = 0, network: str = "g_ema") -> dict[Any, float]:
+    """The GradCAM alignment loss of ``G(z, heatmaps)`` against those heatmaps, computed by
+    the function the training step adds to every G step
+    (:func:`jaxspatial.losses.spatialgan.gradcam_alignment_loss`, objective and threshold
+    from ``config.loss``): ``{"total": sum, level l: that level's term}``. ``network``:
+    "g_ema" or "g" (the generator the official loss is computed with, when saved)."""
+    d_vars = self._discriminator_vars()
+    if network not in ("g_ema", "g") or network not in self.variables:
+      raise UserError(f"network must be 'g_ema' or 'g' and saved in the checkpoint; this one "
+                      f"has {sorted(k for k in self.variables if k.startswith('g'))}")
+    z = check_shape(z, (None, *self.latent_shape), "z")
+    check_noise(noise)
+    h = self._default_heatmaps(heatmaps, len(z), seed)
+    loss_cfg = self.config.get("loss", {})
+    resolutions = align.cam_resolutions(
+        self.resolution, tuple(loss_cfg.get("align_resolutions", align.CAM_RESOLUTIONS)))
+    if self._alignment is None:
+      g, d_apply = self.generator, align.discriminator_apply(self.discriminator)
+
+      def loss(g_vars, d, z, h, noise_mode, key):
+        img = g.apply(g_vars, z, h, noise_mode=noise_mode, rngs={"noise": key})
+        return align.gradcam_alignment_loss(
+            d_apply, d, img, h, resolutions=resolutions,
+            threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
+            objective=loss_cfg.get("align_objective", "plain"))
+      self._alignment = self._jit(loss, static_argnums=4)
+    total, metrics = self._alignment(self.variables[network], d_vars, z, h, noise,
+                                     jax.random.key(seed))
+    out: dict[Any, float] = {"total": float(total)}
+    out.update({align.level_index(r): float(metrics[f"align/{r}px"]) for r in resolutions})
+    return out
+
+  def _discriminator_vars(self) -> Any:
+    if self.d_vars is None:
+      raise UserError("GradCAM needs the discriminator; this checkpoint holds none ('d')")
+    return self.d_vars
 
   # ------------------------------------------------------------------ helpers
 

@@ -42,6 +42,12 @@ class Format:
 
 
 FORMATS = (
+    Format("latent-composition", TORCH,
+           "chail/latent-composition encoder .pth ({'state_dict': ResNet [, optimizer, ...]}, "
+           "e.g. sgan_encoders_church_RGBM_model_final.pth): with --generator GDIR, a "
+           "regressor directory",
+           "jaxspatial.convert.latent_composition:looks_like_encoder",
+           "jaxspatial.convert.latent_composition:convert_encoder"),
     Format("rosinality", TORCH,
            "rosinality/stylegan2-pytorch .pt: a dict with g_ema [, g, d, latent_avg] as "
            "train.py / convert_weight.py write it, or a bare generator state dict",

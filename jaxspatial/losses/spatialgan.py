@@ -86,6 +86,24 @@ def gradcam(d_apply: DApply, d_params: Any, images: Array,
   return class_activation_maps(gradcam_weights(d_apply, d_params, images, res), feats)
 
 
+def normalized_cams(d_apply: DApply, d_params: Any, images: Array,
+                    resolutions: tuple[int, ...] = CAM_RESOLUTIONS,
+                    features: dict[int, Array] | None = None) -> dict[int, Array]:
+  """The CAMs as the alignment loss compares them (steps 1-3 of the module doc): ``CAM_r``
+  upsampled bilinearly (align corners) to the image size and min-max normalised per sample
+  with stop-gradient bounds: {r: (N, R, R)} for the ``resolutions`` below the image size.
+
+  ``features``: D's features of ``images`` when the caller has them (differentiable w.r.t.
+  the images, computed with stop-gradient D params); else computed here.
+  """
+  size = images.shape[1]
+  res = cam_resolutions(size, resolutions)
+  if features is None:
+    _, features = d_apply(jax.lax.stop_gradient(d_params), images, return_features=True)
+  cams = class_activation_maps(gradcam_weights(d_apply, d_params, images, res), features)
+  return {r: minmax_normalize(resize_aligned(cams[r][..., None], size)[..., 0]) for r in res}
+
+
 def minmax_normalize(x: Array) -> Array:
   """Per-sample ``(x - min) / max(x - min)`` over all but the batch axis; min and max are
   stop-gradient; a constant sample maps to 0."""
@@ -106,9 +124,14 @@ def thresholded_l1(err: Array, threshold: float = ALIGN_THRESHOLD, axis=None) ->
   return jnp.where(count > 1, masked, jnp.mean(err, axis=axis))
 
 
+def level_index(resolution: int) -> int:
+  """The level ``l`` of D's ``resolution = 4 * 2^l`` px features (official key ``b<2r>``)."""
+  return resolution.bit_length() - 3
+
+
 def level_for(resolution: int, heatmaps: hm.Heatmaps) -> int:
   """Heatmap level aligned with D's ``resolution`` px features."""
-  return min(resolution.bit_length() - 3, heatmaps.num_levels - 1)
+  return min(level_index(resolution), heatmaps.num_levels - 1)
 
 
 def heatmap_target(heatmaps: hm.Heatmaps, level: int, size: int) -> Array:
@@ -145,13 +168,9 @@ def gradcam_alignment_loss(d_apply: DApply, d_params: Any, fake_images: Array,
   if objective not in OBJECTIVES:
     raise ValueError(f"alignment objective must be one of {OBJECTIVES}, got {objective!r}")
   size = fake_images.shape[1]
-  res = cam_resolutions(size, resolutions)
-  if features is None:
-    _, features = d_apply(jax.lax.stop_gradient(d_params), fake_images, return_features=True)
-  cams = class_activation_maps(gradcam_weights(d_apply, d_params, fake_images, res), features)
+  cams = normalized_cams(d_apply, d_params, fake_images, resolutions, features)
   total, metrics = jnp.zeros((), jnp.float32), {}
-  for r in res:
-    cam = minmax_normalize(resize_aligned(cams[r][..., None], size)[..., 0])
+  for r, cam in cams.items():
     level = level_for(r, heatmaps)
     if objective == "plain":
       term = thresholded_l1(jnp.abs(cam - heatmap_target(heatmaps, level, size)), threshold)

@@ -123,6 +123,34 @@ class Heatmaps:
       raise ValueError(f"no centres in level {level} (levels: {self.levels})")
     return jnp.take(self.maps(resolution, dtype), jnp.asarray(idx), axis=-1)
 
+  @classmethod
+  def from_eqgan(cls, centers: Array, l2_delta: Array, l3_delta: Array, sigma: float | Array,
+                 cur_sigma2: Array, cur_sigma3: Array) -> "Heatmaps":
+    """The hierarchical heatmap that genforce/eqgan-sa's ``generate_heatmap_multi`` renders
+    for these arguments (its ``b8``, ``b16``, ``b32`` maps = levels 0, 1, 2 here).
+
+    Args:
+      centers: (N, 2) level-0 centres ``(y, x)``.
+      l2_delta, l3_delta: (N, 2, 2) and (N, 2, 4) offsets ``[n, (y, x), sub-centre]`` of the
+        level-1 and level-2 centres from the level-0 one.
+      sigma: the level-0 sigma, a scalar (the official code's) or (N,).
+      cur_sigma2, cur_sigma3: (N, 1, 1, 2) and (N, 1, 1, 4) sigmas of the finer centres.
+    """
+    c0 = np.asarray(centers, np.float32)
+    n = len(c0)
+    subs = [c0[:, None, :]] + [c0[:, None, :] + np.asarray(d, np.float32).transpose(0, 2, 1)
+                               for d in (l2_delta, l3_delta)]
+    sig0 = np.broadcast_to(np.asarray(sigma, np.float32).reshape(-1, 1), (n, 1))
+    sigmas = [sig0] + [np.asarray(s, np.float32).reshape(n, -1) for s in (cur_sigma2, cur_sigma3)]
+    counts = tuple(s.shape[1] for s in subs)
+    if counts != LEVEL_COUNTS or tuple(s.shape[1] for s in sigmas) != LEVEL_COUNTS:
+      raise ValueError(f"EqGAN-SA heatmaps have {LEVEL_COUNTS} centres per level; got centres "
+                       f"{counts} and sigmas {tuple(s.shape[1] for s in sigmas)}")
+    levels, parents = structure("hierarchical")
+    sigmas = np.concatenate(sigmas, 1)
+    return cls(centers=np.concatenate(subs, 1), sigmas=sigmas,
+               amplitudes=np.ones(sigmas.shape, np.float32), levels=levels, parents=parents)
+
   # ------------------------------------------------------------------ edits
 
   def _check(self, i: int) -> None:

@@ -22,16 +22,17 @@ Encodings (``model.encoding``):
   concatenated to ``z`` before the mapping network; no SEL.
 * ``none`` -- plain StyleGAN2 (heatmaps ignored), the baselines of Tables III-V.
 
-Where: the blocks in ``model.sel_resolutions`` (paper: 4, 8, 16 px for single objects, all
-blocks for ``heatmaps="multi"``). Block ``4 * 2^l`` px reads level ``l``; blocks beyond the
-last level read the concatenated embeddings of all levels (the official 96-channel input);
-with multi-object heatmaps every block reads the one level.
+Where: the blocks in ``model.sel_resolutions`` (official code and default: every block; the
+paper's text: 4, 8, 16 px for single objects). Block ``4 * 2^l`` px reads level ``l``;
+blocks beyond the last level read the concatenated embeddings of all levels (the official
+96-channel input); with multi-object heatmaps every block reads the one level.
 
-Heatmap processing (``model.coarse``): True (SpatialGAN, default) renders the Gaussians
-directly at each layer's feature resolution and embeds them there -- identical to
-align-corners bilinear downsampling of a full-size map sampled on the same grid, without the
-interpolation error; False (EqGAN-SA) embeds full-resolution maps and bilinearly
-downsamples the embedding (align corners), as the official code does.
+Heatmap processing (``model.coarse``): False (EqGAN-SA, default; numerically the official
+network, tests/test_eqgan_parity.py) embeds full-resolution maps and bilinearly downsamples
+the embedding (align corners) to each SEL's input; True renders the Gaussians directly at
+each layer's feature resolution and embeds them there -- what align-corners bilinear
+downsampling of a full-size map sampled on the same grid gives, without the interpolation
+error, and no embedding at image resolution (the form the documented demo runs used).
 
 ``model.heatmap_input = "noise"`` (Table IV "Gau. Noise" ablation) feeds N(0, 1) maps of
 the same shapes (drawn from the ``noise`` rng) instead of the heatmaps. Heatmap sampling
@@ -325,14 +326,22 @@ class SpatialGenerator(sg2.Generator):
 # ---------------------------------------------------------------------------- config
 
 
+def default_sel_resolutions(resolution: int, heatmaps: str, official: bool = True
+                            ) -> tuple[int, ...]:
+  """Blocks with SELs: every block (EqGAN-SA's ``use_sel``; also multi-object heatmaps), or
+  with ``official=False`` the 4, 8, 16 px of the paper's single-object text."""
+  every = tuple(2 ** i for i in range(2, sg2.log2_resolution(resolution) + 1))
+  return every if official or heatmaps == "multi" else (4, 8, 16)
+
+
 def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
   """``config.model`` (kind "spatialgan") -> :class:`SpatialGenerator`."""
   from jaxspatial.models import channel_table, compute_dtype
   heatmaps = cfg.get("heatmaps", "hierarchical")
-  sel_res = cfg.get("sel_resolutions", None)
-  if not sel_res:
-    sel_res = (tuple(2 ** i for i in range(2, sg2.log2_resolution(cfg.resolution) + 1))
-               if heatmaps == "multi" else (4, 8, 16))
+  # Configs written before the official form became the default leave this empty for the
+  # form they were trained with (4, 8, 16; every block for multi-object heatmaps).
+  sel_res = cfg.get("sel_resolutions", None) or default_sel_resolutions(
+      cfg.resolution, heatmaps, official=False)
   return SpatialGenerator(
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg),
@@ -347,14 +356,16 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
 
 def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
                             heatmaps: str = "hierarchical", heatmap_input: str = "gaussian",
-                            coarse: bool = True, sel_resolutions: Sequence[int] = (),
+                            coarse: bool = False, sel_resolutions: Sequence[int] = (),
                             num_objects: int = hm.MULTI_OBJECTS,
                             object_std: float = hm.MULTI_STD,
                             object_sigma_scale: float = hm.MULTI_SIGMA_SCALE,
                             sel_hidden: int = 64, **stylegan2_kw) -> ml_collections.ConfigDict:
   """The ``config.model`` section of a SpatialGAN: StyleGAN2's keys (see
   ``stylegan2_model_config``) plus the heatmap/encoding switches of the module docstring.
-  ``sel_resolutions`` empty = the paper's choice (4, 8, 16; all blocks for ``multi``).
+  The defaults are the official EqGAN-SA network (``jaxspatial.convert.eqgan`` loads its
+  pickles into exactly this): ``coarse=False`` and, for an empty ``sel_resolutions``, a SEL in
+  every block (stored explicitly, see :func:`default_sel_resolutions`).
 
   Presets of the paper: EqGAN-SA/SpatialGAN single object = defaults; indoor (Table I last
   row) = ``heatmaps="multi", encoding="indoor"``; Table IV = ``heatmap_input="noise"`` or
@@ -364,7 +375,9 @@ def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
   cfg = stylegan2_model_config(resolution, **stylegan2_kw)
   cfg.kind = "spatialgan"
   cfg.update(dict(encoding=encoding, heatmaps=heatmaps, heatmap_input=heatmap_input,
-                  coarse=coarse, sel_resolutions=tuple(sel_resolutions),
+                  coarse=coarse,
+                  sel_resolutions=tuple(sel_resolutions)
+                  or default_sel_resolutions(resolution, heatmaps),
                   num_objects=num_objects, object_std=object_std,
                   object_sigma_scale=object_sigma_scale, sel_hidden=sel_hidden))
   return cfg
