@@ -23,7 +23,7 @@ NETS = ("inception", "vgg16", "alexnet", "lpips-vgg", "lpips-alex")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.convert_torch",
       description="Convert a PyTorch checkpoint (rosinality StyleGAN2 .pt) into a jaxspatial "
                   "checkpoint directory that js.load() and every command read; or, with --net, "
