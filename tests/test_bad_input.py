@@ -43,7 +43,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxspatial import checkpoint, cli
+from jaxspatial import cli
+from jaxspatial.api import checkpoint
 from jaxspatial import models as models_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

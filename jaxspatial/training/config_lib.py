@@ -123,7 +123,7 @@ def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
                     f"minibatch-stddev group (model.mbstd_group_size={group})")
   init_from = config.get("init_from", "")
   if init_from:
-    from jaxspatial import checkpoint
+    from jaxspatial.api import checkpoint
     kind = checkpoint.read_config(init_from).model.get("kind", "stylegan2")
     allowed = sorted({m.kind, "stylegan2"})
     if kind not in allowed:
