@@ -218,6 +218,17 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         # (with --out, a report listing the failed metrics is written: by design, not partial)
         ("distortion-needs-ssn", "--checkpoint {sg2} --metrics distortion", "needs an SSN"),
     ],
+    "compare_composites": [
+        ("regressor-without-name", "--regressor {reg} --critic {sg2} --out {out}/c.png",
+         "NAME=DIR"),
+        ("regressor-wrong-kind", "--regressor A={sg2} --critic {sg2} --out {out}/c.png",
+         "'stylegan2'"),
+        ("critic-missing", "--regressor A={reg} --critic {missing} --out {out}/c.png",
+         "{missing}"),
+        ("num-one", "--regressor A={reg} --critic {sg2} --num 1 --out {out}/c.png", "--num"),
+        ("bootstrap-negative",
+         "--regressor A={reg} --critic {sg2} --bootstrap -1 --out {out}/c.png", "--bootstrap"),
+    ],
 }
 
 # (command, argv, expect) run as `python -m jaxspatial.<command>`, with its XLA_FLAGS (the
