@@ -75,7 +75,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("no-config", "--workdir {out}/w", "--config"),
         ("no-workdir", f"--config {{repo}}/{SG2}", "--workdir"),
         ("config-file-missing", "--config {missing}:tiny --workdir {out}/w", "{missing}"),
-        ("config-file-text", "--config {text} --workdir {out}/w", ""),
+        ("config-file-text", "--config {text} --workdir {out}/w", "text.bin"),
         ("unknown-preset", _train("configs/stylegan2.py:huge"), "'huge'"),
         ("unknown-key", _train(f"{SG2} --config.nokey=3"), "nokey"),
         ("wrong-type", _train(f"{SG2} --config.batch_size=abc"), "batch_size"),
@@ -377,12 +377,8 @@ def test_unreadable_file_is_named(paths, tmp_path):
 @pytest.mark.parametrize("processes,message", [(3, "3 processes"), (16, "16 processes")])
 def test_batch_vs_processes(processes, message):
   """Multi-process runs cannot be started here; validate() is told the process count."""
-  import importlib.util
   from jaxspatial.training import config_lib
-  spec = importlib.util.spec_from_file_location("stylegan2_config",
-                                                os.path.join(REPO, "configs", "stylegan2.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("tiny")
+  from test_training import load_config
+  config = load_config("tiny")
   with pytest.raises(cli.UserError, match=message):
     config_lib.validate(config, num_devices=1, num_processes=processes)

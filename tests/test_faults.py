@@ -30,6 +30,7 @@ from jaxspatial.cli import UserError
 from jaxspatial.data import shapes
 from jaxspatial.training import loop
 from jaxspatial.training import workdir as workdir_lib
+from test_training import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 10
@@ -43,11 +44,7 @@ OVERRIDES = {"total_steps": STEPS, "checkpoint_every": 1, "log_every": 1, "sampl
 
 
 def _config(folder: pathlib.Path):
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("sg2_config", REPO / "configs" / "stylegan2.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("tiny")
+  config = load_config("tiny")
   config.update_from_flattened_dict({**OVERRIDES, "data.path": str(folder)})
   return config
 
