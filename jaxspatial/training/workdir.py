@@ -4,8 +4,9 @@
   ``WORKDIR/train.lock`` for the whole run; the kernel drops it when the process dies, however it
   dies (SIGKILL, OOM, a lost machine's NFS lease), so a crashed run never leaves it stale. The
   file keeps the holder's pid, host and start time for the refusal message. In a multi-process
-  run only process 0 takes it (every process sees the same workdir) and broadcasts the outcome,
-  so all processes refuse together. On file systems without locks (some FUSE mounts) ``flock``
+  run only process 0 takes it (every process sees the same workdir); when it refuses, the others
+  stop with the distributed runtime's shutdown (no device collective is spent on the lock). On
+  file systems without locks (some FUSE mounts) ``flock``
   succeeds vacuously: the guard is then off.
 * :func:`restore_newest_intact` -- resume from the newest checkpoint that restores. A damaged
   step (a file missing or truncated, as a half-synced copy leaves it) is moved to
@@ -32,7 +33,6 @@ import time
 from typing import Any, Callable, Iterator
 
 import jax
-import numpy as np
 
 from jaxspatial.cli import UserError
 
@@ -49,11 +49,6 @@ class Lock:
 
   def __enter__(self) -> "Lock":
     refusal = self._acquire() if jax.process_index() == 0 else ""
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-      refused = multihost_utils.broadcast_one_to_all(np.int32(bool(refusal)))
-      refusal = refusal or (f"{self.path.parent} is in use by another train run (process 0 "
-                            "could not lock it)" if int(refused) else "")
     if refusal:
       self.__exit__()
       raise UserError(refusal)
