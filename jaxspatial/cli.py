@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, Iterable, TypeVar
@@ -17,6 +18,14 @@ T = TypeVar("T")
 
 class UserError(Exception):
   """A mistake in the user's input, reported as one line without a traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """``argparse.ArgumentParser`` whose usage errors (a missing or unparsable flag) are
+  UserErrors, so they print as one ``error: ...`` line like every other bad input."""
+
+  def error(self, message: str):
+    raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def run(main: Callable[[], object]) -> None:

@@ -34,7 +34,7 @@ from jaxspatial.metrics.masked_l1 import masked_l1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.compare_composites",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.compare_composites",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])

@@ -30,7 +30,7 @@ NETS = ("inception", "vgg16", "alexnet", "lpips-vgg", "lpips-alex")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.convert_torch",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       description="Convert a PyTorch checkpoint into a jaxspatial checkpoint directory that "

@@ -38,7 +38,7 @@ def parse_point(text: str) -> tuple[float, float]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.drag",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.drag",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
@@ -91,6 +91,8 @@ def main(argv=None) -> None:
     raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model; dragging needs a "
                         "stylegan2 or spatialgan one")
   res = model.resolution
+  drag_lib.check_points(args.handle, "handle", res)     # before anything is compiled
+  drag_lib.check_points(args.target, "target", res)
   mask = None
   if args.mask:
     mask = imageio.read_mask(args.mask)

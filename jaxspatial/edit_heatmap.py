@@ -40,7 +40,7 @@ class _Edit(argparse.Action):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.edit_heatmap",
       description="Move, remove, resize or restyle objects of a SpatialGAN image by editing "
                   "its heatmap centres, or draw layout/latent grids.")

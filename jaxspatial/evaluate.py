@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 import time
 from typing import Any
 
@@ -84,7 +83,7 @@ def data_config(config: ml_collections.ConfigDict, spec: str | None,
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.evaluate",
       description="Evaluate a checkpoint with FID, KID, PPL, PRDC, SSN distortion or the "
                   "SpatialGAN co-move ratio. The metric networks' "
@@ -153,10 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
   for key, value in results.items():
     print(f"{key}: {value:.6g}")
-  for name, problem in errors.items():
-    print(f"error: {name}: {problem}", file=sys.stderr)
-  if errors:
-    raise cli.UserError(f"{len(errors)} of {len(names)} metric(s) failed: {', '.join(errors)}")
+  if errors:     # one line, as every command's errors; the report (--out) lists them too
+    raise cli.UserError(f"{len(errors)} of {len(names)} metric(s) failed: " + "; ".join(
+        f"{name}: {problem}" for name, problem in errors.items()))
 
 
 if __name__ == "__main__":

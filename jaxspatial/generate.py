@@ -21,7 +21,7 @@ from jaxspatial.models.stylegan2 import NOISE_MODES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.generate",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.generate",
                               description="Generate an image grid (and/or raw arrays) from a "
                                           "jaxspatial checkpoint directory.")
   p.add_argument("--checkpoint", required=True, help="directory from train or convert_torch")
@@ -52,10 +52,13 @@ def main(argv=None) -> None:
     path = pathlib.Path(args.z)
     if not path.is_file():
       raise cli.UserError(f"{path}: no such file")
+    with open(path, "rb") as f:
+      if f.read(6) != b"\x93NUMPY":
+        raise cli.UserError(f"{path} is not a .npy file (written by numpy.save)")
     try:
       z = np.load(path)
-    except ValueError as e:
-      raise cli.UserError(f"{path}: not a .npy array ({e})") from None
+    except (ValueError, EOFError, OSError) as e:
+      raise cli.UserError(f"{path}: not a .npy array ({type(e).__name__}: {e})") from None
     expected = m.sample_z(0, 1).shape[1:]
     if z.shape[1:] != expected:
       raise cli.UserError(f"{path} has shape {z.shape}; expected (n, {', '.join(map(str, expected))})")

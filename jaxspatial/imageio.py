@@ -55,6 +55,8 @@ def load_image(path: str | pathlib.Path, resolution: int | None = None,
   """Reads an image file as float32 (H, W, C) in [-1, 1] (``mode="L"`` gives (H, W, 1) in [0, 1]
   scaled to [-1, 1]); optionally resized (Lanczos) to ``resolution``."""
   path = pathlib.Path(path)
+  if path.is_dir():
+    raise UserError(f"{path} is a directory; expected an image file")
   if not path.is_file():
     raise UserError(f"{path}: no such file")
   try:
@@ -80,6 +82,8 @@ def read_mask(path: str | pathlib.Path) -> np.ndarray:
   :class:`UserError`: a mask says exactly which pixels to keep.
   """
   path = pathlib.Path(path)
+  if path.is_dir():
+    raise UserError(f"{path} is a directory; expected an image file")
   if not path.is_file():
     raise UserError(f"{path}: no such file")
   try:

@@ -32,7 +32,7 @@ def parse_block(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.resample",
       description="Resample latent blocks of an SSN image: the original and N resamples side "
                   "by side, the resampled blocks outlined.")

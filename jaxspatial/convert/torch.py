@@ -8,22 +8,37 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import pickle
-import zipfile
 
 import numpy as np
 
 from jaxspatial.cli import UserError
 
 
+# A torch.save file is a zip archive (torch >= 1.6) or a pickle (protocol 2+ starts with 0x80).
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def read_torch_file(path: str | pathlib.Path, trust_pickle: bool = False):
   """``torch.load`` on CPU with ``weights_only=True`` (only ``argparse.Namespace`` allowed).
 
-  ``trust_pickle`` allows arbitrary pickled objects: only for files you trust.
+  ``trust_pickle`` allows arbitrary pickled objects: only for files you trust. A file that is
+  not a zip archive or a pickle is refused before unpickling, so the advice to trust a file
+  is only given for a real pickle that holds other objects.
   """
   path = pathlib.Path(path)
+  if path.is_dir():
+    raise UserError(f"{path} is a directory; expected a .pt/.pth file")
   if not path.is_file():
     raise UserError(f"{path}: no such file")
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4)
+  except OSError as e:
+    raise UserError(f"{path}: cannot read ({e.strerror})") from None
+  if not head:
+    raise UserError(f"{path} is empty (0 bytes)")
+  if not head.startswith(_TORCH_MAGIC):
+    raise UserError(f"{path} is not a PyTorch file (neither a zip archive nor a pickle)")
   try:
     import torch
   except ImportError:
@@ -33,15 +48,13 @@ def read_torch_file(path: str | pathlib.Path, trust_pickle: bool = False):
       return torch.load(path, map_location="cpu", weights_only=False)
     with torch.serialization.safe_globals([argparse.Namespace]):
       return torch.load(path, map_location="cpu", weights_only=True)
-  except pickle.UnpicklingError as e:
-    if "weights_only" in str(e) or "Unsupported global" in str(e):
+  except Exception as e:  # noqa: BLE001 -- unpicklers of damaged files raise anything
+    if not trust_pickle and "Unsupported global" in str(e):
       raise UserError(
           f"{path} contains pickled objects beyond tensors and argparse.Namespace; if you "
           "trust the file, re-run with --trust-pickle") from None
-    raise UserError(f"{path}: not a readable PyTorch file ({first_line(e)})") from None
-  except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
     raise UserError(f"{path}: not a readable PyTorch file, truncated or corrupt "
-                        f"({first_line(e)})") from None
+                    f"({type(e).__name__}: {first_line(e)})") from None
 
 
 def first_line(e: Exception) -> str:

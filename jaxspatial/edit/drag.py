@@ -144,7 +144,8 @@ def coarse_move(heatmaps: Heatmaps, handles: np.ndarray, targets: np.ndarray, si
   return heatmaps
 
 
-def _points(a: Any, name: str, size: int) -> np.ndarray:
+def check_points(a: Any, name: str, size: int) -> np.ndarray:
+  """``(n, 2)`` float32 (row, col) points inside a ``size`` x ``size`` image, else UserError."""
   a = np.asarray(a, np.float32).reshape(-1, 2) if np.size(a) else np.zeros((0, 2), np.float32)
   if not len(a):
     raise UserError(f"give at least one {name} point")
@@ -176,7 +177,7 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
   if spatial and heatmaps is None:
     raise UserError("a SpatialGAN drag needs the image's heatmaps")
   size = model.resolution
-  handles, targets = _points(handles, "handle", size), _points(targets, "target", size)
+  handles, targets = check_points(handles, "handle", size), check_points(targets, "target", size)
   if handles.shape != targets.shape:
     raise UserError(f"{len(handles)} handle(s) but {len(targets)} target(s)")
   ws = np.asarray(ws, np.float32)

@@ -122,3 +122,28 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
       raise UserError(f"loss.{key} must be >= 1, got {loss[key]}")
   if config.total_steps < 0:
     raise UserError(f"total_steps must be >= 0, got {config.total_steps}")
+  _validate_model(config, b)
+
+
+def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
+  """The family's own checks (its builders refuse a model section they cannot build), the
+  discriminator's minibatch-stddev grouping, and ``init_from``'s kind -- all without tracing."""
+  from jaxspatial import models as models_lib
+  m = config.model
+  try:
+    models_lib.build_generator(m)
+    models_lib.build_discriminator(m)
+  except ValueError as e:
+    raise UserError(f"model: {e}") from None
+  group = min(batch_size, int(m.get("mbstd_group_size", 1) or 1))
+  if batch_size % group:
+    raise UserError(f"batch_size {batch_size} is not divisible by the discriminator's "
+                    f"minibatch-stddev group (model.mbstd_group_size={group})")
+  init_from = config.get("init_from", "")
+  if init_from:
+    from jaxspatial.api import checkpoint
+    kind = checkpoint.read_config(init_from).model.get("kind", "stylegan2")
+    allowed = sorted({m.kind, "stylegan2"})
+    if kind not in allowed:
+      raise UserError(f"init_from={init_from} holds a {kind!r} model; a {m.kind!r} run starts "
+                      f"from a {' or '.join(map(repr, allowed))} checkpoint")

@@ -141,7 +141,7 @@ def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
 
 
 def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads):
-  updates, opt_state = opt.update(grads, opt_state, params)
+  updates, opt_state = opt.update(state_lib.finite_gradients(grads), opt_state, params)
   return optax.apply_updates(params, updates), opt_state
 
 

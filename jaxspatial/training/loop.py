@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import signal
+import sys
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.training import gan_step
 from jaxspatial.training import logging as log_lib
+from jaxspatial.training import workdir as workdir_lib
 from jaxspatial.training import state as state_lib
 
 def make_family(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Family:
@@ -194,21 +196,35 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
 
   ``trainer`` defaults to the family's (:func:`make_trainer`): the GAN :class:`Trainer`, or
   anything with the same methods (the latent regressor's draws its own batches:
-  ``uses_data = False``).
+  ``uses_data = False``). The run holds the workdir's lock, resumes from its newest intact
+  checkpoint and reports a full disk in one line (:mod:`jaxspatial.training.workdir`).
   """
-  from jaxspatial.data import pipeline
-
   if trainer is None:
     trainer = make_trainer(config)
-  config = trainer.config
   workdir = pathlib.Path(workdir).absolute()
+  with workdir_lib.Lock(workdir), workdir_lib.full_disk_is_a_user_error(workdir):
+    return _train(trainer, workdir)
+
+
+def _warn_of_corrupt_images(count: int, reported: int, data: ml_collections.ConfigDict) -> int:
+  """One warning line when the count of unreadable images first becomes non-zero."""
+  if count and not reported and jax.process_index() == 0:
+    print(f"warning: {count} unreadable image file(s) in {data.get('path', '')} skipped and "
+          "replaced by the next readable ones; metrics.jsonl counts them (corrupt_images)",
+          file=sys.stderr)
+  return count
+
+
+def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
+  from jaxspatial.data import pipeline
+
+  config = trainer.config
   is_main = jax.process_index() == 0
-  mngr = checkpoint.manager(workdir, max_to_keep=config.keep_checkpoints)
   data_iter = (pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
                                       seed=config.seed) if trainer.uses_data else None)
-  latest = mngr.latest_step()
+  mngr, latest, data_state = workdir_lib.restore_newest_intact(
+      trainer, workdir, lambda: checkpoint.manager(workdir, max_to_keep=config.keep_checkpoints))
   if latest is not None:
-    data_state = trainer.restore(mngr, latest)
     if data_state is not None and data_iter is not None:
       data_iter.set_state(data_state)
     if is_main:
@@ -222,12 +238,16 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   samples_dir = workdir / "samples"
   t0 = time.perf_counter()
   step = start
+  corrupt = 0
   with _Preemption() as preemption:
     for step in range(start + 1, config.total_steps + 1):
       metrics = trainer.step(trainer.global_batch(next(data_iter)) if data_iter else None)
       if config.log_every and step % config.log_every == 0:
         progress.update(step)
-        extra = {"corrupt_images": float(pipeline.corrupt_count(data_iter))} if data_iter else {}
+        extra = {}
+        if data_iter:
+          corrupt = _warn_of_corrupt_images(pipeline.corrupt_count(data_iter), corrupt, config.data)
+          extra["corrupt_images"] = float(corrupt)
         writer.write(step, jax.device_get(metrics), kimg=step * config.batch_size / 1000,
                      images_per_sec=progress.images_per_sec, **extra)
       if config.sample_every and step % config.sample_every == 0:

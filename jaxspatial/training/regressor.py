@@ -26,6 +26,7 @@ from jaxspatial.cli import UserError
 from jaxspatial.losses import regressor as regression
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.training import loop
+from jaxspatial.training import state as state_lib
 
 
 @flax.struct.dataclass
@@ -78,7 +79,8 @@ class RegressorTrainer:
       grads, (metrics, batch_stats) = jax.grad(regression.regressor_loss_fn, has_aux=True)(
           state.e["params"], state.e["batch_stats"], g_apply, key, config, lpips_fn,
           constrain=constrain)
-      updates, opt = self.optimizer.update(grads, state.opt, state.e["params"])
+      updates, opt = self.optimizer.update(state_lib.finite_gradients(grads), state.opt,
+                                           state.e["params"])
       params = optax.apply_updates(state.e["params"], updates)
       metrics["grad_norm/e"] = optax.tree.norm(grads)
       new = state.replace(step=state.step + 1, opt=opt,

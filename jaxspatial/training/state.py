@@ -27,6 +27,17 @@ class GANState:
   pl_mean: jax.Array
 
 
+def finite_gradients(grads: Any) -> Any:
+  """Gradients with NaN -> 0 and +-Inf -> +-1e5, as stylegan2-ada's training loop does
+  (``nan_to_num`` on every parameter's gradient before the optimiser step).
+
+  A batch whose loss or gradient is not finite then leaves the parameters it touched about
+  where they were, instead of turning them and every later checkpoint into NaN; the step's
+  logged loss and ``grad_norm/*`` (taken before this) still show it.
+  """
+  return jax.tree.map(lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
+
+
 def lazy_regularization_ratio(every: int, enabled: bool) -> float:
   """stylegan2-ada's ``mb_ratio = k / (k + 1)`` for a regulariser run every k steps."""
   return every / (every + 1) if enabled else 1.0
