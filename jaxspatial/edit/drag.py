@@ -53,6 +53,7 @@ class DragConfig:
   max_steps: int = 200
   lr: float = 1e-3                # Adam on the optimised W+ rows
   num_layers: int = 6             # W+ rows optimised: the first 6
+  w_space: bool = False           # True: one w shared by all layers (DragGAN's "w" space)
   feature_block: int = 5          # the 6th synthesis block (clamped to the generator's last)
   mask_weight: float = 10.0       # λ of the mask term (DragGAN's official value)
   center_lr: float = 0.01         # Adam on the heatmap centres (SpatialGAN)
@@ -172,7 +173,7 @@ class Dragger:
     self.spatial = model.kind == "spatialgan"
     size = model.resolution
     self.r1, self.r2, self.stop = radii(size)
-    self.n_opt = min(config.num_layers, model.num_ws)
+    self.n_opt = 1 if config.w_space else min(config.num_layers, model.num_ws)
     self.block = min(config.feature_block, int(round(math.log2(size))) - 2)
     labels = lambda params: {k: k for k in params}  # noqa: E731
     self.optimizer = optax.multi_transform({"ws": optax.adam(config.lr),
@@ -186,7 +187,7 @@ class Dragger:
   def _synthesis(self, g_vars, params, fixed):
     """(image (H, W, 3), block features upsampled to (H, W, C)) for the optimised ``params``."""
     g, size = self.model.generator, self.model.resolution
-    full = jnp.concatenate([params["ws"], fixed["ws_rest"]], axis=1)
+    full = self._full_ws(params, fixed)
     if self.spatial:
       h = fixed["heatmaps"]
       h = h.replace(centers=params["centers"]) if "centers" in params else h
@@ -195,6 +196,13 @@ class Dragger:
       img, feats = g.apply(g_vars, full, "const", None, True, method=type(g).synthesize)
     f = feats[self.block][0]
     return img[0], jax.image.resize(f, (size, size, f.shape[-1]), "bilinear")
+
+  def _full_ws(self, params, fixed):
+    """W+ from the optimised rows: the first rows + the fixed rest, or one w tiled (w_space)."""
+    xp = jnp if isinstance(params["ws"], jax.Array) else np
+    if self.config.w_space:
+      return xp.repeat(params["ws"], self.model.num_ws, axis=1)
+    return xp.concatenate([params["ws"], fixed["ws_rest"]], axis=1)
 
   def _tracked(self, g_vars, params, p, fixed):
     """Image, features, handles tracked on them (padding points kept), all arrived?"""
@@ -232,6 +240,9 @@ class Dragger:
     ws = np.asarray(ws, np.float32)
     if ws.shape[0] != 1 or ws.shape[1] != model.num_ws:
       raise UserError(f"ws must be W+ of one image, (1, {model.num_ws}, ...); got {ws.shape}")
+    if self.config.w_space and not np.allclose(ws, ws[:, :1]):
+      raise UserError("a drag in W needs the same w in every layer; this latent is W+ "
+                      "(drag in W+, or start from a fresh latent)")
     keep = np.zeros((size, size, 1), np.float32)
     if mask is not None:
       mask = np.asarray(mask, np.float32)
@@ -297,7 +308,8 @@ class DragRun:
     """Renders the current latent and tracks the handles on it once more."""
     d = self.dragger
     image, _, self.p, done = d._render(d.model.g_vars, self.params, self.p, self.fixed)
-    ws = np.concatenate([np.asarray(self.params["ws"]), np.asarray(self.fixed["ws_rest"])], axis=1)
+    ws = d._full_ws({"ws": np.asarray(self.params["ws"])},
+                    {"ws_rest": np.asarray(self.fixed["ws_rest"])})
     heatmaps = None
     if d.spatial:
       h = self.fixed["heatmaps"]
