@@ -104,7 +104,8 @@ def decode_image(data: bytes, what: str) -> Image.Image:
 
 
 def mask_from(v: Any, size: int, what: str) -> np.ndarray:
-  """A PNG data URL (white = 1) of ``size`` x ``size`` -> (size, size, 1) float32 in {0, 1}."""
+  """A PNG data URL of ``size`` x ``size`` -> (size, size, 1) float32 in {0, 1}: white = 1,
+  black or transparent = 0 (the image is laid over black first)."""
   if not isinstance(v, str) or not v.startswith("data:image/png;base64,"):
     raise UserError(f"{what} must be a PNG data URL")
   try:
@@ -114,8 +115,7 @@ def mask_from(v: Any, size: int, what: str) -> np.ndarray:
   img = decode_image(raw, what)
   if img.size != (size, size):
     raise UserError(f"{what} is {img.width}x{img.height}; the model makes {size}x{size}")
-  if img.mode in ("RGBA", "LA", "PA"):
-    img = img.getchannel("A")
+  img = Image.alpha_composite(Image.new("RGBA", img.size, "black"), img.convert("RGBA"))
   return (np.asarray(img.convert("L"))[..., None] > 127).astype(np.float32)
 
 

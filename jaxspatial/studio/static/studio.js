@@ -43,8 +43,7 @@ function loadImage(img, url) {
   return new Promise((ok) => { img.onload = ok; img.onerror = ok; img.src = url; });
 }
 
-async function setState(st) {
-  studio.state = st;
+async function setState(st) {      // studio.state changes last, once everything is drawn
   await loadImage(studio.image, st.image);
   $("seed").value = st.seed;
   $("truncation").value = st.truncation; $("truncation-value").textContent = st.truncation;
@@ -61,6 +60,7 @@ async function setState(st) {
   $("export-npz").href = `/api/s/${studio.sid}/export.npz`;
   showCandidates(st.candidates || []);
   if (st.sources) { await showSources(st); }
+  studio.state = st;
   draw();
 }
 
@@ -176,11 +176,14 @@ function descendants(i) {
   return out;
 }
 
+// A brush stroke from the previous point of this press (if any) to p, on a mask canvas.
 function paint(maskCanvas, p, erase) {
-  const m = maskCanvas.getContext("2d");
+  const m = maskCanvas.getContext("2d"), from = studio.lastPaint || p;
   m.globalCompositeOperation = erase ? "destination-out" : "source-over";
-  m.fillStyle = "#fff"; m.beginPath();
-  m.arc(p[1] + 0.5, p[0] + 0.5, +$("brush").value * res() / 64, 0, 2 * Math.PI); m.fill();
+  m.strokeStyle = "#fff"; m.lineCap = "round";
+  m.lineWidth = Math.max(1, +$("brush").value * res() / 32);
+  m.beginPath(); m.moveTo(from[1] + 0.5, from[0] + 0.5); m.lineTo(p[1] + 0.5, p[0] + 0.5); m.stroke();
+  studio.lastPaint = p;
 }
 
 function blockAt(p) {
@@ -191,7 +194,7 @@ function blockAt(p) {
 canvas.addEventListener("mousedown", (ev) => {
   if (studio.busy) { return; }
   const p = pixelAt(ev), t = tool();
-  studio.pressed = true;
+  studio.pressed = true; studio.lastPaint = null;
   if (t === "points") {
     if (studio.handles.length === studio.targets.length) { studio.handles.push(p); }
     else { studio.targets.push(p); }
@@ -291,7 +294,8 @@ async function stream(op, body, onEvent) {
 async function startDrag() {
   if (!studio.targets.length) { showError("click a handle, then its target"); return; }
   const body = { handles: studio.handles.slice(0, studio.targets.length), targets: studio.targets,
-                 w_space: $("space").value === "w", coarse: $("coarse").checked };
+                 w_space: $("space").value === "w", coarse: $("coarse").checked,
+                 max_steps: +$("max-steps").value };
   if (studio.dragMask) { body.mask = binaryMask(studio.dragMask).toDataURL("image/png"); }
   $("step").textContent = "0";
   await stream("drag", body, async (ev) => {
@@ -345,7 +349,7 @@ async function showSources(st) {
     const c = document.createElement("canvas"); c.width = res(); c.height = res();
     c.getContext("2d").drawImage(img, 0, 0); c.title = `source ${i}`;
     c.className = i === studio.activeSource ? "active" : "";
-    c.onclick = () => { studio.activeSource = i; showSources(studio.state); draw(); };
+    c.onclick = async () => { studio.activeSource = i; await showSources(studio.state); draw(); };
     box.appendChild(c);
   });
   const r = $("result").getContext("2d"); r.imageSmoothingEnabled = false;
