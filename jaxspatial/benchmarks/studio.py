@@ -35,7 +35,8 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
   import jax.numpy as jnp
   import ml_collections
 
-  from jaxspatial import checkpoint, models
+  from jaxspatial import models
+  from jaxspatial.api import checkpoint
   from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.models import regressor as regressor_lib
   from jaxspatial.models import ssn as ssn_models

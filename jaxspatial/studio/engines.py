@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxspatial.cli import UserError
 from jaxspatial.edit import drag as drag_lib
-from jaxspatial.edit.heatmaps import Heatmaps
+from jaxspatial.models.heatmaps import Heatmaps
 
 MAX_POINTS = 8          # DragGAN handle/target pairs per drag (one compiled step for all)
 CANDIDATES = 6          # SSN resampling candidates per request
