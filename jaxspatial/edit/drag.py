@@ -103,15 +103,17 @@ def bilinear_sample(feat: Array, points: Array) -> Array:
 
 
 def motion_supervision_loss(feat: Array, handles: Array, targets: Array,
-                            offsets: Array) -> Array:
+                            offsets: Array, valid: Array | None = None) -> Array:
   """DragGAN eq. 1 without the mask term: ``feat`` (H, W, C), ``handles``/``targets``
-  (P, 2), ``offsets`` (Q, 2) from :func:`disk_offsets` -> scalar."""
+  (P, 2), ``offsets`` (Q, 2) from :func:`disk_offsets` -> scalar. ``valid`` (P,) bool drops
+  padding points from the sum (a zero-length drag still has a gradient: |x|' = 1 at 0)."""
   direction = targets - handles
   direction = direction / jnp.maximum(jnp.linalg.norm(direction, axis=-1, keepdims=True), 1e-8)
   q = handles[:, None, :] + offsets[None]                               # (P, Q, 2)
   here = jax.lax.stop_gradient(bilinear_sample(feat, q))
   ahead = bilinear_sample(feat, q + direction[:, None, :])
-  return jnp.sum(jnp.mean(jnp.abs(here - ahead), axis=(1, 2)))
+  per_point = jnp.mean(jnp.abs(here - ahead), axis=(1, 2))
+  return jnp.sum(per_point if valid is None else jnp.where(valid, per_point, 0.0))
 
 
 def track_points(feat: Array, reference: Array, handles: Array, r2: float) -> Array:
@@ -216,7 +218,7 @@ class Dragger:
     """Track, then (unless every handle has arrived) one motion-supervision Adam step."""
     def loss_fn(params):
       img, f, new_p, done = self._tracked(g_vars, params, p, fixed)
-      loss = motion_supervision_loss(f, new_p, fixed["targets"], self._offsets)
+      loss = motion_supervision_loss(f, new_p, fixed["targets"], self._offsets, fixed["valid"])
       loss = loss + self.config.mask_weight * jnp.mean(jnp.abs(f - fixed["feat0"]) * fixed["keep"])
       return loss, (img, new_p, done)
     (_, (img, new_p, done)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

@@ -293,3 +293,30 @@ def test_command_help_and_errors(capsys):
     cmd.build(cmd.parse_args(["--checkpoint", "/nonexistent/x"]))
   with pytest.raises(UserError, match="--port"):
     cmd.main(["--checkpoint", "x", "--port", "0"])
+
+
+def test_dragger_pads_points_compiles_once_and_matches_drag(studio):
+  from jaxspatial.edit import drag as drag_lib
+  engine = studio.engines["sg2"]
+  m, dragger = engine.model, engine.dragger(False)
+  ws = engine.new(1).ws
+  runs, programs = [dragger.start(ws, [[8, 4]], [[8, 9]]),
+                    dragger.start(ws, [[8, 4], [3, 3]], [[8, 9], [3, 6]])], []
+  for run in runs:
+    for _ in range(3):
+      run.step()
+    programs.append(dragger._step._cache_size())
+  assert programs[0] == programs[1]                  # 1 and 2 points: no new program
+  one = drag_lib.drag(m, ws, [[8, 4]], [[8, 9]], config=drag_lib.DragConfig(max_steps=3))
+  padded = runs[0].result()
+  np.testing.assert_allclose(padded.ws, one.ws, atol=1e-5)
+  np.testing.assert_allclose(padded.handles, one.handles)
+
+
+def test_finetune_callback_stops_early(studio):
+  engine = studio.engines["reg"]
+  state = engine.new(0)
+  state = state.replace(masks=(np.ones_like(state.masks[0]), state.masks[1]))
+  calls = []
+  engine.finetune(state, 5, lambda i: calls.append(i) or i == 1)
+  assert calls == [0, 1]
