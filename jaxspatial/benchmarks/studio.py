@@ -69,7 +69,8 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
   return out
 
 
-def _serve(app) -> tuple[str, Callable[[], None]]:
+def serve(app) -> tuple[str, Callable[[], None]]:
+  """Serves ``app`` with uvicorn in a thread on a free local port -> (base URL, stop)."""
   import uvicorn
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -210,7 +211,7 @@ def bench_studio(checkpoints: list[str] | None = None, repeats: int = 10) -> lis
       rows.append({"bench": "studio warm-up (compile)", "model": engine.name,
                    "median_ms": round((time.perf_counter() - t) * 1e3), "n": 1})
       engines.append(engine)
-    base, stop = _serve(server.create_app(server.Studio(engines)))
+    base, stop = serve(server.create_app(server.Studio(engines)))
     try:
       with httpx.Client(base_url=base, timeout=600) as client:
         rows += _edits(client, engines, repeats)
