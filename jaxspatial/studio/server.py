@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -39,7 +40,7 @@ from starlette.staticfiles import StaticFiles
 from jaxspatial import imageio
 from jaxspatial.cli import UserError
 from jaxspatial.studio import ops
-from jaxspatial.studio.engines import Engine, State
+from jaxspatial.studio.engines import Engine
 from jaxspatial.studio.sessions import Busy, Session, SessionStore
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -143,9 +144,61 @@ def sse(event: dict[str, Any]) -> bytes:
   return f"data: {json.dumps(event)}\n\n".encode()
 
 
+def run_edit(studio: Studio, session: Session, op: str, body: Any) -> dict[str, Any]:
+  """One plain edit under the session's lock -> the new state's payload (with its latency)."""
+  with session.editing():
+    start = time.perf_counter()
+    ops.check_kind(session.engine, op)
+    new = ops.OPS[op](session, body, studio)
+    if new is not None:
+      session.push(new)
+    return payload(session, (time.perf_counter() - start) * 1e3)
+
+
+async def streamed(request: Request, session: Session, op: str) -> StreamingResponse:
+  """A long edit (``ops.STREAMED``) as server-sent events; the session is held until it ends."""
+  body = await body_json(request)
+  ops.check_kind(session.engine, op)
+  session.acquire()
+  session.stop.clear()
+  try:
+    events = ops.STREAMED[op](session, body)
+    first = await run_in_threadpool(next, events)   # input errors surface here, as 4xx
+  except BaseException:
+    session.release()
+    raise
+
+  def stream():
+    try:
+      yield sse(first)
+      for event in events:
+        if event.get("type") == "done":
+          event["state"] = payload(session)
+        yield sse(event)
+    except (UserError, ValueError) as e:
+      yield sse({"type": "error", "error": str(e)})
+    finally:
+      session.release()
+  return StreamingResponse(stream(), media_type="text/event-stream",
+                           headers={"Cache-Control": "no-store"})
+
+
+async def export_response(session: Session, fmt: str) -> Response:
+  """The current image as PNG, or its latent as ``latent.npz``."""
+  if fmt == "png":
+    return Response(png(session.state.image), media_type="image/png",
+                    headers={"Content-Disposition": 'attachment; filename="studio.png"'})
+  if fmt == "npz":
+    arrays = await run_in_threadpool(session.engine.export, session.state)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return Response(buf.getvalue(), media_type="application/octet-stream",
+                    headers={"Content-Disposition": 'attachment; filename="latent.npz"'})
+  raise ApiError(404, f"export is .png or .npz, not .{fmt}")
+
+
 def create_app(studio: Studio) -> Starlette:
   """The Starlette app serving ``studio``."""
-  from starlette.concurrency import run_in_threadpool
 
   async def index(request):
     return FileResponse(STATIC / "index.html")
@@ -175,62 +228,15 @@ def create_app(studio: Studio) -> Starlette:
       return JSONResponse({"stopped": True})
     if op in ops.STREAMED:
       return await streamed(request, session, op)
-    handler = ops.OPS.get(op)
-    if handler is None:
+    if op not in ops.OPS:
       raise ApiError(404, f"unknown edit {op!r}")
     body = await request.body() if op == "upload" else await body_json(request)
     if op == "upload" and len(body) > ops.MAX_UPLOAD_BYTES:
       raise ApiError(413, f"upload over {ops.MAX_UPLOAD_BYTES // 2 ** 20} MiB")
-
-    def run():
-      with session.editing():
-        start = time.perf_counter()
-        ops.check_kind(session.engine, op)
-        new = handler(session, body, studio)
-        if new is not None:
-          session.push(new)
-        return payload(session, (time.perf_counter() - start) * 1e3)
-    return JSONResponse(await run_in_threadpool(run))
-
-  async def streamed(request, session, op):
-    body = await body_json(request)
-    ops.check_kind(session.engine, op)
-    session.acquire()
-    session.stop.clear()
-    try:
-      events = ops.STREAMED[op](session, body)
-      first = await run_in_threadpool(next, events)   # input errors surface here, as 4xx
-    except BaseException:
-      session.release()
-      raise
-
-    def stream():
-      try:
-        yield sse(first)
-        for event in events:
-          if event.get("type") == "done":
-            event["state"] = payload(session)
-          yield sse(event)
-      except (UserError, ValueError) as e:
-        yield sse({"type": "error", "error": str(e)})
-      finally:
-        session.release()
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store"})
+    return JSONResponse(await run_in_threadpool(run_edit, studio, session, op, body))
 
   async def export(request):
-    session = studio.session(request)
-    fmt = request.path_params["fmt"]
-    if fmt == "png":
-      return Response(png(session.state.image), media_type="image/png",
-                      headers={"Content-Disposition": 'attachment; filename="studio.png"'})
-    if fmt == "npz":
-      arrays = await run_in_threadpool(session.engine.export, session.state)
-      buf = io.BytesIO()
-      np.savez(buf, **arrays)
-      return Response(buf.getvalue(), media_type="application/octet-stream",
-                      headers={"Content-Disposition": 'attachment; filename="latent.npz"'})
-    raise ApiError(404, f"export is .png or .npz, not .{fmt}")
+    return await export_response(studio.session(request), request.path_params["fmt"])
 
   routes = [
       Route("/", guarded(index)),

@@ -12,7 +12,6 @@ from PIL import Image
 
 import jaxspatial as js
 from jaxspatial import imageio
-from jaxspatial.studio import server
 
 RES = 16
 
