@@ -28,19 +28,20 @@ def _ready(page, base: str, name: str, seed: int) -> dict:
   page.goto(f"{base}/?model={name}")
   page.wait_for_function("document.getElementById('status').textContent === 'ready'",
                          timeout=300_000)
-  page.fill("#seed", str(seed))
-  page.click("#new")
-  page.wait_for_function(f"window.studio.state.seed === {seed}", timeout=300_000)
+  if page.is_visible("#seed"):                   # generators (the regressor starts at seed 0)
+    page.fill("#seed", str(seed))
+    page.click("#new")
+    page.wait_for_function(f"window.studio.state.seed === {seed}", timeout=300_000)
   return page.evaluate("window.studio.state")
 
 
-def _edit(page, kind: str, res: int) -> None:
+def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> None:
   """One representative edit of ``kind`` with mouse events, waiting for its result."""
   at = lambda r, c: _canvas_point(page, r, c, res)  # noqa: E731
   n = page.evaluate("window.studio.state.history.length")
   if kind == "stylegan2":
-    page.mouse.click(*at(res * 0.6, res * 0.3))
-    page.mouse.click(*at(res * 0.6, res * 0.6))
+    page.mouse.click(*at(*drag[0]))
+    page.mouse.click(*at(*drag[1]))
     page.fill("#max-steps", "60")
     page.click("#drag-start")
     page.wait_for_function("window.studio.lastEvent && window.studio.lastEvent.type === 'done'",
@@ -83,8 +84,15 @@ def main(argv=None) -> None:
   p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
                  help="model directories (one screenshot each)")
   p.add_argument("--seed", type=int, default=3, help="seed of the image edited (default 3)")
+  p.add_argument("--drag", default="25,21:25,12", metavar="ROW,COL:ROW,COL",
+                 help="StyleGAN2: DragGAN handle and target pixels (default 25,21:25,12)")
   p.add_argument("--out", required=True, help="folder for the studio_<kind>.png files")
   args = p.parse_args(argv)
+  try:
+    drag = tuple(tuple(float(v) for v in point.split(",")) for point in args.drag.split(":"))
+    assert len(drag) == 2 and all(len(point) == 2 for point in drag)
+  except (ValueError, AssertionError):
+    raise cli.UserError(f"--drag must be ROW,COL:ROW,COL, got {args.drag!r}") from None
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:
     raise cli.UserError("no system Chromium on PATH (apt-get install chromium)")
@@ -108,7 +116,7 @@ def main(argv=None) -> None:
         name = pathlib.Path(path).name
         state = _ready(page, base, name, args.seed)
         kind = state["kind"]
-        _edit(page, kind, page.evaluate("window.studio.model.resolution"))
+        _edit(page, kind, page.evaluate("window.studio.model.resolution"), drag)
         page.screenshot(path=out / f"studio_{kind}.png")
         print(f"wrote {out / f'studio_{kind}.png'} ({name})")
         page.close()
