@@ -112,7 +112,7 @@ def main(argv=None) -> None:
       browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                    args=["--no-sandbox"])
       for path in args.checkpoint:
-        page = browser.new_page(viewport={"width": 1060, "height": 700})
+        page = browser.new_page(viewport={"width": 1290, "height": 600})
         name = pathlib.Path(path).name
         state = _ready(page, base, name, args.seed)
         kind = state["kind"]
