@@ -115,8 +115,8 @@ def _edits(client, engines, repeats: int) -> list[dict]:
     r.raise_for_status()
     return r.json()
 
-  def post(s, op, **body):
-    r = client.post(f"/api/s/{s['sid']}/{op}", json=body)
+  def post(s, name, **body):
+    r = client.post(f"/api/s/{s['sid']}/{name}", json=body)
     r.raise_for_status()
     return r.json()
   for kind, engine in by_kind.items():
