@@ -165,9 +165,10 @@ def _edits(client, engines, repeats: int) -> list[dict]:
   return rows
 
 
-def _page_load(base: str, client, repeats: int) -> list[dict]:
+def _page_load(base: str, client, repeats: int, browser=None) -> list[dict]:
   """The page's requests in order (HTML, CSS, JS, models, a new session), and in Chromium
-  (navigation until the page says ready) when a system Chromium and Playwright exist."""
+  (navigation until the page says ready): ``browser`` (a Playwright browser), else the system
+  Chromium when it and Playwright exist."""
   import shutil
 
   def load():
@@ -175,6 +176,8 @@ def _page_load(base: str, client, repeats: int) -> list[dict]:
       client.get(path).raise_for_status()
     client.post("/api/session", json={}).raise_for_status()
   rows = [_row("page load (HTTP requests)", "first model", _timed(load, repeats))]
+  if browser is not None:
+    return rows + [_browser_load(base, browser, repeats)]
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   try:
     from playwright.sync_api import sync_playwright
@@ -184,15 +187,21 @@ def _page_load(base: str, client, repeats: int) -> list[dict]:
     return rows
   with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-    page = browser.new_page()
-
-    def navigate():
-      page.goto(base + "/")
-      page.wait_for_function("document.getElementById('status').textContent === 'ready'")
-    navigate()
-    rows.append(_row("page load (Chromium, to ready)", "first model", _timed(navigate, repeats)))
+    rows.append(_browser_load(base, browser, repeats))
     browser.close()
   return rows
+
+
+def _browser_load(base: str, browser, repeats: int) -> dict:
+  page = browser.new_page()
+
+  def navigate():
+    page.goto(base + "/")
+    page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+  navigate()
+  row = _row("page load (Chromium, to ready)", "first model", _timed(navigate, repeats))
+  page.close()
+  return row
 
 
 def bench_studio(checkpoints: list[str] | None = None, repeats: int = 10) -> list[dict]:

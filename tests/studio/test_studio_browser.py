@@ -145,3 +145,16 @@ def test_a_corrupt_upload_shows_the_error_and_keeps_the_image(page, screenshots)
   state = page.evaluate("window.studio.state")
   assert state["image"] == before["image"] and state["sources"] == before["sources"]
   page.screenshot(path=screenshots / "upload_error.png")
+
+
+def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):
+  import httpx
+
+  from jaxspatial.benchmarks import studio as bench
+  with httpx.Client(base_url=live_server, timeout=120) as client:
+    rows = bench._edits(client, list(studio.engines.values()), repeats=2)
+    rows += bench._page_load(live_server, client, repeats=2, browser=browser)
+  names = {r["bench"] for r in rows}
+  assert {"studio heatmap move", "studio SSN resample (6 candidates)", "studio composite (2 parts)",
+          "studio drag step (streamed)", "studio page load (Chromium, to ready)"} <= names
+  assert all(r["median_ms"] > 0 for r in rows)
