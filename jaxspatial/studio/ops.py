@@ -20,7 +20,7 @@ from PIL import Image
 
 from jaxspatial import imageio
 from jaxspatial.cli import UserError
-from jaxspatial.api.model import NOISE_MODES
+from jaxspatial.models.stylegan2 import NOISE_MODES
 from jaxspatial.studio.engines import CANDIDATES, State
 
 MAX_JSON_BYTES = 8 * 2 ** 20
