@@ -8,9 +8,10 @@
     python -m jaxspatial.bench ssn --resolution 32 --batch 16          # a family's own flags
     python -m jaxspatial.bench spatialgan --train-step | --drag CHECKPOINT
     python -m jaxspatial.bench regressor --resolution 256 --opt-steps 200
+    python -m jaxspatial.bench studio [--checkpoint DIR ...]        # studio latency per edit
 
 Table benchmarks run at their default sizes and print one markdown table; ``ssn``,
-``spatialgan`` and ``regressor`` take their family benchmark's flags (``... ssn --help``).
+``spatialgan``, ``regressor`` and ``studio`` take their own flags (``... ssn --help``).
 The benchmarks live in :mod:`jaxspatial.benchmarks`.
 """
 
@@ -42,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "ssn": "jaxspatial.benchmarks.ssn",
     "spatialgan": "jaxspatial.benchmarks.spatialgan",
     "regressor": "jaxspatial.benchmarks.regressor",
+    "studio": "jaxspatial.benchmarks.studio",
 }
 """name -> benchmark module whose ``main(argv, prog)`` parses its own flags."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
@@ -184,14 +184,16 @@ class RegressorModel(Model):
 
   def finetune(self, x: np.ndarray, mask: np.ndarray | None = None, steps: int = FINETUNE_STEPS,
                lr: float = FINETUNE_LR, seed: int = 0, lpips_weight: float = 1.0,
-               show_progress: bool = True) -> "RegressorModel":
+               show_progress: bool = True,
+               callback: Callable[[int], bool | None] | None = None) -> "RegressorModel":
     """A copy whose regressor is finetuned on ``x`` (the paper's per-image finetuning).
 
     ``steps`` Adam steps (lr, betas (0.5, 0.999)) on :func:`jaxspatial.losses.regressor.finetune_loss_fn`:
     fresh random masks each step, E with its running BN statistics, masked MSE + masked LPIPS
     on the known pixels. Pass one image (n = 1) for per-image finetuning; n > 1 adapts E to all
     of them jointly. ``lpips_weight=0`` needs no LPIPS weights; otherwise a missing
-    ``lpips-vgg`` file is a :class:`UserError` saying how to convert it.
+    ``lpips-vgg`` file is a :class:`UserError` saying how to convert it. ``callback(i)`` is
+    called after step ``i`` (0-based); a true return value stops the finetuning there.
     """
     x = self._images(x, "x")
     mask = self._masks(mask, x, "mask")
@@ -213,6 +215,8 @@ class RegressorModel(Model):
     for i in cli.progress(range(steps), desc="finetune", unit="step", enabled=show_progress):
       params, opt_state, _ = step_fn(params, opt_state, e_state, self.g_vars, lpips_params,
                                      jax.random.fold_in(key, i), x, mask)
+      if callback is not None and callback(i):
+        break
     tuned = copy.copy(self)
     tuned.e_vars = {**self.e_vars, "params": params}
     tuned.variables = {**self.variables, "e": tuned.e_vars}

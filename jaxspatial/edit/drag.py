@@ -25,7 +25,9 @@ latent. The paper gives neither ``α`` nor the radius nor a learning rate for th
 are ``DragConfig.coarse_alpha = 1``, ``coarse_radius = 0.3`` (heatmap units, [-1, 1]) and
 ``center_lr = 0.01``.
 
-Points are ``(row, col)`` in pixels of the generator's output.
+Points are ``(row, col)`` in pixels of the generator's output. :func:`drag` runs a drag to
+the end; :class:`Dragger` keeps the compiled step of a model and advances a drag one iteration
+at a time (:class:`DragRun`), which the studio streams to the browser.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class DragConfig:
   max_steps: int = 200
   lr: float = 1e-3                # Adam on the optimised W+ rows
   num_layers: int = 6             # W+ rows optimised: the first 6
+  w_space: bool = False           # True: one w shared by all layers (DragGAN's "w" space)
   feature_block: int = 5          # the 6th synthesis block (clamped to the generator's last)
   mask_weight: float = 10.0       # λ of the mask term (DragGAN's official value)
   center_lr: float = 0.01         # Adam on the heatmap centres (SpatialGAN)
@@ -100,15 +103,17 @@ def bilinear_sample(feat: Array, points: Array) -> Array:
 
 
 def motion_supervision_loss(feat: Array, handles: Array, targets: Array,
-                            offsets: Array) -> Array:
+                            offsets: Array, valid: Array | None = None) -> Array:
   """DragGAN eq. 1 without the mask term: ``feat`` (H, W, C), ``handles``/``targets``
-  (P, 2), ``offsets`` (Q, 2) from :func:`disk_offsets` -> scalar."""
+  (P, 2), ``offsets`` (Q, 2) from :func:`disk_offsets` -> scalar. ``valid`` (P,) bool drops
+  padding points from the sum (a zero-length drag still has a gradient: |x|' = 1 at 0)."""
   direction = targets - handles
   direction = direction / jnp.maximum(jnp.linalg.norm(direction, axis=-1, keepdims=True), 1e-8)
   q = handles[:, None, :] + offsets[None]                               # (P, Q, 2)
   here = jax.lax.stop_gradient(bilinear_sample(feat, q))
   ahead = bilinear_sample(feat, q + direction[:, None, :])
-  return jnp.sum(jnp.mean(jnp.abs(here - ahead), axis=(1, 2)))
+  per_point = jnp.mean(jnp.abs(here - ahead), axis=(1, 2))
+  return jnp.sum(per_point if valid is None else jnp.where(valid, per_point, 0.0))
 
 
 def track_points(feat: Array, reference: Array, handles: Array, r2: float) -> Array:
@@ -154,6 +159,170 @@ def check_points(a: Any, name: str, size: int) -> np.ndarray:
   return a
 
 
+class Dragger:
+  """DragGAN on one model, one step at a time (for streaming), compiled once.
+
+  The jitted step and render take the generator variables and every per-drag array as
+  arguments, and the points are padded to ``max_points`` (padding points sit still on
+  their own targets), so one compiled program serves every drag of this model with up to
+  ``max_points`` pairs; a SpatialGAN compiles one more program when the centres are not
+  optimised. :meth:`start` begins a drag, :class:`DragRun` advances it.
+  """
+
+  def __init__(self, model, config: DragConfig = DragConfig(), max_points: int = 8):
+    if model.kind not in ("stylegan2", "spatialgan"):
+      raise UserError(f"dragging works on stylegan2 and spatialgan models, not {model.kind!r}")
+    self.model, self.config, self.max_points = model, config, int(max_points)
+    self.spatial = model.kind == "spatialgan"
+    size = model.resolution
+    self.r1, self.r2, self.stop = radii(size)
+    self.n_opt = 1 if config.w_space else min(config.num_layers, model.num_ws)
+    self.block = min(config.feature_block, int(round(math.log2(size))) - 2)
+    labels = lambda params: {k: k for k in params}  # noqa: E731
+    self.optimizer = optax.multi_transform({"ws": optax.adam(config.lr),
+                                            "centers": optax.adam(config.center_lr)}, labels)
+    self._offsets = jnp.asarray(disk_offsets(self.r1))
+    self._features = jax.jit(lambda g_vars, params, fixed: self._synthesis(g_vars, params,
+                                                                           fixed)[1])
+    self._step = jax.jit(self._step_fn)
+    self._render = jax.jit(self._tracked)
+
+  def _synthesis(self, g_vars, params, fixed):
+    """(image (H, W, 3), block features upsampled to (H, W, C)) for the optimised ``params``."""
+    g, size = self.model.generator, self.model.resolution
+    full = self._full_ws(params, fixed)
+    if self.spatial:
+      h = fixed["heatmaps"]
+      h = h.replace(centers=params["centers"]) if "centers" in params else h
+      img, feats = g.apply(g_vars, full, h, "const", None, True, method=type(g).synthesize)
+    else:
+      img, feats = g.apply(g_vars, full, "const", None, True, method=type(g).synthesize)
+    f = feats[self.block][0]
+    return img[0], jax.image.resize(f, (size, size, f.shape[-1]), "bilinear")
+
+  def _full_ws(self, params, fixed):
+    """W+ from the optimised rows: the first rows + the fixed rest, or one w tiled (w_space)."""
+    xp = jnp if isinstance(params["ws"], jax.Array) else np
+    if self.config.w_space:
+      return xp.repeat(params["ws"], self.model.num_ws, axis=1)
+    return xp.concatenate([params["ws"], fixed["ws_rest"]], axis=1)
+
+  def _tracked(self, g_vars, params, p, fixed):
+    """Image, features, handles tracked on them (padding points kept), all arrived?"""
+    img, f = self._synthesis(g_vars, params, fixed)
+    new_p = track_points(jax.lax.stop_gradient(f), fixed["f_handles"], p, self.r2)
+    new_p = jnp.where(fixed["valid"][:, None], new_p.astype(jnp.float32), p)
+    near = jnp.linalg.norm(new_p - fixed["targets"], axis=-1) <= self.stop
+    return img, f, new_p, jnp.all(near | ~fixed["valid"])
+
+  def _step_fn(self, g_vars, params, opt_state, p, fixed):
+    """Track, then (unless every handle has arrived) one motion-supervision Adam step."""
+    def loss_fn(params):
+      img, f, new_p, done = self._tracked(g_vars, params, p, fixed)
+      loss = motion_supervision_loss(f, new_p, fixed["targets"], self._offsets, fixed["valid"])
+      loss = loss + self.config.mask_weight * jnp.mean(jnp.abs(f - fixed["feat0"]) * fixed["keep"])
+      return loss, (img, new_p, done)
+    (_, (img, new_p, done)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, new_state = self.optimizer.update(grads, opt_state, params)
+    new_params = jax.tree.map(lambda a, u: jnp.where(done, a, a + u), params, updates)
+    return new_params, new_state, new_p, done, img
+
+  def start(self, ws: np.ndarray, handles: Any, targets: Any, *,
+            heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
+            coarse: bool = True, optimise_centers: bool = True) -> "DragRun":
+    """A drag of ``handles`` to ``targets`` on ``model.synthesize(ws, ...)`` (arguments as
+    :func:`drag`)."""
+    model, size = self.model, self.model.resolution
+    if self.spatial and heatmaps is None:
+      raise UserError("a SpatialGAN drag needs the image's heatmaps")
+    handles, targets = check_points(handles, "handle", size), check_points(targets, "target", size)
+    if handles.shape != targets.shape:
+      raise UserError(f"{len(handles)} handle(s) but {len(targets)} target(s)")
+    if len(handles) > self.max_points:
+      raise UserError(f"at most {self.max_points} handle/target pairs, got {len(handles)}")
+    ws = np.asarray(ws, np.float32)
+    if ws.shape[0] != 1 or ws.shape[1] != model.num_ws:
+      raise UserError(f"ws must be W+ of one image, (1, {model.num_ws}, ...); got {ws.shape}")
+    if self.config.w_space and not np.allclose(ws, ws[:, :1]):
+      raise UserError("a drag in W needs the same w in every layer; this latent is W+ "
+                      "(drag in W+, or start from a fresh latent)")
+    keep = np.zeros((size, size, 1), np.float32)
+    if mask is not None:
+      mask = np.asarray(mask, np.float32)
+      if mask.size != size * size:
+        raise UserError(f"the mask must be {size}x{size}, got shape {mask.shape}")
+      keep = 1.0 - mask.reshape(size, size, 1)
+    fixed = {"ws_rest": jnp.asarray(ws[:, self.n_opt:]), "keep": jnp.asarray(keep)}
+    params = {"ws": jnp.asarray(ws[:, :self.n_opt])}
+    if self.spatial:
+      heatmaps = model.check_heatmaps(heatmaps, 1)
+      if coarse:
+        heatmaps = coarse_move(heatmaps, handles, targets, size, self.config.coarse_alpha,
+                               self.config.coarse_radius)
+      heatmaps = jax.tree.map(jnp.asarray, heatmaps)
+      fixed["heatmaps"] = heatmaps
+      if optimise_centers:
+        params["centers"] = heatmaps.centers
+    pad = self.max_points - len(handles)
+    p = np.concatenate([handles, np.zeros((pad, 2), np.float32)])
+    fixed["targets"] = jnp.asarray(np.concatenate([targets, np.zeros((pad, 2), np.float32)]))
+    fixed["valid"] = jnp.asarray(np.arange(self.max_points) < len(handles))
+    feat0 = self._features(model.g_vars, params, fixed)
+    fixed["feat0"] = feat0
+    fixed["f_handles"] = bilinear_sample(feat0, jnp.asarray(p))
+    return DragRun(self, params, self.optimizer.init(params), jnp.asarray(p), fixed,
+                   len(handles))
+
+
+@dataclasses.dataclass
+class DragStep:
+  """One streamed iteration: ``image`` (H, W, 3) on which ``handles`` (P, 2) were tracked;
+  ``step`` Adam steps taken so far; ``done`` whether every handle has arrived."""
+  step: int
+  image: np.ndarray
+  handles: np.ndarray
+  done: bool
+
+
+class DragRun:
+  """A drag in progress (from :meth:`Dragger.start`): :meth:`step` tracks the handles and
+  takes one Adam step; :meth:`result` renders where the drag has got to."""
+
+  def __init__(self, dragger: Dragger, params, opt_state, p, fixed, num_points: int):
+    self.dragger, self.params, self.opt_state = dragger, params, opt_state
+    self.p, self.fixed, self.num_points = p, fixed, num_points
+    self.steps, self.done = 0, False
+
+  def step(self) -> DragStep:
+    """Tracks the handles on the current image; unless all have arrived, one Adam step."""
+    d = self.dragger
+    self.params, self.opt_state, self.p, done, img = d._step(
+        d.model.g_vars, self.params, self.opt_state, self.p, self.fixed)
+    self.done = bool(done)
+    if not self.done:
+      self.steps += 1
+    return DragStep(self.steps, np.asarray(img), self.handles, self.done)
+
+  @property
+  def handles(self) -> np.ndarray:
+    return np.asarray(self.p)[:self.num_points]
+
+  def result(self, path: list[np.ndarray] | None = None) -> DragResult:
+    """Renders the current latent and tracks the handles on it once more."""
+    d = self.dragger
+    image, _, self.p, done = d._render(d.model.g_vars, self.params, self.p, self.fixed)
+    ws = d._full_ws({"ws": np.asarray(self.params["ws"])},
+                    {"ws_rest": np.asarray(self.fixed["ws_rest"])})
+    heatmaps = None
+    if d.spatial:
+      h = self.fixed["heatmaps"]
+      heatmaps = (h.replace(centers=self.params["centers"]) if "centers" in self.params
+                  else h).numpy()
+    return DragResult(ws=ws, heatmaps=heatmaps, image=np.asarray(image), handles=self.handles,
+                      path=[*(path or []), self.handles], steps=self.steps,
+                      converged=bool(done))
+
+
 def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
          heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
          config: DragConfig = DragConfig(), coarse: bool = True,
@@ -170,95 +339,19 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
     coarse: SpatialGAN only: start with the coarse centre move (eq. 6).
     optimise_centers: SpatialGAN only: optimise the centres with the latent.
     callback: called as ``callback(step, handles)`` after each tracking step (progress).
+
+  One-shot form of :class:`Dragger` (which streams and keeps its compiled step).
   """
-  spatial = model.kind == "spatialgan"
-  if model.kind not in ("stylegan2", "spatialgan"):
-    raise UserError(f"dragging works on stylegan2 and spatialgan models, not {model.kind!r}")
-  if spatial and heatmaps is None:
-    raise UserError("a SpatialGAN drag needs the image's heatmaps")
-  size = model.resolution
-  handles, targets = check_points(handles, "handle", size), check_points(targets, "target", size)
-  if handles.shape != targets.shape:
-    raise UserError(f"{len(handles)} handle(s) but {len(targets)} target(s)")
-  ws = np.asarray(ws, np.float32)
-  if ws.shape[0] != 1 or ws.shape[1] != model.num_ws:
-    raise UserError(f"ws must be W+ of one image, (1, {model.num_ws}, ...); got {ws.shape}")
-  r1, r2, stop = radii(size)
-  g, g_vars = model.generator, model.g_vars
-  n_opt = min(config.num_layers, model.num_ws)
-  block = min(config.feature_block, int(round(math.log2(size))) - 2)
-  if spatial:
-    heatmaps = model.check_heatmaps(heatmaps, 1)
-    if coarse:
-      heatmaps = coarse_move(heatmaps, handles, targets, size, config.coarse_alpha,
-                             config.coarse_radius)
-    heatmaps = jax.tree.map(jnp.asarray, heatmaps)
-
-  def features(params):
-    full = jnp.concatenate([params["ws"], ws_rest], axis=1)
-    if spatial:
-      h = heatmaps.replace(centers=params["centers"]) if "centers" in params else heatmaps
-      img, feats = g.apply(g_vars, full, h, "const", None, True, method=type(g).synthesize)
-    else:
-      img, feats = g.apply(g_vars, full, "const", None, True, method=type(g).synthesize)
-    f = jax.image.resize(feats[block][0], (size, size, feats[block].shape[-1]), "bilinear")
-    return img[0], f
-
-  ws_rest = jnp.asarray(ws[:, n_opt:])
-  params = {"ws": jnp.asarray(ws[:, :n_opt])}
-  labels = {"ws": "ws"}
-  if spatial and optimise_centers:
-    params["centers"] = heatmaps.centers
-    labels["centers"] = "centers"
-  optimizer = optax.multi_transform({"ws": optax.adam(config.lr),
-                                     "centers": optax.adam(config.center_lr)}, labels)
-  offsets = jnp.asarray(disk_offsets(r1))
-  keep = None if mask is None else 1.0 - jnp.asarray(mask, jnp.float32).reshape(size, size, 1)
-  t = jnp.asarray(targets)
-
-  @jax.jit
-  def reference_features(params):
-    return features(params)[1]
-
-  feat0 = reference_features(params)
-  f_handles = bilinear_sample(feat0, jnp.asarray(handles))
-
-  def tracked(params, p):
-    img, f = features(params)
-    new_p = track_points(jax.lax.stop_gradient(f), f_handles, p, r2).astype(jnp.float32)
-    return img, f, new_p, jnp.all(jnp.linalg.norm(new_p - t, axis=-1) <= stop)
-
-  @jax.jit
-  def step(params, opt_state, p):
-    """Track, then (unless every handle has arrived) one motion-supervision Adam step."""
-    def loss_fn(params):
-      _, f, new_p, done = tracked(params, p)
-      loss = motion_supervision_loss(f, new_p, t, offsets)
-      if keep is not None:
-        loss = loss + config.mask_weight * jnp.mean(jnp.abs(f - feat0) * keep)
-      return loss, (new_p, done)
-    (_, (new_p, done)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, new_state = optimizer.update(grads, opt_state, params)
-    new_params = jax.tree.map(lambda a, u: jnp.where(done, a, a + u), params, updates)
-    return new_params, new_state, new_p, done
-
-  opt_state = optimizer.init(params)
-  p = jnp.asarray(handles)
-  path, steps = [], 0
+  points = max(1, int(np.size(handles)) // 2)
+  run = Dragger(model, config, max_points=points).start(
+      ws, handles, targets, heatmaps=heatmaps, mask=mask, coarse=coarse,
+      optimise_centers=optimise_centers)
+  path = []
   for it in range(config.max_steps):
-    params, opt_state, p, done = step(params, opt_state, p)
-    path.append(np.asarray(p))
+    info = run.step()
+    path.append(info.handles)
     if callback is not None:
-      callback(it, path[-1])
-    if bool(done):
+      callback(it, info.handles)
+    if info.done:
       break
-    steps += 1
-  image, _, p, done = jax.jit(tracked)(params, p)      # where the last step left the handles
-  path.append(np.asarray(p))
-  final_ws = np.concatenate([np.asarray(params["ws"]), np.asarray(ws_rest)], axis=1)
-  final_h = None
-  if spatial:
-    final_h = (heatmaps.replace(centers=params["centers"]) if "centers" in params
-               else heatmaps).numpy()
-  return DragResult(ws=final_ws, heatmaps=final_h, image=np.asarray(image), handles=path[-1],
-                    path=path, steps=steps, converged=bool(done))
+  return run.result(path)

@@ -1,0 +1,91 @@
+r"""Serve the jaxspatial studio: edit generated (and, for collages, uploaded) images in a browser.
+
+    python -m jaxspatial.studio --checkpoint runs/demo --checkpoint runs/sgan \
+        --checkpoint runs/ssn --checkpoint runs/reg --out studio-out
+
+Loads every checkpoint, compiles each model's edits once (warm-up), then serves the page at
+http://HOST:PORT/. Each browser tab is its own session with undo/redo; at most
+--max-sessions are kept (the least recently used is dropped). Nothing is written on the
+server unless --out names a folder (the page's "save" button); downloads go to the browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import pathlib
+import sys
+import time
+
+from jaxspatial import cli
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="python -m jaxspatial.studio",
+                              description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=__doc__.split("\n\n", 1)[1])
+  p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
+                 help="a model directory (train --workdir or convert_torch --out); repeat to "
+                      "load several, of any kinds")
+  p.add_argument("--host", default="127.0.0.1",
+                 help="address to bind (default 127.0.0.1: this machine only; anything else "
+                      "lets other machines edit with your models, and is warned about)")
+  p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+  p.add_argument("--out", help="folder the page's save button writes PNG + latent.npz into "
+                               "(default: none, saving on the server is off)")
+  p.add_argument("--max-sessions", type=int, default=16,
+                 help="browser tabs kept at once; the least recently used is dropped (default 16)")
+  p.add_argument("--max-history", type=int, default=50,
+                 help="undo steps kept per tab (default 50)")
+  return p.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+  if host == "localhost":
+    return True
+  try:
+    return ipaddress.ip_address(host).is_loopback
+  except ValueError:
+    return False
+
+
+def build(args: argparse.Namespace):
+  """Loads and warms up every checkpoint -> the Starlette app."""
+  from jaxspatial.studio import engines, server, sessions
+  loaded = []
+  for path in args.checkpoint:
+    if not pathlib.Path(path).is_dir():
+      raise cli.UserError(f"--checkpoint {path}: no such directory")
+    engine = engines.load_engine(path)
+    start = time.time()
+    print(f"{engine.name}: {engine.kind} {engine.resolution}px, compiling its edits ...",
+          file=sys.stderr, flush=True)
+    engine.warm_up()
+    print(f"{engine.name}: ready in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
+    loaded.append(engine)
+  store = sessions.SessionStore(args.max_sessions, args.max_history)
+  out = pathlib.Path(args.out) if args.out else None
+  return server.create_app(server.Studio(loaded, store, out))
+
+
+def main(argv=None) -> None:
+  args = parse_args(argv)
+  if not 0 < args.port < 65536:
+    raise cli.UserError(f"--port must be 1..65535, got {args.port}")
+  if args.max_sessions < 1 or args.max_history < 2:
+    raise cli.UserError("--max-sessions must be >= 1 and --max-history >= 2")
+  try:
+    import uvicorn
+  except ImportError:
+    raise cli.UserError("the studio needs its extra: pip install 'jaxspatial[studio]'") from None
+  if not is_loopback(args.host):
+    print(f"warning: binding {args.host}: anyone who can reach this address can use the "
+          "studio (there is no login)", file=sys.stderr)
+  app = build(args)
+  print(f"ready: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+  uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+  cli.run(main)

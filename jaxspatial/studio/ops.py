@@ -1,0 +1,310 @@
+"""The studio's edits as request handlers: check the JSON, call the engine, return a state.
+
+``OPS[name](session, body, studio) -> State | None`` runs under the session's lock (None:
+nothing new for the history, e.g. saving); ``STREAMED[name](session, body)`` yields progress
+events and ends with ``{"type": "done", ...}`` after pushing the new state. Every check that
+fails raises :class:`~jaxspatial.cli.UserError` (a 400) naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import queue
+import threading
+import time
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from jaxspatial import imageio
+from jaxspatial.cli import UserError
+from jaxspatial.models.stylegan2 import NOISE_MODES
+from jaxspatial.studio.engines import CANDIDATES, State
+
+MAX_JSON_BYTES = 8 * 2 ** 20
+MAX_UPLOAD_BYTES = 16 * 2 ** 20
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+# edit -> the model kinds that offer it (everything else: every kind)
+KINDS = {"settings": ("stylegan2", "spatialgan", "ssn"), "drag": ("stylegan2", "spatialgan"),
+         "heatmap": ("spatialgan",),
+         "new_latent": ("spatialgan",), "restyle": ("spatialgan",), "resample": ("ssn",),
+         "pick": ("ssn",), "source": ("regressor",), "remove_source": ("regressor",),
+         "composite": ("regressor",), "upload": ("regressor",), "finetune": ("regressor",)}
+
+
+def check_kind(engine, op: str) -> None:
+  kinds = KINDS.get(op)
+  if kinds is not None and engine.kind not in kinds:
+    raise UserError(f"{op!r} needs a {' or '.join(kinds)} model; {engine.name} is "
+                    f"{engine.kind}")
+
+
+# ---------------------------------------------------------------------------- field checks
+
+
+def integer(body: dict, key: str, default: int | None, lo: int, hi: int) -> int:
+  v = body.get(key, default)
+  if (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)
+      or v != int(v)):
+    raise UserError(f"{key} must be an integer, got {v!r}")
+  if not lo <= int(v) <= hi:
+    raise UserError(f"{key} must lie in [{lo}, {hi}], got {v}")
+  return int(v)
+
+
+def number(body: dict, key: str, default: float | None, lo: float, hi: float) -> float:
+  v = body.get(key, default)
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+    raise UserError(f"{key} must be a number, got {v!r}")
+  if not lo <= v <= hi:
+    raise UserError(f"{key} must lie in [{lo}, {hi}], got {v}")
+  return float(v)
+
+
+def flag(body: dict, key: str, default: bool) -> bool:
+  v = body.get(key, default)
+  if not isinstance(v, bool):
+    raise UserError(f"{key} must be true or false, got {v!r}")
+  return v
+
+
+def pairs(body: dict, key: str, bound: int | tuple[int, int], kind=float) -> list[tuple]:
+  """A list of ``[a, b]`` pairs inside ``[0, bound)`` (per coordinate)."""
+  v = body.get(key)
+  hi = (bound, bound) if isinstance(bound, int) else bound
+  if not isinstance(v, list) or not all(
+      isinstance(p, list) and len(p) == 2 and all(
+          isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in p)
+      for p in v):
+    raise UserError(f"{key} must be a list of [row, col] pairs, got {v!r}"[:200])
+  for p in v:
+    if not (0 <= p[0] <= hi[0] - 1 and 0 <= p[1] <= hi[1] - 1):
+      raise UserError(f"{key}: {p} lies outside the {hi[0]}x{hi[1]} "
+                      f"{'grid' if kind is int else 'image'}")
+    if kind is int and (p[0] != int(p[0]) or p[1] != int(p[1])):
+      raise UserError(f"{key}: {p} is not a pair of integers")
+  return [(kind(p[0]), kind(p[1])) for p in v]
+
+
+def decode_image(data: bytes, what: str) -> Image.Image:
+  """Pillow image from untrusted bytes; one-line UserError for anything it cannot read."""
+  try:
+    img = Image.open(io.BytesIO(data))
+    if img.width * img.height > MAX_UPLOAD_PIXELS:
+      raise UserError(f"{what} is {img.width}x{img.height}: over {MAX_UPLOAD_PIXELS} pixels")
+    img.load()
+  except UserError:
+    raise
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise UserError(f"{what} is not a readable image ({type(e).__name__})") from None
+  return img
+
+
+def mask_from(v: Any, size: int, what: str) -> np.ndarray:
+  """A PNG data URL of ``size`` x ``size`` -> (size, size, 1) float32 in {0, 1}: white = 1,
+  black or transparent = 0 (the image is laid over black first)."""
+  if not isinstance(v, str) or not v.startswith("data:image/png;base64,"):
+    raise UserError(f"{what} must be a PNG data URL")
+  try:
+    raw = base64.b64decode(v.split(",", 1)[1], validate=True)
+  except ValueError:
+    raise UserError(f"{what} is not valid base64") from None
+  img = decode_image(raw, what)
+  if img.size != (size, size):
+    raise UserError(f"{what} is {img.width}x{img.height}; the model makes {size}x{size}")
+  img = Image.alpha_composite(Image.new("RGBA", img.size, "black"), img.convert("RGBA"))
+  return (np.asarray(img.convert("L"))[..., None] > 127).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- plain edits
+
+
+def op_generate(session, body, studio) -> State:
+  engine, s = session.engine, session.state
+  seed = integer(body, "seed", s.seed, 0, 2 ** 31 - 1)
+  return engine.new(seed, number(body, "truncation", s.truncation, 0.0, 2.0),
+                    _noise(body, s.noise))
+
+
+def _noise(body, default):
+  v = body.get("noise", default)
+  if v not in NOISE_MODES:
+    raise UserError(f"noise must be one of {', '.join(NOISE_MODES)}, got {v!r}")
+  return v
+
+
+def op_settings(session, body, studio) -> State:
+  s = session.state
+  return session.engine.settings(s, number(body, "truncation", s.truncation, 0.0, 2.0),
+                                 _noise(body, s.noise))
+
+
+def op_undo(session, body, studio):
+  session.undo()
+
+
+def op_redo(session, body, studio):
+  session.redo()
+
+
+def op_reset(session, body, studio):
+  session.candidates = []
+  return session.reset()
+
+
+def op_heatmap(session, body, studio) -> State:
+  res = session.engine.resolution
+  what = body.get("op")
+  kw = {}
+  if what == "move":
+    kw = {"row": number(body, "row", None, 0, res - 1), "col": number(body, "col", None, 0, res - 1)}
+  elif what == "scale":
+    kw = {"factor": number(body, "factor", None, 0.1, 10.0)}
+  n = session.state.heatmaps.num_centers
+  return session.engine.heatmap_edit(session.state, what, integer(body, "index", None, 0, n - 1),
+                                     **kw)
+
+
+def op_new_latent(session, body, studio) -> State:
+  return session.engine.new_latent(session.state,
+                                   integer(body, "seed", session.state.seed + 1, 0, 2 ** 31 - 1))
+
+
+def op_restyle(session, body, studio) -> State:
+  n = session.state.heatmaps.num_centers
+  return session.engine.restyle(session.state, integer(body, "index", None, 0, n - 1),
+                                integer(body, "seed", session.state.seed + 1, 0, 2 ** 31 - 1))
+
+
+def op_resample(session, body, studio):
+  engine = session.engine
+  blocks = pairs(body, "blocks", tuple(engine.model.grid), kind=int)
+  if not blocks:
+    raise UserError("select at least one block to resample")
+  session.candidates = engine.resample(session.state, blocks,
+                                       integer(body, "seed", session.state.seed + 1, 0, 2 ** 30))
+
+
+def op_pick(session, body, studio) -> State:
+  if not session.candidates:
+    raise UserError("no candidates to pick from; resample first")
+  pick = session.candidates[integer(body, "index", None, 0, CANDIDATES - 1)]
+  session.candidates = []
+  return pick
+
+
+def op_source(session, body, studio) -> State:
+  seed = integer(body, "seed", None, 0, 2 ** 31 - 1)
+  return session.engine.add_source(session.state, session.engine.source(seed), f"source {seed}")
+
+
+def op_remove_source(session, body, studio) -> State:
+  return session.engine.remove_source(session.state,
+                                      integer(body, "index", None, 0, len(session.state.sources)))
+
+
+def op_upload(session, body: bytes, studio) -> State:
+  img = decode_image(body, "the upload").convert("RGB")
+  side = min(img.size)
+  left, top = (img.width - side) // 2, (img.height - side) // 2
+  res = session.engine.resolution
+  img = img.crop((left, top, left + side, top + side)).resize((res, res), Image.LANCZOS)
+  x = imageio.from_uint8(np.asarray(img))
+  return session.engine.add_source(session.state, x, f"upload {img.width}x{img.height}")
+
+
+def op_composite(session, body, studio) -> State:
+  masks = body.get("masks")
+  if not isinstance(masks, list):
+    raise UserError("masks must be a list of PNG data URLs, one per source")
+  if len(masks) != len(session.state.sources):
+    raise UserError(f"{len(masks)} masks for {len(session.state.sources)} sources")
+  res = session.engine.resolution
+  masks = [mask_from(m, res, f"mask {k}") for k, m in enumerate(masks)]
+  return session.engine.composite(session.state, masks, session.tuned)
+
+
+def op_save(session, body, studio):
+  if studio.out is None:
+    raise UserError("start the studio with --out DIR to save on the server (or use the "
+                    "download links)")
+  studio.out.mkdir(parents=True, exist_ok=True)
+  stem = studio.out / f"{session.engine.name}_{session.sid[:8]}_{len(session.history):03d}"
+  Image.fromarray(imageio.to_uint8(session.state.image)).save(stem.with_suffix(".png"))
+  np.savez(stem.with_suffix(".npz"), **session.engine.export(session.state))
+
+
+OPS = {"generate": op_generate, "settings": op_settings, "undo": op_undo, "redo": op_redo,
+       "reset": op_reset, "heatmap": op_heatmap, "new_latent": op_new_latent,
+       "restyle": op_restyle, "resample": op_resample, "pick": op_pick, "source": op_source,
+       "remove_source": op_remove_source, "upload": op_upload, "composite": op_composite,
+       "save": op_save}
+
+
+# ---------------------------------------------------------------------------- streamed
+
+
+def stream_drag(session, body) -> Iterator[dict]:
+  """DragGAN, one event per step: the image, the tracked handles, the step counter."""
+  from jaxspatial.studio.server import data_url
+  engine = session.engine
+  res = engine.resolution
+  handles, targets = pairs(body, "handles", res), pairs(body, "targets", res)
+  mask = body.get("mask")
+  mask = None if mask is None else mask_from(mask, res, "mask")
+  steps = engine.drag(session.state, handles, targets, mask=mask,
+                      w_space=flag(body, "w_space", False), coarse=flag(body, "coarse", True),
+                      max_steps=integer(body, "max_steps", 200, 1, 1000),
+                      stop=session.stop.is_set)
+  start = time.perf_counter()
+  for info, new in steps:
+    event = {"type": "step" if new is None else "done", "step": info.step,
+             "handles": info.handles.tolist(), "image": data_url(info.image),
+             "ms_per_step": round((time.perf_counter() - start) * 1e3 / max(info.step, 1), 2)}
+    if new is not None:
+      session.push(new)
+      event.update(converged=bool(info.done), stopped=session.stop.is_set())
+    yield event
+
+
+def stream_finetune(session, body) -> Iterator[dict]:
+  """The paper's per-image finetuning of the regressor on the current collage."""
+  engine, state = session.engine, session.state
+  steps = integer(body, "steps", 30, 1, 500)
+  if not any(m.any() for m in state.masks):
+    raise UserError("brush a part on a source first: finetuning needs known pixels")
+  yield {"type": "step", "step": 0, "steps": steps}
+  done: queue.Queue = queue.Queue()
+  out: dict[str, Any] = {}
+
+  def callback(i):
+    done.put(i + 1)
+    return session.stop.is_set()
+
+  def work():
+    try:
+      out["tuned"] = engine.finetune(state, steps, callback)
+    except Exception as e:  # noqa: BLE001 -- re-raised in the stream below
+      out["error"] = e
+    finally:
+      done.put(None)
+  start = time.perf_counter()
+  threading.Thread(target=work, daemon=True).start()
+  taken = 0
+  while (i := done.get()) is not None:
+    taken = i
+    yield {"type": "step", "step": i, "steps": steps}
+  if "error" in out:
+    raise out["error"]
+  session.tuned = out["tuned"]
+  session.push(engine.composite(state, list(state.masks), session.tuned).replace(
+      edit=f"finetuned {taken} steps"))
+  yield {"type": "done", "step": taken, "steps": steps,
+         "ms_per_step": round((time.perf_counter() - start) * 1e3 / max(taken, 1), 2),
+         "stopped": session.stop.is_set()}
+
+
+STREAMED = {"drag": stream_drag, "finetune": stream_finetune}

@@ -1,0 +1,160 @@
+"""The studio page in headless Chromium (Playwright, the system browser): mouse events on the
+canvas drive each kind's edit, and the page's state (``window.studio``) and the images it
+shows are checked. One live server and one browser serve every test; each test opens its
+own tab (its own session) and leaves a screenshot in test-artifacts/studio/."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxspatial as js
+from jaxspatial import imageio
+
+RES = 16
+
+
+@pytest.fixture
+def page(browser, live_server):
+  context = browser.new_context(viewport={"width": 1100, "height": 760})
+  tab = context.new_page()
+  errors = []
+  tab.on("pageerror", lambda e: errors.append(str(e)))
+  tab.base = live_server
+  yield tab
+  context.close()
+  assert not errors, f"JavaScript errors: {errors}"
+
+
+def open_model(page, name):
+  page.goto(f"{page.base}/?model={name}")
+  page.wait_for_function("document.getElementById('status').textContent === 'ready'",
+                         timeout=120_000)
+  return page.evaluate("window.studio.state")
+
+
+def decode(url) -> np.ndarray:
+  return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), np.float32)
+
+
+def to_screen(page, row, col, canvas="#canvas"):
+  """Page coordinates of the centre of image pixel (row, col) on the canvas."""
+  box = page.locator(canvas).bounding_box()
+  s = box["width"] / RES
+  return box["x"] + (col + 0.5) * s, box["y"] + (row + 0.5) * s
+
+
+def wait_history(page, n, timeout=120_000):
+  page.wait_for_function(f"window.studio.state.history.length >= {n}", timeout=timeout)
+  return page.evaluate("window.studio.state")
+
+
+def test_drag_a_heatmap_centre_moves_it_and_changes_the_image(page, screenshots):
+  before = open_model(page, "sgan")
+  c0 = before["overlay"]["centres"][0]
+  dr, dc = (3 if c0["row"] < 8 else -3), (4 if c0["col"] < 8 else -4)   # toward the middle
+  page.mouse.move(*to_screen(page, c0["row"], c0["col"]))
+  page.mouse.down()
+  for k in range(1, 6):
+    page.mouse.move(*to_screen(page, c0["row"] + dr * k / 5, c0["col"] + dc * k / 5))
+  page.mouse.up()
+  after = wait_history(page, 2)
+  c1 = after["overlay"]["centres"][0]
+  assert (c1["row"] - c0["row"], c1["col"] - c0["col"]) == pytest.approx((dr, dc), abs=0.1)
+  assert np.abs(decode(after["image"]) - decode(before["image"])).max() > 0
+  assert after["history"][-1] == "move centre 0"
+  page.screenshot(path=screenshots / "heatmap_drag.png")
+
+
+def test_click_ssn_blocks_and_resample_changes_only_those_blocks(page, screenshots, studio):
+  before = open_model(page, "ssn")
+  picked = [(0, 0), (0, 1)]
+  for r, c in picked:                             # a 4x4 grid: block (r, c) is pixels 4r..4r+3
+    page.mouse.click(*to_screen(page, 4 * r + 1.5, 4 * c + 1.5))
+  assert sorted(page.evaluate("selectedBlocks()")) == [list(b) for b in picked]
+  page.click("#resample")
+  page.wait_for_selector("#candidates img[data-index='5']", timeout=120_000)
+  page.screenshot(path=screenshots / "ssn_candidates.png")
+  page.click("#candidates img[data-index='0']")
+  after = wait_history(page, 2)
+  seed = int(after["history"][-1].rsplit("seed ", 1)[1].rstrip(")"))
+  engine = studio.engines["ssn"]                  # the page's image is the library's resample
+  z = js.ssn.resample_blocks(engine.model.sample_z(0, 1), picked, seed)
+  want = imageio.to_uint8(engine.model.generate(z)[0]).astype(np.float32)
+  assert np.abs(decode(after["image"]) - want).max() <= 1
+  change = np.abs(decode(after["image"]) - decode(before["image"])).max(-1)   # (16, 16), 0..255
+  inside, far = change[:4, :8], change[8:, :]     # far: two block rows away
+  # SSN's sigma_E is an image-wide mean, so far pixels move a little even here; the change
+  # is concentrated in the clicked blocks.
+  assert inside.mean() > 4 * far.mean(), (inside.mean(), far.mean())
+
+
+def test_draggan_points_stream_steps_and_stop_by_themselves(page, screenshots):
+  open_model(page, "sg2")
+  page.fill("#max-steps", "12")
+  page.mouse.click(*to_screen(page, 8, 4))        # handle
+  page.mouse.click(*to_screen(page, 8, 11))       # target
+  page.evaluate("""() => { window.steps = [];
+    new MutationObserver(() => window.steps.push(+document.getElementById('step').textContent))
+      .observe(document.getElementById('step'), {childList: true}); }""")
+  page.click("#drag-start")
+  page.wait_for_function("window.studio.lastEvent && window.studio.lastEvent.type === 'done'",
+                         timeout=120_000)
+  steps = page.evaluate("window.steps")
+  assert len(steps) >= 3 and steps == sorted(steps) and steps[-1] > steps[1]
+  final = page.evaluate("window.studio.lastEvent")
+  assert final["step"] <= 12 and (final["converged"] or final["step"] == 12)
+  assert page.evaluate("window.studio.state.history.at(-1)").startswith("drag")
+  page.screenshot(path=screenshots / "drag.png")
+
+
+def test_brush_parts_on_two_sources_shows_the_composite(page, screenshots):
+  before = open_model(page, "reg")
+
+  def stroke(row):
+    page.mouse.move(*to_screen(page, row, 0))
+    page.mouse.down()
+    for col in range(RES):
+      page.mouse.move(*to_screen(page, row, col))
+    page.mouse.up()
+  stroke(3)
+  first = wait_history(page, 2)
+  page.click("#sources canvas[title='source 1']")
+  page.wait_for_selector("#sources canvas.active[title='source 1']")
+  stroke(12)
+  after = wait_history(page, 3)
+  masks = [decode(m)[..., 0] > 127 for m in after["masks"]]
+  rows = [m.any(1).nonzero()[0].tolist() for m in masks]
+  assert masks[0][3].all() and not masks[0][12].any(), rows
+  assert masks[1][12].all() and not masks[1][3].any()
+  assert after["history"][-2:] == ["composite", "composite"]
+  assert first["image"] != before["image"] and after["image"] != first["image"]
+  result = page.evaluate("document.getElementById('result').toDataURL()")
+  assert decode(result)[..., :3].std() > 0           # the composite is drawn
+  page.screenshot(path=screenshots / "composite.png")
+
+
+def test_a_corrupt_upload_shows_the_error_and_keeps_the_image(page, screenshots):
+  before = open_model(page, "reg")
+  page.set_input_files("#upload", files=[{"name": "photo.png", "mimeType": "image/png",
+                                          "buffer": b"\x89PNG\r\n\x1a\n this is not a png"}])
+  page.wait_for_function("document.getElementById('error').textContent.length > 0")
+  assert "not a readable image" in page.inner_text("#error")
+  state = page.evaluate("window.studio.state")
+  assert state["image"] == before["image"] and state["sources"] == before["sources"]
+  page.screenshot(path=screenshots / "upload_error.png")
+
+
+def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):
+  import httpx
+
+  from jaxspatial.benchmarks import studio as bench
+  with httpx.Client(base_url=live_server, timeout=120) as client:
+    rows = bench._edits(client, list(studio.engines.values()), repeats=2)
+    rows += bench._page_load(live_server, client, repeats=2, browser=browser)
+  names = {r["bench"] for r in rows}
+  assert {"studio heatmap move", "studio SSN resample (6 candidates)", "studio composite (2 parts)",
+          "studio drag step (streamed)", "studio page load (Chromium, to ready)"} <= names
+  assert all(r["median_ms"] > 0 for r in rows)
