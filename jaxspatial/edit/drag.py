@@ -156,7 +156,7 @@ def _points(a: Any, name: str, size: int) -> np.ndarray:
 def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
          heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
          config: DragConfig = DragConfig(), coarse: bool = True,
-         optimise_centers: bool = True,
+         optimise_centers: bool = True, noise: list[np.ndarray] | None = None,
          callback: Callable[[int, np.ndarray], None] | None = None) -> DragResult:
   """Drags ``handles`` to ``targets`` on the image ``model.synthesize(ws, ...)``.
 
@@ -168,6 +168,8 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
     mask: optional (H, W) or (1, H, W, 1), 1 where the image may change.
     coarse: SpatialGAN only: start with the coarse centre move (eq. 6).
     optimise_centers: SpatialGAN only: optimise the centres with the latent.
+    noise: explicit per-layer noise maps (1, R, R, 1) (a projection's); default the stored
+      constant maps.
     callback: called as ``callback(step, handles)`` after each tracking step (progress).
   """
   spatial = model.kind == "spatialgan"
@@ -182,6 +184,8 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
   ws = np.asarray(ws, np.float32)
   if ws.shape[0] != 1 or ws.shape[1] != model.num_ws:
     raise UserError(f"ws must be W+ of one image, (1, {model.num_ws}, ...); got {ws.shape}")
+  if noise is not None:
+    noise = [jnp.asarray(m) for m in model.check_noise_maps(noise, 1)]
   r1, r2, stop = radii(size)
   g, g_vars = model.generator, model.g_vars
   n_opt = min(config.num_layers, model.num_ws)
@@ -197,9 +201,9 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
     full = jnp.concatenate([params["ws"], ws_rest], axis=1)
     if spatial:
       h = heatmaps.replace(centers=params["centers"]) if "centers" in params else heatmaps
-      img, feats = g.apply(g_vars, full, h, "const", None, True, method=type(g).synthesize)
+      img, feats = g.apply(g_vars, full, h, "const", noise, True, method=type(g).synthesize)
     else:
-      img, feats = g.apply(g_vars, full, "const", None, True, method=type(g).synthesize)
+      img, feats = g.apply(g_vars, full, "const", noise, True, method=type(g).synthesize)
     f = jax.image.resize(feats[block][0], (size, size, feats[block].shape[-1]), "bilinear")
     return img[0], f
 

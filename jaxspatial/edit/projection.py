@@ -343,7 +343,8 @@ class _Compiled:
 
     def loss_fn(params, t, key, v, loss_params, target, base):
       latent = params["latent"]
-      latent = latent + latent_noise_scale(t, w_std, cfg) * jax.random.normal(key, latent.shape)
+      # One draw shared by the batch, so that an image's result does not depend on its batch.
+      latent = latent + latent_noise_scale(t, w_std, cfg) * jax.random.normal(key, latent.shape[1:])
       dist = distance(loss_params, image(v, params, base, latent), target)
       noise = params.get("noise")
       total = dist if noise is None else dist + cfg.noise_reg_weight * noise_regularizer(noise)
