@@ -11,6 +11,8 @@ from PIL import Image
 import jaxspatial as js
 from jaxspatial import models
 from jaxspatial.api import checkpoint
+from jaxspatial import drag as drag_cmd
+from jaxspatial import edit_heatmap, imageio, resample
 from jaxspatial import project as project_cmd
 from jaxspatial.cli import UserError
 from jaxspatial.edit import pti, projection
@@ -150,16 +152,36 @@ def _block_change(a, b, grid=4):
   return d.reshape(grid, s, grid, s).mean(axis=(1, 3))
 
 
-def test_ssn_projection_then_resampling_changes_only_the_resampled_block(root):
-  """A random SSN has no distortion regulariser, so a block leaks into its neighbours through
-  the convolutions' receptive field. The tolerance is that leakage itself: resampling the
-  projection must change the other blocks no more than resampling the true latent does
-  (x 1.5 + 0.02), while the resampled block changes a lot."""
+@pytest.fixture(scope="module")
+def ssn_projection(root):
+  """A random 4x4-grid SSN, a latent z, its image and the image's 100-step projection."""
   cfg = ssn_models.ssn_model_config(RES, grid=(4, 4), **SMALL)
   m = _save(root, "ssn", cfg, (jnp.zeros((1, 4, 4, 8)),))
   z = m.sample_z(3, 1)
   x = m.generate(z)
   p = m.project(x, steps=100, loss="mse")
+  p.save(root / "ssn_latent.npz")
+  return m, z, x, p
+
+
+@pytest.fixture(scope="module")
+def sgan_projection(root):
+  """A random SpatialGAN, an image of it and the image's 40-step projection."""
+  cfg = spatialgan_model_config(RES, sel_hidden=8, **SMALL)
+  g = models.build_generator(cfg)
+  m = _save(root, "sgan", cfg, (jnp.zeros((1, 8)), g.sample_heatmaps(jax.random.key(0), 1)))
+  x = m.generate(m.sample_z(2, 1), heatmaps=m.sample_heatmaps(4, 1))
+  p = m.project(x, steps=40, loss="mse", seed=1)
+  p.save(root / "sgan_latent.npz")
+  return m, x, p
+
+
+def test_ssn_projection_then_resampling_changes_only_the_resampled_block(ssn_projection):
+  """A random SSN has no distortion regulariser, so a block leaks into its neighbours through
+  the convolutions' receptive field. The tolerance is that leakage itself: resampling the
+  projection must change the other blocks no more than resampling the true latent does
+  (x 1.5 + 0.02), while the resampled block changes a lot."""
+  m, z, x, p = ssn_projection
   assert p.latent.shape == (1, 4, 4, 8) and p.ws.shape == (1, 6, 4, 4, 8)
   assert p.psnr[0] > 28
   ws = projection.resample_projection(m, p, [(0, 0)], seed=7)
@@ -172,12 +194,8 @@ def test_ssn_projection_then_resampling_changes_only_the_resampled_block(root):
   assert change[3, 3] < 0.1 * change[0, 0]
 
 
-def test_spatialgan_projection_returns_heatmaps_that_render_the_projection(root):
-  cfg = spatialgan_model_config(RES, sel_hidden=8, **SMALL)
-  g = models.build_generator(cfg)
-  m = _save(root, "sgan", cfg, (jnp.zeros((1, 8)), g.sample_heatmaps(jax.random.key(0), 1)))
-  x = m.generate(m.sample_z(2, 1), heatmaps=m.sample_heatmaps(4, 1))
-  p = m.project(x, steps=40, loss="mse", seed=1)
+def test_spatialgan_projection_returns_heatmaps_that_render_the_projection(sgan_projection):
+  m, x, p = sgan_projection
   start = m.sample_heatmaps(1, 1)
   assert p.heatmaps.levels == start.levels
   assert np.abs(p.heatmaps.centers - start.centers).max() > 1e-4      # the centres moved
@@ -227,3 +245,47 @@ def test_lpips_without_weights_is_a_user_error(sg2, tmp_path, monkeypatch):
   monkeypatch.setenv("JAXSPATIAL_HOME", str(tmp_path))
   with pytest.raises(UserError, match="--loss critic"):
     sg2.project(np.zeros((RES, RES, 3)), steps=1, loss="lpips")
+
+
+# ------------------------------------------------------------------ edits of a projection
+
+
+def test_resample_command_takes_a_projection(ssn_projection, root):
+  m, _, _, p = ssn_projection
+  resample.main(["--checkpoint", str(root / "ssn"), "--latent", str(root / "ssn_latent.npz"),
+                 "--blocks", "0,0", "--num", "2", "--out", str(root / "strip.png"),
+                 "--save-npy", str(root / "strip.npy")])
+  images = np.load(root / "strip.npy")
+  np.testing.assert_allclose(images[0], p.image[0], atol=1e-5)
+  want = m.synthesize(projection.resample_projection(m, p, [(0, 0)], seed=1), noise=p.noise)
+  np.testing.assert_allclose(images[1], want[0], atol=1e-5)
+
+
+def test_edit_heatmap_command_moves_a_projected_heatmap(sgan_projection, root, capsys):
+  m, _, p = sgan_projection
+  args = edit_heatmap.parse_args(["--checkpoint", str(root / "sgan"), "--latent",
+                                  str(root / "sgan_latent.npz"), "--move", "0:0.3,0",
+                                  "--no-centres", "--size", "16", "--out", str(root / "e.png")])
+  picture = edit_heatmap.edit_picture(m, args)
+  before = picture[2:18, 2:18]
+  moved = m.synthesize(p.ws, p.heatmaps.move(0, 0.3, 0.0), noise=p.noise)[0]
+  np.testing.assert_array_equal(before, imageio.to_uint8(p.image[0]))
+  np.testing.assert_array_equal(picture[2:18, 20:36], imageio.to_uint8(moved))
+  with pytest.raises(UserError, match="restyle"):
+    edit_heatmap.edit_picture(m, edit_heatmap.parse_args(
+        ["--checkpoint", "x", "--latent", str(root / "sgan_latent.npz"), "--restyle", "0",
+         "--out", "x.png"]))
+
+
+def test_drag_starts_from_a_projection(sg2, recovered, sgan_projection, root):
+  _, p = recovered
+  p.save(root / "sg2_latent.npz")
+  args = drag_cmd.parse_args(["--checkpoint", "x", "--latent", str(root / "sg2_latent.npz"),
+                              "--handle", "1,1", "--target", "1,2", "--out", "x.png"])
+  ws, kw = drag_cmd.start_latent(sg2, args)
+  np.testing.assert_array_equal(ws, p.ws[:1])
+  np.testing.assert_allclose(sg2.synthesize(ws, **kw), p.image[:1], atol=1e-5)
+  with pytest.raises(UserError, match="spatialgan"):
+    drag_cmd.start_latent(sg2, drag_cmd.parse_args(
+        ["--checkpoint", "x", "--latent", str(root / "sgan_latent.npz"), "--handle", "1,1",
+         "--target", "1,2", "--out", "x.png"]))
