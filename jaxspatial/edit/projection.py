@@ -30,6 +30,9 @@ for an image does not depend on the batch it is in. One jitted step serves every
 target of a shape (the schedule is computed from the traced step index); the loop reads values
 back only for the progress snapshots and at the end. :mod:`jaxspatial.edit.pti` tunes the
 generator around a projection (PTI).
+
+The module is one file of ~470 lines on purpose: the step, the per-family adapter (``_Space``)
+and the ``latent.npz`` format change together whenever a family's latent changes.
 """
 
 from __future__ import annotations
