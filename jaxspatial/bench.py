@@ -5,6 +5,7 @@
     python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
     python -m jaxspatial.bench fir conv_transpose # fast layers vs their reference implementations
     python -m jaxspatial.bench shapes|inception|sigma_e|alignment|composite
+    python -m jaxspatial.bench projection         # a projection step vs G forward+backward, 32/256 px
     python -m jaxspatial.bench ssn --resolution 32 --batch 16          # a family's own flags
     python -m jaxspatial.bench spatialgan --train-step | --drag CHECKPOINT
     python -m jaxspatial.bench regressor --resolution 256 --opt-steps 200
@@ -36,6 +37,7 @@ TABLES: dict[str, str] = {
     "sigma_e": "jaxspatial.benchmarks.ssn:bench_sigma_e",
     "alignment": "jaxspatial.benchmarks.spatialgan:bench_alignment",
     "composite": "jaxspatial.benchmarks.regressor:bench_composite",
+    "projection": "jaxspatial.benchmarks.projection:bench_projection",
 }
 """name -> ``module:function`` returning table rows (a dict or a list of dicts)."""
 

@@ -2,6 +2,8 @@ r"""Drag points of a generated image to targets (DragGAN; with SpatialGAN's heat
 
     python -m jaxspatial.drag --checkpoint runs/sgan --seed 5 --handle 12,10 --target 12,20 \
         --out drag.png
+    python -m jaxspatial.drag --checkpoint proj/tuned --latent proj/latent.npz --handle 20,12 \
+        --target 20,20 --out drag.png          # a photo projected by python -m jaxspatial.project
     python -m jaxspatial.drag --checkpoint models/ffhq --seed 0 --truncation 0.7 \
         --handle 300,200 --target 300,260 --handle 400,256 --target 380,256 --mask face.png \
         --out drag.png
@@ -45,6 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--checkpoint", required=True, help="a stylegan2 or spatialgan model directory")
   p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
   p.add_argument("--seed", type=int, default=0, help="latent (and heatmap) seed of the image")
+  p.add_argument("--latent", metavar="NPZ",
+                 help="drag a projected image instead: latent.npz from python -m "
+                      "jaxspatial.project (its W+, noise maps and heatmaps; --seed and "
+                      "--truncation are then unused)")
   p.add_argument("--truncation", type=float, default=1.0)
   p.add_argument("--handle", type=parse_point, action="append", required=True,
                  metavar="ROW,COL", help="a point to move (repeat)")
@@ -78,6 +84,28 @@ def draw_points(image: np.ndarray, size: int, handles: np.ndarray, targets: np.n
   return np.asarray(tile)
 
 
+def start_latent(model, args) -> tuple[np.ndarray, dict]:
+  """(W+ of the image to drag, the synthesis keywords: heatmaps, noise): from ``--latent`` (the
+  first projected image) or from ``--seed``/``--truncation``."""
+  if args.latent:
+    from jaxspatial.edit import projection
+    p = projection.load_projection(args.latent, model)
+    kw = {"noise": [m[:1] for m in p.noise]}
+    if p.heatmaps is not None:
+      kw["heatmaps"] = p.heatmaps.take(slice(0, 1))
+    return p.ws[:1], kw
+  z = model.sample_z(args.seed, 1)
+  kw = {}
+  if model.kind == "spatialgan":
+    kw["heatmaps"] = model.sample_heatmaps(args.seed, 1)
+    w = model.mapping(z, kw["heatmaps"])
+  else:
+    w = model.mapping(z)
+  if args.truncation != 1.0:
+    w = model.truncate(w, args.truncation)
+  return np.repeat(w[:, None], model.num_ws, axis=1), kw
+
+
 def main(argv=None) -> None:
   args = parse_args(argv)
   if len(args.handle) != len(args.target):
@@ -99,16 +127,7 @@ def main(argv=None) -> None:
     if mask.shape[:2] != (res, res):
       raise cli.UserError(f"--mask is {mask.shape[1]}x{mask.shape[0]} px; the generator makes "
                           f"{res}x{res}")
-  z = model.sample_z(args.seed, 1)
-  kw = {}
-  if model.kind == "spatialgan":
-    kw["heatmaps"] = model.sample_heatmaps(args.seed, 1)
-    w = model.mapping(z, kw["heatmaps"])
-  else:
-    w = model.mapping(z)
-  if args.truncation != 1.0:
-    w = model.truncate(w, args.truncation)
-  ws = np.repeat(w[:, None], model.num_ws, axis=1)
+  ws, kw = start_latent(model, args)
   before = model.synthesize(ws, **kw)[0]
   handles, targets = np.asarray(args.handle), np.asarray(args.target)
   config = drag_lib.DragConfig(max_steps=args.steps, lr=args.lr)

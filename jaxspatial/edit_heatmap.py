@@ -2,6 +2,8 @@
 
     python -m jaxspatial.edit_heatmap --checkpoint runs/sgan --seed 5 --move 0:0.3,-0.2 \
         --out before_after.png
+    python -m jaxspatial.edit_heatmap --checkpoint runs/sgan --latent proj/latent.npz \
+        --move 0:0.3,0 --out photo_edit.png       # a photo projected by jaxspatial.project
     python -m jaxspatial.edit_heatmap --checkpoint runs/indoor --seed 2 --remove 1 --scale 0:1.5 \
         --restyle 2 --out edit.png
     python -m jaxspatial.edit_heatmap --checkpoint runs/sgan --seed 0 --grid layouts --rows 3 \
@@ -48,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
   p.add_argument("--seed", type=int, default=0, help="latent and heatmap seed (default 0)")
   p.add_argument("--layout-seed", type=int, help="heatmap seed if different from --seed")
+  p.add_argument("--latent", metavar="NPZ",
+                 help="edit a projected image instead: latent.npz from python -m "
+                      "jaxspatial.project (its W+, noise maps and optimised heatmaps)")
   p.add_argument("--move", action=_Edit, metavar="I:DY,DX", help="move centre I (repeatable)")
   p.add_argument("--remove", action=_Edit, metavar="I", help="remove centre I")
   p.add_argument("--scale", action=_Edit, metavar="I:F", help="multiply centre I's sigma by F")
@@ -142,7 +147,26 @@ def _tile(image, heatmaps, args, previous=None) -> np.ndarray:
   return draw_centres(image, heatmaps, args.size, previous)
 
 
+def edit_projection_picture(model, args) -> np.ndarray:
+  """Before/after tiles of the first image of a projection (``--latent``) under the edits."""
+  from jaxspatial.edit import projection
+  p = projection.load_projection(args.latent, model)
+  if p.heatmaps is None:
+    raise cli.UserError(f"{args.latent} holds no heatmaps (not a SpatialGAN projection)")
+  edits = [parse_edit(op, text) for op, text in args.edits]
+  if any(op == "restyle" for op, *_ in edits):
+    raise cli.UserError("--restyle redraws a z latent; a projection has none (use --move, "
+                        "--scale or --remove)")
+  ws, noise, h = p.ws[:1], [m[:1] for m in p.noise], p.heatmaps.take(slice(0, 1))
+  _, h2 = apply_edits(model, None, h, edits, args.restyle_seed)
+  gen = lambda h: model.synthesize(ws, h, noise=noise)[0]
+  tiles = [_tile(gen(h), h, args), _tile(gen(h2), h2, args, previous=h)]
+  return imageio.grid(np.stack(tiles), cols=2)
+
+
 def edit_picture(model, args) -> np.ndarray:
+  if args.latent:
+    return edit_projection_picture(model, args)
   layout_seed = args.seed if args.layout_seed is None else args.layout_seed
   z, h = model.sample_z(args.seed, 1), model.sample_heatmaps(layout_seed, 1)
   edits = [parse_edit(op, text) for op, text in args.edits]
@@ -171,6 +195,8 @@ def grid_picture(model, args) -> np.ndarray:
 
 def main(argv=None) -> None:
   args = parse_args(argv)
+  if args.grid and args.latent:
+    raise cli.UserError("--grid draws sampled latents; it cannot be combined with --latent")
   if args.grid and args.edits:
     raise cli.UserError("give either edits (--move/--remove/--scale/--restyle) or --grid")
   if not args.grid and not args.edits:

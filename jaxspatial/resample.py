@@ -2,6 +2,8 @@
 
     python -m jaxspatial.resample --checkpoint DIR --seed 3 --blocks 0,1 0,2 --num 6 \
         --out strip.png
+    python -m jaxspatial.resample --checkpoint DIR --latent proj/latent.npz --blocks 0,1 \
+        --out strip.png        # a photo projected by python -m jaxspatial.project
 
 Draws the image of ``sample_z(seed)`` followed by ``--num`` resamples side by side; in
 resample ``k`` (1..N) the listed latent blocks are redrawn with seed ``resample_seed + k - 1``
@@ -12,6 +14,7 @@ that belong to the resampled latent blocks are outlined in every tile.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -39,6 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--checkpoint", required=True, help="SSN directory from train or convert_torch")
   p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
   p.add_argument("--seed", type=int, default=0, help="seed of the original latent (default 0)")
+  p.add_argument("--latent", metavar="NPZ",
+                 help="resample a projected image instead: latent.npz from python -m "
+                      "jaxspatial.project (--truncation and --noise are then unused: its own "
+                      "noise maps are kept)")
   p.add_argument("--blocks", nargs="+", required=True, metavar="ROW,COL",
                  help="latent blocks to redraw, e.g. --blocks 0,1 0,2 (row 0 is the top)")
   p.add_argument("--num", type=int, default=6, help="number of resamples (default 6)")
@@ -72,6 +79,25 @@ def outline_blocks(tile: np.ndarray, blocks: list[tuple[int, int]], grid: tuple[
   return out
 
 
+def sampled_images(m, args, blocks, first: int) -> np.ndarray:
+  """The image of ``sample_z(seed)`` and its resamples, (1 + N, H, W, 3)."""
+  z = m.sample_z(args.seed, 1)
+  z_all = np.concatenate([z] + [m.resample(z, blocks, first + k) for k in range(args.num)])
+  return np.concatenate([
+      m.generate(z_all[i:i + m.batch_size], truncation=args.truncation, noise=args.noise)
+      for i in cli.progress(range(0, len(z_all), m.batch_size), desc="resample", unit="batch")])
+
+
+def projection_images(m, args, blocks, first: int) -> np.ndarray:
+  """The first projected image of ``--latent`` and its resamples, with its noise maps."""
+  from jaxspatial.edit import projection
+  p = projection.load_projection(args.latent, m)
+  p = dataclasses.replace(p, ws=p.ws[:1], latent=p.latent[:1], noise=[n[:1] for n in p.noise])
+  ws = np.concatenate([p.ws] + [projection.resample_projection(m, p, blocks, first + k)
+                                for k in cli.progress(range(args.num), desc="resample")])
+  return m.synthesize(ws, noise=p.noise)
+
+
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.num < 1:
@@ -83,12 +109,8 @@ def main(argv=None) -> None:
     raise cli.UserError(f"{args.checkpoint} holds a {m.kind!r} model; resampling needs an SSN "
                         "(train configs/ssn.py or convert_torch --target ssn)")
   first = args.seed + 1 if args.resample_seed is None else args.resample_seed
-  z = m.sample_z(args.seed, 1)
-  latents = [z] + [m.resample(z, blocks, first + k) for k in range(args.num)]
-  z_all = np.concatenate(latents)
-  images = np.concatenate([
-      m.generate(z_all[i:i + m.batch_size], truncation=args.truncation, noise=args.noise)
-      for i in cli.progress(range(0, len(z_all), m.batch_size), desc="resample", unit="batch")])
+  images = (projection_images(m, args, blocks, first) if args.latent
+            else sampled_images(m, args, blocks, first))
   tiles = imageio.to_uint8(images)
   if tiles.shape[1] < args.tile:
     f = -(-args.tile // tiles.shape[1])
@@ -98,7 +120,8 @@ def main(argv=None) -> None:
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(imageio.grid(tiles, cols=len(tiles), pad=max(2, width * 2))).save(out)
-  print(f"wrote {out}: original (seed {args.seed}) + {args.num} resamples of blocks "
+  source = args.latent or f"seed {args.seed}"
+  print(f"wrote {out}: original ({source}) + {args.num} resamples of blocks "
         f"{' '.join(f'{r},{c}' for r, c in blocks)} (seeds {first}-{first + args.num - 1})")
   if args.save_npy:
     np.save(args.save_npy, images)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
+from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
 
@@ -85,6 +86,8 @@ class GeneratorModel(Model):
         lambda v, ws, noise_mode, key: g.apply(v, ws, noise_mode, method=type(g).synthesize,
                                                rngs={"noise": key}),
         static_argnums=2)
+    self._synthesize_maps = self._jit(
+        lambda v, ws, maps: g.apply(v, ws, "const", maps, method=type(g).synthesize))
     self._truncate = self._jit(
         lambda v, w, psi, cutoff: g.apply(v, w, psi, method=type(g).truncate,
                                           **({} if cutoff is None else {"cutoff": cutoff})),
@@ -161,14 +164,19 @@ class GeneratorModel(Model):
     return self._chunked(
         lambda i, s: self._mapping(self.g_vars, z[s], None if c is None else c[s]), len(z))
 
-  def synthesize(self, ws: np.ndarray, noise: str = "const", seed: int = 0,
-                 labels: Any = None) -> np.ndarray:
-    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none.
+  def synthesize(self, ws: np.ndarray, noise: str | Sequence[np.ndarray] = "const",
+                 seed: int = 0, labels: Any = None) -> np.ndarray:
+    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3); ``noise`` in const|random|none,
+    or explicit per-layer maps (n or 1, R_i, R_i, 1), e.g. a projection's ``noise``.
     ``labels`` are checked but not needed: as in stylegan2-ada, only the mapping reads them,
     so W+ already carries them."""
     ws = check_shape(ws, (None, self.num_ws, *self.style_shape), "ws")
     if labels is not None:
       self._labels(labels, len(ws))
+    if not isinstance(noise, str):
+      maps = self.check_noise_maps(noise, len(ws))
+      return self._chunked(lambda i, s: self._synthesize_maps(
+          self.g_vars, ws[s], slice_maps(maps, s)), len(ws))
     check_noise(noise)
     key = jax.random.key(seed)
     return self._chunked(lambda i, s: self._synthesize(self.g_vars, ws[s], noise,
@@ -199,6 +207,25 @@ class GeneratorModel(Model):
     return np.asarray(self._truncate(self.g_vars, w, jnp.float32(truncation),
                                      truncation_cutoff))
 
+  def check_noise_maps(self, maps: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+    """Explicit noise maps as float32 arrays; UserError unless there is one (n or 1, R_i, R_i,
+    1) map per noise input."""
+    sides = [sg2.noise_resolution(i) for i in range(sg2.num_noises(self.resolution))]
+    maps = [np.asarray(m, np.float32) for m in maps]
+    if len(maps) != len(sides) or any(
+        m.ndim != 4 or m.shape[1:] != (r, r, 1) or m.shape[0] not in (1, n)
+        for m, r in zip(maps, sides)):
+      raise UserError(f"noise maps have shapes {[m.shape for m in maps]}; this generator takes "
+                      f"{len(sides)} maps (n or 1, R, R, 1) with R = {sides}")
+    return maps
+
+  def project(self, image: np.ndarray, **options: Any):
+    """Projects real image(s) (H, W, 3) or (n, H, W, 3) in [-1, 1] into this generator ->
+    :class:`jaxspatial.edit.projection.Projection`; ``options`` are
+    :func:`jaxspatial.edit.projection.project`'s (steps, space, loss, init_ws, seed, ...)."""
+    from jaxspatial.edit import projection
+    return projection.project(self, image, **options)
+
   def discriminate(self, x: np.ndarray, labels: Any = None) -> np.ndarray:
     """Images (n, H, W, 3) in [-1, 1] [, labels] -> logits (n,). Batches are scored as given
     (the minibatch-stddev feature couples samples within a group)."""
@@ -215,6 +242,11 @@ def check_shape(a: Any, shape: tuple, name: str) -> np.ndarray:
     want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
     raise UserError(f"{name} has shape {a.shape}; expected {want}")
   return a
+
+
+def slice_maps(maps: list[np.ndarray], s: slice) -> list[np.ndarray]:
+  """Rows ``s`` of per-sample noise maps (maps with batch 1 are shared as they are)."""
+  return [m if len(m) == 1 else m[s] for m in maps]
 
 
 def check_noise(noise: str) -> None:

@@ -15,12 +15,12 @@ gathers the public names.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
 
-from jaxspatial.api.model import GeneratorModel, check_noise, check_shape
+from jaxspatial.api.model import GeneratorModel, check_noise, check_shape, slice_maps
 from jaxspatial.cli import UserError
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models import heatmaps as heatmaps_lib
@@ -46,6 +46,8 @@ class SpatialGANModel(GeneratorModel):
         lambda v, ws, h, noise_mode, key: g.apply(v, ws, h, noise_mode, method=cls.synthesize,
                                                   rngs={"noise": key}),
         static_argnums=3)
+    self._synthesize_maps = self._jit(
+        lambda v, ws, h, maps: g.apply(v, ws, h, "const", maps, method=cls.synthesize))
     self._sample_heatmaps = jax.jit(g.sample_heatmaps, static_argnums=1)
     self._levels, self._parents = heatmaps_lib.structure(g.heatmaps, g.num_objects)
     self._gradcam = self._alignment = None   # jitted on first use (they need D)
@@ -98,12 +100,17 @@ class SpatialGANModel(GeneratorModel):
     return self._chunked(
         lambda i, s: self._mapping(self.g_vars, z[s], None if h is None else h.take(s)), len(z))
 
-  def synthesize(self, ws: np.ndarray, heatmaps: Heatmaps | None = None, noise: str = "const",
-                 seed: int = 0) -> np.ndarray:
-    """W+ and heatmaps -> images (n, H, W, 3); ``heatmaps`` default: ``sample_heatmaps(seed)``."""
+  def synthesize(self, ws: np.ndarray, heatmaps: Heatmaps | None = None,
+                 noise: str | Sequence[np.ndarray] = "const", seed: int = 0) -> np.ndarray:
+    """W+ and heatmaps -> images (n, H, W, 3); ``heatmaps`` default: ``sample_heatmaps(seed)``;
+    ``noise`` a mode or explicit per-layer maps (``GeneratorModel.synthesize``)."""
     ws = check_shape(ws, (None, self.num_ws, *self.latent_shape[:-1], self.w_dim), "ws")
-    check_noise(noise)
     h = self._default_heatmaps(heatmaps, len(ws), seed)
+    if not isinstance(noise, str):
+      maps = self.check_noise_maps(noise, len(ws))
+      return self._chunked(lambda i, s: self._synthesize_maps(
+          self.g_vars, ws[s], h.take(s), slice_maps(maps, s)), len(ws))
+    check_noise(noise)
     key = jax.random.key(seed)
     return self._chunked(lambda i, s: self._synthesize(self.g_vars, ws[s], h.take(s), noise,
                                                        jax.random.fold_in(key, i)), len(ws))

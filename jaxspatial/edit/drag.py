@@ -194,9 +194,11 @@ class Dragger:
     if self.spatial:
       h = fixed["heatmaps"]
       h = h.replace(centers=params["centers"]) if "centers" in params else h
-      img, feats = g.apply(g_vars, full, h, "const", None, True, method=type(g).synthesize)
+      img, feats = g.apply(g_vars, full, h, "const", fixed.get("noise"), True,
+                           method=type(g).synthesize)
     else:
-      img, feats = g.apply(g_vars, full, "const", None, True, method=type(g).synthesize)
+      img, feats = g.apply(g_vars, full, "const", fixed.get("noise"), True,
+                           method=type(g).synthesize)
     f = feats[self.block][0]
     return img[0], jax.image.resize(f, (size, size, f.shape[-1]), "bilinear")
 
@@ -229,7 +231,8 @@ class Dragger:
 
   def start(self, ws: np.ndarray, handles: Any, targets: Any, *,
             heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
-            coarse: bool = True, optimise_centers: bool = True) -> "DragRun":
+            coarse: bool = True, optimise_centers: bool = True,
+            noise: list[np.ndarray] | None = None) -> "DragRun":
     """A drag of ``handles`` to ``targets`` on ``model.synthesize(ws, ...)`` (arguments as
     :func:`drag`)."""
     model, size = self.model, self.model.resolution
@@ -253,6 +256,8 @@ class Dragger:
         raise UserError(f"the mask must be {size}x{size}, got shape {mask.shape}")
       keep = 1.0 - mask.reshape(size, size, 1)
     fixed = {"ws_rest": jnp.asarray(ws[:, self.n_opt:]), "keep": jnp.asarray(keep)}
+    if noise is not None:
+      fixed["noise"] = [jnp.asarray(m) for m in model.check_noise_maps(noise, 1)]
     params = {"ws": jnp.asarray(ws[:, :self.n_opt])}
     if self.spatial:
       heatmaps = model.check_heatmaps(heatmaps, 1)
@@ -326,7 +331,7 @@ class DragRun:
 def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
          heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
          config: DragConfig = DragConfig(), coarse: bool = True,
-         optimise_centers: bool = True,
+         optimise_centers: bool = True, noise: list[np.ndarray] | None = None,
          callback: Callable[[int, np.ndarray], None] | None = None) -> DragResult:
   """Drags ``handles`` to ``targets`` on the image ``model.synthesize(ws, ...)``.
 
@@ -338,6 +343,8 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
     mask: optional (H, W) or (1, H, W, 1), 1 where the image may change.
     coarse: SpatialGAN only: start with the coarse centre move (eq. 6).
     optimise_centers: SpatialGAN only: optimise the centres with the latent.
+    noise: explicit per-layer noise maps (1, R, R, 1) (a projection's); default the stored
+      constant maps.
     callback: called as ``callback(step, handles)`` after each tracking step (progress).
 
   One-shot form of :class:`Dragger` (which streams and keeps its compiled step).
@@ -345,7 +352,7 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
   points = max(1, int(np.size(handles)) // 2)
   run = Dragger(model, config, max_points=points).start(
       ws, handles, targets, heatmaps=heatmaps, mask=mask, coarse=coarse,
-      optimise_centers=optimise_centers)
+      optimise_centers=optimise_centers, noise=noise)
   path = []
   for it in range(config.max_steps):
     info = run.step()

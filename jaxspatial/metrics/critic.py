@@ -7,7 +7,9 @@ Gaussians fitted to its globally average-pooled block features (by default the 4
 blocks, the most semantic ones) of two image sets. It compares models only when they are
 judged by the *same* critic, preferably one trained independently of the models compared.
 
-Also here: the critic's mean logit, a per-image realism score.
+Also here: the critic's mean logit, a per-image realism score, and
+:func:`feature_distance`, an LPIPS-like distance between two images in the critic's spatial
+features (the perceptual loss of projection when no LPIPS weights exist).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from jaxspatial.cli import UserError
 from jaxspatial.metrics import fid
+from jaxspatial.metrics.lpips_net import unit_normalise
 
 FEATURE_RESOLUTIONS = (4, 8)
 
@@ -79,3 +82,29 @@ def critic_fd(critic: Critic, a: np.ndarray, b: np.ndarray, batch_size: int = 64
   feature space."""
   return frechet_from_features(batched_features(critic, a, batch_size),
                                batched_features(critic, b, batch_size))
+
+
+def spatial_resolutions(resolution: int) -> tuple[int, ...]:
+  """The discriminator block outputs :func:`feature_maps` reads by default: every block below
+  the image resolution, (R/2, R/4, ..., 4)."""
+  out, r = [], resolution // 2
+  while r >= 4:
+    out.append(r)
+    r //= 2
+  return tuple(out)
+
+
+def feature_maps(discriminator, d_vars, x: jax.Array,
+                 resolutions: Sequence[int] | None = None) -> dict[int, jax.Array]:
+  """Unit-normalised (per pixel, over channels) D block outputs of images ``x`` (n, R, R, 3):
+  {resolution: (n, r, r, C_r)}. Pure and differentiable; the block outputs come before the
+  minibatch-stddev layer, so each image's maps do not depend on the rest of the batch."""
+  resolutions = resolutions or spatial_resolutions(discriminator.resolution)
+  _, feats = discriminator.apply(d_vars, x, return_features=True)
+  return {r: unit_normalise(feats[r].astype(jnp.float32)) for r in resolutions}
+
+
+def feature_distance(a: dict[int, jax.Array], b: dict[int, jax.Array]) -> jax.Array:
+  """LPIPS's form with uniform channel weights on critic features (:func:`feature_maps`):
+  ``d(x, y) = Σ_r mean_hw Σ_c (u^r_x - u^r_y)²_c`` -> (n,)."""
+  return sum(jnp.mean(jnp.sum(jnp.square(a[r] - b[r]), -1), axis=(1, 2)) for r in a)

@@ -34,7 +34,7 @@ SCALE = (0.458, 0.448, 0.450)
 NORM_EPS = 1e-10
 
 
-def _unit_normalise(f: jax.Array) -> jax.Array:
+def unit_normalise(f: jax.Array) -> jax.Array:
   """``f / (sqrt(sum_c f^2) + 1e-10)`` with a finite gradient where the sum is 0."""
   sq = jnp.sum(f * f, axis=-1, keepdims=True)
   positive = sq > 0
@@ -64,7 +64,7 @@ class LPIPS(nn.Module):
     total = jnp.zeros((n, h, w) if spatial else (n,), jnp.float32)
     for k, (tap, ch) in enumerate(zip(backbone(both), vgg.tap_channels(self.net))):
       lin = self.param(f"lin{k}", nn.initializers.zeros, (ch,))
-      u = _unit_normalise(tap)
+      u = unit_normalise(tap)
       diff = jnp.square(u[:n] - u[n:])
       layer_map = jnp.einsum("nhwc,c->nhw", diff, lin, precision=PRECISION)
       if spatial:

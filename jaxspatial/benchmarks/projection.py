@@ -1,0 +1,87 @@
+"""``python -m jaxspatial.bench projection``: seconds per projection step beside one generator
+forward + backward of the same model, timed in the same run.
+
+Models are random StyleGAN2s (the weights do not change the cost): the 32 px demo architecture
+and a thin 256 px one (channel_base 2048, channel_max 64). The baseline is ``jax.grad`` of the
+summed synthesis output with respect to W and the noise maps (what a projection step
+differentiates); a step adds the loss, the noise regulariser, Adam and the noise
+renormalisation. ``mse`` needs no extra network; ``critic`` adds the discriminator's features
+(a forward and backward through D), so it is compared with G + D forward + backward as well.
+One image per step, best of ``iters`` steady-state calls after a compile call.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxspatial import models
+from jaxspatial.api.model import GeneratorModel
+from jaxspatial.benchmarks import time_call
+from jaxspatial.edit import projection
+from jaxspatial.models import stylegan2 as sg2
+
+SIZES = {"32 px (demo)": dict(resolution=32, z_dim=64, w_dim=64, n_mlp=2, channel_base=1024,
+                              channel_max=32),
+         "256 px (thin)": dict(resolution=256, z_dim=64, w_dim=64, n_mlp=2, channel_base=2048,
+                               channel_max=64)}
+
+
+def _model(spec: dict) -> GeneratorModel:
+  cfg = models.stylegan2_model_config(spec["resolution"], **{k: v for k, v in spec.items()
+                                                             if k != "resolution"})
+  key = jax.random.key(0)
+  g, d = models.build_generator(cfg), models.build_discriminator(cfg)
+  r = spec["resolution"]
+  variables = {"g_ema": jax.jit(g.init)(key, jnp.zeros((1, cfg.z_dim))),
+               "d": jax.jit(d.init)(key, jnp.zeros((1, r, r, 3)))}
+  return GeneratorModel(ml_collections.ConfigDict({"model": cfg}), variables)
+
+
+def _forward_backward(model: GeneratorModel, with_d: bool):
+  g, d = model.generator, model.discriminator
+  ws = jnp.zeros((1, model.num_ws, model.w_dim))
+  noise = [jnp.zeros((1, sg2.noise_resolution(i), sg2.noise_resolution(i), 1))
+           for i in range(sg2.num_noises(model.resolution))]
+
+  def total(ws, noise):
+    img = g.apply(model.g_vars, ws, "const", noise, method=type(g).synthesize)
+    if with_d:
+      _, feats = d.apply(model.d_vars, img, return_features=True)
+      return sum(jnp.sum(f) for f in feats.values())
+    return jnp.sum(img)
+
+  fn = model._jit(jax.grad(total, argnums=(0, 1)))
+  return lambda: fn(ws, noise)
+
+
+def _projection_step(model: GeneratorModel, loss: str):
+  cfg = projection.ProjectionConfig(loss=loss, w_avg_samples=1000)
+  c = projection.compiled(model, cfg)
+  x = jnp.zeros((1, model.resolution, model.resolution, 3))
+  params = {"latent": c.fam.start(model.g_vars, jnp.asarray(c.w_avg), 1),
+            "noise": [jnp.asarray(np.random.default_rng(i).standard_normal((1, r, r, 1)),
+                                  jnp.float32)
+                      for i, r in enumerate(sg2.noise_resolution(i)
+                                            for i in range(sg2.num_noises(model.resolution)))]}
+  state = c.adam.init(params)
+  target = c.prepare_target(c.loss_params, x)
+  key = jax.random.key(0)
+  return lambda: c.step(params, state, jnp.int32(10), jnp.int32(100), key, model.g_vars,
+                        c.loss_params, target, None)
+
+
+def bench_projection(iters: int = 5) -> list[dict]:
+  rows = []
+  for name, spec in SIZES.items():
+    model = _model(spec)
+    _, g_fb = time_call(_forward_backward(model, False), iters=iters)
+    _, gd_fb = time_call(_forward_backward(model, True), iters=iters)
+    for loss, base, base_name in (("mse", g_fb, "G"), ("critic", gd_fb, "G+D")):
+      _, step = time_call(_projection_step(model, loss), iters=iters)
+      rows.append({"model": name, "loss": loss, "step s": f"{step:.4f}",
+                   "baseline": f"{base_name} fwd+bwd", "baseline s": f"{base:.4f}",
+                   "step / baseline": f"{step / base:.2f}"})
+  return rows

@@ -1,0 +1,477 @@
+"""Projection of real images into a generator: StyleGAN2 W / W+, SSN's block grid, SpatialGAN's
+latent and heatmaps.
+
+The method is stylegan2-ada's projector (Karras et al. 2020, ``projector.py``) for every family:
+
+* statistics of W from ``w_avg_samples`` (10k) mapped latents: the start ``w̄`` (their mean) and
+  ``σ_w = sqrt(Σ_i |w_i - w̄|² / N)``;
+* per step ``t = step / steps``: the optimised latent is perturbed by Gaussian noise of scale
+  ``σ_w · 0.05 · max(0, 1 - t / 0.75)²`` (:func:`latent_noise_scale`), rendered with the
+  optimised per-layer noise maps, and scored by a distance to the target (``lpips``: LPIPS-VGG
+  of the ported network; ``mse``; ``critic``: :func:`jaxspatial.metrics.critic.feature_distance`
+  on the model's own discriminator) plus ``1e5 ×`` the multi-scale noise regulariser
+  (:func:`noise_regularizer`);
+* Adam (betas 0.9, 0.999) with the lr warm-up / cosine ramp-down of :func:`learning_rate`
+  (peak 0.1); after every step each noise map is renormalised to zero mean, unit variance.
+
+Per family, the optimised latent (``Projection.latent``) is: StyleGAN2 ``w`` (n, w_dim) repeated
+over layers (``space="w"``) or W+ (n, num_ws, w_dim) (``"wplus"``); SSN the per-block mapping
+output (n, nh, nw, w_dim) *before* the block encoder (``"w"``, so a block can be redrawn and
+re-encoded, :func:`resample_projection`) or the spatial W+ (n, num_ws, nh, nw, w_dim); SpatialGAN
+``w`` or W+ plus the heatmap centres and log-sigmas (lr × ``heatmap_lr_ratio``), so the result
+can be edited by moving heatmaps.
+
+Two choices differ from the official projector: the noise maps start from the generator's stored
+constant maps (ada redraws them), so a projection of 0 steps renders its start exactly (the
+regressor-alone baseline of ``init_ws``); and the W statistics use a fixed jax seed instead of
+``RandomState(123)``. A batch of images is projected at once; every image has its own latent,
+noise and Adam moments, and the summed loss leaves their gradients independent, so the result
+for an image does not depend on the batch it is in. One jitted step serves every step and every
+target of a shape (the schedule is computed from the traced step index); the loop reads values
+back only for the progress snapshots and at the end. :mod:`jaxspatial.edit.pti` tunes the
+generator around a projection (PTI).
+
+The module is one file of ~470 lines on purpose: the step, the per-family adapter (``_Space``)
+and the ``latent.npz`` format change together whenever a family's latent changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxspatial.api.model import check_shape
+from jaxspatial.cli import UserError
+from jaxspatial.models.heatmaps import Heatmaps
+
+Array = jax.Array
+SPACES = ("w", "wplus")
+LOSSES = ("lpips", "mse", "critic")
+KINDS = ("stylegan2", "ssn", "spatialgan")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectionConfig:
+  """The projector's settings: stylegan2-ada's defaults (``heatmap_lr_ratio`` is ours)."""
+  steps: int = 1000
+  space: str = "w"
+  loss: str = "lpips"
+  lr: float = 0.1
+  lr_rampup: float = 0.05           # fraction of the steps
+  lr_rampdown: float = 0.25
+  latent_noise: float = 0.05        # x sigma_w
+  latent_noise_ramp: float = 0.75
+  noise_reg_weight: float = 1e5
+  optimize_noise: bool = True
+  w_avg_samples: int = 10_000
+  heatmap_lr_ratio: float = 0.1     # SpatialGAN: lr of centres / log-sigmas relative to lr
+  seed: int = 0
+  snapshots: int = 8                # images kept for the progress picture
+
+  def validate(self) -> None:
+    if self.space not in SPACES:
+      raise UserError(f"space must be one of {'|'.join(SPACES)}, got {self.space!r}")
+    if self.loss not in LOSSES:
+      raise UserError(f"loss must be one of {'|'.join(LOSSES)}, got {self.loss!r}")
+    if self.steps < 0 or self.w_avg_samples < 2:
+      raise UserError("steps must be >= 0 and w_avg_samples >= 2")
+
+
+@dataclasses.dataclass
+class Projection:
+  """A projected batch. ``ws`` is what ``synthesize`` takes; ``latent`` what was optimised (see
+  the module docstring); ``noise`` the per-layer maps (n, R, R, 1); ``heatmaps`` (SpatialGAN) the
+  optimised heatmaps; ``image`` the projection, ``target`` its target, (n, H, W, 3) in [-1, 1];
+  ``loss`` the final distance and ``psnr`` (dB, images clipped to [-1, 1]) per image;
+  ``snapshots`` (step, images) pairs for the progress picture."""
+  kind: str
+  space: str
+  latent: np.ndarray
+  ws: np.ndarray
+  noise: list[np.ndarray]
+  heatmaps: Heatmaps | None = None
+  image: np.ndarray | None = None
+  target: np.ndarray | None = None
+  loss: np.ndarray | None = None
+  psnr: np.ndarray | None = None
+  steps: int = 0
+  seconds: float = 0.0
+  snapshots: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
+
+  def save(self, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes the latents (and loss/psnr) as ``.npz``; :func:`load_projection` reads it."""
+    arrays = {"kind": np.asarray(self.kind), "space": np.asarray(self.space),
+              "latent": self.latent, "ws": self.ws, "steps": np.asarray(self.steps)}
+    arrays.update({f"noise_{i}": m for i, m in enumerate(self.noise)})
+    if self.heatmaps is not None:
+      h = self.heatmaps.numpy()
+      arrays.update(heatmap_centers=h.centers, heatmap_sigmas=h.sigmas,
+                    heatmap_amplitudes=h.amplitudes, heatmap_levels=np.asarray(h.levels),
+                    heatmap_parents=np.asarray(h.parents))
+    for name in ("loss", "psnr"):
+      if getattr(self, name) is not None:
+        arrays[name] = getattr(self, name)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def load_projection(path: str | pathlib.Path, model=None) -> Projection:
+  """A :class:`Projection` (latents only) from a ``latent.npz``; with ``model``, UserError unless
+  it was projected into a model of that kind and shape."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise UserError(f"{path}: no such file")
+  try:
+    with np.load(path) as f:
+      data = {k: f[k] for k in f.files}
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path}: not a projection .npz ({e})") from None
+  if not {"kind", "space", "latent", "ws"} <= set(data):
+    raise UserError(f"{path} is not a latent.npz written by python -m jaxspatial.project")
+  noise = [data[f"noise_{i}"] for i in range(sum(k.startswith("noise_") for k in data))]
+  heatmaps = None
+  if "heatmap_centers" in data:
+    heatmaps = Heatmaps(centers=data["heatmap_centers"], sigmas=data["heatmap_sigmas"],
+                        amplitudes=data["heatmap_amplitudes"],
+                        levels=tuple(int(v) for v in data["heatmap_levels"]),
+                        parents=tuple(int(v) for v in data["heatmap_parents"]))
+  p = Projection(kind=str(data["kind"]), space=str(data["space"]), latent=data["latent"],
+                 ws=data["ws"], noise=noise, heatmaps=heatmaps, loss=data.get("loss"),
+                 psnr=data.get("psnr"), steps=int(data["steps"]))
+  if model is not None:
+    if model.kind != p.kind:
+      raise UserError(f"{path} was projected into a {p.kind} model; this one is {model.kind}")
+    want = (model.num_ws,) + tuple(model.style_shape if model.kind != "spatialgan"
+                                   else model.latent_shape[:-1] + (model.w_dim,))
+    if p.ws.shape[1:] != want:
+      raise UserError(f"{path} holds W+ of shape {p.ws.shape[1:]}; this model takes {want}")
+    model.check_noise_maps(p.noise, len(p.ws))
+    if heatmaps is not None:
+      model.check_heatmaps(heatmaps, len(p.ws))
+  return p
+
+
+# ------------------------------------------------------------------------- the method
+
+
+def learning_rate(t: Array, cfg: ProjectionConfig) -> Array:
+  """stylegan2-ada's schedule at ``t = step / steps``:
+  ``lr · min(1, t / rampup) · (1 - cos(π · min(1, (1 - t) / rampdown))) / 2``."""
+  down = jnp.minimum(1.0, (1.0 - t) / cfg.lr_rampdown)
+  down = 0.5 - 0.5 * jnp.cos(down * jnp.pi)
+  return cfg.lr * down * jnp.minimum(1.0, t / cfg.lr_rampup)
+
+
+def latent_noise_scale(t: Array, w_std: Array, cfg: ProjectionConfig) -> Array:
+  """Std of the noise added to the latent at ``t``: ``σ_w · 0.05 · max(0, 1 - t / 0.75)²``."""
+  return w_std * cfg.latent_noise * jnp.square(jnp.maximum(0.0, 1.0 - t / cfg.latent_noise_ramp))
+
+
+def noise_regularizer(noise: list[Array]) -> Array:
+  """The multi-scale noise regulariser (stylegan2-ada) per image -> (n,): for every map ``v``
+  and each of its 2×2 average-pooled versions down to 8 px,
+  ``mean(v · roll_x(v))² + mean(v · roll_y(v))²`` summed (penalises spatial correlation, so the
+  noise cannot carry the image)."""
+  total = 0.0
+  for v in noise:
+    while True:
+      total = total + jnp.square(jnp.mean(v * jnp.roll(v, 1, axis=2), axis=(1, 2, 3)))
+      total = total + jnp.square(jnp.mean(v * jnp.roll(v, 1, axis=1), axis=(1, 2, 3)))
+      if v.shape[1] <= 8:
+        break
+      n, h, w, c = v.shape
+      v = v.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+  return total
+
+
+def normalize_noise(noise: list[Array]) -> list[Array]:
+  """Each map (per image) shifted to zero mean and scaled to unit variance."""
+  out = []
+  for v in noise:
+    v = v - jnp.mean(v, axis=(1, 2, 3), keepdims=True)
+    out.append(v * jax.lax.rsqrt(jnp.mean(jnp.square(v), axis=(1, 2, 3), keepdims=True)))
+  return out
+
+
+def psnr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Per-image PSNR in dB of images in [-1, 1] (clipped), peak = the range 2."""
+  x, y = np.clip(x, -1, 1), np.clip(y, -1, 1)
+  mse = np.mean(np.square(x - y, dtype=np.float64), axis=(1, 2, 3))
+  return 10 * np.log10(4.0 / np.maximum(mse, 1e-12))
+
+
+# ------------------------------------------------------------------------- distances
+
+
+def make_distance(model, loss: str) -> tuple[Callable, Callable, Any]:
+  """``(prepare(params, target) -> t, distance(params, image, t) -> (n,), params)`` for ``loss``.
+
+  ``params`` (LPIPS weights or D variables) are passed into the jitted step rather than baked
+  in; ``prepare`` computes the target's side once. LPIPS needs the converted ``lpips-vgg``
+  weights (UserError naming the file otherwise); images above 256 px are area-pooled to 256
+  first, as the official projector does; ``critic`` needs the checkpoint's discriminator.
+  """
+  if loss == "mse":
+    return (lambda p, x: x), (lambda p, y, x: jnp.mean(jnp.square(y - x), axis=(1, 2, 3))), None
+  if loss == "lpips":
+    from jaxspatial.losses import regressor as regression
+    from jaxspatial.metrics import weights
+    try:
+      params = weights.load_params("lpips-vgg")
+    except UserError as e:
+      raise UserError(f"{e} (or project with --loss critic or --loss mse)") from None
+    size = 256 if model.resolution > 256 else 0
+    return (lambda p, x: x), (lambda p, y, x: regression.make_lpips_fn(p, "vgg", size)(y, x)), params
+  if loss == "critic":
+    from jaxspatial.metrics import critic
+    if getattr(model, "d_vars", None) is None:
+      raise UserError("--loss critic needs a checkpoint with a discriminator ('d'); use "
+                      "--loss lpips or --loss mse")
+    d = model.discriminator
+    prepare = lambda p, x: critic.feature_maps(d, p, x)
+    return prepare, (lambda p, y, t: critic.feature_distance(critic.feature_maps(d, p, y), t)), \
+        model.d_vars
+  raise UserError(f"loss must be one of {'|'.join(LOSSES)}, got {loss!r}")
+
+
+# ------------------------------------------------------------------------- families
+
+
+class _Space:
+  """What one family optimises and how it becomes an image (pure functions of ``g_vars``)."""
+
+  def __init__(self, model, space: str):
+    if model.kind not in KINDS:
+      raise UserError(f"projection works on {', '.join(KINDS)} models, not {model.kind!r}")
+    self.model, self.space, self.g = model, space, model.generator
+    self.num_ws = model.num_ws
+
+  def sample_w(self, g_vars, key: Array, n: int) -> Array:
+    """(n, *per-layer latent shape) mapped from fresh z (SSN: one block's MLP output)."""
+    g, m = self.g, self.model
+    if m.kind == "ssn":
+      z = jax.random.normal(key, (n, m.z_dim))
+      return g.apply(g_vars, z, method=lambda mod, z: mod.mapping_network(z))
+    z = jax.random.normal(key, (n, *m.latent_shape))
+    if m.kind == "spatialgan":
+      h = g.sample_heatmaps(jax.random.fold_in(key, 1), n)
+      return g.apply(g_vars, z, h, method=type(g).mapping)
+    return g.apply(g_vars, z, method=type(g).mapping)
+
+  def sample_ws(self, g_vars, key: Array, n: int) -> Array:
+    """W+ of ``n`` fresh latents (SSN: a whole block grid, encoded)."""
+    m = self.model
+    if m.kind == "ssn":
+      z = jax.random.normal(key, (n, *m.latent_shape))
+      return self.expand(g_vars, self.g.apply(g_vars, z, method=type(self.g).mapping), False)
+    w = self.sample_w(g_vars, key, n)
+    return jnp.broadcast_to(w[:, None], (n, self.num_ws) + w.shape[1:])
+
+  def start(self, g_vars, w_avg: Array, n: int) -> Array:
+    """The start latent for ``n`` images: ``w̄`` in this space."""
+    if self.model.kind == "ssn":
+      grid = jnp.broadcast_to(w_avg, (n, *self.model.grid, w_avg.shape[-1]))
+      return grid if self.space == "w" else self.expand(g_vars, grid)
+    lat = jnp.broadcast_to(w_avg, (n, *w_avg.shape))
+    return lat if self.space == "w" else self.expand(g_vars, lat)
+
+  def expand(self, g_vars, latent: Array, encode: bool = True) -> Array:
+    """A ``w``-space latent -> W+ (SSN: the block encoder first, unless ``encode`` is off)."""
+    if self.model.kind == "ssn" and encode:
+      latent = self.g.apply(g_vars, latent, method=lambda mod, u: mod.encoder(u))
+    return jnp.broadcast_to(latent[:, None], (latent.shape[0], self.num_ws) + latent.shape[1:])
+
+  def ws(self, g_vars, latent: Array) -> Array:
+    return self.expand(g_vars, latent) if self.space == "w" else latent
+
+  def render(self, g_vars, ws: Array, heatmaps: Heatmaps | None, noise) -> Array:
+    g = self.g
+    if heatmaps is not None:
+      return g.apply(g_vars, ws, heatmaps, "const", noise, method=type(g).synthesize)
+    return g.apply(g_vars, ws, "const", noise, method=type(g).synthesize)
+
+
+def _heatmaps(params: dict, base: Heatmaps | None) -> Heatmaps | None:
+  if base is None:
+    return None
+  return base.replace(centers=params["centers"], sigmas=jnp.exp(params["log_sigmas"]))
+
+
+def w_statistics(model, num_samples: int, seed: int = 123) -> tuple[np.ndarray, float]:
+  """(``w̄`` (*per-layer latent shape), ``σ_w``) from ``num_samples`` mapped latents."""
+  fam = _Space(model, "w")
+  sample = jax.jit(lambda v, k: fam.sample_w(v, k, min(num_samples, 1000)))
+  key = jax.random.key(seed)
+  ws = np.concatenate([np.asarray(sample(model.g_vars, jax.random.fold_in(key, i)))
+                       for i in range(-(-num_samples // 1000))])[:num_samples]
+  ws = ws.astype(np.float64)
+  w_avg = ws.mean(axis=0)
+  return w_avg.astype(np.float32), float(np.sqrt(np.sum((ws - w_avg) ** 2) / len(ws)))
+
+
+def _images(model, image) -> np.ndarray:
+  x = np.asarray(image, np.float32)
+  x = x[None] if x.ndim == 3 else x
+  r = model.resolution
+  if x.ndim != 4 or x.shape[1:] != (r, r, 3):
+    raise UserError(f"images have shape {x.shape}; this generator makes (n, {r}, {r}, 3)")
+  return x
+
+
+class _Compiled:
+  """The jitted functions of one (model, space, loss, config) combination, cached on the model
+  so that projecting many images compiles the step once."""
+
+  def __init__(self, model, cfg: ProjectionConfig):
+    self.fam = fam = _Space(model, cfg.space)
+    self.prepare, distance, self.loss_params = make_distance(model, cfg.loss)
+    self.distance_fn = distance
+    self.w_avg, self.w_std = w_statistics(model, cfg.w_avg_samples)
+    self.adam = optax.scale_by_adam(b1=0.9, b2=0.999)
+    multipliers = {"centers": cfg.heatmap_lr_ratio, "log_sigmas": cfg.heatmap_lr_ratio}
+    w_std, adam = self.w_std, self.adam
+
+    def image(v, params, base, latent=None):
+      latent = params["latent"] if latent is None else latent
+      return fam.render(v, fam.ws(v, latent), _heatmaps(params, base), params.get("noise"))
+
+    def loss_fn(params, t, key, v, loss_params, target, base):
+      latent = params["latent"]
+      # One draw shared by the batch, so that an image's result does not depend on its batch.
+      latent = latent + latent_noise_scale(t, w_std, cfg) * jax.random.normal(key, latent.shape[1:])
+      dist = distance(loss_params, image(v, params, base, latent), target)
+      noise = params.get("noise")
+      total = dist if noise is None else dist + cfg.noise_reg_weight * noise_regularizer(noise)
+      return jnp.sum(total), dist
+
+    def step(params, opt_state, i, num_steps, key, v, loss_params, target, base):
+      """One Adam step; every argument is traced (the schedule comes from ``i / num_steps``)."""
+      t = i.astype(jnp.float32) / jnp.maximum(num_steps, 1).astype(jnp.float32)
+      grads, dist = jax.grad(loss_fn, has_aux=True)(params, t, jax.random.fold_in(key, i), v,
+                                                    loss_params, target, base)
+      updates, opt_state = adam.update(grads, opt_state)
+      lr = learning_rate(t, cfg)
+      params = {k: jax.tree.map(lambda p, u: p - lr * multipliers.get(k, 1.0) * u, val,
+                                updates[k]) for k, val in params.items()}
+      if "noise" in params:
+        params["noise"] = normalize_noise(params["noise"])
+      return params, opt_state, dist
+
+    self.step = model._jit(step)
+    self.image = model._jit(image)
+    self.distance = model._jit(lambda v, lp, params, target, base: distance(
+        lp, image(v, params, base), target))
+    self.prepare_target = model._jit(self.prepare)
+    self.ws = model._jit(fam.ws)
+
+
+def compiled(model, cfg: ProjectionConfig) -> _Compiled:
+  """The cached :class:`_Compiled` for ``model`` and ``cfg`` (steps, seed, snapshots aside)."""
+  key = dataclasses.replace(cfg, steps=0, seed=0, snapshots=0)
+  cache = model.__dict__.setdefault("_projection_compiled", {})
+  if key not in cache:
+    cache[key] = _Compiled(model, cfg)
+  return cache[key]
+
+
+def project(model, image, *, steps: int | None = None, space: str | None = None,
+            loss: str | None = None, init_ws: np.ndarray | None = None,
+            init_heatmaps: Heatmaps | None = None, seed: int | None = None,
+            config: ProjectionConfig | None = None,
+            callback: Callable[[int], None] | None = None) -> Projection:
+  """Projects ``image`` (H, W, 3) or (n, H, W, 3) in [-1, 1] into ``model`` (module docstring).
+
+  Args:
+    model: a loaded stylegan2, ssn or spatialgan model (``js.load``).
+    steps, space, loss, seed: override ``config``'s (``ProjectionConfig`` defaults otherwise).
+    init_ws: optional start W+ (n, num_ws, w_dim), e.g. a regressor's prediction
+      (``RegressorModel.invert``); in ``space="w"`` its mean over layers is the start ``w``.
+    init_heatmaps: SpatialGAN only: the start heatmaps (default ``sample_heatmaps(seed, n)``).
+    callback: called with the step index after every step (progress bars).
+  """
+  cfg = config or ProjectionConfig()
+  cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(steps=steps, space=space, loss=loss,
+                                                          seed=seed).items() if v is not None})
+  cfg.validate()
+  x = _images(model, image)
+  n = len(x)
+  started = time.perf_counter()
+  c = compiled(model, cfg)
+  g_vars = model.g_vars
+  params: dict[str, Any] = {"latent": c.fam.start(g_vars, jnp.asarray(c.w_avg), n)}
+  if init_ws is not None:
+    if model.kind != "stylegan2":
+      raise UserError("a regressor start (init_ws) needs a stylegan2 model")
+    init_ws = check_shape(init_ws, (n, model.num_ws, model.w_dim), "init_ws")
+    params["latent"] = jnp.asarray(init_ws.mean(axis=1) if cfg.space == "w" else init_ws)
+  const_noise = [jnp.broadcast_to(jnp.asarray(b), (n,) + b.shape[1:])
+                 for b in _noise_buffers(model)]
+  if cfg.optimize_noise:
+    params["noise"] = const_noise
+  base = None
+  if model.kind == "spatialgan":
+    base = model.check_heatmaps(init_heatmaps if init_heatmaps is not None
+                                else model.sample_heatmaps(cfg.seed, n), n)
+    base = jax.tree.map(jnp.asarray, base)
+    params.update(centers=base.centers, log_sigmas=jnp.log(base.sigmas))
+  target = c.prepare_target(c.loss_params, jnp.asarray(x))
+  opt_state = c.adam.init(params)
+  key, num_steps = jax.random.key(cfg.seed), jnp.int32(cfg.steps)
+  keep = (set(np.linspace(0, cfg.steps, cfg.snapshots).round().astype(int).tolist())
+          if cfg.snapshots else set())
+  snapshots = [(0, np.asarray(c.image(g_vars, params, base)))] if 0 in keep else []
+  for i in range(cfg.steps):
+    params, opt_state, _ = c.step(params, opt_state, jnp.int32(i), num_steps, key, g_vars,
+                                  c.loss_params, target, base)
+    if i + 1 in keep:
+      snapshots.append((i + 1, np.asarray(c.image(g_vars, params, base))))
+    if callback is not None:
+      callback(i)
+  out = np.asarray(c.image(g_vars, params, base))
+  return Projection(
+      kind=model.kind, space=cfg.space, latent=np.asarray(params["latent"]),
+      ws=np.asarray(c.ws(g_vars, params["latent"])),
+      noise=[np.asarray(m) for m in params.get("noise", const_noise)],
+      heatmaps=None if base is None else _heatmaps(params, base).numpy(),
+      image=out, target=x, loss=np.asarray(c.distance(g_vars, c.loss_params, params, target, base)),
+      psnr=psnr(out, x), steps=cfg.steps, seconds=time.perf_counter() - started,
+      snapshots=snapshots)
+
+
+def _noise_buffers(model) -> list[np.ndarray]:
+  from jaxspatial.models import stylegan2 as sg2
+  buffers = model.g_vars["buffers"]["synthesis"]
+  return [np.asarray(buffers[f"noise_{i}"]) for i in range(sg2.num_noises(model.resolution))]
+
+
+def resample_projection(model, projection: Projection, blocks, seed: int) -> np.ndarray:
+  """SSN: the projection's W+ with latent ``blocks`` ``(row, col)`` redrawn from ``seed``
+  (``js.ssn.sample_z``'s rule). A ``w``-space projection replaces the blocks of its pre-encoder
+  grid by the new blocks' MLP output and re-encodes, exactly as resampling ``z`` would; a
+  ``wplus`` one replaces the blocks of every layer by the new sample's mapped grid."""
+  from jaxspatial.api import ssn
+  if model.kind != "ssn" or projection.kind != "ssn":
+    raise UserError("block resampling needs an SSN model and an SSN projection")
+  n = len(projection.ws)
+  mask = np.zeros((1, *model.grid, 1), bool)
+  for r, c in ssn._block_list(blocks, model.grid):
+    mask[0, r, c] = True
+  z_new = ssn.sample_z(seed, n, model.grid, model.z_dim)
+  fam = _Space(model, projection.space)
+  g_vars = model.g_vars
+  if projection.space == "w":
+    fresh = np.asarray(model._jit(lambda v, z: fam.g.apply(
+        v, z, method=lambda mod, z: mod.mapping_network(z)))(g_vars, z_new))
+    grid = np.where(mask, fresh, projection.latent)
+    return np.asarray(model._jit(fam.expand)(g_vars, jnp.asarray(grid)))
+  fresh = model.mapping(z_new)[:, None]
+  return np.where(mask[:, None], fresh, projection.ws)
