@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxspatial import families, imageio
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
-from jaxspatial.training import gan_step
+from jaxspatial.training import compile_cache, gan_step
 from jaxspatial.training import logging as log_lib
 from jaxspatial.training import state as state_lib
 
@@ -196,6 +196,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   """
   from jaxspatial.data import pipeline
 
+  compile_cache.enable(config.get("compile_cache_dir", ""))
   if trainer is None:
     trainer = make_trainer(config)
   config = trainer.config
