@@ -92,13 +92,23 @@ def _alternate(torch_fn: Callable[[], object], jax_fn: Callable[[], object],
   return torch_s, jax_s
 
 
+def _flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
 def _row(work: str, batch: int, torch_s: list[float], jax_s: list[float],
-         compile_s: float) -> dict:
+         compile_s: float, flops: float) -> dict:
+  """Medians, their ratio, and the FLOP rate both sides reach on jaxspatial's FLOP count
+  (XLA's cost analysis; rosinality does at least that work)."""
   t, j = statistics.median(torch_s), statistics.median(jax_s)
   return {"work": work, "batch": batch, "repeats": len(torch_s),
           "rosinality_s": round(t, 3), "jaxspatial_s": round(j, 3),
           "rosinality_img/s": round(batch / t, 3), "jaxspatial_img/s": round(batch / j, 3),
-          "ratio": f"{t / j:.2f}x", "jax_compile_s": round(compile_s, 1)}
+          "ratio": f"{t / j:.2f}x", "jax_compile_s": round(compile_s, 1),
+          "GFLOP/call": round(flops / 1e9, 1), "rosinality_GFLOP/s": round(flops / t / 1e9, 1),
+          "jaxspatial_GFLOP/s": round(flops / j / 1e9, 1)}
 
 
 def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int = 2,
@@ -117,7 +127,7 @@ def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int
 
   g = models.build_generator(models.stylegan2_model_config(
       resolution, channel_multiplier=channel_multiplier))
-  variables = jax.jit(g.init)(jax.random.key(1), jnp.zeros((1, 512)))
+  variables = g.init(jax.random.key(1), jnp.zeros((1, 512)))   # eager: its jit took minutes
   z_jax = jnp.asarray(z)
   t = time.perf_counter()
   fwd = jax.jit(lambda v, z: g.apply(v, z)).lower(variables, z_jax).compile()
@@ -125,7 +135,7 @@ def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int
   torch_s, jax_s = _alternate(torch_fn, lambda: jax.block_until_ready(fwd(variables, z_jax)),
                               repeats)
   return _row(f"G forward {resolution}px cm{channel_multiplier} const noise", batch,
-              torch_s, jax_s, compile_s)
+              torch_s, jax_s, compile_s, _flops(fwd))
 
 
 def _rosinality_iteration(rosinality, resolution: int, channel_multiplier: int, batch: int):
@@ -212,7 +222,7 @@ def train_iteration(rosinality, resolution: int = 64, channel_multiplier: int = 
   torch_s, jax_s = _alternate(
       _rosinality_iteration(rosinality, resolution, channel_multiplier, batch), jax_fn, repeats)
   return _row(f"train iter {resolution}px cm{channel_multiplier} (D+G+EMA, no reg)", batch,
-              torch_s, jax_s, compile_s)
+              torch_s, jax_s, compile_s, _flops(step))
 
 
 ROWS = {"generator": generator_forward, "train": train_iteration}
@@ -234,7 +244,11 @@ def bench_rosinality(path: str | None, rows: tuple[str, ...] = ("generator", "tr
   torch.set_num_threads(torch_threads or os.cpu_count() or 1)
   print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"rosinality checkout {path}")
-  return [ROWS[r](rosinality, repeats=repeats) for r in rows]
+  out = [ROWS[r](rosinality, repeats=repeats) for r in rows]
+  from jaxspatial.bench import matmul_peak_gflops
+  print(f"float32 2048^2 matmul in this run: {matmul_peak_gflops():.1f} GFLOP/s (a 3x row needs "
+        "3x rosinality's GFLOP/s on the same FLOPs)")
+  return out
 
 
 def add_arguments(parser) -> None:
