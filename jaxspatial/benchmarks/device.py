@@ -1,11 +1,11 @@
 """Training throughput of each GAN family on one accelerator chip.
 
     python -m jaxspatial.bench device                     # paper256, batch 64, bfloat16
-    python -m jaxspatial.bench device --device-families stylegan2 --device-steps 20
+    python -m jaxspatial.bench device --families stylegan2 --steps 20
 
 For StyleGAN2, SSN and SpatialGAN at ``paper256`` (batch 64, ``model.compute_dtype``
 bfloat16, parameters and Adam state float32) on the first device: the plain-phase training
-step (D, G, EMA; no lazy regulariser) is compiled once and timed over ``--device-steps``
+step (D, G, EMA; no lazy regulariser) is compiled once and timed over ``--steps``
 steps. Columns: images/s and s/kimg of the plain step; ``s/kimg amortised``, the plain
 step scaled by the FLOPs of the lazy-regularisation schedule (R1 every 16, path length every
 4, from XLA's cost analysis of each phase: the regularised steps are assumed to run at the
@@ -47,13 +47,13 @@ def chip_peak_tflops(device: jax.Device) -> tuple[float, str]:
     if key in device.device_kind:
       return peak, f"{key} bf16 data sheet"
   if device.platform == "cpu":
-    from jaxspatial.bench import matmul_peak_gflops
+    from jaxspatial.benchmarks import matmul_peak_gflops
     return matmul_peak_gflops() / 1e3, "measured f32 2048^2 matmul"
   return float("nan"), f"unknown device kind {device.device_kind!r}"
 
 
 def family_config(family: str, preset: str, batch: int, dtype: str):
-  from jaxspatial.bench import CONFIGS_DIR, load_config_file
+  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   config = load_config_file(CONFIGS_DIR / f"{family}.py", preset)
   config.batch_size = batch or config.batch_size
   config.mesh.data = 1
@@ -63,7 +63,7 @@ def family_config(family: str, preset: str, batch: int, dtype: str):
 
 def amortised_flop_ratio(config, plain_flops: float) -> float:
   """FLOPs per iteration over the lazy-regularisation schedule / FLOPs of a plain step."""
-  from jaxspatial.bench import train_step_flops
+  from jaxspatial.benchmarks.stylegan2 import train_step_flops
   from jaxspatial.training.gan_step import Phase
   loss = config.loss
   extra = 0.0
@@ -118,9 +118,9 @@ def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
   return {"family": family, "preset": preset, "res": res, "batch": batch, "dtype": dtype,
           "images/s": round(batch / step_s, 1), "s/kimg": round(1000 * step_s / batch, 2),
           "s/kimg amortised": round(1000 * step_s * ratio / batch, 2),
-          "compile_s": round(compile_s, 1), "TFLOP/step": round(flops / 1e12, 3),
-          "TFLOP/s": round(tflops, 2), "utilisation": f"{tflops / peak_tflops:.1%}",
-          "peak_mem_GiB": round(_peak_memory_gib(jax.devices()[0], compiled), 2),
+          "compile_s": round(compile_s, 1), "TFLOP/step": float(f"{flops / 1e12:.3g}"),
+          "TFLOP/s": float(f"{tflops:.3g}"), "utilisation": f"{tflops / peak_tflops:.1%}",
+          "peak_mem_GiB": float(f"{_peak_memory_gib(jax.devices()[0], compiled):.3g}"),
           "losses_finite": finite}
 
 
@@ -133,28 +133,30 @@ def bench_device(families=FAMILIES, preset: str = "auto", batch: int = 0, steps:
     preset = "tiny" if device.platform == "cpu" else "paper256"
   unknown = sorted(set(families) - set(FAMILIES))
   if unknown:
-    raise UserError(f"--device-families: unknown {unknown}; choose from {list(FAMILIES)}")
+    raise UserError(f"--families: unknown {unknown}; choose from {list(FAMILIES)}")
   if steps < 1:
-    raise UserError(f"--device-steps must be >= 1, got {steps}")
+    raise UserError(f"--steps must be >= 1, got {steps}")
   peak, source = chip_peak_tflops(device)
   print(f"device {device.device_kind} ({device.platform}); peak {peak:.3g} TFLOP/s ({source}); "
         f"preset {preset}")
   return [bench_family(family, preset, batch, steps, dtype, peak) for family in families]
 
 
-def add_arguments(parser) -> None:
-  parser.add_argument("--device-families", default=",".join(FAMILIES),
-                      help="comma-separated families to time")
-  parser.add_argument("--device-preset", default="auto",
-                      help="config preset (auto: paper256 on GPU/TPU, tiny on CPU)")
-  parser.add_argument("--device-batch", type=int, default=0,
-                      help="batch on the one device (0: the preset's, 64 at paper256)")
-  parser.add_argument("--device-steps", type=int, default=10,
-                      help="timed plain-phase steps per family (median reported)")
-  parser.add_argument("--device-dtype", default="bfloat16", choices=("bfloat16", "float32"),
-                      help="model.compute_dtype (parameters and optimiser state stay float32)")
-
-
-def from_arguments(args) -> list[dict]:
-  return bench_device(tuple(f for f in args.device_families.split(",") if f),
-                      args.device_preset, args.device_batch, args.device_steps, args.device_dtype)
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench device") -> None:
+  import argparse
+  from jaxspatial.benchmarks import print_table
+  p = argparse.ArgumentParser(prog=prog, description="Training throughput of StyleGAN2, SSN "
+                              "and SpatialGAN on one accelerator chip.")
+  p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families")
+  p.add_argument("--preset", default="auto",
+                 help="config preset (auto: paper256 on GPU/TPU, tiny on CPU)")
+  p.add_argument("--batch", type=int, default=0,
+                 help="batch on the one device (0: the preset's, 64 at paper256)")
+  p.add_argument("--steps", type=int, default=10,
+                 help="timed plain-phase steps per family (median reported)")
+  p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                 help="model.compute_dtype (parameters and optimiser state stay float32)")
+  args = p.parse_args(argv)
+  print_table(bench_device(tuple(f for f in args.families.split(",") if f), args.preset,
+                           args.batch, args.steps, args.dtype))

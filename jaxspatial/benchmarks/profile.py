@@ -1,9 +1,9 @@
 """Where a compiled program's time goes, by network, pass and op kind.
 
     python -m jaxspatial.bench profile                       # 64 px cm1 train iteration, 256 px G
-    python -m jaxspatial.bench profile --profile-targets generator --profile-calls 3
+    python -m jaxspatial.bench profile --targets generator --calls 3
 
-Each target is compiled once, run once to warm up, then run ``--profile-calls`` times under
+Each target is compiled once, run once to warm up, then run ``--calls`` times under
 ``jax.profiler`` (a perfetto trace). XLA:CPU records one trace event per executed kernel
 ("thunk"), named after its HLO instruction; the optimised HLO says what the instruction is:
 
@@ -215,21 +215,28 @@ TARGETS = {"train": ("train iter 64px cm1 b8", train_target),
            "generator": ("G forward 256px cm2 b8", generator_target)}
 
 
-def add_arguments(parser) -> None:
-  parser.add_argument("--profile-targets", default="train,generator",
-                      help="comma-separated: train (64 px cm1 plain iteration, batch 8), "
-                           "generator (256 px config-f forward, batch 8)")
-  parser.add_argument("--profile-calls", type=int, default=2,
-                      help="traced calls per target after one warm-up call")
-
-
-def from_arguments(args) -> list[dict]:
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench profile") -> None:
+  import argparse
+  from jaxspatial.benchmarks import print_table
   from jaxspatial.cli import UserError
-  rows = []
-  for name in [t for t in args.profile_targets.split(",") if t]:
-    if name not in TARGETS:
-      raise UserError(f"--profile-targets: unknown {name!r}; choose from {sorted(TARGETS)}")
+  p = argparse.ArgumentParser(prog=prog, description="Kernel time of a training iteration or "
+                              "generator forward by network, pass and op kind.")
+  p.add_argument("--targets", default="train,generator",
+                 help="comma-separated: train (64 px cm1 plain iteration, batch 8), "
+                      "generator (256 px config-f forward, batch 8)")
+  p.add_argument("--calls", type=int, default=2,
+                 help="traced calls per target after one warm-up call")
+  args = p.parse_args(argv)
+  names = [t for t in args.targets.split(",") if t]
+  unknown = sorted(set(names) - set(TARGETS))
+  if unknown or args.calls < 1:
+    raise UserError(f"--targets: choose from {sorted(TARGETS)} (got {unknown}); --calls >= 1")
+  print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}")
+  for name in names:
     label, build = TARGETS[name]
     compiled, call_args = build()
-    rows += profile(compiled, call_args, args.profile_calls, label)
-  return rows
+    rows = profile(compiled, call_args, args.calls, label)
+    print_table(rows)
+    print("by kind: " + ", ".join(f"{k} {v:.0f} ms" for k, v in
+                                  sorted(by_kind(rows).items(), key=lambda kv: -kv[1])))

@@ -191,7 +191,7 @@ def train_config(resolution: int = 64, channel_multiplier: int = 1, batch: int =
   ``resolution`` px, rosinality's channel table, mbstd group 4, one device, no regularisers
   scheduled at the timed step (the plain phase is compiled explicitly)."""
   from jaxspatial import models
-  from jaxspatial.bench import CONFIGS_DIR, load_config_file
+  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   config = load_config_file(CONFIGS_DIR / "stylegan2.py", "paper256")
   config.model = models.stylegan2_model_config(resolution, channel_multiplier=channel_multiplier)
   config.data.resolution = resolution
@@ -244,28 +244,34 @@ def bench_rosinality(path: str | None, rows: tuple[str, ...] = ("generator", "tr
   torch.set_num_threads(torch_threads or os.cpu_count() or 1)
   print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"rosinality checkout {path}")
-  out = [ROWS[r](rosinality, repeats=repeats) for r in rows]
-  from jaxspatial.bench import matmul_peak_gflops
+  out = []
+  for r in rows:
+    out.append(ROWS[r](rosinality, repeats=repeats))
+    print(f"{r}: {out[-1]}", flush=True)           # a long run shows each row as it lands
+  from jaxspatial.benchmarks import matmul_peak_gflops
   print(f"float32 2048^2 matmul in this run: {matmul_peak_gflops():.1f} GFLOP/s (a 3x row needs "
         "3x rosinality's GFLOP/s on the same FLOPs)")
   return out
 
 
-def add_arguments(parser) -> None:
-  """Flags of ``python -m jaxspatial.bench rosinality``."""
-  parser.add_argument("--rosinality", metavar="PATH", default=None,
-                      help="a checkout of rosinality/stylegan2-pytorch (the benchmark skips "
-                           "without it)")
-  parser.add_argument("--rows", default="generator,train",
-                      help="comma-separated rows to time: generator (256 px config-f forward), "
-                           "train (64 px cm1 iteration)")
-  parser.add_argument("--repeats", type=int, default=3,
-                      help="timed calls per side after one warm-up call (median reported)")
-  parser.add_argument("--torch-threads", type=int, default=None,
-                      help="torch intra-op threads (default: the number of CPU cores)")
-
-
-def from_arguments(args) -> list[dict]:
-  return bench_rosinality(args.rosinality, tuple(r for r in args.rows.split(",") if r),
+def main(argv: list[str] | None = None,
+         prog: str = "python -m jaxspatial.bench rosinality") -> None:
+  import argparse
+  from jaxspatial.benchmarks import print_table
+  p = argparse.ArgumentParser(prog=prog, description="Time rosinality/stylegan2-pytorch's CPU "
+                              "code and jaxspatial side by side (random weights, same shapes).")
+  p.add_argument("--rosinality", metavar="PATH", default=None,
+                 help="a checkout of rosinality/stylegan2-pytorch (the benchmark skips "
+                      "without it)")
+  p.add_argument("--rows", default="generator,train",
+                 help="comma-separated rows to time: generator (256 px config-f forward), "
+                      "train (64 px cm1 iteration)")
+  p.add_argument("--repeats", type=int, default=3,
+                 help="timed calls per side after one warm-up call (median reported)")
+  p.add_argument("--torch-threads", type=int, default=None,
+                 help="torch intra-op threads (default: the number of CPU cores)")
+  args = p.parse_args(argv)
+  rows = bench_rosinality(args.rosinality, tuple(r for r in args.rows.split(",") if r),
                           args.repeats, args.torch_threads)
-
+  if rows:
+    print_table(rows)
