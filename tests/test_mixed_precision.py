@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial import convert_rosinality, models
+from jaxspatial import models
+from jaxspatial.convert import rosinality as convert_rosinality
 from jaxspatial.training import gan_step, loop
 from rosinality_recipe import state_dicts, to_nhwc
 from test_training import batches, load_config, run_steps
