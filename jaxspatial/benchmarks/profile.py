@@ -39,10 +39,9 @@ _MOVES = {"transpose", "copy", "bitcast", "reshape", "broadcast", "parameter", "
           "dynamic-update-slice"}
 
 
-def parse_hlo(text: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
-  """Optimised HLO text -> {computation: {instruction: [(opcode, rest of line)]}}; a fusion's
-  own line comes first in its list, followed by nothing (bodies are separate computations)."""
-  computations: dict[str, dict[str, list[tuple[str, str]]]] = {}
+def parse_hlo(text: str) -> dict[str, dict[str, tuple[str, str]]]:
+  """Optimised HLO text -> {computation: {instruction: (opcode, rest of its line)}}."""
+  computations: dict[str, dict[str, tuple[str, str]]] = {}
   current = None
   for line in text.splitlines():
     m = _COMPUTATION.match(line)
@@ -51,31 +50,20 @@ def parse_hlo(text: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
       continue
     m = _INSTRUCTION.match(line)
     if m and current is not None:
-      current[m.group(1)] = [(m.group(2), m.group(3))]
+      current[m.group(1)] = (m.group(2), m.group(3))
   return computations
 
 
-def _op_names(computations, name: str, seen=None) -> list[str]:
+def _body(computations, name: str, seen=None) -> list[tuple[str, str]]:
+  """(opcode, rest of line) of every instruction of computation ``name`` and those it calls."""
   seen = set() if seen is None else seen
   out = []
-  for _, [(opcode, rest)] in computations.get(name, {}).items():
-    out += re.findall(r'op_name="([^"]*)"', rest)
-    for callee in re.findall(r"calls=%([\w.\-]+)", rest):
-      if callee not in seen:
-        seen.add(callee)
-        out += _op_names(computations, callee, seen)
-  return out
-
-
-def _opcodes(computations, name: str, seen=None) -> list[tuple[str, str]]:
-  seen = set() if seen is None else seen
-  out = []
-  for _, [(opcode, rest)] in computations.get(name, {}).items():
+  for opcode, rest in computations.get(name, {}).values():
     out.append((opcode, rest))
     for callee in re.findall(r"calls=%([\w.\-]+)", rest):
       if callee not in seen:
         seen.add(callee)
-        out += _opcodes(computations, callee, seen)
+        out += _body(computations, callee, seen)
   return out
 
 
@@ -106,10 +94,11 @@ def classify(hlo_text: str) -> dict[str, tuple[str, str, str]]:
   def names_of(name: str, depth: int = 0) -> list[str]:
     """op_names of an instruction and its fused body; without any (XLA drops them on some
     weight-gradient convolutions), those of its operands."""
-    [(opcode, rest)] = instructions[name]
+    _, rest = instructions[name]
     names = re.findall(r'op_name="([^"]*)"', rest)
     for callee in re.findall(r"calls=%([\w.\-]+)", rest):
-      names += _op_names(computations, callee)
+      names += [n for _, line in _body(computations, callee)
+                for n in re.findall(r'op_name="([^"]*)"', line)]
     if not names and depth < 3:
       operands = rest.split("), ")[0]
       for operand in re.findall(r"%([\w.\-]+)", operands):
@@ -118,10 +107,10 @@ def classify(hlo_text: str) -> dict[str, tuple[str, str, str]]:
     return names
 
   out = {}
-  for name, [(opcode, rest)] in instructions.items():
+  for name, (opcode, rest) in instructions.items():
     ops = [(opcode, rest)]
     for callee in re.findall(r"calls=%([\w.\-]+)", rest):
-      ops += _opcodes(computations, callee)
+      ops += _body(computations, callee)
     joined = " ".join(names_of(name))
     network = ("G" if "Generator" in joined or "Synthesis" in joined else
                "D" if "Discriminator" in joined else "other")
