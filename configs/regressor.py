@@ -27,7 +27,7 @@ explicitly: ``--config.loss.lpips_weight=0``.
 
 import ml_collections
 
-from jaxspatial.training import config_lib
+from jaxspatial.training import compile_cache, config_lib
 
 PRESETS = ("tiny", "demo", "paper256")
 
@@ -42,6 +42,7 @@ def get_config(preset: str = "demo"):
   c.seed = 0
   c.generator = ""                     # DIR of the frozen StyleGAN2 (required)
   c.mesh = ml_collections.ConfigDict(dict(data=-1))
+  c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
   c.optim = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.5, b2=0.999, eps=1e-8))
   c.loss = ml_collections.ConfigDict(dict(
       mse_weight=1.0, lpips_weight=1.0, latent_weight=1.0, lpips_net="vgg",

@@ -10,9 +10,13 @@
     python -m jaxspatial.bench spatialgan --train-step | --drag CHECKPOINT
     python -m jaxspatial.bench regressor --resolution 256 --opt-steps 200
     python -m jaxspatial.bench studio [--checkpoint DIR ...]        # studio latency per edit
+    python -m jaxspatial.bench rosinality --rosinality PATH   # side by side with PyTorch (CPU)
+    python -m jaxspatial.bench profile            # kernel time by network, pass and op kind
+    python -m jaxspatial.bench device             # paper256 bf16 training on one GPU/TPU chip
 
 Table benchmarks run at their default sizes and print one markdown table; ``ssn``,
-``spatialgan``, ``regressor`` and ``studio`` take their own flags (``... ssn --help``).
+``spatialgan``, ``regressor``, ``studio``, ``rosinality``, ``profile`` and ``device`` take
+their own flags (``... ssn --help``).
 The benchmarks live in :mod:`jaxspatial.benchmarks`.
 """
 
@@ -46,6 +50,9 @@ COMMANDS: dict[str, str] = {
     "spatialgan": "jaxspatial.benchmarks.spatialgan",
     "regressor": "jaxspatial.benchmarks.regressor",
     "studio": "jaxspatial.benchmarks.studio",
+    "rosinality": "jaxspatial.benchmarks.rosinality",
+    "profile": "jaxspatial.benchmarks.profile",
+    "device": "jaxspatial.benchmarks.device",
 }
 """name -> benchmark module whose ``main(argv, prog)`` parses its own flags."""
 

@@ -276,3 +276,21 @@ def test_train_command_line_errors_are_one_line(args, message, tmp_path):
   assert out.returncode == 2
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
+
+
+
+
+def test_compile_cache_is_on_by_default_and_defers_to_jax_settings(tmp_path):
+  from jaxspatial.training import compile_cache
+  assert load_config("tiny").compile_cache_dir == compile_cache.DEFAULT_DIR
+  keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  saved = {k: getattr(jax.config, k) for k in keys}
+  try:
+    jax.config.update("jax_compilation_cache_dir", None)     # as in a fresh process
+    assert compile_cache.enable("") is None and jax.config.jax_compilation_cache_dir is None
+    target = str(tmp_path / "xla")
+    assert compile_cache.enable(target) == target == jax.config.jax_compilation_cache_dir
+    assert compile_cache.enable(str(tmp_path / "other")) == target   # already set: kept
+  finally:
+    for k, v in saved.items():
+      jax.config.update(k, v)

@@ -13,6 +13,7 @@ import ml_collections
 
 from jaxspatial.cli import UserError
 from jaxspatial.models import stylegan2 as sg2
+from jaxspatial.training import compile_cache
 
 PRESETS = ("tiny", "demo", "paper256")
 
@@ -42,6 +43,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_samples = 16          # sample-grid size (fixed latents from ``seed``)
   c.init_from = ""            # checkpoint dir to start G/D from (fine-tuning, SSN transfer)
+  c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
   if preset == "tiny":
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0

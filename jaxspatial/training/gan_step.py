@@ -14,6 +14,8 @@ The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losse
 5. EMA of G with a half-life in images that does not depend on the device count.
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
+With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 and steps 2 and 4 in
+float32 (:func:`float32_family`); parameters and optimiser state are float32 throughout.
 Which regularisers a step runs is a :class:`Phase`, fixed when the step is built: the trainer
 compiles one program per phase and picks it on the host from the step number, as stylegan2-ada
 schedules its phases. (A ``lax.cond`` inside one program would do the same on paper, but
@@ -140,6 +142,20 @@ def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
   return sg2.mix_layers(ws, w2, jnp.where(jax.random.uniform(k2) < prob, cutoff, num_ws))
 
 
+def float32_family(family: StyleGAN2Family) -> StyleGAN2Family:
+  """``family`` with its generator and discriminator computing in float32 (the same family
+  when they already do). Mixed-precision runs take R1 and the path-length penalty through
+  it: both are gradients of gradients and squared norms, the terms stylegan2-ada keeps out
+  of reduced precision."""
+  def f32(module):
+    dtype = getattr(module, "dtype", jnp.float32)
+    return module if dtype == jnp.float32 else module.clone(dtype=jnp.float32)
+  g, d = f32(family.generator), f32(family.discriminator)
+  if g is family.generator and d is family.discriminator:
+    return family
+  return type(family)(family.config, g, d)
+
+
 def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads):
   updates, opt_state = opt.update(state_lib.finite_gradients(grads), opt_state, params)
   return optax.apply_updates(params, updates), opt_state
@@ -183,6 +199,11 @@ class StepContext:
       inputs["labels"] = jax.random.permutation(k_c, labels)[:n]
     return jax.tree.map(self.constrain, inputs)
 
+  @property
+  def float32(self) -> StyleGAN2Family:
+    """The family computing in float32: R1 and path length run through it."""
+    return float32_family(self.family)
+
   def generate(self, g_vars: Any, key: Array, n: int, labels: Array | None = None):
     """(inputs, W+, mean w, images) of ``n`` fresh samples, with style mixing."""
     k_in, k_mix, k_noise = jax.random.split(key, 3)
@@ -213,8 +234,9 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
   d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads)
 
   def r1_loss_fn(d_params):
+    D32 = ctx.float32.discriminator
     penalty = sg2_losses.r1_penalty(
-        lambda x: D.apply({**state.d, "params": d_params}, x, **real_c), real)
+        lambda x: D32.apply({**state.d, "params": d_params}, x, **real_c), real)
     return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
 
   penalty = jnp.zeros((), jnp.float32)
@@ -260,11 +282,12 @@ def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
   def pl_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
     inputs = ctx.inputs(k_in, n, labels)
-    ws, _ = ctx.family.styles(g_vars, inputs, k_mix, loss.style_mixing)
+    family = ctx.float32
+    ws, _ = family.styles(g_vars, inputs, k_mix, loss.style_mixing)
     res = config.model.resolution
     y = ctx.constrain(jax.random.normal(k_y, (n, res, res, 3))) / res
     penalty, pl_mean = sg2_losses.path_length_penalty(
-        lambda ws: ctx.family.synthesize(g_vars, ws, inputs, k_noise), ws, y, state.pl_mean,
+        lambda ws: family.synthesize(g_vars, ws, inputs, k_noise), ws, y, state.pl_mean,
         loss.pl_decay)
     return penalty * loss.pl_weight * loss.pl_every, (penalty, pl_mean)
 

@@ -21,7 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxspatial import families, imageio
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
-from jaxspatial.training import gan_step
+from jaxspatial.training import compile_cache, gan_step
 from jaxspatial.training import logging as log_lib
 from jaxspatial.training import workdir as workdir_lib
 from jaxspatial.training import state as state_lib
@@ -199,6 +199,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   ``uses_data = False``). The run holds the workdir's lock, resumes from its newest intact
   checkpoint and reports a full disk in one line (:mod:`jaxspatial.training.workdir`).
   """
+  compile_cache.enable(config.get("compile_cache_dir", ""))
   if trainer is None:
     trainer = make_trainer(config)
   workdir = pathlib.Path(workdir).absolute()

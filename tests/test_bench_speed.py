@@ -1,0 +1,83 @@
+"""The speed benchmarks of issue 20: rosinality side by side, the op-kind profile, the device table."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxspatial import models
+from jaxspatial.benchmarks import device, profile, rosinality
+from jaxspatial.cli import UserError
+
+
+def test_rosinality_bench_skips_without_a_checkout(capsys):
+  assert rosinality.bench_rosinality(None) == []
+  assert "skipped: pass --rosinality PATH" in capsys.readouterr().out
+
+
+def test_rosinality_bench_rejects_a_folder_that_is_not_a_checkout(tmp_path):
+  with pytest.raises(UserError, match="not a rosinality/stylegan2-pytorch checkout"):
+    rosinality.bench_rosinality(str(tmp_path))
+
+
+def test_rosinality_import_bypasses_its_cuda_extension_build(tmp_path):
+  pytest.importorskip("torch")
+  (tmp_path / "op").mkdir()
+  (tmp_path / "op" / "__init__.py").write_text(
+      "from torch.utils.cpp_extension import load\n"
+      "fused = load('fused', sources=['fused_bias_act_kernel.cu'])\n")
+  (tmp_path / "model.py").write_text("import op\nKERNELS = op.fused\n")
+  module = rosinality.import_rosinality(tmp_path)
+  assert type(module.KERNELS).__name__ == "unbuilt_fused"       # nothing was compiled
+  from torch.utils import cpp_extension
+  assert cpp_extension.load.__name__ == "load"                   # and the hook is restored
+
+
+def _tiny_gan():
+  cfg = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_base=256,
+                                      channel_max=16)
+  g, d = models.build_generator(cfg), models.build_discriminator(cfg)
+  gv = g.init(jax.random.key(0), jnp.zeros((1, 16)))
+  dv = d.init(jax.random.key(1), jnp.zeros((1, 16, 16, 3)))
+  return g, d, gv, dv
+
+
+def test_profile_splits_kernel_time_by_network_pass_and_kind():
+  g, d, gv, dv = _tiny_gan()
+  z = jnp.ones((4, 16))
+  loss = lambda gv, dv, z: d.apply(dv, g.apply(gv, z)).sum()
+  compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(gv, dv, z).compile()
+  kinds = profile.classify(compiled.as_text())
+  seen = set(kinds.values())
+  for expected in [("G", "forward", "conv"), ("G", "backward", "conv weight grad"),
+                   ("D", "backward", "conv weight grad"), ("D", "forward", "FIR"),
+                   ("G", "forward", "matmul")]:
+    assert expected in seen, expected
+  rows = profile.profile(compiled, (gv, dv, z), calls=1, label="tiny")
+  total = rows[-1]
+  assert total["network"] == "all" and total["ms/call"] > 0
+  parts = rows[:-1]
+  assert sum(r["ms/call"] for r in parts) == pytest.approx(total["ms/call"], abs=0.1 * len(parts))
+  assert {r["network"] for r in parts} >= {"G", "D"}
+  assert [r["ms/call"] for r in parts] == sorted((r["ms/call"] for r in parts), reverse=True)
+
+
+def test_chip_peaks_come_from_the_device_kind():
+  class Chip:
+    def __init__(self, kind, platform="gpu"):
+      self.device_kind, self.platform = kind, platform
+  assert device.chip_peak_tflops(Chip("NVIDIA H200"))[0] == 989.0
+  assert device.chip_peak_tflops(Chip("NVIDIA H100 PCIe"))[0] == 756.0
+  assert device.chip_peak_tflops(Chip("TPU v5 lite", "tpu"))[0] == 197.0
+  assert device.chip_peak_tflops(Chip("TPU v5p", "tpu"))[0] == 459.0
+
+
+@pytest.mark.slow
+def test_device_bench_reports_every_column_for_every_family():
+  rows = device.bench_device(steps=1)            # CPU: the tiny presets, bf16
+  assert [r["family"] for r in rows] == list(device.FAMILIES)
+  for r in rows:
+    assert r["preset"] == "tiny" and r["dtype"] == "bfloat16" and r["losses_finite"]
+    assert r["images/s"] > 0 and r["s/kimg"] == pytest.approx(1000 / r["images/s"], rel=0.05)
+    assert r["s/kimg amortised"] >= r["s/kimg"]        # the regularisers only add work
+    assert r["TFLOP/step"] > 0 and r["TFLOP/s"] > 0 and r["compile_s"] > 0
+    assert r["utilisation"].endswith("%") and r["peak_mem_GiB"] > 0
