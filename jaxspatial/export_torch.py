@@ -75,7 +75,7 @@ def save_torch(tree: dict, path: pathlib.Path) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
+  p = cli.ArgumentParser(
       prog="python -m jaxspatial.export_torch",
       description="Export a jaxspatial StyleGAN2 checkpoint directory to a PyTorch file.")
   p.add_argument("directory", help="checkpoint directory (a training --workdir or a "
@@ -94,9 +94,8 @@ def main(argv=None) -> None:
   out = pathlib.Path(args.out)
   if out.exists() and not args.overwrite:
     raise cli.UserError(f"{out} exists; pass --overwrite to replace it")
-  if not out.parent.is_dir():
-    raise cli.UserError(f"{out.parent} is not a directory")
   tree, ctor = export_rosinality(pathlib.Path(args.directory), args.step)
+  out.parent.mkdir(parents=True, exist_ok=True)
   save_torch(tree, out)
   nets = ", ".join(k for k in ("g_ema", "g", "d") if k in tree)
   print(f"wrote {out}: {nets}, latent_avg; load with {ctor}.load_state_dict("

@@ -35,7 +35,7 @@ CHANNELS = {"1": 1, "L": 1, "LA": 2, "I": 1, "I;16": 1, "F": 1, "RGBA": 4, "CMYK
 
 def parse_args(argv=None) -> argparse.Namespace:
   d = proj_lib.ProjectionConfig()
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.project",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.project",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])

@@ -125,6 +125,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         *bad_file_cases("file", "{bad} --out {out}", tuple(BAD_FILES)),
     ],
     "resample": [
+        *bad_file_cases("latent", "--checkpoint {ssn} --blocks 0,0 --latent {bad} --out {out}/r.png"),
         ("wrong-kind", "--checkpoint {sg2} --blocks 0,0 --out {out}/r.png", "'stylegan2'"),
         ("block-outside-grid", "--checkpoint {ssn} --blocks 4,0 --out {out}/r.png", "(4, 0)"),
         ("block-negative", "--checkpoint {ssn} --blocks 0,-1 --out {out}/r.png", "(0, -1)"),
@@ -136,6 +137,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
          "{missing}"),
     ],
     "edit_heatmap": [
+        *bad_file_cases("latent", "--checkpoint {sgan} --move 0:0.1,0.1 --latent {bad} --out {out}/e.png"),
         ("wrong-kind", "--checkpoint {sg2} --move 0:0.1,0.1 --out {out}/e.png", "stylegan2"),
         ("centre-out-of-range", "--checkpoint {sgan} --move 99:0.1,0.1 --out {out}/e.png",
          "centre 99"),
@@ -149,6 +151,7 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("rows-zero", "--checkpoint {sgan} --grid layouts --rows 0 --out {out}/e.png", "--rows"),
     ],
     "drag": [
+        *bad_file_cases("latent", "--checkpoint {sg2} --handle 1,1 --target 2,2 --latent {bad} --out {out}/d.png"),
         ("wrong-kind", "--checkpoint {ssn} --handle 1,1 --target 2,2 --out {out}/d.png", "ssn model"),
         ("handle-outside-image",
          "--checkpoint {sg2} --handle 40,1 --target 2,2 --out {out}/d.png", "40"),
@@ -228,6 +231,31 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("num-one", "--regressor A={reg} --critic {sg2} --num 1 --out {out}/c.png", "--num"),
         ("bootstrap-negative",
          "--regressor A={reg} --critic {sg2} --bootstrap -1 --out {out}/c.png", "--bootstrap"),
+    ],
+    "export_torch": [
+        ("directory-missing", "{missing} --out {out}/g.pt", "{missing}"),
+        ("wrong-kind", "{ssn} --out {out}/g.pt", "ssn"),
+        ("format-unknown", "{sg2} --format onnx --out {out}/g.pt", "onnx"),
+    ],
+    "project": [
+        ("checkpoint-missing", "--checkpoint {missing} --image {png} --out {out}", "{missing}"),
+        ("wrong-kind", "--checkpoint {reg} --image {png} --out {out}", "regressor"),
+        ("image-grey", "--checkpoint {sg2} --image {png_gray} --out {out}", "{png_gray}"),
+        ("image-rgba", "--checkpoint {sg2} --image {png_rgba} --out {out}", "{png_rgba}"),
+        ("image-is-a-directory", "--checkpoint {sg2} --image {empty_dir} --out {out}",
+         "{empty_dir}"),
+        ("steps-negative", "--checkpoint {sg2} --image {png} --steps -1 --out {out}", "--steps"),
+        ("pti-negative", "--checkpoint {sg2} --image {png} --pti -2 --out {out}", "--pti"),
+        ("init-unparsable", "--checkpoint {sg2} --image {png} --init mean --out {out}", "mean"),
+        ("loss-unknown", "--checkpoint {sg2} --image {png} --loss ssim --out {out}", "ssim"),
+        *bad_file_cases("image", "--checkpoint {sg2} --image {bad} --out {out}",
+                        ("missing", "zero", "text", "random", "truncated_png")),
+    ],
+    "studio.__main__": [
+        ("checkpoint-missing", "--checkpoint {missing} --out {out}", "{missing}"),
+        ("checkpoint-is-a-file", "--checkpoint {png} --out {out}", "{png}"),
+        ("port-out-of-range", "--checkpoint {sg2} --port 70000 --out {out}", "--port"),
+        ("history-too-short", "--checkpoint {sg2} --max-history 1 --out {out}", "--max-history"),
     ],
 }
 

@@ -133,7 +133,7 @@ def load_projection(path: str | pathlib.Path, model=None) -> Projection:
   try:
     with np.load(path) as f:
       data = {k: f[k] for k in f.files}
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, EOFError) as e:
     raise UserError(f"{path}: not a projection .npz ({e})") from None
   if not {"kind", "space", "latent", "ws"} <= set(data):
     raise UserError(f"{path} is not a latent.npz written by python -m jaxspatial.project")

@@ -21,7 +21,7 @@ from jaxspatial import cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.studio",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.studio",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])

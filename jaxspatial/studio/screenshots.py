@@ -77,7 +77,7 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
 
 
 def main(argv=None) -> None:
-  p = argparse.ArgumentParser(prog="python -m jaxspatial.studio.screenshots",
+  p = cli.ArgumentParser(prog="python -m jaxspatial.studio.screenshots",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
