@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
 from typing import Callable, Iterable, TypeVar
 
@@ -38,6 +39,16 @@ def run(main: Callable[[], object]) -> None:
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     sys.exit(130)
+
+
+def existing_file(path: str | os.PathLike, expected: str = "a file") -> pathlib.Path:
+  """``path`` as a Path; UserError naming it when it is missing or a directory."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise UserError(f"{path} is a directory; expected {expected}")
+  if not path.is_file():
+    raise UserError(f"{path}: no such file")
+  return path
 
 
 def is_interactive() -> bool:

@@ -73,9 +73,7 @@ def main(argv=None) -> None:
   if checkpoint.checkpoint_root(out).exists() and not args.overwrite:
     raise cli.UserError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
   start = time.perf_counter()
-  path = pathlib.Path(args.path)
-  if not path.is_file():
-    raise cli.UserError(f"{path}: no such file")
+  path = cli.existing_file(args.path, "a checkpoint file")
   container = formats.container_of(path)
   if container == formats.TORCH:
     obj = torch_io.read_torch_file(path, args.trust_pickle)

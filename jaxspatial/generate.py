@@ -12,7 +12,6 @@ Seed s draws ``m.sample_z(s, 1)``, so an image depends only on its seed.
 from __future__ import annotations
 
 import argparse
-import pathlib
 
 import numpy as np
 
@@ -49,9 +48,7 @@ def main(argv=None) -> None:
   import jaxspatial as js
   m = js.load(args.checkpoint, args.step)
   if args.z:
-    path = pathlib.Path(args.z)
-    if not path.is_file():
-      raise cli.UserError(f"{path}: no such file")
+    path = cli.existing_file(args.z, "a .npy file")
     with open(path, "rb") as f:
       if f.read(6) != b"\x93NUMPY":
         raise cli.UserError(f"{path} is not a .npy file (written by numpy.save)")

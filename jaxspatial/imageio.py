@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxspatial.cli import UserError
+from jaxspatial.cli import UserError, existing_file
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -54,11 +54,7 @@ def load_image(path: str | pathlib.Path, resolution: int | None = None,
                mode: str = "RGB") -> np.ndarray:
   """Reads an image file as float32 (H, W, C) in [-1, 1] (``mode="L"`` gives (H, W, 1) in [0, 1]
   scaled to [-1, 1]); optionally resized (Lanczos) to ``resolution``."""
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise UserError(f"{path} is a directory; expected an image file")
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
+  path = existing_file(path, "an image file")
   try:
     with Image.open(path) as im:
       im = im.convert(mode)
@@ -81,11 +77,7 @@ def read_mask(path: str | pathlib.Path) -> np.ndarray:
   Grey levels other than black and white (e.g. antialiased brush strokes) are a one-line
   :class:`UserError`: a mask says exactly which pixels to keep.
   """
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise UserError(f"{path} is a directory; expected an image file")
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
+  path = existing_file(path, "an image file")
   try:
     with Image.open(path) as im:
       arr = np.asarray(im.convert("L"))

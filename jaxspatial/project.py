@@ -66,9 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def load_target(path: str, resolution: int) -> tuple[np.ndarray, str | None]:
   """The image as (R, R, 3) float32 in [-1, 1] and a notice if it was cropped/resized;
   UserError for a missing file, a file that is not an image, or one that is not RGB."""
-  file = pathlib.Path(path)
-  if not file.is_file():
-    raise cli.UserError(f"{path}: no such file")
+  file = cli.existing_file(path, "an image file")
   try:
     with Image.open(file) as im:
       im.load()

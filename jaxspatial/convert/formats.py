@@ -72,11 +72,17 @@ def is_eqgan(data: Any) -> bool:
 
 def container_of(path: pathlib.Path) -> str:
   """``torch`` for ``torch.save`` files (zip, or legacy streams starting with torch's magic
-  number), else ``pickle``."""
+  number), ``pickle`` for other pickles (protocol 2+, as torch and stylegan2-ada write them);
+  UserError for anything else, before any unpickling."""
   if zipfile.is_zipfile(path):
     return TORCH
   with open(path, "rb") as f:
     head = f.read(14)
+  if not head:
+    raise UserError(f"{path} is empty (0 bytes)")
+  if not head.startswith(b"\x80"):
+    raise UserError(f"{path} is not a PyTorch file or network pickle (neither a zip archive "
+                    "nor a pickle)")
   # PROTO 2, LONG1 of 10 bytes: the magic number a legacy torch.save stream starts with.
   legacy = (head[:4] == b"\x80\x02\x8a\x0a"
             and int.from_bytes(head[4:], "little") == _LEGACY_TORCH_MAGIC)

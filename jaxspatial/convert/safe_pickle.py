@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 import ml_dtypes
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.cli import UserError, existing_file
 
 
 class UnsafePickleError(UserError):
@@ -345,9 +345,7 @@ def load_pickle(path: str | pathlib.Path) -> Any:
     UserError: no such file; :class:`UnsafePickleError` for a global outside the
       allow-list; a truncated or corrupt pickle.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
+  path = existing_file(path, "a network pickle")
   try:
     obj = _Restricted(io.BytesIO(path.read_bytes()), ALLOWED).load()
     return _plain(obj, {})

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.cli import UserError, existing_file
 
 
 # A torch.save file is a zip archive (torch >= 1.6) or a pickle (protocol 2+ starts with 0x80).
@@ -25,11 +25,7 @@ def read_torch_file(path: str | pathlib.Path, trust_pickle: bool = False):
   not a zip archive or a pickle is refused before unpickling, so the advice to trust a file
   is only given for a real pickle that holds other objects.
   """
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise UserError(f"{path} is a directory; expected a .pt/.pth file")
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
+  path = existing_file(path, "a .pt/.pth file")
   try:
     with open(path, "rb") as f:
       head = f.read(4)

@@ -48,7 +48,7 @@ import numpy as np
 import optax
 
 from jaxspatial.api.model import check_shape
-from jaxspatial.cli import UserError
+from jaxspatial.cli import UserError, existing_file
 from jaxspatial.models.heatmaps import Heatmaps
 
 Array = jax.Array
@@ -127,9 +127,7 @@ class Projection:
 def load_projection(path: str | pathlib.Path, model=None) -> Projection:
   """A :class:`Projection` (latents only) from a ``latent.npz``; with ``model``, UserError unless
   it was projected into a model of that kind and shape."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
+  path = existing_file(path, "a latent.npz")
   try:
     with np.load(path) as f:
       data = {k: f[k] for k in f.files}

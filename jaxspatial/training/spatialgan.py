@@ -44,7 +44,6 @@ class SpatialGANFamily(gan_step.StyleGAN2Family):
   def init_models(self, path: str) -> dict:
     """A SpatialGAN checkpoint as it is (fine-tuning), or a StyleGAN2 one transferred: its
     G and D weights copied into a fresh SpatialGAN (:func:`transfer_from_stylegan2`)."""
-    from jaxspatial.api import checkpoint
     if checkpoint.read_config(path).model.kind != "stylegan2":
       return super().init_models(path)
     models = checkpoint.restore_models(path)
