@@ -116,6 +116,15 @@ def test_images_and_ws(cfg, model):
   close(model.synthesize(inputs["ws_rand"], h), nhwc(out["img_wplus_const"]), name="W+")
 
 
+def test_conv_clamp_on_wplus_x300(cfg, model):
+  """300 x W+ drives the ToRGB outputs past cfgE's conv_clamp 256: the official image is
+  clipped there, an unclamped generator is not (max |img| 960 with the 256 clip)."""
+  inputs, out = cfg
+  assert model.config.model.conv_clamp == 256
+  got = model.synthesize(300 * inputs["ws_rand"], official_heatmaps(inputs))
+  close(got, nhwc(out["img_wplus_x300_const"]), name="W+ x300")
+
+
 def test_g_is_not_g_ema_and_per_block_features(cfg, model):
   inputs, out = cfg
   h = official_heatmaps(inputs)

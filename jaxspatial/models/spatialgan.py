@@ -167,7 +167,9 @@ class SpatialModulatedConv(nn.Module):
 
 class SpatialSynthesis(sg2.SynthesisNetwork):
   """W+ and heatmaps -> image: StyleGAN2's synthesis loop whose layers read the heatmaps
-  (module doc): SEL_norm / SEL_concat before a layer, or SEL_indoor's spatial styles in it."""
+  (module doc): SEL_norm / SEL_concat before a layer, or SEL_indoor's spatial styles in it.
+  ``conv_clamp`` clips the styled convs and ToRGBs as in StyleGAN2, never the SELs or heatmap
+  embeddings (EqGAN-SA's are unclamped ``Conv2dLayer``s)."""
   encoding: str = "norm"
   heatmap_input: str = "gaussian"
   coarse: bool = True
@@ -228,7 +230,8 @@ class SpatialSynthesis(sg2.SynthesisNetwork):
     conv_module = SpatialModulatedConv if indoor else layers.ModulatedConv
 
     def styled_conv(name: str, block: int, features_out: int, up: bool):
-      conv = sg2.StyledConv(features_out, up=up, conv=conv_module, name=name)
+      conv = sg2.StyledConv(features_out, up=up, conv=conv_module, clamp=self.conv_clamp,
+                            name=name)
 
       def layer(x, w, noise_i):
         x = encode(x, block, name)
@@ -236,7 +239,7 @@ class SpatialSynthesis(sg2.SynthesisNetwork):
       return layer
 
     def to_rgb(name: str, block: int):
-      rgb = sg2.ToRGB(conv=conv_module, name=name)
+      rgb = sg2.ToRGB(conv=conv_module, clamp=self.conv_clamp, name=name)
 
       def layer(x, w, skip):
         x = encode(x, block, name)
@@ -294,7 +297,7 @@ class SpatialGenerator(sg2.Generator):
 
   def make_synthesis(self) -> SpatialSynthesis:
     return SpatialSynthesis(
-        self.resolution, self.channels, self.dtype, encoding=self.encoding,
+        self.resolution, self.channels, self.dtype, self.conv_clamp, encoding=self.encoding,
         heatmap_input=self.heatmap_input, coarse=self.coarse,
         sel_resolutions=tuple(self.sel_resolutions), multi_object=self.heatmaps == "multi",
         sel_hidden=self.sel_hidden, name="synthesis")
@@ -351,7 +354,7 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
       num_objects=int(cfg.get("num_objects", hm.MULTI_OBJECTS)),
       object_std=float(cfg.get("object_std", hm.MULTI_STD)),
       object_sigma_scale=float(cfg.get("object_sigma_scale", hm.MULTI_SIGMA_SCALE)),
-      sel_hidden=int(cfg.get("sel_hidden", 64)))
+      sel_hidden=int(cfg.get("sel_hidden", 64)), conv_clamp=cfg.get("conv_clamp"))
 
 
 def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
