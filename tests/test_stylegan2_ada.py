@@ -18,17 +18,10 @@ import pytest
 import jaxspatial as js
 from jaxspatial import cli, convert_torch, generate
 from jaxspatial.cli import UserError
+from parity import assert_close
 from rosinality_recipe import to_nhwc
 
 CONFIGS = ("cfgC", "cfgD")
-
-
-def assert_close(name, got, ref):
-  got, ref = np.asarray(got), np.asarray(ref)
-  assert got.shape == ref.shape, (name, got.shape, ref.shape)
-  tol = 1e-4 * max(1.0, float(np.abs(ref).max()))
-  err = float(np.abs(got - ref).max())
-  assert err <= tol, f"{name}: max error {err:.3g} > {tol:.3g}"
 
 
 class Ref:

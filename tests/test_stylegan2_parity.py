@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 
 import jaxspatial as js
+from parity import assert_close
 from rosinality_recipe import state_dicts, to_nhwc
 
 torch = pytest.importorskip("torch")
 CONFIGS = ["cfgA_small", "cfgA"]
-
-
-def assert_close(name, got, ref):
-  got, ref = np.asarray(got), np.asarray(ref)
-  assert got.shape == ref.shape, (name, got.shape, ref.shape)
-  tol = 1e-4 * max(1.0, float(np.abs(ref).max()))
-  err = float(np.abs(got - ref).max())
-  assert err <= tol, f"{name}: max error {err:.3g} > {tol:.3g}"
 
 
 def _save_rosinality(path, g, d, ctor):

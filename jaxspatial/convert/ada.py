@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import Callable
 
 import jax
 import ml_collections
@@ -244,31 +245,45 @@ def fp16_blocks(rec: Record) -> list[str]:
   return [n.split(".")[-1] for n, r in rec.named_modules() if r.state.get("use_fp16") is True]
 
 
-def convert(data: dict, **_) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
-  """A loaded network pickle -> (models dict, config, summary lines)."""
+def convert_snapshot(data: dict, model_config_fn: Callable, convert_generator_fn: Callable,
+                     describe: Callable[[ml_collections.ConfigDict], str], note: str = ""
+                     ) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
+  """A network-pickle snapshot {G_ema, G?, D?} -> (models dict, config, summary lines), with
+  the format's own config reader, generator converter and one-line architecture text (the
+  EqGAN-SA converter shares everything else)."""
   g_ema, g, d = data["G_ema"], data.get("G"), data.get("D")
-  cfg = model_config(g_ema, d if isinstance(d, Record) else None)
-  models = {"g_ema": convert_generator(g_ema, cfg, "G_ema")}
+  has_d = isinstance(d, Record)
+  cfg = model_config_fn(g_ema, d if has_d else None)
+  models = {"g_ema": convert_generator_fn(g_ema, cfg, "G_ema")}
   names = ["G_ema -> g_ema"]
   if isinstance(g, Record):
-    models["g"] = convert_generator(g, cfg, "G")
+    models["g"] = convert_generator_fn(g, cfg, "G")
     names.append("G -> g")
-  if isinstance(d, Record):
+  if has_d:
     models["d"] = convert_discriminator(d, cfg)
     names.append("D -> d")
   fp16 = [f"{k} {','.join(fp16_blocks(v))}" for k, v in (("G", g_ema), ("D", d))
           if isinstance(v, Record) and fp16_blocks(v)]
+  summary = [
+      describe(cfg) + f", conv_clamp {cfg.conv_clamp}"
+      + (f", mbstd group {cfg.mbstd_group_size} x {cfg.mbstd_num_channels}" if has_d else ""),
+      "converted: " + ", ".join(names) + " (G_ema is the default generator)",
+      "fp16 flags seen and ignored (float32 weights, float32 compute): "
+      + ("; ".join(fp16) if fp16 else "none") + note,
+  ]
+  return models, ml_collections.ConfigDict({"model": cfg}), summary
+
+
+def _describe(cfg: ml_collections.ConfigDict) -> str:
   table = models_lib.channel_table(cfg)
   channels = " ".join(f"{table(2 ** k)}@{2 ** k}"
                       for k in range(2, stylegan2.log2_resolution(cfg.resolution) + 1))
-  summary = [
-      f"stylegan2-ada {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, w {cfg.w_dim}, "
-      f"c {cfg.c_dim}, mapping {cfg.n_mlp} layers, num_ws {stylegan2.num_ws(cfg.resolution)}, "
-      f"channels min({cfg.channel_base} // res, {cfg.channel_max}) ({channels}), "
-      f"conv_clamp {cfg.conv_clamp}"
-      + (f", mbstd group {cfg.mbstd_group_size} x {cfg.mbstd_num_channels}" if d else ""),
-      "converted: " + ", ".join(names) + " (G_ema is the default generator)",
-      "fp16 flags seen and ignored (float32 weights, float32 compute): "
-      + ("; ".join(fp16) if fp16 else "none"),
-  ]
-  return models, ml_collections.ConfigDict({"model": cfg}), summary
+  return (f"stylegan2-ada {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, w {cfg.w_dim}, "
+          f"c {cfg.c_dim}, mapping {cfg.n_mlp} layers, "
+          f"num_ws {stylegan2.num_ws(cfg.resolution)}, "
+          f"channels min({cfg.channel_base} // res, {cfg.channel_max}) ({channels})")
+
+
+def convert(data: dict, **_) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
+  """A loaded network pickle -> (models dict, config, summary lines)."""
+  return convert_snapshot(data, model_config, convert_generator, _describe)

@@ -26,7 +26,6 @@ import numpy as np
 
 from jaxspatial import models as models_lib
 from jaxspatial.convert import ada, rosinality
-from jaxspatial.convert.safe_pickle import Record
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models import spatialgan
 from jaxspatial.models import stylegan2 as sg2
@@ -85,31 +84,15 @@ def convert_generator(g, cfg: ml_collections.ConfigDict, what: str) -> dict:
                                  rosinality._flatten(shapes), what)
 
 
+def _describe(cfg: ml_collections.ConfigDict) -> str:
+  return (f"EqGAN-SA (SpatialGAN with SEL) {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, "
+          f"w {cfg.w_dim}, mapping {cfg.n_mlp} layers, num_ws {sg2.num_ws(cfg.resolution)}, "
+          f"channels min({cfg.channel_base} // res, {cfg.channel_max}), "
+          f"SEL in blocks {','.join(map(str, cfg.sel_resolutions))}")
+
+
 def convert(data: dict, **_) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
   """A loaded EqGAN-SA snapshot -> (models dict, config, summary lines)."""
-  g_ema, g, d = data["G_ema"], data.get("G"), data.get("D")
-  has_d = isinstance(d, Record)
-  cfg = model_config(g_ema, d if has_d else None)
-  models = {"g_ema": convert_generator(g_ema, cfg, "G_ema")}
-  names = ["G_ema -> g_ema"]
-  if isinstance(g, Record):
-    models["g"] = convert_generator(g, cfg, "G")
-    names.append("G -> g")
-  if has_d:
-    models["d"] = ada.convert_discriminator(d, cfg)
-    names.append("D -> d")
-  fp16 = [f"{k} {','.join(ada.fp16_blocks(v))}" for k, v in (("G", g_ema), ("D", d))
-          if isinstance(v, Record) and ada.fp16_blocks(v)]
-  summary = [
-      f"EqGAN-SA (SpatialGAN with SEL) {cfg.resolution}x{cfg.resolution}: z {cfg.z_dim}, "
-      f"w {cfg.w_dim}, mapping {cfg.n_mlp} layers, num_ws {sg2.num_ws(cfg.resolution)}, "
-      f"channels min({cfg.channel_base} // res, {cfg.channel_max}), "
-      f"SEL in blocks {','.join(map(str, cfg.sel_resolutions))}, "
-      f"conv_clamp {cfg.conv_clamp}"
-      + (f", mbstd group {cfg.mbstd_group_size} x {cfg.mbstd_num_channels}" if has_d else ""),
-      "converted: " + ", ".join(names) + " (G_ema is the default generator)",
-      "fp16 flags seen and ignored (float32 weights, float32 compute): "
-      + ("; ".join(fp16) if fp16 else "none")
-      + "; the heatmaps of G_ema's last call stored in the pickle are ignored",
-  ]
-  return models, ml_collections.ConfigDict({"model": cfg}), summary
+  return ada.convert_snapshot(
+      data, model_config, convert_generator, _describe,
+      note="; the heatmaps of G_ema's last call stored in the pickle are ignored")
