@@ -28,6 +28,28 @@ class ArgumentParser(argparse.ArgumentParser):
   def error(self, message: str):
     raise UserError(f"{message} (see {self.prog} --help)")
 
+  @classmethod
+  def for_command(cls, command: str, doc: str, **kw) -> "ArgumentParser":
+    """The parser of ``python -m jaxspatial.<command>``: the first paragraph of the command's
+    docstring ``doc`` is the description, the rest (its examples) the epilog, kept as written."""
+    description, _, epilog = doc.strip().partition("\n\n")
+    return cls(prog=f"python -m jaxspatial.{command}", description=description,
+               epilog=epilog or None, formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+
+  def add_checkpoint(self, help: str) -> None:
+    """``--checkpoint DIR`` (required) and ``--step N``."""
+    self.add_argument("--checkpoint", required=True, help=help)
+    self.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+
+  def add_edit_source(self, checkpoint_help: str, seed_help: str, latent_note: str) -> None:
+    """The image an edit command starts from: ``--checkpoint``/``--step``, and ``--seed`` or a
+    projection's ``--latent latent.npz`` (``latent_note``: what the projection supplies)."""
+    self.add_checkpoint(checkpoint_help)
+    self.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    self.add_argument("--latent", metavar="NPZ",
+                      help="edit a projected image instead: latent.npz from python -m "
+                           f"jaxspatial.project ({latent_note})")
+
 
 def run(main: Callable[[], object]) -> None:
   """Runs a command's ``main`` and turns :class:`UserError` into ``error: ...`` + exit 2."""
@@ -87,9 +109,22 @@ def parse_int_ranges(text: str) -> list[int]:
   return out
 
 
+def parse_row_col(text: str, cast: Callable[[str], T] = float, example: str = "12,20"
+                  ) -> tuple[T, T]:
+  """``"ROW,COL"`` (a pixel or a block) as a pair of ``cast``; UserError otherwise."""
+  try:
+    row, col = (cast(v) for v in text.split(","))
+  except ValueError:
+    raise UserError(f"cannot read {text!r}; write it as ROW,COL like {example}") from None
+  return row, col
+
+
 def add_finetune_args(parser) -> None:
-  """``--finetune N`` and ``--finetune-lpips W`` for the regressor commands."""
+  """``--finetune N``, ``--finetune-lpips W`` and ``--seed`` for the regressor commands that
+  end in :func:`finetune_and_inpaint`."""
   from jaxspatial.api.regressor import FINETUNE_LR, FINETUNE_STEPS
+  parser.add_argument("--seed", type=int, default=0,
+                      help="seed for finetuning masks / random noise")
   parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                       help="first finetune the regressor on this input for STEPS Adam steps "
                            f"(lr {FINETUNE_LR}, fresh masks each step; the paper uses "
@@ -97,3 +132,12 @@ def add_finetune_args(parser) -> None:
   parser.add_argument("--finetune-lpips", type=float, default=1.0, metavar="W",
                       help="LPIPS weight of the finetuning loss (needs the converted lpips-vgg "
                            "weights; 0 = pixel MSE only)")
+
+
+def finetune_and_inpaint(model, x, mask, args: argparse.Namespace):
+  """The regressor commands' result ``G(E(x, mask))``, after ``--finetune`` steps of adapting
+  ``model`` (a :class:`~jaxspatial.api.regressor.RegressorModel`) to this input when asked."""
+  if args.finetune:
+    model = model.finetune(x, mask, steps=args.finetune, seed=args.seed,
+                           lpips_weight=args.finetune_lpips)
+  return model.inpaint(x, mask, seed=args.seed)

@@ -34,10 +34,7 @@ from jaxspatial.metrics.masked_l1 import masked_l1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.compare_composites",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("compare_composites", __doc__)
   p.add_argument("--regressor", action="append", required=True, metavar="NAME=DIR",
                  help="a trained regressor checkpoint and its name in the table (repeat)")
   p.add_argument("--critic", required=True,

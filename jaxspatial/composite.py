@@ -18,10 +18,7 @@ from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.composite",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("composite", __doc__)
   p.add_argument("--checkpoint", required=True, help="regressor checkpoint directory")
   p.add_argument("--part", action="append", required=True, metavar="IMAGE:MASK",
                  help="one layer: an image and its binary mask (repeat; pasted in order). "
@@ -29,7 +26,6 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", required=True, help="output PNG")
   p.add_argument("--collage", metavar="PNG", help="also save the collage (the regressor's input, "
                                                   "unknown pixels grey)")
-  p.add_argument("--seed", type=int, default=0, help="seed for finetuning masks / random noise")
   cli.add_finetune_args(p)
   return p.parse_args(argv)
 
@@ -40,10 +36,7 @@ def main(argv=None) -> None:
   parts = [imageio.parse_part(spec, resolution) for spec in args.part]
   model = load_regressor(args.checkpoint)
   collage, union = model.collage(parts)
-  if args.finetune:
-    model = model.finetune(collage, union, steps=args.finetune, seed=args.seed,
-                           lpips_weight=args.finetune_lpips)
-  out = model.inpaint(collage, union, seed=args.seed)
+  out = cli.finetune_and_inpaint(model, collage, union, args)
   if args.collage:
     imageio.save_image(args.collage, collage)
   print(f"wrote {imageio.save_image(args.out, out)}")

@@ -31,30 +31,15 @@ from jaxspatial.edit import drag as drag_lib
 HANDLE, TARGET = (255, 48, 48), (48, 96, 255)
 
 
-def parse_point(text: str) -> tuple[float, float]:
-  try:
-    row, col = (float(v) for v in text.split(","))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected ROW,COL (pixels), got {text!r}") from None
-  return row, col
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.drag",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("--checkpoint", required=True, help="a stylegan2 or spatialgan model directory")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-  p.add_argument("--seed", type=int, default=0, help="latent (and heatmap) seed of the image")
-  p.add_argument("--latent", metavar="NPZ",
-                 help="drag a projected image instead: latent.npz from python -m "
-                      "jaxspatial.project (its W+, noise maps and heatmaps; --seed and "
-                      "--truncation are then unused)")
+  p = cli.ArgumentParser.for_command("drag", __doc__)
+  p.add_edit_source("a stylegan2 or spatialgan model directory",
+                    "latent (and heatmap) seed of the image",
+                    "its W+, noise maps and heatmaps; --seed and --truncation are then unused")
   p.add_argument("--truncation", type=float, default=1.0)
-  p.add_argument("--handle", type=parse_point, action="append", required=True,
+  p.add_argument("--handle", type=cli.parse_row_col, action="append", required=True,
                  metavar="ROW,COL", help="a point to move (repeat)")
-  p.add_argument("--target", type=parse_point, action="append", required=True,
+  p.add_argument("--target", type=cli.parse_row_col, action="append", required=True,
                  metavar="ROW,COL", help="where the matching handle should go (repeat)")
   p.add_argument("--mask", help="binary PNG of the generator's size: white = may change")
   p.add_argument("--steps", type=int, default=drag_lib.DragConfig.max_steps,

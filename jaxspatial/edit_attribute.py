@@ -19,10 +19,7 @@ from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.edit_attribute",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("edit_attribute", __doc__)
   p.add_argument("--checkpoint", required=True, help="regressor checkpoint directory")
   p.add_argument("--source", required=True, help="the example before the edit")
   p.add_argument("--edited", required=True, help="the same example after the edit")

@@ -42,17 +42,10 @@ class _Edit(argparse.Action):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(
-      prog="python -m jaxspatial.edit_heatmap",
-      description="Move, remove, resize or restyle objects of a SpatialGAN image by editing "
-                  "its heatmap centres, or draw layout/latent grids.")
-  p.add_argument("--checkpoint", required=True, help="SpatialGAN directory from train")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-  p.add_argument("--seed", type=int, default=0, help="latent and heatmap seed (default 0)")
+  p = cli.ArgumentParser.for_command("edit_heatmap", __doc__)
+  p.add_edit_source("SpatialGAN directory from train", "latent and heatmap seed",
+                    "its W+, noise maps and optimised heatmaps")
   p.add_argument("--layout-seed", type=int, help="heatmap seed if different from --seed")
-  p.add_argument("--latent", metavar="NPZ",
-                 help="edit a projected image instead: latent.npz from python -m "
-                      "jaxspatial.project (its W+, noise maps and optimised heatmaps)")
   p.add_argument("--move", action=_Edit, metavar="I:DY,DX", help="move centre I (repeatable)")
   p.add_argument("--remove", action=_Edit, metavar="I", help="remove centre I")
   p.add_argument("--scale", action=_Edit, metavar="I:F", help="multiply centre I's sigma by F")

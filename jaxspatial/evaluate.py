@@ -89,8 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                   "SpatialGAN co-move ratio. The metric networks' "
                   "weights must be converted once with `python -m jaxspatial.convert_torch "
                   "--net inception|vgg16|lpips-vgg ...` into $JAXSPATIAL_HOME.")
-  p.add_argument("--checkpoint", required=True, help="checkpoint directory (train/convert_torch)")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+  p.add_checkpoint("checkpoint directory (train/convert_torch)")
   p.add_argument("--metrics", default="fid", help=f"comma-separated, from: {', '.join(registry.METRICS)}")
   p.add_argument("--data", help="real data as key=value overrides of the checkpoint config's "
                  "data section, e.g. source=zip,path=/data/ffhq.zip,resolution=256")

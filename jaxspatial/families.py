@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from jaxspatial.cli import UserError
 

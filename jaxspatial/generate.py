@@ -23,8 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p = cli.ArgumentParser(prog="python -m jaxspatial.generate",
                               description="Generate an image grid (and/or raw arrays) from a "
                                           "jaxspatial checkpoint directory.")
-  p.add_argument("--checkpoint", required=True, help="directory from train or convert_torch")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+  p.add_checkpoint("directory from train or convert_torch")
   src = p.add_mutually_exclusive_group()
   src.add_argument("--seeds", default="0-15", help="seeds like 0-15 or 1,4,9 (default 0-15)")
   src.add_argument("--z", help=".npy file of latents, shaped like m.sample_z(0, n)")

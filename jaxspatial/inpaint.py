@@ -19,16 +19,12 @@ from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.inpaint",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("inpaint", __doc__)
   p.add_argument("--checkpoint", required=True, help="regressor checkpoint directory")
   p.add_argument("--image", required=True, help="input image")
   p.add_argument("--mask", required=True, help="binary mask: white = known pixel")
   p.add_argument("--out", required=True, help="output PNG")
   p.add_argument("--paste", action="store_true", help="keep the known pixels of the input")
-  p.add_argument("--seed", type=int, default=0, help="seed for finetuning masks / random noise")
   cli.add_finetune_args(p)
   return p.parse_args(argv)
 
@@ -38,10 +34,7 @@ def main(argv=None) -> None:
   resolution = int(regressor_config(args.checkpoint).model.resolution)
   x, mask = imageio.read_pair(args.image, args.mask, resolution)
   model = load_regressor(args.checkpoint)
-  if args.finetune:
-    model = model.finetune(x, mask, steps=args.finetune, seed=args.seed,
-                           lpips_weight=args.finetune_lpips)
-  out = model.inpaint(x, mask, seed=args.seed)
+  out = cli.finetune_and_inpaint(model, x, mask, args)
   if args.paste:
     out = np.where(mask > 0, x, out)
   print(f"wrote {imageio.save_image(args.out, out)}")

@@ -35,12 +35,8 @@ CHANNELS = {"1": 1, "L": 1, "LA": 2, "I": 1, "I;16": 1, "F": 1, "RGBA": 4, "CMYK
 
 def parse_args(argv=None) -> argparse.Namespace:
   d = proj_lib.ProjectionConfig()
-  p = cli.ArgumentParser(prog="python -m jaxspatial.project",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("--checkpoint", required=True, help="a stylegan2, ssn or spatialgan model dir")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+  p = cli.ArgumentParser.for_command("project", __doc__)
+  p.add_checkpoint("a stylegan2, ssn or spatialgan model dir")
   p.add_argument("--image", required=True, help="the RGB image to project (PNG, JPEG, ...)")
   p.add_argument("--out", required=True, help="output folder (created)")
   p.add_argument("--space", choices=proj_lib.SPACES, default=d.space,

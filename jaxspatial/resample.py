@@ -26,26 +26,10 @@ from jaxspatial.models.stylegan2 import NOISE_MODES
 OUTLINE = (255, 32, 32)
 
 
-def parse_block(text: str) -> tuple[int, int]:
-  try:
-    r, c = (int(v) for v in text.split(","))
-  except ValueError:
-    raise cli.UserError(f"cannot read block {text!r}; write blocks as ROW,COL like 0,1") from None
-  return r, c
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(
-      prog="python -m jaxspatial.resample",
-      description="Resample latent blocks of an SSN image: the original and N resamples side "
-                  "by side, the resampled blocks outlined.")
-  p.add_argument("--checkpoint", required=True, help="SSN directory from train or convert_torch")
-  p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-  p.add_argument("--seed", type=int, default=0, help="seed of the original latent (default 0)")
-  p.add_argument("--latent", metavar="NPZ",
-                 help="resample a projected image instead: latent.npz from python -m "
-                      "jaxspatial.project (--truncation and --noise are then unused: its own "
-                      "noise maps are kept)")
+  p = cli.ArgumentParser.for_command("resample", __doc__)
+  p.add_edit_source("SSN directory from train or convert_torch", "seed of the original latent",
+                    "--truncation and --noise are then unused: its own noise maps are kept")
   p.add_argument("--blocks", nargs="+", required=True, metavar="ROW,COL",
                  help="latent blocks to redraw, e.g. --blocks 0,1 0,2 (row 0 is the top)")
   p.add_argument("--num", type=int, default=6, help="number of resamples (default 6)")
@@ -102,7 +86,7 @@ def main(argv=None) -> None:
   args = parse_args(argv)
   if args.num < 1:
     raise cli.UserError(f"--num must be at least 1, got {args.num}")
-  blocks = [parse_block(b) for b in args.blocks]
+  blocks = [cli.parse_row_col(b, int, "0,1") for b in args.blocks]
   import jaxspatial as js
   m = js.load(args.checkpoint, args.step)
   if m.kind != "ssn":

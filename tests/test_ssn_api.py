@@ -12,7 +12,7 @@ from PIL import Image
 
 import jaxspatial as js
 import rosinality_recipe as recipe
-from jaxspatial import convert_torch, resample, ssn
+from jaxspatial import cli, convert_torch, resample, ssn
 from jaxspatial.benchmarks import ssn as bench_ssn
 from jaxspatial.cli import UserError
 from jaxspatial.models import ssn as ssn_models
@@ -52,7 +52,7 @@ def test_bad_blocks_are_user_errors():
   with pytest.raises(UserError, match="outside the 4x4"):
     ssn.resample_blocks(z, [(4, 0)], 0)
   with pytest.raises(UserError, match="ROW,COL"):
-    resample.parse_block("1;2")
+    cli.parse_row_col("1;2", int)
 
 
 # ---------------------------------------------------------------------- the model

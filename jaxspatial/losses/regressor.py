@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxspatial.cli import UserError
-from jaxspatial.metrics.masked_l1 import masked_l1  # noqa: F401  (re-exported: collage L1)
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2
 

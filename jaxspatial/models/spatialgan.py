@@ -42,6 +42,10 @@ multi).
 Parameters of the StyleGAN2 part keep ``stylegan2.Generator``'s names (``mapping``,
 ``synthesis/{const,conv1,to_rgb1,convs_i,to_rgbs_r}``); SELs are ``synthesis/sel_<layer>``
 and embeddings ``synthesis/heatmap_embed_<level>``.
+
+The module is one file of ~400 lines on purpose: it is the family's whole network (SEL, the
+embedding, the spatially modulated layers it plugs into the shared synthesis loop, the builder,
+the config and the StyleGAN2 warm start), whose parameter names EqGAN-SA's converter reads.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ renaming (plus layout transposes). Two variable collections:
   generator's per-layer constant noise maps ``noise_{i}`` (1, R, R, 1) and ``w_avg`` (w_dim,).
 
 Images are NHWC; W+ latents are (N, num_ws, w_dim) with ``num_ws = 2 log2(res) - 2``.
+
+The module is one file of ~400 lines on purpose: the channel table, the one synthesis loop that
+SSN and SpatialGAN plug their layers into, G and D are the network the rosinality rule table
+(:mod:`jaxspatial.convert.rosinality`) names, and they change together with it.
 """
 
 from __future__ import annotations

@@ -21,10 +21,7 @@ from jaxspatial import cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.studio",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("studio", __doc__)
   p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
                  help="a model directory (train --workdir or convert_torch --out); repeat to "
                       "load several, of any kinds")

@@ -11,7 +11,6 @@ dragged with the mouse (SpatialGAN), two clicked blocks resampled into the candi
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import shutil
 
@@ -77,10 +76,7 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
 
 
 def main(argv=None) -> None:
-  p = cli.ArgumentParser(prog="python -m jaxspatial.studio.screenshots",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
-                              epilog=__doc__.split("\n\n", 1)[1])
+  p = cli.ArgumentParser.for_command("studio.screenshots", __doc__)
   p.add_argument("--checkpoint", action="append", required=True, metavar="DIR",
                  help="model directories (one screenshot each)")
   p.add_argument("--seed", type=int, default=3, help="seed of the image edited (default 3)")
