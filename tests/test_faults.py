@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -228,16 +229,16 @@ def test_repeated_sigkill_at_random_moments_ends_with_the_uninterrupted_paramete
              "--workdir", str(workdir), f"--config.data.path={folder}",
              *(f"--config.{k}={v}" for k, v in OVERRIDES.items())]
   env = dict(os.environ)    # this session's XLA_FLAGS: the same numerics as the reference
-  metrics = workdir / "metrics.jsonl"
+  newest = lambda: max(_steps(workdir), default=0) if (workdir / "checkpoints").is_dir() else 0
   kills = 0
   for _ in range(KILLS):
-    seen = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    committed = newest()
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    # Kill at a random moment after this launch has trained a step: mid-step, mid-save, ...
-    while proc.poll() is None and time.time() < deadline and (
-        not metrics.exists() or len(metrics.read_text().splitlines()) <= seen):
+    # Kill at a random moment after this launch has committed a checkpoint of its own (so the
+    # next one must resume from it): mid-step, mid-save, between steps ...
+    while proc.poll() is None and time.time() < deadline and newest() <= committed:
       time.sleep(0.05)
     time.sleep(rng.uniform(0.0, 1.0))
     if proc.poll() is not None:
@@ -248,4 +249,6 @@ def test_repeated_sigkill_at_random_moments_ends_with_the_uninterrupted_paramete
   final = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert final.returncode == 0, final.stderr[-2000:]
   assert kills == KILLS, f"only {kills} kills landed before the run finished"
+  resumed = re.search(r"resuming from step (\d+)", final.stdout)
+  assert resumed and int(resumed.group(1)) >= KILLS, final.stdout   # resumed, not retrained
   _assert_same_params(_params(workdir), reference[1])
