@@ -119,9 +119,10 @@ def generator_dir(tmp_path_factory):
 
 def test_regressor_training_lowers_its_loss(generator_dir):
   """16 Adam steps (lr 1e-3) lower the held-out regressor loss (pixel MSE + latent MSE, Eq. 3
-  without LPIPS) from 7.33 to 5.35 (ratio 0.73; the test asks for < 0.8). The same run with learning off (lr 0) keeps E's
-  parameters at their initial values bit for bit (Adam's update is lr × a finite ratio), so
-  its loss is the loss of the initial parameters, measured here without a second compile."""
+  without LPIPS) from 7.33 to 5.35 (ratio 0.73; the test asks for < 0.8). The same run with
+  learning off (lr 0) keeps E's parameters at their initial values bit for bit (Adam's update
+  is lr × a finite ratio), so its loss is the loss of the initial parameters, measured here
+  without a second compile."""
   config = load_config_file(CONFIGS_DIR / "regressor.py", "tiny")
   config.update(generator=str(generator_dir), mesh=ml_collections.ConfigDict(dict(data=1)))
   config.optim.lr = 1e-3
