@@ -26,6 +26,9 @@ def table(text: str, after: str) -> list[list[str]]:
   return body
 
 
+pytestmark = pytest.mark.slow     # 7 runs initialised and saved through the trainer: ~1 min
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
   """The smoke page of ``spatialgan-comove`` with 2 seeds (rbg keys: threefry's init and
