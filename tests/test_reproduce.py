@@ -96,3 +96,16 @@ def test_bad_seeds_is_one_line_error(capsys):
     reproduce.cli.run(lambda: reproduce.main(["ssn-lambda", "--seeds", "0"]))
   assert e.value.code == 2
   assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
+
+
+def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
+  """A run found at a later step than the target's would be evaluated at the wrong length."""
+  import shutil
+  root, _ = smoke
+  spec = spatialgan.run_spec("smoke", "aligned", 0)
+  found = spec.workdir(root / "runs" / "smoke")
+  copy = spec.workdir(tmp_path / "smoke")
+  shutil.copytree(found, copy)
+  (copy / "checkpoints" / "0").rename(copy / "checkpoints" / "5")
+  with pytest.raises(runs.cli.UserError, match="trained to step 5, past this target's 0"):
+    runs.Session(tmp_path, "smoke", 1).train(spec)

@@ -125,6 +125,9 @@ class Session:
       if diff:
         raise cli.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
                             "or give another --runs")
+      if done > config.total_steps:
+        raise cli.UserError(f"{workdir} is trained to step {done}, past this target's "
+                            f"{config.total_steps}; remove it or give another --runs")
     if done < config.total_steps or not found:
       start = time.perf_counter()
       loop.train(config, workdir)
