@@ -33,53 +33,9 @@ import argparse
 import json
 import pathlib
 import time
-from typing import Any
-
-import ml_collections
 
 from jaxspatial import cli
 from jaxspatial.metrics import ppl, registry
-
-
-def _parse_value(text: str) -> Any:
-  low = text.lower()
-  if low in ("true", "false"):
-    return low == "true"
-  for cast in (int, float):
-    try:
-      return cast(text)
-    except ValueError:
-      pass
-  return text
-
-
-def data_config(config: ml_collections.ConfigDict, spec: str | None,
-                resolution: int | None) -> ml_collections.ConfigDict | None:
-  """The checkpoint's ``data`` section with ``key=value,...`` overrides from ``spec``.
-
-  Without a ``data`` section, ``spec`` alone defines it (with the model's resolution unless
-  given). Returns None when there is neither.
-  """
-  from jaxspatial.data import pipeline
-  has_section = "data" in config and config.data is not None
-  if not has_section and not spec:
-    return None
-  cfg = pipeline.default_data_config()
-  if has_section:
-    cfg.update(config.data.to_dict())
-  elif resolution is not None:
-    cfg.resolution = resolution
-  for item in (spec or "").split(","):
-    if not item.strip():
-      continue
-    if "=" not in item:
-      raise cli.UserError(f"--data expects key=value pairs separated by commas, got {item!r}")
-    key, value = (s.strip() for s in item.split("=", 1))
-    if key not in cfg:
-      raise cli.UserError(f"unknown data key {key!r} in --data; known: {', '.join(sorted(cfg))}")
-    cfg[key] = _parse_value(value)
-  pipeline.validate_data_config(cfg)
-  return cfg
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
   if not hasattr(model, "sample_z"):
     raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model, not a generator")
   ctx = registry.Context(
-      data_cfg=data_config(model.config, args.data, getattr(model, "resolution", None)),
+      data_cfg=registry.data_config(model.config, args.data, getattr(model, "resolution", None)),
       num=args.num, num_real=args.num_real or args.num, num_prdc=args.num_prdc,
       batch_size=args.batch_size, seed=args.seed, truncation=args.truncation,
       ppl_space=args.ppl_space, ppl_sampling=args.ppl_sampling, ppl_crop=args.ppl_crop,

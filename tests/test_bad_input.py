@@ -221,6 +221,11 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         # (with --out, a report listing the failed metrics is written: by design, not partial)
         ("distortion-needs-ssn", "--checkpoint {sg2} --metrics distortion", "needs an SSN"),
     ],
+    "reproduce": [
+        ("target-unknown", "ssn-everything --out {out}", "ssn-everything"),
+        ("seeds-zero", "ssn-lambda --seeds 0 --runs {out}/runs --out {out}", "--seeds"),
+        ("scale-unknown", "ssn-lambda --scale huge --runs {out}/runs --out {out}", "huge"),
+    ],
     "compare_composites": [
         ("regressor-without-name", "--regressor {reg} --critic {sg2} --out {out}/c.png",
          "NAME=DIR"),

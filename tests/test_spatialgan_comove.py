@@ -81,6 +81,10 @@ def test_comove_ratio_of_models_that_do_and_do_not_follow():
   following = comove.comove_ratio(DiscModel(True), num=24, seed=0, batch_size=8)
   assert following["comove_valid"] > 0.5
   np.testing.assert_allclose(following["comove_median"], 1.0, atol=0.1)
+  # over all edits an unlocated one counts 0: the located mean scaled by the located share
+  np.testing.assert_allclose(following["comove_all"],
+                             following["comove"] * following["comove_valid"], rtol=1e-9)
+  assert following["comove_all"] < following["comove"] or following["comove_valid"] == 1.0
   static = comove.comove_ratio(DiscModel(False), num=24, seed=0, batch_size=8)
   assert static["comove_valid"] > 0.5
   np.testing.assert_allclose(static["comove_median"], 0.0, atol=0.1)

@@ -143,8 +143,10 @@ def comove_ratio(model: Any, num: int = 256, seed: int = 0, locator: ObjectLocat
     distance: range of ``|p|`` in heatmap units ([-1, 1] spans the image); the moved
       centre is kept inside +-0.9.
   Returns:
-    ``comove`` (mean ratio), ``comove_median``, ``comove_valid`` (fraction of edits whose
-    object was located) and ``comove_count``.
+    ``comove`` (mean ratio over the located edits), ``comove_all`` (the mean over all
+    ``num`` edits, an unlocated edit counting 0: comparable between models that locate
+    different subsets), ``comove_median``, ``comove_valid`` (fraction of edits whose object
+    was located) and ``comove_count``.
   """
   locator = locator or ShapesLocator()
   if num < 1:
@@ -179,5 +181,6 @@ def comove_ratio(model: Any, num: int = 256, seed: int = 0, locator: ObjectLocat
         ratios.append(r)
   valid = np.asarray(ratios)
   return {"comove": float(valid.mean()) if len(valid) else float("nan"),
+          "comove_all": float(valid.sum()) / num,
           "comove_median": float(np.median(valid)) if len(valid) else float("nan"),
           "comove_valid": len(valid) / num, "comove_count": float(len(valid))}

@@ -62,6 +62,50 @@ def register(name: str, nets: tuple[str, ...], needs_data: bool):
   return wrap
 
 
+# --------------------------------------------------------------------------- real data
+
+
+def _parse_value(text: str) -> Any:
+  low = text.lower()
+  if low in ("true", "false"):
+    return low == "true"
+  for cast in (int, float):
+    try:
+      return cast(text)
+    except ValueError:
+      pass
+  return text
+
+
+def data_config(config: ml_collections.ConfigDict, spec: str | None,
+                resolution: int | None) -> ml_collections.ConfigDict | None:
+  """The checkpoint's ``data`` section with ``key=value,...`` overrides from ``spec``.
+
+  Without a ``data`` section, ``spec`` alone defines it (with the model's resolution unless
+  given). Returns None when there is neither.
+  """
+  from jaxspatial.data import pipeline
+  has_section = "data" in config and config.data is not None
+  if not has_section and not spec:
+    return None
+  cfg = pipeline.default_data_config()
+  if has_section:
+    cfg.update(config.data.to_dict())
+  elif resolution is not None:
+    cfg.resolution = resolution
+  for item in (spec or "").split(","):
+    if not item.strip():
+      continue
+    if "=" not in item:
+      raise cli.UserError(f"--data expects key=value pairs separated by commas, got {item!r}")
+    key, value = (s.strip() for s in item.split("=", 1))
+    if key not in cfg:
+      raise cli.UserError(f"unknown data key {key!r} in --data; known: {', '.join(sorted(cfg))}")
+    cfg[key] = _parse_value(value)
+  pipeline.validate_data_config(cfg)
+  return cfg
+
+
 # --------------------------------------------------------------------------- image streams
 
 

@@ -1,0 +1,224 @@
+"""Training runs and evaluations of a reproduction, found again when they already exist.
+
+A :class:`RunSpec` names one training run by target, setting and seed and says how to build
+its config (a ``configs/*.py`` preset plus ``--config.KEY=VALUE`` overrides), so the page can
+print the exact ``python -m jaxspatial.train`` command that makes it. :class:`Session`
+trains a run through :func:`jaxspatial.training.loop.train` only when its workdir does not
+already hold the final step (a partial run resumes), records the training wall time in the
+workdir (``reproduce.json``) and evaluates checkpoints with the metric registry, caching each
+result in the workdir keyed by the equivalent ``python -m jaxspatial.evaluate`` command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import shlex
+import time
+from typing import Any, Callable
+
+import ml_collections
+
+from jaxspatial import cli
+from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
+
+RECORD = "reproduce.json"
+# Keys that change how a run is logged or saved, not what it computes: a run found with other
+# values of these is still the same run (total_steps: a shorter run resumes to the target).
+_BOOKKEEPING = ("total_steps", "checkpoint_every", "log_every", "sample_every",
+                "keep_checkpoints", "compile_cache_dir", "mesh")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """One training run: ``<runs>/<scale>/<target>/<setting>-s<seed>``.
+
+  ``config`` is a file in ``configs/`` and ``preset`` its preset; ``overrides`` maps dotted
+  config keys to values, exactly the ``--config.KEY=VALUE`` flags of the train command.
+  """
+  target: str
+  setting: str
+  seed: int
+  config: str
+  preset: str
+  overrides: tuple[tuple[str, Any], ...] = ()
+
+  def workdir(self, root: pathlib.Path) -> pathlib.Path:
+    return root / self.target / f"{self.setting}-s{self.seed}"
+
+  def build(self) -> ml_collections.ConfigDict:
+    config = load_config_file(CONFIGS_DIR / self.config, self.preset)
+    config.seed = self.seed
+    for key, value in self.overrides:
+      *path, leaf = key.split(".")
+      node = config
+      for part in path:
+        node = node[part]
+      node[leaf] = value
+    return config
+
+  def command(self, root: pathlib.Path) -> str:
+    flags = [f"--config.seed={self.seed}"] + [f"--config.{k}={_flag(v)}"
+                                               for k, v in self.overrides]
+    return shlex.join(["python", "-m", "jaxspatial.train", "--config",
+                       f"configs/{self.config}:{self.preset}", "--workdir",
+                       str(self.workdir(root)), *flags])
+
+
+def _flag(value: Any) -> str:
+  return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained run: its workdir, spec, training seconds (None: found trained, not timed)."""
+  spec: RunSpec
+  workdir: pathlib.Path
+  train_seconds: float | None
+  command: str
+
+
+def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.ConfigDict) -> list[str]:
+  a, b = json.loads(saved.to_json_best_effort()), json.loads(wanted.to_json_best_effort())
+  out = []
+
+  def walk(x: Any, y: Any, prefix: str) -> None:
+    if isinstance(x, dict) and isinstance(y, dict):
+      for k in sorted(set(x) | set(y)):
+        if not prefix and k in _BOOKKEEPING:
+          continue
+        walk(x.get(k), y.get(k), f"{prefix}{k}.")
+    elif x != y and not (isinstance(x, list) and isinstance(y, list) and x == list(y)):
+      out.append(f"{prefix[:-1]}={x!r} (wanted {y!r})")
+
+  walk(a, b, "")
+  return out
+
+
+class Session:
+  """Trains and evaluates the runs of one ``python -m jaxspatial.reproduce`` invocation.
+
+  Runs live under ``runs/<scale>/``, so smoke-scale runs never stand in for small-scale ones.
+  """
+
+  def __init__(self, runs: str | pathlib.Path, scale: str, seeds: int):
+    self.root = pathlib.Path(runs) / scale
+    self.scale = scale
+    self.seeds = tuple(range(seeds))
+    self.commands: list[str] = []
+    self.started = time.perf_counter()
+
+  def train(self, spec: RunSpec) -> Run:
+    """The run of ``spec``: reused when its workdir holds ``total_steps`` with the same
+    config, resumed when it holds fewer, trained from scratch otherwise."""
+    from jaxspatial.api import checkpoint
+    from jaxspatial.training import loop
+    config, workdir = spec.build(), spec.workdir(self.root)
+    record_path = workdir / RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    found = (workdir / checkpoint.CHECKPOINTS).is_dir()
+    done = checkpoint.resolve_step(workdir) if found else 0
+    if found:
+      diff = _differences(checkpoint.read_config(workdir), config)
+      if diff:
+        raise cli.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
+                            "or give another --runs")
+      if done > config.total_steps:
+        raise cli.UserError(f"{workdir} is trained to step {done}, past this target's "
+                            f"{config.total_steps}; remove it or give another --runs")
+    if done < config.total_steps or not found:
+      start = time.perf_counter()
+      loop.train(config, workdir)
+      seconds = record.get("train_seconds") or 0.0
+      record = {"train_seconds": seconds + time.perf_counter() - start,
+                "timed_steps": record.get("timed_steps", 0) + config.total_steps - done}
+      _write_json(record_path, record)
+    command = spec.command(self.root)
+    self.commands.append(command)
+    timed = record.get("timed_steps") == config.total_steps
+    return Run(spec, workdir, record.get("train_seconds") if timed else None, command)
+
+  def evaluate(self, run: Run, metrics: str, **options: Any) -> dict[str, float]:
+    """``metrics`` (comma-separated registry names) on ``run``'s latest checkpoint, as
+    ``python -m jaxspatial.evaluate --checkpoint DIR --metrics M --opt V ...`` computes them
+    (``options``: that command's flags, ``num_comove=256`` for ``--num-comove 256``)."""
+    argv = ["python", "-m", "jaxspatial.evaluate", "--checkpoint", str(run.workdir),
+            "--metrics", metrics]
+    for key, value in options.items():
+      argv += [f"--{key.replace('_', '-')}", str(value)]
+    command = shlex.join(argv)
+    self.commands.append(command)
+    return self.measure(run, command, lambda: _evaluate(run.workdir, metrics, options))
+
+  def measure(self, run: Run, key: str, compute: Callable[[], dict[str, float]]
+              ) -> dict[str, float]:
+    """``compute()`` plus its ``eval_seconds``, cached in ``run``'s workdir under ``key``
+    (a description of the measurement, e.g. its command) and the checkpoint's step, so that
+    a page regenerates cheaply and a run trained on is measured again."""
+    from jaxspatial.api import checkpoint
+    key = f"{key} @ step {checkpoint.resolve_step(run.workdir)}"
+    cache = run.workdir / "reproduce-eval" / (hashlib.sha256(key.encode()).hexdigest()[:16]
+                                              + ".json")
+    if cache.is_file():
+      return json.loads(cache.read_text())["metrics"]
+    start = time.perf_counter()
+    results = dict(compute())
+    results["eval_seconds"] = time.perf_counter() - start
+    cache.parent.mkdir(exist_ok=True)
+    _write_json(cache, {"key": key, "metrics": results})
+    return results
+
+
+_EVALUATE_FLAGS = ("num", "num_real", "num_prdc", "batch_size", "seed", "num_distortion",
+                   "num_comove", "critic")
+
+
+def _evaluate(workdir: pathlib.Path, metrics: str, options: dict[str, Any]) -> dict[str, float]:
+  """The registry's metrics with ``evaluate``'s defaults and ``options`` (its flags)."""
+  import jaxspatial as js
+  from jaxspatial.metrics import registry
+  unknown = set(options) - set(_EVALUATE_FLAGS)
+  if unknown:
+    raise ValueError(f"not evaluate flags: {sorted(unknown)}")
+  model = js.load(workdir)
+  num = int(options.get("num", 50000))
+  ctx = registry.Context(
+      data_cfg=registry.data_config(model.config, None, model.resolution), num=num,
+      num_real=int(options.get("num_real", num)), num_prdc=int(options.get("num_prdc", 10000)),
+      batch_size=int(options.get("batch_size", 32)), seed=int(options.get("seed", 0)),
+      truncation=1.0, num_distortion=int(options.get("num_distortion", 256)),
+      num_comove=int(options.get("num_comove", 256)), critic=options.get("critic"),
+      metric_names=registry.metric_names(metrics))
+  results, errors = registry.evaluate(model, ctx)
+  if errors:
+    raise cli.UserError(f"evaluating {workdir}: " + "; ".join(
+        f"{name}: {problem}" for name, problem in errors.items()))
+  return results
+
+
+SMOKE_OVERRIDES = (("total_steps", 0),)
+"""Smoke runs: initialised and saved through the trainer, no step (a step's program compiles
+for ~35 s per seed on the 2-core CI: the seed is a constant of it); the training step itself
+is what the training tests cover."""
+
+
+CRITIC_SEED = 1000
+"""The critic's seed: outside every target's seeds 0..N-1, so it never shares a run's draws."""
+
+
+def critic_spec(scale: str) -> RunSpec:
+  """The independent StyleGAN2 whose discriminator scores every page's critic FD at that
+  scale (shared by the targets: ``runs/<scale>/common/critic-s1000``). ``small``: the
+  StyleGAN2 ``demo`` preset, 6000 steps (48 kimg); ``smoke``: ``tiny``, initialised only."""
+  if scale == "small":
+    return RunSpec("common", "critic", CRITIC_SEED, "stylegan2.py", "demo",
+                   (("total_steps", 6000),))
+  return RunSpec("common", "critic", CRITIC_SEED, "stylegan2.py", "tiny", SMOKE_OVERRIDES)
+
+
+def _write_json(path: pathlib.Path, value: Any) -> None:
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(value, indent=2) + "\n")
+  tmp.replace(path)
