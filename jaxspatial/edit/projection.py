@@ -341,13 +341,13 @@ class _Compiled:
     self.w_avg, self.w_std = w_statistics(model, cfg.w_avg_samples)
     self.adam = optax.scale_by_adam(b1=0.9, b2=0.999)
     multipliers = {"centers": cfg.heatmap_lr_ratio, "log_sigmas": cfg.heatmap_lr_ratio}
-    w_std, adam = self.w_std, self.adam
+    adam = self.adam
 
     def image(v, params, base, latent=None):
       latent = params["latent"] if latent is None else latent
       return fam.render(v, fam.ws(v, latent), _heatmaps(params, base), params.get("noise"))
 
-    def loss_fn(params, t, key, v, loss_params, target, base):
+    def loss_fn(params, t, key, v, loss_params, target, base, w_std):
       latent = params["latent"]
       # One draw shared by the batch, so that an image's result does not depend on its batch.
       latent = latent + latent_noise_scale(t, w_std, cfg) * jax.random.normal(key, latent.shape[1:])
@@ -356,11 +356,12 @@ class _Compiled:
       total = dist if noise is None else dist + cfg.noise_reg_weight * noise_regularizer(noise)
       return jnp.sum(total), dist
 
-    def step(params, opt_state, i, num_steps, key, v, loss_params, target, base):
-      """One Adam step; every argument is traced (the schedule comes from ``i / num_steps``)."""
+    def step(params, opt_state, i, num_steps, key, v, loss_params, target, base, w_std):
+      """One Adam step; every argument is traced (the schedule comes from ``i / num_steps``;
+      ``σ_w`` too, so models of one architecture share the compiled program)."""
       t = i.astype(jnp.float32) / jnp.maximum(num_steps, 1).astype(jnp.float32)
       grads, dist = jax.grad(loss_fn, has_aux=True)(params, t, jax.random.fold_in(key, i), v,
-                                                    loss_params, target, base)
+                                                    loss_params, target, base, w_std)
       updates, opt_state = adam.update(grads, opt_state)
       lr = learning_rate(t, cfg)
       params = {k: jax.tree.map(lambda p, u: p - lr * multipliers.get(k, 1.0) * u, val,
@@ -439,14 +440,14 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
     params.update(centers=base.centers, log_sigmas=jnp.log(base.sigmas))
   target = c.prepare_target(c.loss_params, jnp.asarray(x))
   opt_state = c.adam.init(params)
-  key, num_steps = jax.random.key(cfg.seed), jnp.int32(cfg.steps)
+  key, num_steps, w_std = jax.random.key(cfg.seed), jnp.int32(cfg.steps), jnp.float32(c.w_std)
   keep = (set(np.linspace(0, cfg.steps, cfg.snapshots).round().astype(int).tolist())
           if cfg.snapshots else set())
   snapshots = [(0, np.asarray(c.image(g_vars, params, base)))] if 0 in keep else []
   taken = 0
   while taken < cfg.steps and not (stop is not None and stop()):
     params, opt_state, dist = c.step(params, opt_state, jnp.int32(taken), num_steps, key,
-                                     g_vars, c.loss_params, target, base)
+                                     g_vars, c.loss_params, target, base, w_std)
     taken += 1
     if taken in keep:
       snapshots.append((taken, np.asarray(c.image(g_vars, params, base))))
