@@ -115,7 +115,8 @@ def test_a_projected_spatialgan_photo_moves_its_heatmap_and_edit_heatmap_reads_i
 
 
 def test_a_projected_ssn_photo_resamples_its_blocks_and_resample_reads_it(client, studio,
-                                                                         projected, tmp_path):
+                                                                         projected, tmp_path,
+                                                                         model_dirs):
   s, _, ev = projected["ssn"]
   m = studio.engines["ssn"].model
   engine, held = studio.engines["ssn"], studio.store.get(s["sid"])
@@ -131,10 +132,10 @@ def test_a_projected_ssn_photo_resamples_its_blocks_and_resample_reads_it(client
   again = held.candidates[0]
   changed = np.abs(again.latent - held.state.latent).max(-1)[0]   # (4, 4) pre-encoder grid
   assert changed[3, 3] > 0 and (np.delete(changed.ravel(), 15) == 0).all()
-  images = resample.projection_images(m, resample.parse_args(
-      ["--checkpoint", "x", "--latent", str(path), "--blocks", "3,3", "--num", "1",
-       "--out", "x.png"]), [(3, 3)], 20)                     # the command on the export
-  np.testing.assert_allclose(imageio.to_uint8(images), np.stack(
+  resample.main(["--checkpoint", str(model_dirs["ssn"]), "--latent", str(path), "--blocks",
+                 "3,3", "--num", "1", "--resample-seed", "20", "--out", str(tmp_path / "s.png"),
+                 "--save-npy", str(tmp_path / "s.npy")])    # the command on the export
+  np.testing.assert_allclose(imageio.to_uint8(np.load(tmp_path / "s.npy")), np.stack(
       [image_of(picked["image"]), imageio.to_uint8(again.image)]), atol=1)
 
 
