@@ -134,8 +134,9 @@ def mask_from(v: Any, size: int, what: str) -> np.ndarray:
 def op_generate(session, body, studio) -> State:
   engine, s = session.engine, session.state
   seed = integer(body, "seed", s.seed, 0, 2 ** 31 - 1)
+  mode = s.noise if s.noise in NOISE_MODES else "const"     # after a photo: "projected"
   return engine.new(seed, number(body, "truncation", s.truncation, 0.0, 2.0),
-                    _noise(body, s.noise))
+                    _noise(body, mode))
 
 
 def _noise(body, default):

@@ -174,6 +174,8 @@ def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
   dragged = wait_history(page, 3)
   assert dragged["history"][-1].startswith("drag")
   assert dragged["history"][-2] == projected["history"][-1]      # it dragged the photo
+  page.click("#new")                                             # and a new image follows
+  assert wait_history(page, 4)["noise"] == "const"
 
 
 def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):

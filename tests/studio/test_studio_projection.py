@@ -155,6 +155,9 @@ def test_a_projected_stylegan2_photo_drags_and_drag_reads_its_latent(client, stu
                              image_of(ev[-1]["state"]["image"]), atol=1)
   undone = post(client, s, "undo").json()
   assert undone["edit"].startswith("projected photo")
+  assert_refused(post(client, s, "settings", truncation=0.5, noise="const"), 400, "no z")
+  fresh = post(client, s, "generate", seed=2).json()             # a photo's noise is not a mode
+  assert (fresh["edit"], fresh["noise"]) == ("seed 2", "const")
 
 
 def test_stop_ends_a_projection_early(live_server):

@@ -433,9 +433,11 @@ async function openSession(name) {
 
 function bind() {
   const on = (id, f) => $(id).addEventListener("click", f);
-  on("new", () => edit("generate", { seed: +$("seed").value, truncation: +$("truncation").value, noise: $("noise").value }));
+  // A projected photo shows its own noise ("projected"); a new image starts from const.
+  const noiseMode = () => ($("noise").value === "projected" ? "const" : $("noise").value);
+  on("new", () => edit("generate", { seed: +$("seed").value, truncation: +$("truncation").value, noise: noiseMode() }));
   $("truncation").addEventListener("input", () => { $("truncation-value").textContent = $("truncation").value; });
-  $("truncation").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: $("noise").value }));
+  $("truncation").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: noiseMode() }));
   $("noise").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: $("noise").value }));
   on("undo", () => edit("undo")); on("redo", () => edit("redo")); on("reset", () => edit("reset"));
   on("save", async () => { if (await edit("save")) { $("latency").textContent = "saved to --out"; } });
