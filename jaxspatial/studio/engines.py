@@ -10,7 +10,7 @@ on a throw-away state, so that each jitted function is compiled before the page 
 A generator's state is always rendered with explicit noise maps (the mode's, or a projection's),
 so a drag or a heatmap move of a projected photo runs the same compiled programs as one of a
 generated image, and ``latent.npz`` holds exactly the maps the page shows. The module is one
-file of ~420 lines on purpose: the four engines share :class:`State` and the base engine's
+file of ~430 lines on purpose: the four engines share :class:`State` and the base engine's
 latents, rendering and export.
 """
 
