@@ -68,6 +68,33 @@ def load_image(path: str | pathlib.Path, resolution: int | None = None,
   return from_uint8(arr)
 
 
+# Channel counts of the Pillow modes that are not RGB images (a palette "P" image is RGB).
+CHANNELS = {"1": 1, "L": 1, "LA": 2, "I": 1, "I;16": 1, "F": 1, "RGBA": 4, "CMYK": 4, "RGBa": 4,
+            "La": 2, "PA": 2}
+
+
+def rgb_target(im: Image.Image, resolution: int, name: str) -> tuple[np.ndarray, str | None]:
+  """A decoded image -> ((R, R, 3) float32 in [-1, 1], a notice if it was cropped/resized).
+
+  A generator's target must be RGB: grey, alpha or CMYK images are a one-line
+  :class:`UserError` naming ``name``; another size is centre-cropped to a square and resized
+  (Lanczos), as stylegan2-ada's projector does, and the notice says so.
+  """
+  if im.mode in CHANNELS:
+    raise UserError(f"{name} has {CHANNELS[im.mode]} channel(s) ({im.mode}); the generator "
+                    "makes RGB images: convert it to RGB first")
+  im = im.convert("RGB")
+  notice = None
+  w, h = im.size
+  if (w, h) != (resolution, resolution):
+    s = min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    im = im.resize((resolution, resolution), Image.LANCZOS)
+    notice = (f"{name} is {w}x{h}; centre-cropped to {s}x{s} and resized to "
+              f"{resolution}x{resolution}, the generator's size")
+  return from_uint8(np.asarray(im)), notice
+
+
 # --------------------------------------------------------------------------- masks and parts
 
 

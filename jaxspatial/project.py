@@ -29,9 +29,6 @@ from PIL import Image
 from jaxspatial import cli, imageio
 from jaxspatial.edit import projection as proj_lib
 
-CHANNELS = {"1": 1, "L": 1, "LA": 2, "I": 1, "I;16": 1, "F": 1, "RGBA": 4, "CMYK": 4, "RGBa": 4,
-            "La": 2, "PA": 2}
-
 
 def parse_args(argv=None) -> argparse.Namespace:
   d = proj_lib.ProjectionConfig()
@@ -61,27 +58,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_target(path: str, resolution: int) -> tuple[np.ndarray, str | None]:
   """The image as (R, R, 3) float32 in [-1, 1] and a notice if it was cropped/resized;
-  UserError for a missing file, a file that is not an image, or one that is not RGB."""
+  UserError for a missing file, a file that is not an image, or one that is not RGB
+  (:func:`jaxspatial.imageio.rgb_target`)."""
   file = cli.existing_file(path, "an image file")
   try:
     with Image.open(file) as im:
       im.load()
-      mode = im.mode
-      if mode in CHANNELS:
-        raise cli.UserError(f"{path} has {CHANNELS[mode]} channel(s) ({mode}); the generator "
-                            "makes RGB images: convert it to RGB first")
-      im = im.convert("RGB")
+      x, notice = imageio.rgb_target(im, resolution, path)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
     raise cli.UserError(f"{path}: not a readable image ({e})") from None
-  notice = None
-  w, h = im.size
-  if (w, h) != (resolution, resolution):
-    s = min(w, h)
-    im = im.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    im = im.resize((resolution, resolution), Image.LANCZOS)
-    notice = (f"note: {path} is {w}x{h}; centre-cropped to {s}x{s} and resized to "
-              f"{resolution}x{resolution}, the generator's size")
-  return imageio.from_uint8(np.asarray(im)), notice
+  return x, notice and f"note: {notice}"
 
 
 def parse_init(text: str) -> str | None:

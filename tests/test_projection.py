@@ -1,6 +1,8 @@
 """Projection of images into StyleGAN2 / SSN / SpatialGAN (jaxspatial.edit.projection), PTI
 (jaxspatial.edit.pti) and the project command, on tiny random generators (16 px)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -110,6 +112,33 @@ def test_projection_is_deterministic_and_per_image(sg2, recovered):
   np.testing.assert_allclose(sg2.synthesize(p.ws, noise=p.noise), p.image, atol=1e-5)
 
 
+def test_stop_ends_early_on_the_same_path_and_snapshots_stream(sg2, recovered):
+  """``stop`` cuts the run short without changing its schedule, so the steps taken are those of
+  the full run; ``on_snapshot`` sees each snapshot as it is taken."""
+  x, full = recovered
+  calls, seen = [], []
+  p = sg2.project(x, steps=200, loss="mse", seed=0, callback=calls.append,
+                  on_snapshot=lambda step, images, loss: seen.append((step, images, loss)),
+                  stop=lambda: len(calls) >= 60)
+  assert p.steps == 60 and calls == list(range(60))
+  taken = [(s, img) for s, img in full.snapshots if 0 < s <= 60]
+  assert [s for s, *_ in seen] == [s for s, _ in taken] and len(taken) >= 2
+  for (_, images, loss), (_, want) in zip(seen, taken):
+    np.testing.assert_allclose(images, want, atol=1e-5)
+    assert loss.shape == (2,) and (loss > 0).all()
+
+
+def test_noise_maps_render_as_the_noise_modes(sg2):
+  ws = np.repeat(sg2.mapping(sg2.sample_z(1, 2))[:, None], sg2.num_ws, axis=1)
+  for mode in ("const", "none"):
+    np.testing.assert_allclose(sg2.synthesize(ws, noise=sg2.noise_maps(mode)),
+                               sg2.synthesize(ws, noise=mode), atol=1e-6)
+  a, b = sg2.noise_maps("random", 3), sg2.noise_maps("random", 3)
+  assert [m.shape for m in a] == [(1, r, r, 1) for r in (4, 8, 8, 16, 16)]
+  assert all((u == v).all() for u, v in zip(a, b))
+  assert not (sg2.noise_maps("random", 4)[0] == a[0]).all()
+
+
 def test_latent_npz_round_trip(sg2, recovered, tmp_path):
   _, p = recovered
   loaded = projection.load_projection(p.save(tmp_path / "latent.npz"), sg2)
@@ -192,6 +221,12 @@ def test_ssn_projection_then_resampling_changes_only_the_resampled_block(ssn_pro
   assert change[0, 0] > 0.1
   assert (change[outside] <= 1.5 * reference[outside] + 0.02).all(), (change, reference)
   assert change[3, 3] < 0.1 * change[0, 0]
+  again = projection.resample_projected(m, projection.resample_projected(m, p, [(0, 0)], 7),
+                                        [(3, 3)], 8)               # a resample resamples again
+  kept = np.abs(again.latent - p.latent).max(-1)[0] == 0
+  assert kept.sum() == 14 and not kept[0, 0] and not kept[3, 3]
+  np.testing.assert_allclose(again.ws, projection.resample_projection(
+      m, dataclasses.replace(p, latent=again.latent), [], 0), atol=1e-6)
 
 
 def test_spatialgan_projection_returns_heatmaps_that_render_the_projection(sgan_projection):

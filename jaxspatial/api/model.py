@@ -219,6 +219,22 @@ class GeneratorModel(Model):
                       f"{len(sides)} maps (n or 1, R, R, 1) with R = {sides}")
     return maps
 
+  def noise_maps(self, mode: str = "const", seed: int = 0) -> list[np.ndarray]:
+    """Explicit per-layer noise maps (1, R_i, R_i, 1) for ``synthesize(ws, noise=maps)``:
+    ``const`` the stored maps (the same image as ``noise="const"``), ``none`` zeros (the same
+    image as ``noise="none"``), ``random`` one fixed N(0, 1) draw from ``seed`` -- a noise to
+    keep while editing, not the draw that ``synthesize(noise="random")`` makes per call."""
+    check_noise(mode)
+    sides = [sg2.noise_resolution(i) for i in range(sg2.num_noises(self.resolution))]
+    if mode == "const":
+      buffers = self.g_vars["buffers"]["synthesis"]
+      return [np.asarray(buffers[f"noise_{i}"], np.float32) for i in range(len(sides))]
+    if mode == "none":
+      return [np.zeros((1, r, r, 1), np.float32) for r in sides]
+    key = jax.random.key(seed)
+    return [np.asarray(jax.random.normal(jax.random.fold_in(key, i), (1, r, r, 1)))
+            for i, r in enumerate(sides)]
+
   def project(self, image: np.ndarray, **options: Any):
     """Projects real image(s) (H, W, 3) or (n, H, W, 3) in [-1, 1] into this generator ->
     :class:`jaxspatial.edit.projection.Projection`; ``options`` are

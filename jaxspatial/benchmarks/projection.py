@@ -70,7 +70,7 @@ def _projection_step(model: GeneratorModel, loss: str):
   target = c.prepare_target(c.loss_params, x)
   key = jax.random.key(0)
   return lambda: c.step(params, state, jnp.int32(10), jnp.int32(100), key, model.g_vars,
-                        c.loss_params, target, None)
+                        c.loss_params, target, None, jnp.float32(c.w_std))
 
 
 def bench_projection(iters: int = 5) -> list[dict]:

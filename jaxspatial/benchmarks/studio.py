@@ -9,13 +9,15 @@ architectures (configs/*.py:demo, 32 px): an edit's latency depends on the archi
 on the weights. The studio is served by uvicorn in a thread of this process on a free local
 port and driven with httpx, so every figure includes JSON parsing, PNG encoding and HTTP:
 the latency a user sees, less the browser's drawing. Rows: the median and the 25-75 %
-range over ``--repeats`` requests; a drag's rate is the streamed step events per second the
-client receives.
+range over ``--repeats`` requests; a drag's or a photo projection's rate is the streamed steps
+per second the client receives (the projection: the session's own image uploaded as the photo,
+5 x ``--repeats`` steps of the studio's default loss in W, 20 of them with a preview image).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import pathlib
 import socket
 import statistics
@@ -104,8 +106,6 @@ def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 def _edits(client, engines, repeats: int) -> list[dict]:
   """One row per edit kind on the first model of the kind that offers it."""
-  import json
-
   import numpy as np
   rows = []
   by_kind = {e.kind: e for e in reversed(engines)}
@@ -135,7 +135,6 @@ def _edits(client, engines, repeats: int) -> list[dict]:
       rows.append(_row("SSN resample (6 candidates)", label, _timed(
           lambda: post(s, "resample", blocks=[[0, 1], [1, 1]], seed=7), repeats)))
     if kind == "regressor":
-      import base64
       import io
 
       from PIL import Image
@@ -151,18 +150,35 @@ def _edits(client, engines, repeats: int) -> list[dict]:
           lambda: post(s, "composite", masks=masks), repeats)))
     if "drag" in engine.edits:
       r = engine.resolution
-      steps, t0 = [], time.perf_counter()
-      with client.stream("POST", f"/api/s/{s['sid']}/drag", json={
-          "handles": [[r // 2, r // 4]], "targets": [[r // 2, r - 2]], "max_steps": 40}) as resp:
-        for line in resp.iter_lines():
-          if line.startswith("data: "):
-            ev = json.loads(line[6:])
-            steps.append(time.perf_counter() - t0)
-      gaps = np.diff(steps).tolist()
-      rate = (len(steps) - 1) / (steps[-1] - steps[0]) if len(steps) > 1 else float("nan")
-      rows.append(_row("drag step (streamed)", label, gaps, steps_per_s=round(rate, 1),
-                       final=f"step {ev['step']}"))
+      rows.append(_streamed(client, s["sid"], "drag", {
+          "handles": [[r // 2, r // 4]], "targets": [[r // 2, r - 2]], "max_steps": 40},
+          "drag step (streamed)", label))
+    if "project" in engine.edits:                # the session's own image as the photo
+      photo = base64.b64decode(s["image"].split(",", 1)[1])
+      client.post(f"/api/s/{s['sid']}/upload", content=photo).raise_for_status()
+      rows.append(_streamed(client, s["sid"], "project", {"steps": 5 * repeats},
+                            "projection step (streamed)", label))
   return rows
+
+
+def _streamed(client, sid: str, op: str, body: dict, name: str, label: str) -> dict:
+  """One streamed edit: the time between its step events (one per step; the projection's
+  preview events share a step) and the steps per second the client receives."""
+  import json
+
+  import numpy as np
+  times, steps = [], []
+  t0 = time.perf_counter()
+  with client.stream("POST", f"/api/s/{sid}/{op}", json=body) as resp:
+    for line in resp.iter_lines():
+      if line.startswith("data: "):
+        ev = json.loads(line[6:])
+        if not steps or ev["step"] > steps[-1]:
+          times.append(time.perf_counter() - t0)
+          steps.append(ev["step"])
+  rate = ((steps[-1] - steps[0]) / (times[-1] - times[0]) if len(steps) > 1 else float("nan"))
+  return _row(name, label, np.diff(times).tolist() or [times[0]], steps_per_s=round(rate, 1),
+              final=f"step {steps[-1]}")
 
 
 def _page_load(base: str, client, repeats: int, browser=None) -> list[dict]:

@@ -31,7 +31,7 @@ target of a shape (the schedule is computed from the traced step index); the loo
 back only for the progress snapshots and at the end. :mod:`jaxspatial.edit.pti` tunes the
 generator around a projection (PTI).
 
-The module is one file of ~470 lines on purpose: the step, the per-family adapter (``_Space``)
+The module is one file of ~500 lines on purpose: the step, the per-family adapter (``_Space``)
 and the ``latent.npz`` format change together whenever a family's latent changes.
 """
 
@@ -105,8 +105,9 @@ class Projection:
   seconds: float = 0.0
   snapshots: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
 
-  def save(self, path: str | pathlib.Path) -> pathlib.Path:
-    """Writes the latents (and loss/psnr) as ``.npz``; :func:`load_projection` reads it."""
+  def arrays(self) -> dict[str, np.ndarray]:
+    """The arrays of ``latent.npz`` (the latents, loss/psnr when known): what :meth:`save`
+    writes and :func:`load_projection` reads."""
     arrays = {"kind": np.asarray(self.kind), "space": np.asarray(self.space),
               "latent": self.latent, "ws": self.ws, "steps": np.asarray(self.steps)}
     arrays.update({f"noise_{i}": m for i, m in enumerate(self.noise)})
@@ -118,9 +119,13 @@ class Projection:
     for name in ("loss", "psnr"):
       if getattr(self, name) is not None:
         arrays[name] = getattr(self, name)
+    return arrays
+
+  def save(self, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes :meth:`arrays` as ``.npz``; :func:`load_projection` reads it."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    np.savez(path, **self.arrays())
     return path
 
 
@@ -336,13 +341,13 @@ class _Compiled:
     self.w_avg, self.w_std = w_statistics(model, cfg.w_avg_samples)
     self.adam = optax.scale_by_adam(b1=0.9, b2=0.999)
     multipliers = {"centers": cfg.heatmap_lr_ratio, "log_sigmas": cfg.heatmap_lr_ratio}
-    w_std, adam = self.w_std, self.adam
+    adam = self.adam
 
     def image(v, params, base, latent=None):
       latent = params["latent"] if latent is None else latent
       return fam.render(v, fam.ws(v, latent), _heatmaps(params, base), params.get("noise"))
 
-    def loss_fn(params, t, key, v, loss_params, target, base):
+    def loss_fn(params, t, key, v, loss_params, target, base, w_std):
       latent = params["latent"]
       # One draw shared by the batch, so that an image's result does not depend on its batch.
       latent = latent + latent_noise_scale(t, w_std, cfg) * jax.random.normal(key, latent.shape[1:])
@@ -351,11 +356,12 @@ class _Compiled:
       total = dist if noise is None else dist + cfg.noise_reg_weight * noise_regularizer(noise)
       return jnp.sum(total), dist
 
-    def step(params, opt_state, i, num_steps, key, v, loss_params, target, base):
-      """One Adam step; every argument is traced (the schedule comes from ``i / num_steps``)."""
+    def step(params, opt_state, i, num_steps, key, v, loss_params, target, base, w_std):
+      """One Adam step; every argument is traced (the schedule comes from ``i / num_steps``;
+      ``σ_w`` too, so models of one architecture share the compiled program)."""
       t = i.astype(jnp.float32) / jnp.maximum(num_steps, 1).astype(jnp.float32)
       grads, dist = jax.grad(loss_fn, has_aux=True)(params, t, jax.random.fold_in(key, i), v,
-                                                    loss_params, target, base)
+                                                    loss_params, target, base, w_std)
       updates, opt_state = adam.update(grads, opt_state)
       lr = learning_rate(t, cfg)
       params = {k: jax.tree.map(lambda p, u: p - lr * multipliers.get(k, 1.0) * u, val,
@@ -375,9 +381,14 @@ class _Compiled:
 def compiled(model, cfg: ProjectionConfig) -> _Compiled:
   """The cached :class:`_Compiled` for ``model`` and ``cfg`` (steps, seed, snapshots aside)."""
   key = dataclasses.replace(cfg, steps=0, seed=0, snapshots=0)
+  return _cached(model, key, lambda: _Compiled(model, cfg))
+
+
+def _cached(model, key, build: Callable[[], Any]) -> Any:
+  """``build()`` once per ``model`` and ``key`` (jitted functions compile once per model)."""
   cache = model.__dict__.setdefault("_projection_compiled", {})
   if key not in cache:
-    cache[key] = _Compiled(model, cfg)
+    cache[key] = build()
   return cache[key]
 
 
@@ -385,7 +396,9 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
             loss: str | None = None, init_ws: np.ndarray | None = None,
             init_heatmaps: Heatmaps | None = None, seed: int | None = None,
             config: ProjectionConfig | None = None,
-            callback: Callable[[int], None] | None = None) -> Projection:
+            callback: Callable[[int], None] | None = None,
+            on_snapshot: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> Projection:
   """Projects ``image`` (H, W, 3) or (n, H, W, 3) in [-1, 1] into ``model`` (module docstring).
 
   Args:
@@ -395,6 +408,10 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
       (``RegressorModel.invert``); in ``space="w"`` its mean over layers is the start ``w``.
     init_heatmaps: SpatialGAN only: the start heatmaps (default ``sample_heatmaps(seed, n)``).
     callback: called with the step index after every step (progress bars).
+    on_snapshot: called as ``(step, images, loss)`` at each of ``config.snapshots`` steps after
+      the first (the projection so far and each image's distance at that step; live previews).
+    stop: polled before every step; True ends the projection there (``Projection.steps`` says
+      how many were taken; the schedule stays that of ``steps``).
   """
   cfg = config or ProjectionConfig()
   cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(steps=steps, space=space, loss=loss,
@@ -412,7 +429,7 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
     init_ws = check_shape(init_ws, (n, model.num_ws, model.w_dim), "init_ws")
     params["latent"] = jnp.asarray(init_ws.mean(axis=1) if cfg.space == "w" else init_ws)
   const_noise = [jnp.broadcast_to(jnp.asarray(b), (n,) + b.shape[1:])
-                 for b in _noise_buffers(model)]
+                 for b in model.noise_maps("const")]
   if cfg.optimize_noise:
     params["noise"] = const_noise
   base = None
@@ -423,17 +440,21 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
     params.update(centers=base.centers, log_sigmas=jnp.log(base.sigmas))
   target = c.prepare_target(c.loss_params, jnp.asarray(x))
   opt_state = c.adam.init(params)
-  key, num_steps = jax.random.key(cfg.seed), jnp.int32(cfg.steps)
+  key, num_steps, w_std = jax.random.key(cfg.seed), jnp.int32(cfg.steps), jnp.float32(c.w_std)
   keep = (set(np.linspace(0, cfg.steps, cfg.snapshots).round().astype(int).tolist())
           if cfg.snapshots else set())
   snapshots = [(0, np.asarray(c.image(g_vars, params, base)))] if 0 in keep else []
-  for i in range(cfg.steps):
-    params, opt_state, _ = c.step(params, opt_state, jnp.int32(i), num_steps, key, g_vars,
-                                  c.loss_params, target, base)
-    if i + 1 in keep:
-      snapshots.append((i + 1, np.asarray(c.image(g_vars, params, base))))
+  taken = 0
+  while taken < cfg.steps and not (stop is not None and stop()):
+    params, opt_state, dist = c.step(params, opt_state, jnp.int32(taken), num_steps, key,
+                                     g_vars, c.loss_params, target, base, w_std)
+    taken += 1
+    if taken in keep:
+      snapshots.append((taken, np.asarray(c.image(g_vars, params, base))))
+      if on_snapshot is not None:
+        on_snapshot(taken, snapshots[-1][1], np.asarray(dist))
     if callback is not None:
-      callback(i)
+      callback(taken - 1)
   out = np.asarray(c.image(g_vars, params, base))
   return Projection(
       kind=model.kind, space=cfg.space, latent=np.asarray(params["latent"]),
@@ -441,21 +462,16 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
       noise=[np.asarray(m) for m in params.get("noise", const_noise)],
       heatmaps=None if base is None else _heatmaps(params, base).numpy(),
       image=out, target=x, loss=np.asarray(c.distance(g_vars, c.loss_params, params, target, base)),
-      psnr=psnr(out, x), steps=cfg.steps, seconds=time.perf_counter() - started,
+      psnr=psnr(out, x), steps=taken, seconds=time.perf_counter() - started,
       snapshots=snapshots)
 
 
-def _noise_buffers(model) -> list[np.ndarray]:
-  from jaxspatial.models import stylegan2 as sg2
-  buffers = model.g_vars["buffers"]["synthesis"]
-  return [np.asarray(buffers[f"noise_{i}"]) for i in range(sg2.num_noises(model.resolution))]
-
-
-def resample_projection(model, projection: Projection, blocks, seed: int) -> np.ndarray:
-  """SSN: the projection's W+ with latent ``blocks`` ``(row, col)`` redrawn from ``seed``
-  (``js.ssn.sample_z``'s rule). A ``w``-space projection replaces the blocks of its pre-encoder
-  grid by the new blocks' MLP output and re-encodes, exactly as resampling ``z`` would; a
-  ``wplus`` one replaces the blocks of every layer by the new sample's mapped grid."""
+def resample_projected(model, projection: Projection, blocks, seed: int) -> Projection:
+  """SSN: ``projection`` (each image of its batch) with latent ``blocks`` ``(row, col)`` redrawn
+  from ``seed`` (``js.ssn.sample_z``'s rule): ``latent`` and ``ws`` replaced, the noise maps
+  kept. A ``w``-space projection replaces the blocks of its pre-encoder grid by the new blocks'
+  MLP output and re-encodes, exactly as resampling ``z`` would; a ``wplus`` one replaces the
+  blocks of every layer by the new sample's mapped grid. The result resamples again."""
   from jaxspatial.api import ssn
   if model.kind != "ssn" or projection.kind != "ssn":
     raise UserError("block resampling needs an SSN model and an SSN projection")
@@ -464,12 +480,24 @@ def resample_projection(model, projection: Projection, blocks, seed: int) -> np.
   for r, c in ssn._block_list(blocks, model.grid):
     mask[0, r, c] = True
   z_new = ssn.sample_z(seed, n, model.grid, model.z_dim)
-  fam = _Space(model, projection.space)
-  g_vars = model.g_vars
   if projection.space == "w":
-    fresh = np.asarray(model._jit(lambda v, z: fam.g.apply(
-        v, z, method=lambda mod, z: mod.mapping_network(z)))(g_vars, z_new))
-    grid = np.where(mask, fresh, projection.latent)
-    return np.asarray(model._jit(fam.expand)(g_vars, jnp.asarray(grid)))
-  fresh = model.mapping(z_new)[:, None]
-  return np.where(mask[:, None], fresh, projection.ws)
+    block_mapping, expand = _cached(model, "resample_w", lambda: _block_fns(model))
+    latent = np.where(mask, block_mapping(model.g_vars, z_new), projection.latent)
+    ws = np.asarray(expand(model.g_vars, jnp.asarray(latent)))
+  else:
+    ws = latent = np.where(mask[:, None], model.mapping(z_new)[:, None], projection.ws)
+  return dataclasses.replace(projection, latent=latent, ws=ws, image=None, loss=None, psnr=None,
+                             snapshots=[])
+
+
+def _block_fns(model) -> tuple[Callable, Callable]:
+  """SSN's jitted per-block MLP (z grid -> pre-encoder grid) and ``w``-space expansion."""
+  fam = _Space(model, "w")
+  mapping = model._jit(lambda v, z: fam.g.apply(
+      v, z, method=lambda mod, z: mod.mapping_network(z)))
+  return (lambda v, z: np.asarray(mapping(v, z))), model._jit(fam.expand)
+
+
+def resample_projection(model, projection: Projection, blocks, seed: int) -> np.ndarray:
+  """The W+ of :func:`resample_projected` (what ``synthesize`` takes)."""
+  return resample_projected(model, projection, blocks, seed).ws

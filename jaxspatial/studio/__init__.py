@@ -4,7 +4,8 @@
 
 The page adapts to each loaded model's kind: latents and DragGAN points for StyleGAN2,
 heatmap centres (and DragGAN with the coarse centre move) for SpatialGAN, block resampling
-for SSN, brushed collages and finetuning for the latent regressor. ``engines`` holds what each
+for SSN (each of the three also on an uploaded photo, projected into the model), brushed
+collages and finetuning for the latent regressor. ``engines`` holds what each
 kind can do (on the library's public API), ``sessions`` the per-tab histories, ``ops`` the
 request checks, ``server`` the HTTP routes; ``static/`` is the page itself (plain HTML, CSS
 and JavaScript: no CDN, no build step).

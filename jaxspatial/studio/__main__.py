@@ -1,12 +1,15 @@
-r"""Serve the jaxspatial studio: edit generated (and, for collages, uploaded) images in a browser.
+r"""Serve the jaxspatial studio: edit generated images and uploaded photos in a browser.
 
     python -m jaxspatial.studio --checkpoint runs/demo --checkpoint runs/sgan \
         --checkpoint runs/ssn --checkpoint runs/reg --out studio-out
 
-Loads every checkpoint, compiles each model's edits once (warm-up), then serves the page at
-http://HOST:PORT/. Each browser tab is its own session with undo/redo; at most
---max-sessions are kept (the least recently used is dropped). Nothing is written on the
-server unless --out names a folder (the page's "save" button); downloads go to the browser.
+Loads every checkpoint, compiles each model's edits once (warm-up, the projection of photos
+included), then serves the page at http://HOST:PORT/. A photo uploaded on a StyleGAN2, SSN or
+SpatialGAN panel is projected into the model (its progress streams to the page) and then edited
+like a generated image; on a regressor panel it becomes a collage source. Each browser tab is
+its own session with undo/redo; at most --max-sessions are kept (the least recently used is
+dropped). Nothing is written on the server unless --out names a folder (the page's "save"
+button); downloads go to the browser.
 """
 
 from __future__ import annotations

@@ -2,9 +2,16 @@
 
 An engine turns a request into a new :class:`State` by calling the library's public API
 (``js.load`` models, :mod:`jaxspatial.edit.drag`, ``Heatmaps`` edits, ``js.ssn.resample_blocks``,
+``m.project`` and :func:`~jaxspatial.edit.projection.resample_projected` for uploaded photos,
 ``RegressorModel.composite`` / ``finetune``); it never holds per-tab data (that is the
 :class:`~jaxspatial.studio.sessions.Session`'s). :meth:`Engine.warm_up` runs every edit once
 on a throw-away state, so that each jitted function is compiled before the page says ready.
+
+A generator's state is always rendered with explicit noise maps (the mode's, or a projection's),
+so a drag or a heatmap move of a projected photo runs the same compiled programs as one of a
+generated image, and ``latent.npz`` holds exactly the maps the page shows. The module is one
+file of ~430 lines on purpose: the four engines share :class:`State` and the base engine's
+latents, rendering and export.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import numpy as np
 
 from jaxspatial.cli import UserError
 from jaxspatial.edit import drag as drag_lib
+from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.heatmaps import Heatmaps
 
 MAX_POINTS = 8          # DragGAN handle/target pairs per drag (one compiled step for all)
 CANDIDATES = 6          # SSN resampling candidates per request
 MAX_SOURCES = 4         # regressor collage layers
+PROJECT_STEPS = 300     # default Adam steps of a photo's projection
+PREVIEWS = 20           # projection images streamed while it runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +39,12 @@ class State:
   """One entry of a session's history (immutable; edits make new ones).
 
   ``image`` (H, W, 3) in [-1, 1] is what the page shows. Generators keep their latent
-  ``z`` (n = 1), the W+ ``ws`` it maps to (edits such as a drag change ``ws`` only) and,
-  for SpatialGAN, ``heatmaps``; the regressor keeps its collage layers ``sources``
+  ``z`` (n = 1; None for a projected photo), the W+ ``ws`` it maps to (edits such as a drag
+  change ``ws`` only), the ``noise_maps`` (1, R, R, 1) it is rendered with and, for
+  SpatialGAN, ``heatmaps``; a projected photo also keeps the optimised ``latent`` of its
+  projection ``space`` (:class:`~jaxspatial.edit.projection.Projection`; SSN: the block grid
+  that resampling redraws) and its ``projection_steps`` until an edit changes ``ws`` (then
+  ``latent`` is None: W+ itself). The regressor keeps its collage layers ``sources``
   ((H, W, 3) each) and ``masks`` ((H, W, 1) in {0, 1}, 1 = keep this pixel).
   """
   image: np.ndarray
@@ -40,7 +54,11 @@ class State:
   noise: str = "const"
   z: np.ndarray | None = None
   ws: np.ndarray | None = None
+  noise_maps: tuple[np.ndarray, ...] = ()
   heatmaps: Heatmaps | None = None
+  latent: np.ndarray | None = None
+  space: str = "wplus"
+  projection_steps: int = 0
   sources: tuple[np.ndarray, ...] = ()
   masks: tuple[np.ndarray, ...] = ()
 
@@ -48,54 +66,106 @@ class State:
     return dataclasses.replace(self, **kw)
 
 
+def projection_losses(model) -> tuple[str, ...]:
+  """The projection losses ``model`` can use, the studio's default first: the critic of its own
+  discriminator when the checkpoint has one, pixel MSE, LPIPS when its converted weights exist."""
+  from jaxspatial.metrics import weights
+  critic = ("critic",) if getattr(model, "d_vars", None) is not None else ()
+  lpips = ("lpips",) if weights.converted_path("lpips-vgg").is_file() else ()
+  return (*critic, "mse", *lpips)
+
+
 class Engine:
   """A StyleGAN2 (the base of every generator engine): latents and DragGAN."""
 
-  edits: tuple[str, ...] = ("generate", "drag")
+  edits: tuple[str, ...] = ("generate", "drag", "project")
 
   def __init__(self, name: str, model):
     self.name, self.model = name, model
     self.kind: str = model.kind
     self.resolution: int = model.resolution
     self._draggers: dict[bool, drag_lib.Dragger] = {}
+    self._fixed_maps: dict[str, tuple[np.ndarray, ...]] = {}
+    self.losses = projection_losses(model) if "project" in self.edits else ()
 
   def describe(self) -> dict[str, Any]:
     """What the page needs to build its controls for this model."""
     return {"name": self.name, "kind": self.kind, "resolution": self.resolution,
             "edits": list(self.edits), "num_ws": int(self.model.num_ws),
-            "max_points": MAX_POINTS}
+            "max_points": MAX_POINTS,
+            **({"projection": {"losses": list(self.losses), "steps": PROJECT_STEPS,
+                               "spaces": list(proj_lib.SPACES)}} if self.losses else {})}
 
   # ------------------------------------------------------------------ latents
 
   def new(self, seed: int, truncation: float = 1.0, noise: str = "const") -> State:
     """A fresh image from ``seed``: z, W (the same w in every layer), image."""
-    z = self.model.sample_z(seed, 1)
-    return self.from_z(State(image=np.zeros(0), edit=f"seed {seed}", seed=seed,
-                             truncation=truncation, noise=noise), z)
+    return self.from_z(self._fresh(seed, truncation, noise), self.model.sample_z(seed, 1))
+
+  def _fresh(self, seed: int, truncation: float, noise: str, **kw) -> State:
+    return State(image=np.zeros(0), edit=f"seed {seed}", seed=seed, truncation=truncation,
+                 noise=noise, noise_maps=self.noise_maps(noise, seed), **kw)
+
+  def noise_maps(self, mode: str, seed: int) -> tuple[np.ndarray, ...]:
+    """``model.noise_maps(mode, seed)``; the const and none maps are shared by every state."""
+    if mode == "random":
+      return tuple(self.model.noise_maps(mode, seed))
+    if mode not in self._fixed_maps:
+      self._fixed_maps[mode] = tuple(self.model.noise_maps(mode))
+    return self._fixed_maps[mode]
 
   def from_z(self, state: State, z: np.ndarray) -> State:
     w = self._map(z, state)
     if state.truncation != 1.0:
       w = self.model.truncate(w, state.truncation)
     ws = np.repeat(w[:, None], self.model.num_ws, axis=1)
-    return self.render(state.replace(z=z, ws=ws))
+    return self.render(state.replace(z=z, ws=ws, latent=None, projection_steps=0))
 
   def _map(self, z: np.ndarray, state: State) -> np.ndarray:
     return self.model.mapping(z)
 
   def render(self, state: State) -> State:
     """``state`` with its image synthesised from its ``ws`` (and heatmaps)."""
-    image = self.model.synthesize(state.ws, noise=state.noise, seed=state.seed)[0]
+    image = self.model.synthesize(state.ws, noise=list(state.noise_maps))[0]
     return state.replace(image=image)
 
   def settings(self, state: State, truncation: float, noise: str) -> State:
     """New truncation / noise mode: remaps ``z`` (edits of ``ws`` are dropped) when the
-    truncation changes, re-renders when only the noise mode does."""
-    changed = state.replace(truncation=truncation, noise=noise,
+    truncation changes, re-renders when only the noise mode does (a projected photo's own
+    maps are then replaced by the mode's)."""
+    maps = state.noise_maps if noise == state.noise else self.noise_maps(noise, state.seed)
+    changed = state.replace(truncation=truncation, noise=noise, noise_maps=maps,
                             edit=f"truncation {truncation:g}, noise {noise}")
     if truncation != state.truncation:
+      if state.z is None:
+        raise UserError("a projected photo has no z to truncate; generate an image first")
       return self.from_z(changed, state.z)
     return self.render(changed)
+
+  # ------------------------------------------------------------------ photos
+
+  def project(self, state: State, target: np.ndarray, *, steps: int, loss: str, space: str,
+              **hooks) -> State:
+    """``target`` (H, W, 3) projected into the model (``m.project``: ``steps`` Adam steps of
+    ``loss`` in ``space``; ``hooks``: its callback / on_snapshot / stop) -> the state of the
+    projected photo: its W+, noise maps, latent (SpatialGAN: heatmaps), no ``z``."""
+    cfg = proj_lib.ProjectionConfig(steps=steps, space=space, loss=loss, seed=state.seed,
+                                    snapshots=min(steps, PREVIEWS) + 1)
+    p = self.model.project(target, config=cfg, **hooks)
+    new = State(image=np.zeros(0), seed=state.seed, noise="projected", ws=p.ws,
+                noise_maps=tuple(p.noise), heatmaps=p.heatmaps, latent=p.latent, space=p.space,
+                projection_steps=p.steps,
+                edit=f"projected photo ({p.steps} steps, {loss}, PSNR {p.psnr[0]:.1f} dB)")
+    return self.render(new)
+
+  def projection(self, state: State) -> proj_lib.Projection:
+    """The state's latents as a :class:`~jaxspatial.edit.projection.Projection` (what
+    ``python -m jaxspatial.project`` writes): a generated or edited image is its own W+."""
+    latent, space = ((state.latent, state.space) if state.latent is not None
+                     else (state.ws, "wplus"))
+    return proj_lib.Projection(kind=self.kind, space=space, latent=latent, ws=state.ws,
+                               noise=list(state.noise_maps), heatmaps=state.heatmaps,
+                               steps=state.projection_steps)
 
   # ------------------------------------------------------------------ DragGAN
 
@@ -112,7 +182,8 @@ class Engine:
     """Yields ``(step, None)`` per DragGAN iteration and finally ``(last step, new state)``;
     ends on arrival, after ``max_steps``, or as soon as ``stop()`` is true."""
     kw = self._drag_kw(state, coarse)
-    run = self.dragger(w_space).start(state.ws, handles, targets, mask=mask, **kw)
+    run = self.dragger(w_space).start(state.ws, handles, targets, mask=mask,
+                                      noise=list(state.noise_maps), **kw)
     info = None
     for _ in range(max_steps):
       info = run.step()
@@ -120,7 +191,7 @@ class Engine:
         break
       yield info, None
     result = run.result()
-    new = state.replace(ws=result.ws, edit=f"drag ({result.steps} steps)",
+    new = state.replace(ws=result.ws, latent=None, edit=f"drag ({result.steps} steps)",
                         **({"heatmaps": result.heatmaps} if result.heatmaps is not None else {}))
     new = self.render(new)
     final = drag_lib.DragStep(result.steps, new.image, result.handles, result.converged)
@@ -132,14 +203,13 @@ class Engine:
   # ------------------------------------------------------------------ export
 
   def export(self, state: State) -> dict[str, np.ndarray]:
-    """The arrays of ``latent.npz``: ``ws`` (W+ of the image) and its ``z`` and settings."""
-    out = {"ws": np.asarray(state.ws), "z": np.asarray(state.z), "seed": np.int64(state.seed),
-           "truncation": np.float32(state.truncation), "noise": np.str_(state.noise),
-           "kind": np.str_(self.kind)}
-    if state.heatmaps is not None:
-      h = state.heatmaps
-      out.update(heatmap_centers=h.centers, heatmap_sigmas=h.sigmas,
-                 heatmap_amplitudes=h.amplitudes)
+    """The arrays of ``latent.npz``: :meth:`projection`'s (the format of
+    ``python -m jaxspatial.project``, so ``drag`` / ``edit_heatmap`` / ``resample --latent``
+    take it), plus the studio's ``seed``, ``truncation``, ``noise`` mode and ``z`` if any."""
+    out = {**self.projection(state).arrays(), "seed": np.int64(state.seed),
+           "truncation": np.float32(state.truncation), "noise": np.str_(state.noise)}
+    if state.z is not None:
+      out["z"] = np.asarray(state.z)
     return out
 
   def overlay(self, state: State) -> dict[str, Any]:
@@ -147,9 +217,11 @@ class Engine:
     return {}
 
   def warm_up(self) -> None:
-    """Compiles every edit of this kind once (the first real edit is then as fast as later ones)."""
+    """Compiles every edit of this kind once (the first real edit is then as fast as later ones):
+    here the latents, the projection (default loss, W space) and the drags."""
     state = self.new(0)
     self.settings(state, 0.7, "random")
+    self.project(state, state.image, steps=2, loss=self.losses[0], space="w")
     if "drag" in self.edits:
       r = self.resolution - 1
       for w_space in (False, True):
@@ -162,7 +234,7 @@ class SpatialGANEngine(Engine):
   """SpatialGAN: heatmap centres to move, scale and remove, layouts, DragGAN with the
   coarse centre move (the paper's synergy)."""
 
-  edits = ("generate", "drag", "heatmaps", "new_latent")
+  edits = ("generate", "drag", "heatmaps", "new_latent", "project")
 
   def describe(self) -> dict[str, Any]:
     out = super().describe()
@@ -172,16 +244,14 @@ class SpatialGANEngine(Engine):
 
   def new(self, seed, truncation=1.0, noise="const") -> State:
     h = self.model.sample_heatmaps(seed, 1)
-    z = self.model.sample_z(seed, 1)
-    return self.from_z(State(image=np.zeros(0), edit=f"seed {seed}", seed=seed,
-                             truncation=truncation, noise=noise, heatmaps=h), z)
+    return self.from_z(self._fresh(seed, truncation, noise, heatmaps=h),
+                       self.model.sample_z(seed, 1))
 
   def _map(self, z, state):
     return self.model.mapping(z, state.heatmaps)
 
   def render(self, state):
-    image = self.model.synthesize(state.ws, state.heatmaps, noise=state.noise,
-                                  seed=state.seed)[0]
+    image = self.model.synthesize(state.ws, state.heatmaps, noise=list(state.noise_maps))[0]
     return state.replace(image=image)
 
   def heatmap_edit(self, state: State, op: str, index: int, *, row: float = 0.0,
@@ -213,6 +283,8 @@ class SpatialGANEngine(Engine):
 
   def restyle(self, state: State, index: int, seed: int) -> State:
     """Indoor models: redraws object ``index``'s style code."""
+    if state.z is None:
+      raise UserError("a projected photo has no per-object style codes to redraw")
     z = self.model.restyle(state.z, index, seed)
     return self.from_z(state.replace(edit=f"restyle object {index}"), z)
 
@@ -240,33 +312,45 @@ class SpatialGANEngine(Engine):
 class SSNEngine(Engine):
   """SSN: the latent block grid; resample the selected blocks into a strip of candidates."""
 
-  edits = ("generate", "resample")
+  edits = ("generate", "resample", "project")
 
   def describe(self):
     return {**super().describe(), "grid": list(self.model.grid), "candidates": CANDIDATES}
 
   def resample(self, state: State, blocks, seed: int) -> list[State]:
-    """:data:`CANDIDATES` states with ``blocks`` redrawn from seeds ``seed, seed + 1, ...``."""
-    import jaxspatial as js
+    """:data:`CANDIDATES` states with ``blocks`` redrawn from seeds ``seed, seed + 1, ...``:
+    of ``z`` for a generated image, of the projected latent for a photo."""
     if not blocks:
       raise UserError("select at least one block to resample")
-    zs = np.concatenate([js.ssn.resample_blocks(state.z, blocks, seed + k)
-                         for k in range(CANDIDATES)])
-    ws = self.model.mapping(zs)
-    if state.truncation != 1.0:
-      ws = self.model.truncate(ws, state.truncation)
-    ws = np.repeat(ws[:, None], self.model.num_ws, axis=1)
-    images = self.model.synthesize(ws, noise=state.noise, seed=state.seed)
+    seeds = range(seed, seed + CANDIDATES)
+    if state.z is None:
+      picks = [proj_lib.resample_projected(self.model, self.projection(state), blocks, s)
+               for s in seeds]
+      changes = [{"ws": p.ws, "latent": p.latent if state.latent is not None else None}
+                 for p in picks]
+    else:
+      import jaxspatial as js
+      zs = np.concatenate([js.ssn.resample_blocks(state.z, blocks, s) for s in seeds])
+      ws = self.model.mapping(zs)
+      if state.truncation != 1.0:
+        ws = self.model.truncate(ws, state.truncation)
+      ws = np.repeat(ws[:, None], self.model.num_ws, axis=1)
+      changes = [{"z": zs[k:k + 1], "ws": ws[k:k + 1]} for k in range(CANDIDATES)]
+    images = self.model.synthesize(np.concatenate([c["ws"] for c in changes]),
+                                   noise=list(state.noise_maps))
     label = f"resample blocks {' '.join(f'{r},{c}' for r, c in blocks)}"
-    return [state.replace(z=zs[k:k + 1], ws=ws[k:k + 1], image=images[k],
-                          edit=f"{label} (seed {seed + k})") for k in range(CANDIDATES)]
+    return [state.replace(image=images[k], edit=f"{label} (seed {s})", **changes[k])
+            for k, s in enumerate(seeds)]
 
   def overlay(self, state):
     return {"grid": list(self.model.grid)}
 
   def warm_up(self):
     super().warm_up()
-    self.resample(self.new(0), [(0, 0)], 1)
+    state = self.new(0)
+    self.resample(state, [(0, 0)], 1)
+    self.resample(self.project(state, state.image, steps=1, loss=self.losses[0], space="w"),
+                  [(0, 0)], 1)
 
 
 class RegressorEngine(Engine):

@@ -13,15 +13,16 @@ import io
 import queue
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from jaxspatial import imageio
 from jaxspatial.cli import UserError
+from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.stylegan2 import NOISE_MODES
-from jaxspatial.studio.engines import CANDIDATES, State
+from jaxspatial.studio.engines import CANDIDATES, PROJECT_STEPS, State
 
 MAX_JSON_BYTES = 8 * 2 ** 20
 MAX_UPLOAD_BYTES = 16 * 2 ** 20
@@ -32,7 +33,8 @@ KINDS = {"settings": ("stylegan2", "spatialgan", "ssn"), "drag": ("stylegan2", "
          "heatmap": ("spatialgan",),
          "new_latent": ("spatialgan",), "restyle": ("spatialgan",), "resample": ("ssn",),
          "pick": ("ssn",), "source": ("regressor",), "remove_source": ("regressor",),
-         "composite": ("regressor",), "upload": ("regressor",), "finetune": ("regressor",)}
+         "composite": ("regressor",), "finetune": ("regressor",),
+         "project": proj_lib.KINDS}
 
 
 def check_kind(engine, op: str) -> None:
@@ -62,6 +64,13 @@ def number(body: dict, key: str, default: float | None, lo: float, hi: float) ->
   if not lo <= v <= hi:
     raise UserError(f"{key} must lie in [{lo}, {hi}], got {v}")
   return float(v)
+
+
+def choice(body: dict, key: str, default: str, options) -> str:
+  v = body.get(key, default)
+  if v not in options:
+    raise UserError(f"{key} must be one of {', '.join(options)}, got {v!r}"[:200])
+  return v
 
 
 def flag(body: dict, key: str, default: bool) -> bool:
@@ -125,8 +134,9 @@ def mask_from(v: Any, size: int, what: str) -> np.ndarray:
 def op_generate(session, body, studio) -> State:
   engine, s = session.engine, session.state
   seed = integer(body, "seed", s.seed, 0, 2 ** 31 - 1)
+  mode = s.noise if s.noise in NOISE_MODES else "const"     # after a photo: "projected"
   return engine.new(seed, number(body, "truncation", s.truncation, 0.0, 2.0),
-                    _noise(body, s.noise))
+                    _noise(body, mode))
 
 
 def _noise(body, default):
@@ -206,14 +216,16 @@ def op_remove_source(session, body, studio) -> State:
                                       integer(body, "index", None, 0, len(session.state.sources)))
 
 
-def op_upload(session, body: bytes, studio) -> State:
-  img = decode_image(body, "the upload").convert("RGB")
-  side = min(img.size)
-  left, top = (img.width - side) // 2, (img.height - side) // 2
-  res = session.engine.resolution
-  img = img.crop((left, top, left + side, top + side)).resize((res, res), Image.LANCZOS)
-  x = imageio.from_uint8(np.asarray(img))
-  return session.engine.add_source(session.state, x, f"upload {img.width}x{img.height}")
+def op_upload(session, body: bytes, studio) -> State | None:
+  """A photo: a new collage source (regressor), else the target of the next ``project``.
+  It must be RGB; another size is centre-cropped and resized, and ``session.notice`` says so."""
+  engine = session.engine
+  img = decode_image(body, "the upload")
+  x, session.notice = imageio.rgb_target(img, engine.resolution, "the upload")
+  if engine.kind == "regressor":
+    return engine.add_source(session.state, x, f"upload {img.width}x{img.height}")
+  session.target = x
+  return None
 
 
 def op_composite(session, body, studio) -> State:
@@ -247,6 +259,10 @@ OPS = {"generate": op_generate, "settings": op_settings, "undo": op_undo, "redo"
 # ---------------------------------------------------------------------------- streamed
 
 
+def _ms_per_step(start: float, steps: int) -> float:
+  return round((time.perf_counter() - start) * 1e3 / max(steps, 1), 2)
+
+
 def stream_drag(session, body) -> Iterator[dict]:
   """DragGAN, one event per step: the image, the tracked handles, the step counter."""
   from jaxspatial.studio.server import data_url
@@ -263,11 +279,40 @@ def stream_drag(session, body) -> Iterator[dict]:
   for info, new in steps:
     event = {"type": "step" if new is None else "done", "step": info.step,
              "handles": info.handles.tolist(), "image": data_url(info.image),
-             "ms_per_step": round((time.perf_counter() - start) * 1e3 / max(info.step, 1), 2)}
+             "ms_per_step": _ms_per_step(start, info.step)}
     if new is not None:
       session.push(new)
       event.update(converged=bool(info.done), stopped=session.stop.is_set())
     yield event
+
+
+def threaded(work: Callable[[Callable[[dict], None]], Any],
+             cancel: Callable[[], None]) -> Iterator[dict]:
+  """Runs ``work(emit)`` in a worker thread and yields each event it ``emit`` s as it comes;
+  ``yield from`` it returns what ``work`` returned (its exception is raised in the stream).
+  Closed before the end (the page went away), it calls ``cancel()`` to end the work early."""
+  events: queue.Queue = queue.Queue()
+  out: dict[str, Any] = {}
+
+  def run():
+    try:
+      out["value"] = work(events.put)
+    except Exception as e:  # noqa: BLE001 -- re-raised in the stream below
+      out["error"] = e
+    finally:
+      events.put(None)
+  threading.Thread(target=run, daemon=True).start()
+  finished = False
+  try:
+    while (event := events.get()) is not None:
+      yield event
+    finished = True
+  finally:
+    if not finished:
+      cancel()
+  if "error" in out:
+    raise out["error"]
+  return out["value"]
 
 
 def stream_finetune(session, body) -> Iterator[dict]:
@@ -277,34 +322,49 @@ def stream_finetune(session, body) -> Iterator[dict]:
   if not any(m.any() for m in state.masks):
     raise UserError("brush a part on a source first: finetuning needs known pixels")
   yield {"type": "step", "step": 0, "steps": steps}
-  done: queue.Queue = queue.Queue()
-  out: dict[str, Any] = {}
+  taken = [0]
 
-  def callback(i):
-    done.put(i + 1)
-    return session.stop.is_set()
-
-  def work():
-    try:
-      out["tuned"] = engine.finetune(state, steps, callback)
-    except Exception as e:  # noqa: BLE001 -- re-raised in the stream below
-      out["error"] = e
-    finally:
-      done.put(None)
+  def work(emit):
+    def callback(i):
+      taken[0] = i + 1
+      emit({"type": "step", "step": i + 1, "steps": steps})
+      return session.stop.is_set()
+    return engine.finetune(state, steps, callback)
   start = time.perf_counter()
-  threading.Thread(target=work, daemon=True).start()
-  taken = 0
-  while (i := done.get()) is not None:
-    taken = i
-    yield {"type": "step", "step": i, "steps": steps}
-  if "error" in out:
-    raise out["error"]
-  session.tuned = out["tuned"]
+  session.tuned = yield from threaded(work, session.stop.set)
   session.push(engine.composite(state, list(state.masks), session.tuned).replace(
-      edit=f"finetuned {taken} steps"))
-  yield {"type": "done", "step": taken, "steps": steps,
-         "ms_per_step": round((time.perf_counter() - start) * 1e3 / max(taken, 1), 2),
+      edit=f"finetuned {taken[0]} steps"))
+  yield {"type": "done", "step": taken[0], "steps": steps,
+         "ms_per_step": _ms_per_step(start, taken[0]), "stopped": session.stop.is_set()}
+
+
+def stream_project(session, body) -> Iterator[dict]:
+  """Projects the uploaded photo (``POST .../upload`` first): an event per step (its
+  ``PREVIEWS`` snapshots add the projection so far, its loss and PSNR), then the projected
+  photo becomes the current state (undo returns to the image before)."""
+  from jaxspatial.studio.server import data_url
+  engine, target = session.engine, session.target
+  if target is None:
+    raise UserError("upload a photo first: POST the image to .../upload, then project")
+  steps = integer(body, "steps", PROJECT_STEPS, 1, 5000)
+  loss = choice(body, "loss", engine.losses[0], engine.losses)
+  space = choice(body, "space", "w", proj_lib.SPACES)
+  yield {"type": "step", "step": 0, "steps": steps}
+
+  def work(emit):
+    def snapshot(step, images, dist):
+      emit({"type": "step", "step": step, "steps": steps, "loss": float(dist[0]),
+            "psnr": round(float(proj_lib.psnr(images, target[None])[0]), 2),
+            "image": data_url(images[0])})
+    return engine.project(session.state, target, steps=steps, loss=loss, space=space,
+                          callback=lambda i: emit({"type": "step", "step": i + 1, "steps": steps}),
+                          on_snapshot=snapshot, stop=session.stop.is_set)
+  start = time.perf_counter()
+  new = session.push((yield from threaded(work, session.stop.set)))
+  yield {"type": "done", "step": new.projection_steps, "steps": steps,
+         "psnr": round(float(proj_lib.psnr(new.image[None], target[None])[0]), 2),
+         "ms_per_step": _ms_per_step(start, new.projection_steps),
          "stopped": session.stop.is_set()}
 
 
-STREAMED = {"drag": stream_drag, "finetune": stream_finetune}
+STREAMED = {"drag": stream_drag, "finetune": stream_finetune, "project": stream_project}

@@ -7,9 +7,12 @@ Routes (``{sid}`` is a session id from ``POST /api/session``)::
     POST /api/session                {"model", "seed"?} -> a new session (one per tab)
     GET  /api/s/{sid}/state          the current state
     POST /api/s/{sid}/{op}           an edit (see OPS): JSON body -> the new state
-    POST /api/s/{sid}/drag|finetune  streamed: text/event-stream of progress, then the state
-    POST /api/s/{sid}/upload         raw image bytes (regressor source)
-    GET  /api/s/{sid}/export.png|npz the image / its latent (``ws``, ``z``, settings)
+    POST /api/s/{sid}/drag|finetune|project  streamed: text/event-stream of progress, then
+                                     the state
+    POST /api/s/{sid}/upload         raw image bytes: a regressor source, or the photo that
+                                     ``project`` then fits (StyleGAN2, SSN, SpatialGAN)
+    GET  /api/s/{sid}/export.png|npz the image / its latent.npz (the format of
+                                     ``python -m jaxspatial.project``, plus the settings)
 
 Long operations stream as **server-sent events** on the response of their POST: progress only
 flows server -> page, each event is one JSON line the page draws at once, and Stop is an
@@ -73,10 +76,12 @@ def payload(session: Session, ms: float | None = None) -> dict[str, Any]:
          "noise": s.noise, "edit": s.edit, "history": [h.edit for h in session.history],
          "index": session.index, "overlay": engine.overlay(s) if s.ws is not None else {},
          "candidates": [data_url(c.image) for c in session.candidates],
-         "tuned": session.tuned is not None}
+         "tuned": session.tuned is not None, "photo": session.target is not None}
   if s.sources:
     out["sources"] = [data_url(x) for x in s.sources]
     out["masks"] = [data_url(np.repeat(m, 3, -1) * 2 - 1) for m in s.masks]
+  if session.notice:
+    out["notice"] = session.notice
   if ms is not None:
     out["ms"] = round(ms, 2)
   return out
@@ -149,6 +154,7 @@ def run_edit(studio: Studio, session: Session, op: str, body: Any) -> dict[str, 
   with session.editing():
     start = time.perf_counter()
     ops.check_kind(session.engine, op)
+    session.notice = None
     new = ops.OPS[op](session, body, studio)
     if new is not None:
       session.push(new)

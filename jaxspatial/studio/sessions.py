@@ -26,7 +26,8 @@ class Busy(Exception):
 
 
 class Session:
-  """One tab's model, history and transient data (SSN candidates, a finetuned regressor)."""
+  """One tab's model, history and transient data (SSN candidates, a finetuned regressor, an
+  uploaded photo to project)."""
 
   def __init__(self, sid: str, engine: Engine, state: State, max_history: int):
     self.sid, self.engine, self.max_history = sid, engine, max_history
@@ -34,6 +35,8 @@ class Session:
     self.index = 0
     self.candidates: list[State] = []
     self.tuned: Any = None               # regressor finetuned on this session's collage
+    self.target: Any = None              # the uploaded photo (R, R, 3) a projection fits
+    self.notice: str | None = None       # what the last upload's resizing did, for the page
     self.stop = threading.Event()        # set by the Stop button of a drag / finetune
     self.last_used = time.monotonic()
     self._lock = threading.Lock()

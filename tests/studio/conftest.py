@@ -19,7 +19,10 @@ from jaxspatial.models import ssn as ssn_models
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
 RES = 16
-SMALL = dict(z_dim=16, w_dim=16, n_mlp=1, channel_base=128, channel_max=16)
+# The architecture of tests/test_projection.py's models: their projection steps (the studio
+# tests' costliest programs) then compile once for both files (persistent compilation cache).
+SMALL = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8)
+Z = SMALL["z_dim"]
 
 
 def _save(path, cfg, init_args, extra=None, transform=None):
@@ -49,11 +52,11 @@ def model_dirs(tmp_path_factory):
   """{"sg2", "sgan", "ssn", "reg"}: 16-px randomly initialised checkpoints of each kind."""
   root = tmp_path_factory.mktemp("studio_models")
   sg2_cfg = models.stylegan2_model_config(RES, **SMALL)
-  g_vars = _save(root / "sg2", sg2_cfg, lambda g: (jnp.zeros((1, 16)),))
+  g_vars = _save(root / "sg2", sg2_cfg, lambda g: (jnp.zeros((1, Z)),))
   _save(root / "sgan", spatialgan_model_config(RES, sel_hidden=8, **SMALL),
-        lambda g: (jnp.zeros((1, 16)), g.sample_heatmaps(jax.random.key(0), 1)))
+        lambda g: (jnp.zeros((1, Z)), g.sample_heatmaps(jax.random.key(0), 1)))
   _save(root / "ssn", ssn_models.ssn_model_config(RES, grid=(4, 4), **SMALL),
-        lambda g: (jnp.zeros((1, 4, 4, 16)),), transform=centre_taps_only)
+        lambda g: (jnp.zeros((1, 4, 4, Z)),), transform=centre_taps_only)
   reg_cfg = regressor_lib.regressor_model_config(sg2_cfg, depth=18, width=8)
   e_vars = regressor_lib.init_regressor(reg_cfg, jax.random.key(1))
   checkpoint.save_model_dir(root / "reg", {"e": e_vars, "g_ema": g_vars},
@@ -78,6 +81,14 @@ def studio(model_dirs, tmp_path_factory):
 def app(studio):
   from jaxspatial.studio import server
   return server.create_app(studio)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+  """Starlette's TestClient on the app (one per test module)."""
+  from starlette.testclient import TestClient
+  with TestClient(app) as c:
+    yield c
 
 
 def _free_port() -> int:

@@ -2,54 +2,17 @@
 against the library call it wraps, undo/redo, sessions, streaming, and every refusal a
 one-line 4xx that leaves the session's state as it was."""
 
-import base64
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
+from studio_http import assert_refused, events, image_of, png_url, post, session
 
 import jaxspatial as js
 from jaxspatial import imageio
 
 RES = 16
-
-
-@pytest.fixture(scope="module")
-def client(app):
-  from starlette.testclient import TestClient
-  with TestClient(app) as c:
-    yield c
-
-
-def image_of(url: str) -> np.ndarray:
-  return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), np.int16)
-
-
-def png_url(a: np.ndarray) -> str:
-  buf = io.BytesIO()
-  Image.fromarray(a.astype(np.uint8)).save(buf, format="PNG")
-  return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def session(client, model, seed=0):
-  r = client.post("/api/session", json={"model": model, "seed": seed})
-  assert r.status_code == 200, r.text
-  return r.json()
-
-
-def post(client, s, name, body=None, **fields):
-  return client.post(f"/api/s/{s['sid']}/{name}", json={**(body or {}), **fields})
-
-
-def events(response) -> list[dict]:
-  return [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
-
-
-def assert_refused(r, status, text):
-  assert r.status_code == status, r.text
-  assert text in r.json()["error"] and "\n" not in r.json()["error"]
 
 
 def test_page_and_models(client):
@@ -298,9 +261,10 @@ def test_dragger_pads_points_compiles_once_and_matches_drag(studio):
   from jaxspatial.edit import drag as drag_lib
   engine = studio.engines["sg2"]
   m, dragger = engine.model, engine.dragger(False)
-  ws = engine.new(1).ws
-  runs, programs = [dragger.start(ws, [[8, 4]], [[8, 9]]),
-                    dragger.start(ws, [[8, 4], [3, 3]], [[8, 9], [3, 6]])], []
+  state = engine.new(1)
+  ws, noise = state.ws, list(state.noise_maps)        # the maps the studio drags with
+  runs, programs = [dragger.start(ws, [[8, 4]], [[8, 9]], noise=noise),
+                    dragger.start(ws, [[8, 4], [3, 3]], [[8, 9], [3, 6]], noise=noise)], []
   for run in runs:
     for _ in range(3):
       run.step()

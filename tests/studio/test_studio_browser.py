@@ -147,6 +147,37 @@ def test_a_corrupt_upload_shows_the_error_and_keeps_the_image(page, screenshots)
   page.screenshot(path=screenshots / "upload_error.png")
 
 
+def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
+  before = open_model(page, "sg2")
+  photo = imageio.to_uint8(studio.engines["sg2"].new(5).image)   # another seed's image
+  buf = io.BytesIO()
+  Image.fromarray(photo).save(buf, format="PNG")
+  page.fill("#project-steps", "30")
+  page.evaluate("""() => { window.progress = [];
+    const bar = document.getElementById('project-progress');
+    new MutationObserver(() => window.progress.push(bar.value))
+      .observe(bar, {attributes: true}); }""")
+  page.set_input_files("#photo", files=[{"name": "photo.png", "mimeType": "image/png",
+                                         "buffer": buf.getvalue()}])
+  projected = wait_history(page, 2)
+  progress = page.evaluate("window.progress")
+  assert len(progress) >= 3 and progress == sorted(progress) and progress[-1] == 30
+  assert projected["history"][-1].startswith("projected photo (30 steps")
+  err = decode(projected["image"]) - photo
+  assert np.sqrt(np.mean(err ** 2)) < 0.5 * np.sqrt(np.mean(
+      (decode(before["image"]) - photo) ** 2))          # the page shows the photo, not seed 0
+  page.screenshot(path=screenshots / "projected.png")
+  page.fill("#max-steps", "3")
+  page.mouse.click(*to_screen(page, 8, 4))               # a DragGAN handle and target on it
+  page.mouse.click(*to_screen(page, 8, 10))
+  page.click("#drag-start")
+  dragged = wait_history(page, 3)
+  assert dragged["history"][-1].startswith("drag")
+  assert dragged["history"][-2] == projected["history"][-1]      # it dragged the photo
+  page.click("#new")                                             # and a new image follows
+  assert wait_history(page, 4)["noise"] == "const"
+
+
 def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):
   import httpx
 
@@ -156,5 +187,6 @@ def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):
     rows += bench._page_load(live_server, client, repeats=2, browser=browser)
   names = {r["bench"] for r in rows}
   assert {"studio heatmap move", "studio SSN resample (6 candidates)", "studio composite (2 parts)",
-          "studio drag step (streamed)", "studio page load (Chromium, to ready)"} <= names
+          "studio drag step (streamed)", "studio projection step (streamed)",
+          "studio page load (Chromium, to ready)"} <= names
   assert all(r["median_ms"] > 0 for r in rows)

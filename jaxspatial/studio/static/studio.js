@@ -49,6 +49,7 @@ async function setState(st) {      // studio.state changes last, once everything
   $("truncation").value = st.truncation; $("truncation-value").textContent = st.truncation;
   $("noise").value = st.noise;
   if (st.ms !== undefined) { $("latency").textContent = `${st.edit}: ${st.ms.toFixed(1)} ms`; }
+  if (st.notice) { $("latency").textContent = st.notice; }
   const hist = $("history"); hist.innerHTML = "";
   st.history.forEach((h, i) => {
     const li = document.createElement("li"); li.textContent = h;
@@ -307,6 +308,21 @@ async function startDrag() {
   });
 }
 
+// The uploaded photo projected into the model: progress and the projection so far stream in.
+async function project() {
+  const steps = +$("project-steps").value;
+  $("project-progress").max = steps; $("project-progress").value = 0;
+  await stream("project", { steps, loss: $("project-loss").value, space: $("project-space").value }, async (ev) => {
+    $("project-progress").value = ev.step;
+    const fit = ev.psnr === undefined ? "" : `, PSNR ${ev.psnr.toFixed(1)} dB`;
+    const loss = ev.loss === undefined ? "" : `, loss ${ev.loss.toPrecision(3)}`;
+    $("project-info").textContent = ev.type === "done"
+      ? `${ev.stopped ? "stopped" : "done"} at step ${ev.step}${fit}, ${ev.ms_per_step} ms/step`
+      : `step ${ev.step} / ${ev.steps}${loss}${fit}`;
+    if (ev.image) { await loadImage(studio.image, ev.image); draw(); }
+  });
+}
+
 // A mask canvas as opaque black/white (alpha painted -> white), for the server.
 function binaryMask(maskCanvas) {
   const out = newMask(), o = out.getContext("2d");
@@ -378,6 +394,11 @@ function configure() {
   const show = (sel, on) => document.querySelectorAll(sel).forEach((e) => e.classList.toggle("hidden", !on));
   show(".only-generator", kind !== "regressor");
   show(".only-drag", hasEdit("drag"));
+  show(".only-project", hasEdit("project"));
+  if (studio.model.projection) {
+    $("project-loss").innerHTML = studio.model.projection.losses.map((l) => `<option>${l}</option>`).join("");
+    $("project-steps").value = studio.model.projection.steps;
+  }
   show(".only-spatialgan", kind === "spatialgan");
   show(".only-indoor", hasEdit("restyle"));
   show(".only-ssn", kind === "ssn");
@@ -412,9 +433,11 @@ async function openSession(name) {
 
 function bind() {
   const on = (id, f) => $(id).addEventListener("click", f);
-  on("new", () => edit("generate", { seed: +$("seed").value, truncation: +$("truncation").value, noise: $("noise").value }));
+  // A projected photo shows its own noise ("projected"); a new image starts from const.
+  const noiseMode = () => ($("noise").value === "projected" ? "const" : $("noise").value);
+  on("new", () => edit("generate", { seed: +$("seed").value, truncation: +$("truncation").value, noise: noiseMode() }));
   $("truncation").addEventListener("input", () => { $("truncation-value").textContent = $("truncation").value; });
-  $("truncation").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: $("noise").value }));
+  $("truncation").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: noiseMode() }));
   $("noise").addEventListener("change", () => edit("settings", { truncation: +$("truncation").value, noise: $("noise").value }));
   on("undo", () => edit("undo")); on("redo", () => edit("redo")); on("reset", () => edit("reset"));
   on("save", async () => { if (await edit("save")) { $("latency").textContent = "saved to --out"; } });
@@ -438,6 +461,13 @@ function bind() {
     const f = $("upload").files[0];
     if (f) { await edit("upload", undefined, await f.arrayBuffer()); $("upload").value = ""; }
   });
+  $("photo").addEventListener("change", async () => {
+    const f = $("photo").files[0];
+    if (!f) { return; }
+    $("photo").value = "";
+    if (await edit("upload", undefined, await f.arrayBuffer())) { await project(); }
+  });
+  on("project-stop", () => api(`/api/s/${studio.sid}/stop`, {}));
   on("finetune", () => stream("finetune", { steps: 30 }, async (ev) => {
     $("finetune-progress").max = ev.steps; $("finetune-progress").value = ev.step;
   }));
