@@ -54,6 +54,8 @@ class Family:
     trainer: ``config -> trainer`` used by ``python -m jaxspatial.train``
       (``training.loop.Trainer`` or one with the same methods).
     validate: ``config -> None`` run before training (raises UserError), or None.
+    complete: ``config -> config`` as the trainer saves it (the fields it derives, e.g. from
+      a generator directory, filled in), or None when the trainer saves the config as given.
     converters: ``convert_torch --target`` name -> ``fn(loaded_torch_object, **kw) -> (models,
       config, summary lines)``.
   """
@@ -65,6 +67,7 @@ class Family:
   training: Any = "jaxspatial.training.gan_step:StyleGAN2Family"
   trainer: Any = "jaxspatial.training.loop:Trainer"
   validate: Any = "jaxspatial.training.config_lib:validate"
+  complete: Any = None
   converters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def build_generator(self, model_cfg) -> Any:
@@ -131,4 +134,5 @@ register(Family(
     model="jaxspatial.api.regressor:RegressorModel",
     training=None,
     trainer="jaxspatial.training.regressor:RegressorTrainer",
-    validate=None))
+    validate=None,
+    complete="jaxspatial.training.regressor:completed_config"))

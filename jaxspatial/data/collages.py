@@ -58,6 +58,16 @@ class Collages:
             for p in range(self.part_images.shape[1])]
 
 
+def fill_holes(collages: Collages) -> np.ndarray:
+  """The paper's "RGB Fill" input (Chai et al. 2021, Supp. A.2.4): the collage with every
+  unknown pixel (outside the union mask) set to the mean colour of its background layer's
+  (layer 0's) pasted pixels -> (n, H, W, 3). An all-hidden background fills with 0 (grey)."""
+  bg_x, bg_m = collages.part_images[:, 0], collages.part_masks[:, 0]
+  area = bg_m.sum(axis=(1, 2))                                              # (n, 1)
+  mean = (bg_x * bg_m).sum(axis=(1, 2)) / np.maximum(area, 1.0)             # (n, 3)
+  return np.where(collages.mask > 0, collages.collage, mean[:, None, None, :]).astype(np.float32)
+
+
 def automatic_collages(images: np.ndarray, object_masks: np.ndarray, n: int, *,
                        objects: int = 2, seed: int = 0) -> Collages:
   """``n`` collages from a pool of scenes with ground-truth object masks.

@@ -10,13 +10,15 @@ This is a layer beside :mod:`jaxspatial.benchmarks` (it drives training, loads m
 metrics, so it sits above all of them); the command only parses and calls. Pieces:
 :mod:`.runs` (run specs, reuse, timing, cached evaluation), :mod:`.report` (intervals, the
 page, the SVG figure) and one module per target (:mod:`.ssn`, :mod:`.spatialgan`,
-:mod:`.drag`). Each target's docstring states the run lengths of its ``small`` scale.
+:mod:`.drag`, :mod:`.regressor`). Each target's docstring states the run lengths of its ``small`` scale.
 """
 
 TARGETS: dict[str, str] = {
     "ssn-lambda": "jaxspatial.reproduction.ssn:reproduce",
     "spatialgan-comove": "jaxspatial.reproduction.spatialgan:reproduce",
     "drag-table2": "jaxspatial.reproduction.drag:reproduce",
+    "regressor-table3": "jaxspatial.reproduction.regressor:reproduce_table3",
+    "regressor-edits": "jaxspatial.reproduction.regressor:reproduce_edits",
 }
 """name -> ``module:function(session, out) -> page path``."""
 

@@ -42,10 +42,13 @@ class Column:
 
 @dataclasses.dataclass
 class Row:
-  """One setting: its label, ``(run, results)`` per seed, and the paper's figure for it."""
+  """One setting: its label, ``(run, results)`` per seed, and the paper's figure for it.
+  ``trained=False``: a setting without training of its own (e.g. pixel paste measured beside
+  each seed's runs), whose train-seconds cells read "–"."""
   label: str
   runs: list[tuple[Run, dict[str, float]]]
   paper: str = ""
+  trained: bool = True
 
   def values(self, key: str) -> list[float]:
     return [r.get(key, math.nan) for _, r in self.runs]
@@ -88,6 +91,7 @@ def tables(columns: Sequence[Column], rows: Sequence[Row]) -> list[str]:
     train = [run.train_seconds for run, _ in r.runs]
     cells = [r.label, str(len(r.runs)), *(_cell(r.values(c.key), c.fmt) for c in columns),
              *([r.paper] if paper else []),
+             "–" if not r.trained else
              _cell(train, ".0f") if all(t is not None for t in train) else "reused"]
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "Per run:", ""]
@@ -96,7 +100,8 @@ def tables(columns: Sequence[Column], rows: Sequence[Row]) -> list[str]:
   for r in rows:
     for run, res in r.runs:
       cells = [r.label, str(run.spec.seed),
-               *(_number(res.get(c.key), c.fmt) for c in columns), _seconds(run),
+               *(_number(res.get(c.key), c.fmt) for c in columns),
+               _seconds(run) if r.trained else "–",
                _number(res.get("eval_seconds"), ".0f")]
       lines.append("| " + " | ".join(cells) + " |")
   return lines

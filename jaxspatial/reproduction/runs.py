@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from jaxspatial import cli
+from jaxspatial import cli, families
 from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
 
 RECORD = "reproduce.json"
@@ -121,7 +121,9 @@ class Session:
     found = (workdir / checkpoint.CHECKPOINTS).is_dir()
     done = checkpoint.resolve_step(workdir) if found else 0
     if found:
-      diff = _differences(checkpoint.read_config(workdir), config)
+      family = families.get(config.model.kind)
+      saved_form = families.resolve(family.complete)(config) if family.complete else config
+      diff = _differences(checkpoint.read_config(workdir), saved_form)
       if diff:
         raise cli.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
                             "or give another --runs")

@@ -53,6 +53,13 @@ COLUMNS = (report.Column("distortion", "distortion ↓", ".4f"),
            report.Column("critic_fd", "critic FD ↓", ".3f"))
 
 
+def source_spec(scale: str, seed: int) -> runs.RunSpec:
+  """The StyleGAN2 source of ``seed`` at ``scale`` (the regressor targets reuse seed 0's as
+  their generator)."""
+  s = SCALES[scale]
+  return runs.RunSpec(NAME, "source-stylegan2", seed, "stylegan2.py", s.preset, s.source)
+
+
 def reproduce(session: runs.Session, out: str) -> str:
   """Trains what is missing, evaluates every SSN run and writes ``out/ssn-lambda.md``."""
   scale = SCALES[session.scale]
@@ -63,8 +70,7 @@ def reproduce(session: runs.Session, out: str) -> str:
   sources = {}
   for seed, lam in cli.progress(plan, desc=NAME, unit="run"):
     if seed not in sources:
-      sources[seed] = session.train(runs.RunSpec(NAME, "source-stylegan2", seed, "stylegan2.py",
-                                                 scale.preset, scale.source))
+      sources[seed] = session.train(source_spec(session.scale, seed))
       source_row.runs.append((sources[seed], session.evaluate(
           sources[seed], "critic_fd", critic=critic.workdir, num=scale.num_fd)))
     spec = runs.RunSpec(NAME, f"lambda{lam:g}", seed, "ssn.py", scale.preset, scale.ssn + (

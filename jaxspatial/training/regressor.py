@@ -182,3 +182,8 @@ def attach_generator(config: ml_collections.ConfigDict
   if "data" in out:
     out.data.resolution = int(g_model.resolution)
   return out, g_vars
+
+
+def completed_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config as training saves it: :func:`attach_generator`'s, without the variables."""
+  return attach_generator(config)[0]
