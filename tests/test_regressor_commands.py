@@ -28,7 +28,8 @@ RES = 16
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
-  """{"reg": regressor dir, "g": generator-only dir, "no_g": regressor without G, pngs...}."""
+  """{"reg": regressor dir, "rgb": an RGB-only one, "g": generator-only dir, "no_g": regressor
+  without G, pngs...}."""
   root = tmp_path_factory.mktemp("regressor")
   g_cfg = models_lib.stylegan2_model_config(RES, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
                                             channel_max=32)
@@ -37,8 +38,13 @@ def dirs(tmp_path_factory):
   model_cfg = R.regressor_model_config(g_cfg, depth=18, width=8)
   e_vars = R.init_regressor(model_cfg, jax.random.key(1))
   cfg = ml_collections.ConfigDict({"model": model_cfg, "loss": {"lpips_weight": 0.0}})
-  out = {k: root / k for k in ("reg", "g", "no_g")}
+  rgb_cfg = R.regressor_model_config(g_cfg, depth=18, width=8, use_mask=False)
+  rgb_vars = R.init_regressor(rgb_cfg, jax.random.key(2))
+  out = {k: root / k for k in ("reg", "g", "no_g", "rgb")}
   checkpoint.save_model_dir(out["reg"], {"e": e_vars, "g_ema": g_vars}, cfg)
+  checkpoint.save_model_dir(out["rgb"], {"e": rgb_vars, "g_ema": g_vars},
+                            ml_collections.ConfigDict({"model": rgb_cfg,
+                                                       "loss": {"lpips_weight": 0.0}}))
   checkpoint.save_model_dir(out["no_g"], {"e": e_vars}, cfg)
   checkpoint.save_model_dir(out["g"], {"g_ema": g_vars},
                             ml_collections.ConfigDict({"model": g_cfg}))
@@ -249,20 +255,23 @@ def test_compare_composites_table_and_picture(dirs, critic_dir, tmp_path, capsys
 
   from jaxspatial import compare_composites
   out, table = tmp_path / "cmp.png", tmp_path / "cmp.json"
-  compare_composites.main(["--regressor", f"RGBM={dirs['reg']}", "--critic", str(critic_dir),
+  compare_composites.main(["--regressor", f"RGBM={dirs['reg']}", "--regressor",
+                           f"RGB={dirs['rgb']}", "--rgb-fill", "--critic", str(critic_dir),
                            "--num", "8", "--show", "4", "--out", str(out), "--json", str(table),
                            "--bootstrap", "4"])
   rows = {r["method"]: r for r in json.loads(table.read_text())}
   assert set(rows) == {"real scenes (reference)", "generator samples (reference)",
-                       "pixel paste", "RGBM"}
+                       "pixel paste", "RGBM", "RGB", "RGB fill"}    # no fill row for RGBM
   assert rows["pixel paste"]["masked_l1"] == 0.0 and rows["RGBM"]["masked_l1"] > 0
-  assert all(np.isfinite(r["critic_fd"]) and r["density"] >= 0 for r in rows.values())
+  assert all(np.isfinite(r["critic_fd"]) and r["density"] >= 0 and 0 <= r["coverage"] <= 1
+             for r in rows.values())
+  assert rows["RGB fill"]["masked_l1"] != rows["RGB"]["masked_l1"]   # another input
   # Standard errors: pixel paste's L1 is 0 in every resample; the others vary; no L1 for
   # the reference rows.
   assert rows["pixel paste"]["masked_l1_se"] == 0.0 and rows["RGBM"]["masked_l1_se"] > 0
   assert rows["RGBM"]["critic_fd_se"] > 0
   assert "masked_l1_se" not in rows["real scenes (reference)"]
-  assert _png(out).shape[0] > 2 * 96                 # collages + one composite row, upscaled
+  assert _png(out).shape[0] >= 4 * 96                 # collages + three composite rows, upscaled
   assert "| pixel paste | 0.0000 ± 0.0000 |" in capsys.readouterr().out
   with pytest.raises(UserError, match="NAME=DIR"):
     compare_composites.main(["--regressor", str(dirs["reg"]), "--critic", str(critic_dir)])

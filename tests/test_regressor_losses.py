@@ -259,3 +259,23 @@ def test_shapes_collages():
   assert col.collage.shape == (4, 16, 16, 3) and col.mask.shape == (4, 16, 16, 1)
   assert col.collage.min() >= -1 and col.collage.max() <= 1
   assert all(col.part_masks[:, p].sum() > 0 for p in range(3))
+
+
+def test_fill_holes_uses_the_background_layers_mean_colour():
+  """RGB Fill (Chai et al. 2021, Supp. A.2.4): known pixels kept, every hole set to the mean
+  of the background layer's pasted pixels -- not of the whole collage."""
+  rng = np.random.default_rng(0)
+  bg = rng.uniform(-1, 1, (2, 6, 6, 3)).astype(np.float32)
+  obj = np.full((2, 6, 6, 3), 0.9, np.float32)
+  m_bg = np.zeros((2, 6, 6, 1), np.float32)
+  m_bg[:, :2] = 1                                   # background known in the top two rows
+  m_obj = np.zeros_like(m_bg)
+  m_obj[:, 4:, :3] = 1                              # an object pasted bottom left
+  parts = np.stack([bg, obj], 1), np.stack([m_bg, m_obj], 1)
+  collage, union = collages.paste_layers([(bg, m_bg), (obj, m_obj)])
+  filled = collages.fill_holes(collages.Collages(*parts, collage, union))
+  np.testing.assert_array_equal(filled[union[..., 0] > 0], collage[union[..., 0] > 0])
+  for i in range(2):
+    want = bg[i, :2].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(filled[i, 3, 5], want, rtol=1e-6)     # a hole
+    np.testing.assert_allclose(filled[i, 5, 5], want, rtol=1e-6)

@@ -109,3 +109,25 @@ def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
   (copy / "checkpoints" / "0").rename(copy / "checkpoints" / "5")
   with pytest.raises(runs.cli.UserError, match="trained to step 5, past this target's 0"):
     runs.Session(tmp_path, "smoke", 1).train(spec)
+
+
+def test_regressor_targets_share_their_runs(tmp_path):
+  """``regressor-edits`` trains the ``regressor-table3`` runs (RGBM and RGB against the
+  ``ssn-lambda`` source); ``regressor-table3`` then finds every one of them again -- the
+  comparison is with the config as the regressor's trainer saves it, generator attached."""
+  from jaxspatial.reproduction import regressor
+  root = tmp_path
+  common = ["--scale", "smoke", "--seeds", "1", "--runs", str(root / "runs"), "--out",
+            str(root / "out")]
+  reproduce.main(["regressor-edits", *common])
+  records = sorted((root / "runs").rglob(runs.RECORD))
+  assert len(records) == 3                     # the generator, RGBM and RGB (no critic needed)
+  stamps = [p.stat().st_mtime_ns for p in records]
+  reproduce.main(["regressor-table3", *common])
+  assert [p.stat().st_mtime_ns for p in sorted((root / "runs").rglob(runs.RECORD))
+          if p in records] == stamps
+  edits = table((root / "out" / "regressor-edits.md").read_text(), "## Results")
+  assert [r[0] for r in edits] == [label for _, label in regressor.EDITS_ROWS]
+  rows = table((root / "out" / "regressor-table3.md").read_text(), "## Results")
+  assert [r[0] for r in rows] == ["pixel paste", "RGB", "RGB fill", "RGBM"]
+  assert rows[0][-1] == "–" and rows[0][2].startswith("0.0000")   # paste: no training, L1 0

@@ -4,10 +4,12 @@ forward + backward of the same model, timed in the same run.
 Models are random StyleGAN2s (the weights do not change the cost): the 32 px demo architecture
 and a thin 256 px one (channel_base 2048, channel_max 64). The baseline is ``jax.grad`` of the
 summed synthesis output with respect to W and the noise maps (what a projection step
-differentiates); a step adds the loss, the noise regulariser, Adam and the noise
+differentiates), the variables passed as arguments as the step takes them; a step adds the loss, the noise regulariser, Adam and the noise
 renormalisation. ``mse`` needs no extra network; ``critic`` adds the discriminator's features
 (a forward and backward through D), so it is compared with G + D forward + backward as well.
-One image per step, best of ``iters`` steady-state calls after a compile call.
+One image per step, best of ``iters`` steady-state calls of the compiled program, and the
+FLOPs per call from XLA's cost analysis (machine-independent: how much arithmetic the step
+adds to its baseline, whatever the timing noise).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from jaxspatial import models
 from jaxspatial.api.model import GeneratorModel
-from jaxspatial.benchmarks import time_call
+from jaxspatial.benchmarks import compile_with_flops, time_call
 from jaxspatial.edit import projection
 from jaxspatial.models import stylegan2 as sg2
 
@@ -41,23 +43,25 @@ def _model(spec: dict) -> GeneratorModel:
 
 
 def _forward_backward(model: GeneratorModel, with_d: bool):
+  """(jitted grad, its arguments): the baseline, with the model's variables as arguments as
+  the projection step takes them (closed-over constants compile to another program)."""
   g, d = model.generator, model.discriminator
   ws = jnp.zeros((1, model.num_ws, model.w_dim))
   noise = [jnp.zeros((1, sg2.noise_resolution(i), sg2.noise_resolution(i), 1))
            for i in range(sg2.num_noises(model.resolution))]
 
-  def total(ws, noise):
-    img = g.apply(model.g_vars, ws, "const", noise, method=type(g).synthesize)
+  def total(g_vars, d_vars, ws, noise):
+    img = g.apply(g_vars, ws, "const", noise, method=type(g).synthesize)
     if with_d:
-      _, feats = d.apply(model.d_vars, img, return_features=True)
+      _, feats = d.apply(d_vars, img, return_features=True)
       return sum(jnp.sum(f) for f in feats.values())
     return jnp.sum(img)
 
-  fn = model._jit(jax.grad(total, argnums=(0, 1)))
-  return lambda: fn(ws, noise)
+  return jax.jit(jax.grad(total, argnums=(2, 3))), (model.g_vars, model.d_vars, ws, noise)
 
 
 def _projection_step(model: GeneratorModel, loss: str):
+  """(jitted projection step, its arguments) for one image, 10 steps into 100."""
   cfg = projection.ProjectionConfig(loss=loss, w_avg_samples=1000)
   c = projection.compiled(model, cfg)
   x = jnp.zeros((1, model.resolution, model.resolution, 3))
@@ -66,22 +70,29 @@ def _projection_step(model: GeneratorModel, loss: str):
                                   jnp.float32)
                       for i, r in enumerate(sg2.noise_resolution(i)
                                             for i in range(sg2.num_noises(model.resolution)))]}
-  state = c.adam.init(params)
-  target = c.prepare_target(c.loss_params, x)
-  key = jax.random.key(0)
-  return lambda: c.step(params, state, jnp.int32(10), jnp.int32(100), key, model.g_vars,
-                        c.loss_params, target, None, jnp.float32(c.w_std))
+  args = (params, c.adam.init(params), jnp.int32(10), jnp.int32(100), jax.random.key(0),
+          model.g_vars, c.loss_params, c.prepare_target(c.loss_params, x), None,
+          jnp.float32(c.w_std))
+  return jax.jit(c.step.__wrapped__), args
+
+
+def _measure(jitted, args, iters: int) -> tuple[float, float]:
+  """(best steady-state seconds, XLA's FLOPs per call) of ``jitted(*args)``."""
+  executable, _, flops = compile_with_flops(jitted, *args)
+  return time_call(executable, *args, iters=iters)[1], flops
 
 
 def bench_projection(iters: int = 5) -> list[dict]:
   rows = []
   for name, spec in SIZES.items():
     model = _model(spec)
-    _, g_fb = time_call(_forward_backward(model, False), iters=iters)
-    _, gd_fb = time_call(_forward_backward(model, True), iters=iters)
-    for loss, base, base_name in (("mse", g_fb, "G"), ("critic", gd_fb, "G+D")):
-      _, step = time_call(_projection_step(model, loss), iters=iters)
+    g_fb = _measure(*_forward_backward(model, False), iters)
+    gd_fb = _measure(*_forward_backward(model, True), iters)
+    for loss, (base, base_flops), base_name in (("mse", g_fb, "G"), ("critic", gd_fb, "G+D")):
+      step, flops = _measure(*_projection_step(model, loss), iters)
       rows.append({"model": name, "loss": loss, "step s": f"{step:.4f}",
                    "baseline": f"{base_name} fwd+bwd", "baseline s": f"{base:.4f}",
-                   "step / baseline": f"{step / base:.2f}"})
+                   "step / baseline": f"{step / base:.2f}",
+                   "GFLOP step / baseline": f"{flops / 1e9:.3f} / {base_flops / 1e9:.3f}",
+                   "FLOP ratio": f"{flops / base_flops:.3f}"})
   return rows

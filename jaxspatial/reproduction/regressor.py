@@ -59,7 +59,7 @@ class Scale:
 SCALES = {
     "small": Scale("demo", (("total_steps", 3000), ("loss.lpips_weight", 0.0)),
                    512, 32, 30, 256, 64),
-    "smoke": Scale("tiny", runs.SMOKE_OVERRIDES, 16, 2, 2, 8, 8),
+    "smoke": Scale("tiny", runs.SMOKE_OVERRIDES, 8, 1, 2, 4, 4),
 }
 
 SETTINGS = (("rgbm", "RGBM", ()), ("rgb", "RGB", (("model.use_mask", False),)))
@@ -98,9 +98,9 @@ features in place of Inception (FD) and VGG (density, coverage), no LPIPS in tra
 TABLE3_PAPER = {"pixel paste": "", "RGB": "0.200 / 31.17 / 0.51 / 0.58",
                 "RGB fill": "0.197 / 33.68 / 0.50 / 0.54", "RGBM": "0.172 / 25.14 / 0.73 / 0.69"}
 
-TABLE3_COLUMNS = (report.Column("masked_l1", "masked L1 ↓"),
-                  report.Column("critic_fd", "critic FD ↓"),
-                  report.Column("density", "density ↑"),
+TABLE3_COLUMNS = (report.Column("masked_l1", "masked L1 ↓", ".4f"),
+                  report.Column("critic_fd", "critic FD ↓", ".3f"),
+                  report.Column("density", "density ↑", ".3f"),
                   report.Column("coverage", "coverage ↑", ".3f"))
 
 
@@ -267,5 +267,5 @@ def reproduce_edits(session: runs.Session, out: str) -> str:
            "seed together.")
   return str(report.write_page(out, EDITS, session, title="Latent regression: fine-tuning, "
                                "inpainting and one-shot edits", claim=EDITS_CLAIM,
-                               columns=(report.Column("value", "value"),), rows=rows,
+                               columns=(report.Column("value", "value", ".4f"),), rows=rows,
                                notes=notes))
