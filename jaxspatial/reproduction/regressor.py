@@ -21,8 +21,9 @@ a hidden rectangle and on the known pixels, beside a flat fill of the hole; and 
 single-example attribute edit ``G(E(x1_mod) − E(x1) + E(x2))`` in which x1_mod repaints the
 objects of one scene in a new colour, read on the targets' ground-truth object masks.
 
-Run lengths, ``small`` (32 px): regressors 3000 steps (batch 16, 48 kimg); 512 collages
-for the table; 32 collages fine-tuned, 256 inpainted scenes, 64 edit targets. ``smoke``: the
+Run lengths, ``small`` (32 px): regressors 9000 steps (batch 16, 144 kimg: at 3000 steps
+every regressor was still less realistic than pixel paste, as in docs/regressor.md's single
+run, which needed 5000-9000); 512 collages for the table; 32 collages fine-tuned, 256 inpainted scenes, 64 edit targets. ``smoke``: the
 ``tiny`` presets initialised (0 steps), a few images.
 """
 
@@ -57,7 +58,7 @@ class Scale:
 
 
 SCALES = {
-    "small": Scale("demo", (("total_steps", 3000), ("loss.lpips_weight", 0.0)),
+    "small": Scale("demo", (("total_steps", 9000), ("loss.lpips_weight", 0.0)),
                    512, 32, 30, 256, 64),
     "smoke": Scale("tiny", runs.SMOKE_OVERRIDES, 8, 1, 2, 4, 4),
 }
