@@ -39,6 +39,24 @@ def time_call(fn: Callable, *args, iters: int = 3) -> tuple[float, float]:
   return first, best
 
 
+def time_interleaved(calls: dict[str, tuple[Callable, tuple]], rounds: int = 60,
+                     per_round: int = 5) -> dict[str, float]:
+  """Best steady-state seconds of each ``fn(*args)`` in ``calls``, timed in turn: ``rounds``
+  rounds of ``per_round`` calls of each. For millisecond programs on a shared machine: a few
+  calls of one program and then of the next let a burst of load land on one side only, so
+  their ratio swings by 2x; interleaved, both see the same machine."""
+  for fn, args in calls.values():
+    jax.block_until_ready(fn(*args))                 # compile, warm allocators and caches
+  best = dict.fromkeys(calls, float("inf"))
+  for _ in range(rounds):
+    for name, (fn, args) in calls.items():
+      for _ in range(per_round):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best[name] = min(best[name], time.perf_counter() - t)
+  return best
+
+
 def matmul_peak_gflops(n: int = 2048) -> float:
   """Achieved float32 GFLOP/s of an n x n matmul: the reference 'peak' for this machine."""
   a = jnp.ones((n, n), jnp.float32)

@@ -4,12 +4,14 @@ forward + backward of the same model, timed in the same run.
 Models are random StyleGAN2s (the weights do not change the cost): the 32 px demo architecture
 and a thin 256 px one (channel_base 2048, channel_max 64). The baseline is ``jax.grad`` of the
 summed synthesis output with respect to W and the noise maps (what a projection step
-differentiates), the variables passed as arguments as the step takes them; a step adds the loss, the noise regulariser, Adam and the noise
-renormalisation. ``mse`` needs no extra network; ``critic`` adds the discriminator's features
-(a forward and backward through D), so it is compared with G + D forward + backward as well.
-One image per step, best of ``iters`` steady-state calls of the compiled program, and the
-FLOPs per call from XLA's cost analysis (machine-independent: how much arithmetic the step
-adds to its baseline, whatever the timing noise).
+differentiates), the variables passed as arguments as the step takes them; a step adds the
+loss, the noise regulariser, Adam and the noise renormalisation. ``mse`` needs no extra
+network; ``critic`` adds the discriminator's features (a forward and backward through D), so it
+is compared with G + D forward + backward as well. One image per step; the best steady-state
+call of each compiled program, the four programs of a size timed in turn (a few calls of one,
+then of the other, swung their ratio by 2x on a shared machine); and the FLOPs per call from
+XLA's cost analysis (machine-independent: how much arithmetic the step adds to its baseline,
+whatever the timing noise).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from jaxspatial import models
 from jaxspatial.api.model import GeneratorModel
-from jaxspatial.benchmarks import compile_with_flops, time_call
+from jaxspatial.benchmarks import compile_with_flops, time_interleaved
 from jaxspatial.edit import projection
 from jaxspatial.models import stylegan2 as sg2
 
@@ -76,23 +78,23 @@ def _projection_step(model: GeneratorModel, loss: str):
   return jax.jit(c.step.__wrapped__), args
 
 
-def _measure(jitted, args, iters: int) -> tuple[float, float]:
-  """(best steady-state seconds, XLA's FLOPs per call) of ``jitted(*args)``."""
-  executable, _, flops = compile_with_flops(jitted, *args)
-  return time_call(executable, *args, iters=iters)[1], flops
-
-
-def bench_projection(iters: int = 5) -> list[dict]:
+def bench_projection(rounds: int = 60) -> list[dict]:
+  """Per size: the step of each loss and its baseline, compiled, then timed interleaved
+  (:func:`~jaxspatial.benchmarks.time_interleaved`, ``rounds`` rounds of 5 calls)."""
   rows = []
   for name, spec in SIZES.items():
     model = _model(spec)
-    g_fb = _measure(*_forward_backward(model, False), iters)
-    gd_fb = _measure(*_forward_backward(model, True), iters)
-    for loss, (base, base_flops), base_name in (("mse", g_fb, "G"), ("critic", gd_fb, "G+D")):
-      step, flops = _measure(*_projection_step(model, loss), iters)
-      rows.append({"model": name, "loss": loss, "step s": f"{step:.4f}",
-                   "baseline": f"{base_name} fwd+bwd", "baseline s": f"{base:.4f}",
-                   "step / baseline": f"{step / base:.2f}",
-                   "GFLOP step / baseline": f"{flops / 1e9:.3f} / {base_flops / 1e9:.3f}",
-                   "FLOP ratio": f"{flops / base_flops:.3f}"})
+    programs = {"G": _forward_backward(model, False), "G+D": _forward_backward(model, True),
+                "mse": _projection_step(model, "mse"), "critic": _projection_step(model, "critic")}
+    calls, flops = {}, {}
+    for key, (jitted, args) in programs.items():
+      executable, _, flops[key] = compile_with_flops(jitted, *args)
+      calls[key] = (executable, args)
+    best = time_interleaved(calls, rounds=rounds)
+    for loss, base in (("mse", "G"), ("critic", "G+D")):
+      rows.append({"model": name, "loss": loss, "step s": f"{best[loss]:.4f}",
+                   "baseline": f"{base} fwd+bwd", "baseline s": f"{best[base]:.4f}",
+                   "step / baseline": f"{best[loss] / best[base]:.2f}",
+                   "GFLOP step / baseline": f"{flops[loss] / 1e9:.3f} / {flops[base] / 1e9:.3f}",
+                   "FLOP ratio": f"{flops[loss] / flops[base]:.3f}"})
   return rows
