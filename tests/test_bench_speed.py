@@ -5,8 +5,21 @@ import jax.numpy as jnp
 import pytest
 
 from jaxspatial import models
-from jaxspatial.benchmarks import device, profile, rosinality
+from jaxspatial.benchmarks import device, profile, rosinality, time_interleaved
 from jaxspatial.cli import UserError
+
+
+def test_interleaved_timing_alternates_the_programs_and_keeps_each_ones_best_call():
+  calls = []
+  def program(name):
+    def fn(x):
+      calls.append(name)
+      return x
+    return fn
+  best = time_interleaved({"a": (program("a"), (jnp.ones(2),)),
+                           "b": (program("b"), (jnp.ones(2),))}, rounds=3, per_round=2)
+  assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3     # a warm-up call, then in turn
+  assert set(best) == {"a", "b"} and all(0 < v < 1 for v in best.values())
 
 
 def test_rosinality_bench_skips_without_a_checkout(capsys):
