@@ -42,11 +42,12 @@ def time_call(fn: Callable, *args, iters: int = 3) -> tuple[float, float]:
 def time_interleaved(calls: dict[str, tuple[Callable, tuple]], rounds: int = 60,
                      per_round: int = 5) -> dict[str, float]:
   """Best steady-state seconds of each ``fn(*args)`` in ``calls``, timed in turn: ``rounds``
-  rounds of ``per_round`` calls of each. For millisecond programs on a shared machine: a few
-  calls of one program and then of the next let a burst of load land on one side only, so
-  their ratio swings by 2x; interleaved, both see the same machine."""
+  rounds of ``per_round`` calls of each. For ratios of millisecond programs: timed one after
+  the other, a few calls each, a burst of load lands on one side only (the projection bench
+  read 1.43-1.49x for a ratio that reads 1.21x interleaved); in turn, both see the same
+  machine."""
   for fn, args in calls.values():
-    jax.block_until_ready(fn(*args))                 # compile, warm allocators and caches
+    jax.block_until_ready(fn(*args))                 # compile if jitted, warm the caches
   best = dict.fromkeys(calls, float("inf"))
   for _ in range(rounds):
     for name, (fn, args) in calls.items():

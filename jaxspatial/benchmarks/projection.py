@@ -9,7 +9,7 @@ loss, the noise regulariser, Adam and the noise renormalisation. ``mse`` needs n
 network; ``critic`` adds the discriminator's features (a forward and backward through D), so it
 is compared with G + D forward + backward as well. One image per step; the best steady-state
 call of each compiled program, the four programs of a size timed in turn (a few calls of one,
-then of the other, swung their ratio by 2x on a shared machine); and the FLOPs per call from
+then of the other, misread the ratio by up to 0.3); and the FLOPs per call from
 XLA's cost analysis (machine-independent: how much arithmetic the step adds to its baseline,
 whatever the timing noise).
 """
