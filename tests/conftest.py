@@ -1,5 +1,6 @@
-"""Test-session set-up: 8 simulated CPU devices, XLA's optimisation passes off, a persistent
-compilation cache, and paths to the shared reference oracles.
+"""Test-session set-up: 8 simulated CPU devices, XLA's optimisation passes off and its faster
+fusion emitter (tests/xla_env.py), a persistent compilation cache, paths to the shared reference oracles, and the order in which pytest-xdist
+hands out test files (README: ``-n 2``).
 
 The XLA flag must be set before jax initialises its backends, which is why it lives here
 and not in a fixture.
@@ -8,7 +9,9 @@ and not in a fixture.
 import os
 import pathlib
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+from xla_env import xla_flags
+
+os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAXSPATIAL_NO_PROGRESS", "1")
 # The suite compiles many tiny programs and runs each a few times: without XLA's optimisation
@@ -48,3 +51,32 @@ def reference_dir() -> pathlib.Path:
   if not REFERENCE.is_dir():
     pytest.fail(f"reference oracles not found at {REFERENCE} (set JAXSPATIAL_SHARED)")
   return REFERENCE
+
+
+# ------------------------------------------------------------------ pytest-xdist scheduling
+# The README runs the suite on two workers (``-n 2``), each taking whole test files so that a
+# module-scoped fixture (a compiled trainer, a converted network) is built once. Two rules:
+# the studio's files share session fixtures (models, server, browser) and go to one worker
+# together; files with ``slow`` tests are handed out first, so that the run does not end with
+# one worker on a multi-minute file while the other waits.
+
+
+def _scope(nodeid: str) -> str:
+  path = nodeid.split("::", 1)[0]
+  return "tests/studio" if path.startswith("tests/studio/") else path
+
+
+def pytest_collection_modifyitems(config, items):
+  slow = {_scope(item.nodeid) for item in items if item.get_closest_marker("slow")}
+  items.sort(key=lambda item: _scope(item.nodeid) not in slow)     # stable: files stay whole
+
+
+def pytest_xdist_make_scheduler(config, log):
+  from xdist.scheduler import LoadScopeScheduling
+
+  class WholeFiles(LoadScopeScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+      return _scope(nodeid)
+
+  config.option.loadscopereorder = False       # keep the collection's slow-first order
+  return WholeFiles(config, log)

@@ -16,7 +16,9 @@ import pathlib
 import sys
 
 port, nproc, pid, steps, out = sys.argv[1:6]
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+from xla_env import xla_flags  # noqa: E402  (this script's folder is sys.path[0])
+
+os.environ["XLA_FLAGS"] = xla_flags(4)
 os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax  # noqa: E402

@@ -46,6 +46,7 @@ from PIL import Image
 from jaxspatial import cli
 from jaxspatial.api import checkpoint
 from jaxspatial import models as models_lib
+from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = 16
@@ -386,7 +387,7 @@ def test_subprocess_entry_points(paths, tmp_path):
     slots = {**paths, "out": str(tmp_path / f"out{i}")}
     env = dict(os.environ)
     if devices:
-      env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+      env["XLA_FLAGS"] = xla_flags(devices)
     proc = subprocess.Popen([sys.executable, "-m", f"jaxspatial.{command}",
                              *shlex.split(argv.format(**slots))], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

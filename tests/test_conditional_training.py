@@ -51,6 +51,7 @@ def conditional_config(path, c_dim=3):
   return config
 
 
+@pytest.mark.slow
 def test_two_conditional_steps(labelled_folder, tmp_path):
   config = conditional_config(labelled_folder)
   trainer = loop.Trainer(config)

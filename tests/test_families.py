@@ -63,6 +63,7 @@ def offset_family():
   families.unregister(family.kind)
 
 
+@pytest.mark.slow
 def test_a_family_registered_in_a_test_trains_saves_and_loads(offset_family, tmp_path):
   from jaxspatial.training import loop
   config = _config("stylegan2")

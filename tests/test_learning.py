@@ -22,6 +22,8 @@ from jaxspatial.losses import regressor as regression
 from jaxspatial.training import gan_step, loop
 from jaxspatial.training import regressor as regressor_training
 
+pytestmark = pytest.mark.slow     # each test trains two small runs
+
 HELD_OUT = 12345
 """Seed of the measurements' draws, which no training step uses."""
 

@@ -262,6 +262,7 @@ def tiny_generator_dir(tmp_path_factory) -> pathlib.Path:
   return out
 
 
+@pytest.mark.slow
 def test_evaluate_command_end_to_end(home, tiny_generator_dir, tmp_path, capsys, monkeypatch):
   """fid, kid and ppl with the converted recipe networks; prdc's glue with a stand-in feature
   function (VGG16 itself is covered by test_vgg16_fc2_parity, and is the slowest network)."""

@@ -68,6 +68,7 @@ def bf16_runs():
   return run_steps(f32, 1, data), run_steps(bf16, 1, data), run_steps(bf16, 8, data)
 
 
+@pytest.mark.slow
 def test_bf16_training_steps_are_finite_and_track_float32_losses(bf16_runs):
   (_, h32), (one, h16), _ = bf16_runs
   assert [bool(m["r1_applied"]) for m in h16] == [True, False, True]
@@ -81,6 +82,7 @@ def test_bf16_training_steps_are_finite_and_track_float32_losses(bf16_runs):
       assert leaf.dtype == jnp.float32                  # master weights and Adam in float32
 
 
+@pytest.mark.slow
 def test_sharded_bf16_steps_equal_single_device_bf16(bf16_runs):
   """bf16 rounds differently ordered partial sums differently, and Adam turns a near-zero
   gradient's rounding into up to a full step for that one element; a real bug (a wrong shard,

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from test_training import batches, load_config
+from xla_env import xla_flags
 
 pytestmark = pytest.mark.multiprocess
 HERE = pathlib.Path(__file__).resolve().parent
@@ -33,7 +34,7 @@ def free_port() -> int:
 
 def env(devices: int) -> dict:
   return {**os.environ, "JAX_PLATFORMS": "cpu",
-          "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+          "XLA_FLAGS": xla_flags(devices)}
 
 
 @pytest.fixture(scope="module")

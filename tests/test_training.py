@@ -18,6 +18,7 @@ import pytest
 from jaxspatial.cli import UserError
 from jaxspatial.training import config_lib, loop
 from jaxspatial.training import state as state_lib
+from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,6 +63,7 @@ def single_and_sharded(tiny):
   return run_steps(tiny, 1, data), run_steps(tiny, 8, data)
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_single_device(single_and_sharded):
   """8-device data-parallel steps reproduce 1-device steps (same global batch and seed).
 
@@ -86,6 +88,7 @@ def test_sharded_step_equals_single_device(single_and_sharded):
   assert any(not np.allclose(a, b) for a, b in zip(p0, jax.tree.leaves(jax.device_get(one.state.d))))
 
 
+@pytest.mark.slow
 def test_lazy_regularisation_schedule(single_and_sharded, tiny):
   """R1 runs on steps with step % r1_every == 0, path length on step % pl_every == 0."""
   (_, history), _ = single_and_sharded
@@ -126,6 +129,7 @@ def test_ema_half_life_independent_of_devices():
   np.testing.assert_allclose(np.log(0.5) / np.log(early) * 64, 0.05 * 64, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_ema_equals_a_numpy_recomputation_from_the_parameter_history(single_and_sharded, tiny):
   """G_ema after 4 steps, on 1 and on 8 devices, is the EMA of the recorded G parameters:
   ema_0 = G_0, ema_t = G_t + beta_t (ema_{t-1} - G_t), beta_t = 0.5 ** (B / min(ema_kimg *
@@ -167,7 +171,7 @@ def _train(workdir, *overrides, timeout=600):
       [sys.executable, "-m", "jaxspatial.train", "--config", "configs/stylegan2.py:tiny",
        "--workdir", str(workdir), *overrides],
       capture_output=True, text=True, cwd=REPO, timeout=timeout,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+      env={**os.environ, "XLA_FLAGS": xla_flags(2)})
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +192,7 @@ def straight_and_resumed(tmp_path_factory):
   return tmp / "straight", tmp / "resumed"
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_run(straight_and_resumed):
   from jaxspatial.api import checkpoint
   a, b = (checkpoint.restore_models(d, 4) for d in straight_and_resumed)
@@ -195,6 +200,7 @@ def test_resume_equals_uninterrupted_run(straight_and_resumed):
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_resume_sees_the_same_data_order(straight_and_resumed):
   rows = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
           for d in straight_and_resumed]
@@ -204,6 +210,7 @@ def test_resume_sees_the_same_data_order(straight_and_resumed):
   assert [r["r1_applied"] for r in rows[1]] == [1.0, 0.0, 0.0, 1.0]   # logged after steps 0..3
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
   import jaxspatial as js
   proc = subprocess.Popen(
@@ -211,7 +218,7 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
        "--workdir", str(tmp_path), "--config.total_steps=100000", "--config.checkpoint_every=0",
        "--config.log_every=1"],
       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+      env={**os.environ, "XLA_FLAGS": xla_flags(1)})
   metrics = tmp_path / "metrics.jsonl"
   try:
     deadline = time.time() + 300
@@ -231,6 +238,7 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
   assert m.generate(m.sample_z(0, 2)).shape == (2, 16, 16, 3)
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, tiny):
   """Fine-tuning: G, G_ema and D start from the checkpoint; a mismatched model fails."""
   from jaxspatial.api import checkpoint
@@ -252,12 +260,13 @@ def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, ti
     loop.Trainer(config).initialize()
 
 
+@pytest.mark.slow
 def test_checkpoint_from_two_devices_loads_on_one(straight_and_resumed):
   code = ("import jaxspatial as js, sys; m = js.load(sys.argv[1]); "
           "print(m.step, m.generate(m.sample_z(0, 2)).shape)")
   out = subprocess.run([sys.executable, "-c", code, str(straight_and_resumed[0])],
                        capture_output=True, text=True, cwd=REPO,
-                       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+                       env={**os.environ, "XLA_FLAGS": xla_flags(1)})
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ["4", "(2,", "16,", "16,", "3)"]
   assert out.stderr == ""

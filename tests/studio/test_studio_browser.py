@@ -13,6 +13,7 @@ from PIL import Image
 import jaxspatial as js
 from jaxspatial import imageio
 
+pytestmark = pytest.mark.slow      # a real browser against a live server
 RES = 16
 
 
