@@ -85,9 +85,12 @@ def test_chip_peaks_come_from_the_device_kind():
 
 
 @pytest.mark.slow
-def test_device_bench_reports_every_column_for_every_family():
-  rows = device.bench_device(steps=1)            # CPU: the tiny presets, bf16
-  assert [r["family"] for r in rows] == list(device.FAMILIES)
+def test_device_bench_reports_every_column():
+  """One family: every row is built the same way (the family's config, ``loop.Trainer``, the
+  plain phase), and each family's trainer has tests of its own. StyleGAN2's bf16 step is the
+  one tests/test_mixed_precision.py compiles too; all three families cost ~2 more CI minutes."""
+  rows = device.bench_device(families=("stylegan2",), steps=1)   # CPU: the tiny preset, bf16
+  assert [r["family"] for r in rows] == ["stylegan2"]
   for r in rows:
     assert r["preset"] == "tiny" and r["dtype"] == "bfloat16" and r["losses_finite"]
     assert r["images/s"] > 0 and r["s/kimg"] == pytest.approx(1000 / r["images/s"], rel=0.05)
