@@ -1,8 +1,8 @@
 """Test-session set-up: 8 simulated CPU devices, XLA's optimisation passes off and its faster
-fusion emitter (tests/xla_env.py), a persistent compilation cache, paths to the shared reference oracles, and the order in which pytest-xdist
-hands out test files (README: ``-n 2``).
+fusion emitter (tests/xla_env.py), a persistent compilation cache, paths to the shared
+reference oracles, and the order in which pytest-xdist hands out test files (README: ``-n 2``).
 
-The XLA flag must be set before jax initialises its backends, which is why it lives here
+The XLA flags must be set before jax initialises its backends, which is why they are set here
 and not in a fixture.
 """
 
