@@ -71,6 +71,7 @@ def pytest_collection_modifyitems(config, items):
   items.sort(key=lambda item: _scope(item.nodeid) not in slow)     # stable: files stay whole
 
 
+@pytest.hookimpl(optionalhook=True)      # pytest without xdist: not called
 def pytest_xdist_make_scheduler(config, log):
   from xdist.scheduler import LoadScopeScheduling
 
