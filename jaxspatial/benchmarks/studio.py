@@ -12,6 +12,12 @@ the latency a user sees, less the browser's drawing. Rows: the median and the 25
 range over ``--repeats`` requests; a drag's or a photo projection's rate is the streamed steps
 per second the client receives (the projection: the session's own image uploaded as the photo,
 5 x ``--repeats`` steps of the studio's default loss in W, 20 of them with a preview image).
+
+``--clients N --seconds S`` measures the studio under load instead: N clients, each its own
+session on the first StyleGAN2 model, each sending its next edit as soon as the last one
+answered (new seed, truncation, undo, redo in turn) for S seconds. The row: edits per second,
+the latency's p50 / p99 over every request, and the count of 4xx / 5xx answers -- the
+figures of docs/reliability.md's studio section.
 """
 
 from __future__ import annotations
@@ -220,6 +226,64 @@ def _browser_load(base: str, browser, repeats: int) -> dict:
   return row
 
 
+def _load(base: str, engine, clients: int, seconds: float) -> dict:
+  """``clients`` concurrent sessions editing for ``seconds`` (see the module docstring)."""
+  import asyncio
+
+  import httpx
+  import numpy as np
+
+  async def client(k: int, http, times: list, codes: list, deadline: float):
+    r = await http.post("/api/session", json={"model": engine.name, "seed": k})
+    r.raise_for_status()
+    sid, i = r.json()["sid"], 0
+    edits = [("generate", lambda: {"seed": int(np.random.randint(1 << 20))}),
+             ("settings", lambda: {"truncation": float(np.random.choice([0.5, 0.7, 1.0]))}),
+             ("undo", dict), ("redo", dict)]
+    while time.perf_counter() < deadline:
+      op, body = edits[i % len(edits)]
+      i += 1
+      t = time.perf_counter()
+      r = await http.post(f"/api/s/{sid}/{op}", json=body())
+      times.append(time.perf_counter() - t)
+      codes.append(r.status_code)
+
+  async def run():
+    times, codes = [], []
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+      start = time.perf_counter()
+      await asyncio.gather(*(client(k, http, times, codes, start + seconds)
+                             for k in range(clients)))
+      return times, codes, time.perf_counter() - start
+  times, codes, elapsed = asyncio.run(run())
+  ms = np.asarray(times) * 1e3
+  codes = np.asarray(codes)
+  return {"bench": f"studio load ({clients} clients, {seconds:g} s)",
+          "model": f"{engine.name} ({engine.kind}, {engine.resolution}px)",
+          "edits_per_s": round(len(ms) / elapsed, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+          "p99_ms": round(float(np.percentile(ms, 99)), 1), "n": len(ms),
+          "4xx": int(((codes >= 400) & (codes < 500)).sum()), "5xx": int((codes >= 500).sum())}
+
+
+def bench_load(checkpoints: list[str] | None, clients: int, seconds: float) -> list[dict]:
+  """The load row (see the module docstring) on the first StyleGAN2 of ``checkpoints`` (default:
+  the demo architecture, random weights)."""
+  from jaxspatial.studio import engines as engines_lib
+  from jaxspatial.studio import server
+  with tempfile.TemporaryDirectory() as tmp:
+    paths = checkpoints or demo_models(pathlib.Path(tmp))
+    engine = next((e for e in map(engines_lib.load_engine, paths) if e.kind == "stylegan2"), None)
+    if engine is None:
+      raise cli.UserError("--clients needs a StyleGAN2 --checkpoint")
+    engine.warm_up()
+    base, stop = serve(server.create_app(server.Studio([engine])))
+    try:
+      return [_load(base, engine, clients, seconds)]
+    finally:
+      stop()
+
+
 def bench_studio(checkpoints: list[str] | None = None, repeats: int = 10) -> list[dict]:
   """Rows of edit latencies and page-load times (see the module docstring)."""
   import httpx
@@ -253,11 +317,20 @@ def main(argv=None, prog: str = "python -m jaxspatial.bench studio") -> None:
   p.add_argument("--checkpoint", action="append", metavar="DIR",
                  help="model directories to time (default: demo-architecture random models)")
   p.add_argument("--repeats", type=int, default=10, help="requests per edit (default 10)")
+  p.add_argument("--clients", type=int, metavar="N",
+                 help="measure under load instead: N concurrent sessions editing")
+  p.add_argument("--seconds", type=float, default=60,
+                 help="how long the --clients load runs (default 60)")
   args = p.parse_args(argv)
   if args.repeats < 2:
     raise cli.UserError("--repeats must be at least 2")
+  if args.clients is not None and (args.clients < 1 or args.seconds <= 0):
+    raise cli.UserError("--clients must be >= 1 and --seconds > 0")
   from jaxspatial.benchmarks import print_table
-  print_table(bench_studio(args.checkpoint, args.repeats))
+  if args.clients is not None:
+    print_table(bench_load(args.checkpoint, args.clients, args.seconds))
+  else:
+    print_table(bench_studio(args.checkpoint, args.repeats))
 
 
 if __name__ == "__main__":
