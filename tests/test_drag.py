@@ -138,6 +138,29 @@ def test_drag_spatialgan_moves_centres_and_latent(dirs):
     drag.drag(m, ws, p, t)
 
 
+def test_joint_optimisation_alternates_latent_and_centres(dirs):
+  """The paper's schedule (§5, Fig. 12): step 1 moves the latent only, step 2 the centres
+  only; ``alternate=False`` moves both on the first step."""
+  m = js.load(dirs / "sgan")
+  h = m.sample_heatmaps(3, 1)
+  ws = np.repeat(m.mapping(m.sample_z(3, 1), h)[:, None], m.num_ws, axis=1)
+  p = np.round(h.pixel_centers(RES)[0, h.level_indices(0)[0]])[None]
+  t = np.clip(p + [0, 6], 0, RES - 1)
+  run = drag.Dragger(m, drag.DragConfig()).start(ws, p, t, heatmaps=h, coarse=False)
+  snapshots = [(np.asarray(run.params["ws"]), np.asarray(run.params["centers"]))]
+  for _ in range(2):
+    run.step()
+    snapshots.append((np.asarray(run.params["ws"]), np.asarray(run.params["centers"])))
+  (w0, c0), (w1, c1), (w2, c2) = snapshots
+  assert np.abs(w1 - w0).max() > 0 and np.array_equal(c1, c0)
+  assert np.array_equal(w2, w1) and np.abs(c2 - c1).max() > 0
+  both = drag.Dragger(m, drag.DragConfig(alternate=False)).start(ws, p, t, heatmaps=h,
+                                                                  coarse=False)
+  both.step()
+  assert np.abs(np.asarray(both.params["ws"]) - w0).max() > 0
+  assert np.abs(np.asarray(both.params["centers"]) - c0).max() > 0
+
+
 def test_drag_input_errors(dirs):
   m = js.load(dirs / "sg2")
   ws = np.zeros((1, m.num_ws, m.w_dim), np.float32)

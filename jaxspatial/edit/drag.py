@@ -21,9 +21,12 @@ the handle itself; r2 is at least one pixel).
 **SpatialGAN synergy** (TPAMI 2024, §3.4, eq. 6): before optimising, every root heatmap centre
 within ``coarse_radius`` of a handle moves by ``α (t - p)`` (with its finer-level children) --
 the optimisation-free coarse move -- and then the centres are optimised together with the
-latent. The paper gives neither ``α`` nor the radius nor a learning rate for the centres; ours
-are ``DragConfig.coarse_alpha = 1``, ``coarse_radius = 0.3`` (heatmap units, [-1, 1]) and
-``center_lr = 0.01``.
+latent, alternately as the paper does ("in one iteration, we focused on modifying the latent
+code ..., followed by adjusting the heatmap centers in the subsequent iteration", §5 with
+Fig. 12): even steps update the W+ rows, odd steps the centres (``alternate=False``: both
+every step). The paper gives neither ``α`` nor the radius nor a learning rate for the
+centres; ours are ``DragConfig.coarse_alpha = 1``, ``coarse_radius = 0.3`` (heatmap units,
+[-1, 1]) and ``center_lr = 0.01``.
 
 Points are ``(row, col)`` in pixels of the generator's output. :func:`drag` runs a drag to
 the end; :class:`Dragger` keeps the compiled step of a model and advances a drag one iteration
@@ -57,6 +60,7 @@ class DragConfig:
   feature_block: int = 5          # the 6th synthesis block (clamped to the generator's last)
   mask_weight: float = 10.0       # λ of the mask term (DragGAN's official value)
   center_lr: float = 0.01         # Adam on the heatmap centres (SpatialGAN)
+  alternate: bool = True          # centres and latent on alternate steps (§5, Fig. 12)
   coarse_alpha: float = 1.0       # eq. 6
   coarse_radius: float = 0.3      # heatmap units ([-1, 1])
 
@@ -178,9 +182,7 @@ class Dragger:
     self.r1, self.r2, self.stop = radii(size)
     self.n_opt = 1 if config.w_space else min(config.num_layers, model.num_ws)
     self.block = min(config.feature_block, int(round(math.log2(size))) - 2)
-    labels = lambda params: {k: k for k in params}  # noqa: E731
-    self.optimizer = optax.multi_transform({"ws": optax.adam(config.lr),
-                                            "centers": optax.adam(config.center_lr)}, labels)
+    self.optimizers = {"ws": optax.adam(config.lr), "centers": optax.adam(config.center_lr)}
     self._offsets = jnp.asarray(disk_offsets(self.r1))
     self._features = jax.jit(lambda g_vars, params, fixed: self._synthesis(g_vars, params,
                                                                            fixed)[1])
@@ -217,16 +219,25 @@ class Dragger:
     near = jnp.linalg.norm(new_p - fixed["targets"], axis=-1) <= self.stop
     return img, f, new_p, jnp.all(near | ~fixed["valid"])
 
-  def _step_fn(self, g_vars, params, opt_state, p, fixed):
-    """Track, then (unless every handle has arrived) one motion-supervision Adam step."""
+  def _step_fn(self, g_vars, params, opt_state, p, fixed, step):
+    """Track, then (unless every handle has arrived) one motion-supervision Adam step: of
+    the W+ rows on even ``step``s and of the centres on odd ones when both are optimised
+    and ``config.alternate``, else of everything."""
     def loss_fn(params):
       img, f, new_p, done = self._tracked(g_vars, params, p, fixed)
       loss = motion_supervision_loss(f, new_p, fixed["targets"], self._offsets, fixed["valid"])
       loss = loss + self.config.mask_weight * jnp.mean(jnp.abs(f - fixed["feat0"]) * fixed["keep"])
       return loss, (img, new_p, done)
     (_, (img, new_p, done)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, new_state = self.optimizer.update(grads, opt_state, params)
-    new_params = jax.tree.map(lambda a, u: jnp.where(done, a, a + u), params, updates)
+    alternate = self.config.alternate and len(params) > 1
+    new_params, new_state = {}, {}
+    for k in params:
+      updates, state = self.optimizers[k].update(grads[k], opt_state[k], params[k])
+      turn = step % 2 == (0 if k == "ws" else 1)
+      move = ~done & (turn if alternate else True)
+      new_params[k] = jax.tree.map(lambda a, u: jnp.where(move, a + u, a), params[k], updates)
+      new_state[k] = jax.tree.map(lambda new, old: jnp.where(move, new, old), state,
+                                  opt_state[k])
     return new_params, new_state, new_p, done, img
 
   def start(self, ws: np.ndarray, handles: Any, targets: Any, *,
@@ -275,8 +286,8 @@ class Dragger:
     feat0 = self._features(model.g_vars, params, fixed)
     fixed["feat0"] = feat0
     fixed["f_handles"] = bilinear_sample(feat0, jnp.asarray(p))
-    return DragRun(self, params, self.optimizer.init(params), jnp.asarray(p), fixed,
-                   len(handles))
+    opt_state = {k: self.optimizers[k].init(v) for k, v in params.items()}
+    return DragRun(self, params, opt_state, jnp.asarray(p), fixed, len(handles))
 
 
 @dataclasses.dataclass
@@ -302,7 +313,8 @@ class DragRun:
     """Tracks the handles on the current image; unless all have arrived, one Adam step."""
     d = self.dragger
     self.params, self.opt_state, self.p, done, img = d._step(
-        d.model.g_vars, self.params, self.opt_state, self.p, self.fixed)
+        d.model.g_vars, self.params, self.opt_state, self.p, self.fixed,
+        jnp.int32(self.steps))
     self.done = bool(done)
     if not self.done:
       self.steps += 1
