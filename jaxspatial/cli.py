@@ -1,9 +1,13 @@
-"""Shared command-line plumbing: one-line user errors, progress bars, seed ranges.
+"""Shared command-line plumbing: one-line user errors, progress, seed ranges.
 
 Every ``python -m jaxspatial.<command>`` calls :func:`run` around its ``main``. A
 :class:`UserError` (bad path, wrong format, incompatible config) is printed as a single
 ``error: ...`` line on stderr with exit status 2; anything else is a bug and keeps its
 traceback.
+
+Progress (:func:`progress`, the one mechanism every long loop uses) is a tqdm bar on a
+terminal and plain lines elsewhere: with output redirected to a file, piped through ``tee``,
+in a CI log or a notebook a bar is off, and a run would otherwise print nothing for minutes.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import argparse
 import os
 import pathlib
 import sys
+import threading
+import time
+import weakref
 from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -52,7 +59,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run(main: Callable[[], object]) -> None:
-  """Runs a command's ``main`` and turns :class:`UserError` into ``error: ...`` + exit 2."""
+  """Runs a command's ``main`` and turns :class:`UserError` into ``error: ...`` + exit 2.
+
+  stdout is line-buffered first: redirected to a file it is block-buffered by default, and a
+  command's lines ("resuming from step ...", progress lines) would reach the file only at exit.
+  """
+  if hasattr(sys.stdout, "reconfigure"):
+    sys.stdout.reconfigure(line_buffering=True)
   try:
     main()
   except UserError as e:
@@ -73,17 +86,185 @@ def existing_file(path: str | os.PathLike, expected: str = "a file") -> pathlib.
   return path
 
 
-def is_interactive() -> bool:
-  """True when stderr is a terminal (progress bars are drawn only then)."""
-  return sys.stderr.isatty() and os.environ.get("JAXSPATIAL_NO_PROGRESS") is None
+PROGRESS_SECONDS = 30.0     # between plain progress lines (JAXSPATIAL_PROGRESS_SECONDS)
+
+
+def progress_mode() -> str:
+  """``"bar"`` when stdout and stderr are both terminals (nothing is redirected), ``"off"`` with
+  ``JAXSPATIAL_NO_PROGRESS`` set (the tests), ``"lines"`` otherwise. Both streams count: with
+  ``| tee log`` stderr is still a terminal, but a bar there would leave the log empty."""
+  if os.environ.get("JAXSPATIAL_NO_PROGRESS") is not None:
+    return "off"
+  return "bar" if sys.stderr.isatty() and sys.stdout.isatty() else "lines"
 
 
 def progress(iterable: Iterable[T] | None = None, *, total: int | None = None,
-             desc: str | None = None, unit: str = "it", enabled: bool = True, **kw):
-  """A tqdm bar on stderr, drawn only on a terminal (and only where ``enabled``)."""
+             desc: str | None = None, unit: str = "it", enabled: bool = True,
+             initial: int = 0, **kw):
+  """Progress of a long loop, used like a tqdm bar (iterate it, or ``update``/``set_postfix``
+  inside ``with``): a tqdm bar on stderr on a terminal, :class:`ProgressLines` on stdout
+  otherwise (:func:`progress_mode`), nothing where ``enabled`` is false."""
+  mode = progress_mode() if enabled else "off"
+  if mode == "lines":
+    return ProgressLines(iterable, total=total, desc=desc, unit=unit, initial=initial)
   from tqdm.auto import tqdm
-  return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
-              disable=not (enabled and is_interactive()), dynamic_ncols=True, **kw)
+  return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, initial=initial,
+              disable=mode == "off", dynamic_ncols=True, **kw)
+
+
+def _duration(seconds: float) -> str:
+  """``"42s"``, ``"3m05s"``, ``"2h07m"``."""
+  s = int(round(seconds))
+  if s < 60:
+    return f"{s}s"
+  if s < 3600:
+    return f"{s // 60}m{s % 60:02d}s"
+  return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class ProgressLines:
+  """A tqdm bar's stand-in where none is drawn: the calls the commands make on a bar
+  (iteration, ``update``, ``set_postfix``, ``close``, ``with``) and, while it is open, one plain
+  line on stdout every ``JAXSPATIAL_PROGRESS_SECONDS`` (default 30) such as
+  ``train: 4000/12000 step (33%), 6.6 step/s, kimg=32.0, g_loss=1.12, 10m05s elapsed, ETA 20m``.
+
+  A timer thread prints the lines, not ``update``: a first step that compiles for minutes, or one
+  slow item, still gets its line (``JAXSPATIAL_PROGRESS_SECONDS=0``: a line at every update
+  instead, from ``update`` itself). Open progresses nest (reproduce's runs around a training's
+  steps); each line then shows them all, outermost first, joined by `` | ``. A progress that
+  printed a line prints a last one when it closes, so a log ends with the finished count. One
+  that is dropped unclosed (an exception past a bare ``progress(...)``) leaves the lines when it
+  is garbage-collected: the open list holds weak references."""
+
+  _open: list[weakref.ref] = []
+  _lock = threading.Lock()
+  _ticker: threading.Thread | None = None
+  _last_line = 0.0
+  _lines_printed = 0
+
+  def __init__(self, iterable: Iterable[T] | None = None, *, total: int | None = None,
+               desc: str | None = None, unit: str = "it", initial: int = 0):
+    self.iterable = iterable
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+      total = len(iterable)
+    self.total, self.desc, self.unit, self.n = total, desc or "progress", unit, initial
+    self.postfix = ""
+    self._started = time.monotonic()
+    self._first: tuple[float, int] | None = None     # (time, n) after the first update
+    self.closed = False
+    cls = ProgressLines
+    with cls._lock:
+      if not cls._alive():
+        cls._last_line = self._started
+      cls._open.append(weakref.ref(self))
+      self._lines_at_open = cls._lines_printed
+      if cls._ticker is None:
+        cls._ticker = threading.Thread(target=cls._tick, name="jaxspatial-progress",
+                                       daemon=True)
+        cls._ticker.start()
+
+  @staticmethod
+  def interval() -> float:
+    """Seconds between lines (0: a line at every update); unreadable values mean the default."""
+    try:
+      return max(float(os.environ.get("JAXSPATIAL_PROGRESS_SECONDS", PROGRESS_SECONDS)), 0.0)
+    except ValueError:
+      return PROGRESS_SECONDS
+
+  @classmethod
+  def _tick(cls) -> None:
+    """The timer thread: a line for the open progresses whenever ``interval`` has passed."""
+    while True:
+      interval = cls.interval()
+      time.sleep(min(interval / 4, 1.0) or 1.0)
+      with cls._lock:
+        if interval and cls._alive() and time.monotonic() - cls._last_line >= interval:
+          cls._print_open()
+
+  @classmethod
+  def _alive(cls) -> list["ProgressLines"]:
+    """The open progresses, outermost first (the caller holds the lock)."""
+    cls._open = [r for r in cls._open if r() is not None and not r().closed]
+    return [r() for r in cls._open]
+
+  @classmethod
+  def _print_open(cls) -> None:
+    """The line of every open progress (the caller holds the lock)."""
+    cls._print(" | ".join(p.line() for p in cls._alive()))
+
+  @classmethod
+  def _print(cls, text: str) -> None:
+    """One whole line on stdout (the caller holds the lock); a closed stdout (the interpreter
+    shutting down under the timer thread) drops it."""
+    try:
+      sys.stdout.write(text + "\n")
+      sys.stdout.flush()
+    except (ValueError, OSError):
+      return
+    cls._last_line = time.monotonic()
+    cls._lines_printed += 1
+
+  def __iter__(self):
+    try:
+      for item in self.iterable:
+        yield item
+        self.update(1)
+    finally:
+      self.close()
+
+  def __len__(self) -> int:
+    return self.total or 0
+
+  def __enter__(self) -> "ProgressLines":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def update(self, n: int = 1) -> None:
+    self.n += n
+    if self._first is None:
+      self._first = (time.monotonic(), self.n)
+    if not self.interval():
+      with ProgressLines._lock:
+        ProgressLines._print_open()
+
+  def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kw) -> None:
+    items = {**(ordered_dict or {}), **kw}
+    self.postfix = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in items.items())
+
+  def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+    self.postfix = text
+
+  def line(self) -> str:
+    """``desc: n/total unit (pct%), rate, postfix, elapsed, ETA`` (the parts that are known:
+    no rate or ETA before the second update, since the first often includes compilation)."""
+    now = time.monotonic()
+    parts = [f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"]
+    if self.total:
+      parts[0] += f" ({100 * self.n / self.total:.0f}%)"
+    rate = None
+    if self._first is not None and self.n > self._first[1] and now > self._first[0]:
+      rate = (self.n - self._first[1]) / (now - self._first[0])
+      parts.append(f"{rate:.3g} {self.unit}/s")
+    if self.postfix:
+      parts.append(self.postfix)
+    parts.append(f"{_duration(now - self._started)} elapsed")
+    if rate and self.total and self.n < self.total:
+      parts.append(f"ETA {_duration((self.total - self.n) / rate)}")
+    return f"{self.desc}: {', '.join(parts)}"
+
+  def close(self) -> None:
+    if self.closed:
+      return
+    self.closed = True
+    cls = ProgressLines
+    with cls._lock:
+      cls._alive()
+      if cls._lines_printed > self._lines_at_open:
+        finished = self.total is None or self.n >= self.total
+        cls._print(f"{self.line()} ({'finished' if finished else 'stopped'})")
 
 
 def parse_int_ranges(text: str) -> list[int]:

@@ -1,5 +1,6 @@
 """Run outputs on process 0: ``metrics.jsonl``, TensorBoard events (tensorboardX, no
-TensorFlow needed) and a tqdm progress bar with kimg, images/s and ETA."""
+TensorFlow needed) and progress with kimg, images/s, losses and ETA (a tqdm bar on a terminal,
+a plain line every 30 s otherwise: :func:`jaxspatial.cli.progress`)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def _summary_writer(directory: pathlib.Path):
 
 
 class Progress:
-  """A tqdm bar over steps (process 0, terminals only) showing kimg and images/s."""
+  """Training progress on process 0 (:func:`jaxspatial.cli.progress`: a bar on a terminal,
+  plain lines in a log) with kimg, images/s and the losses of the last logged step."""
 
   def __init__(self, start: int, total: int, batch_size: int):
     self.batch_size = batch_size
@@ -66,13 +68,19 @@ class Progress:
     self._t, self._step = time.perf_counter(), start
     self.images_per_sec = 0.0
 
-  def update(self, step: int) -> None:
+  def update(self, step: int, metrics: dict[str, float] | None = None) -> None:
+    """Advances to ``step``; ``metrics`` (host values) supply the losses shown: every key that
+    is or ends in ``loss`` (``d_loss``, ``g_loss``, SpatialGAN's ``align_loss``, the
+    regressor's ``loss``)."""
     now = time.perf_counter()
     if step > self._step:
       rate = (step - self._step) * self.batch_size / max(now - self._t, 1e-9)
       self.images_per_sec = rate
+      losses = {k.replace("/", "_"): f"{float(v):.3g}" for k, v in (metrics or {}).items()
+                if k.endswith("loss")}
+      self.bar.set_postfix(kimg=f"{step * self.batch_size / 1000:.1f}", img_s=f"{rate:.1f}",
+                           **losses)
       self.bar.update(step - self._step)
-      self.bar.set_postfix(kimg=f"{step * self.batch_size / 1000:.1f}", img_s=f"{rate:.1f}")
     self._t, self._step = now, step
 
   def close(self) -> None:

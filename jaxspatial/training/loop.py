@@ -244,12 +244,13 @@ def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
     for step in range(start + 1, config.total_steps + 1):
       metrics = trainer.step(trainer.global_batch(next(data_iter)) if data_iter else None)
       if config.log_every and step % config.log_every == 0:
-        progress.update(step)
+        metrics = jax.device_get(metrics)
+        progress.update(step, metrics)
         extra = {}
         if data_iter:
           corrupt = _warn_of_corrupt_images(pipeline.corrupt_count(data_iter), corrupt, config.data)
           extra["corrupt_images"] = float(corrupt)
-        writer.write(step, jax.device_get(metrics), kimg=step * config.batch_size / 1000,
+        writer.write(step, metrics, kimg=step * config.batch_size / 1000,
                      images_per_sec=progress.images_per_sec, **extra)
       if config.sample_every and step % config.sample_every == 0:
         images = trainer.samples(fixed_inputs)     # every process takes part in the jit
