@@ -61,6 +61,18 @@ def _last_line(e: BaseException) -> str:
   return lines[-1] if lines else type(e).__name__
 
 
+def _key_text(e: BaseException) -> str:
+  """ml_collections' unknown-key message as plain text on one line. It raises an AttributeError
+  wrapping a KeyError, and ``str`` of a KeyError is the repr of its message, which printed
+  escaped quotes and a literal ``\\n``: ``'\\'batchsize\\'\\nDid you mean ...'``."""
+  while e.args and isinstance(e.args[0], BaseException):
+    e = e.args[0]
+  text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  return "; ".join([lines[0], *(l[0].lower() + l[1:] for l in lines[1:])]) if lines else \
+      type(e).__name__
+
+
 def _parse_flags(argv: list[str]) -> None:
   """absl/ml_collections flag parsing with their errors (unreadable config file, unknown
   preset or key, bad value) turned into one-line UserErrors."""
@@ -73,7 +85,7 @@ def _parse_flags(argv: list[str]) -> None:
   except SystemExit:
     raise
   except (KeyError, AttributeError) as e:
-    raise cli.UserError(f"bad command line: no such config key {_last_line(e)}") from None
+    raise cli.UserError(f"bad command line: no such config key {_key_text(e)}") from None
   except Exception as e:  # noqa: BLE001 - every parse failure is a user mistake here
     raise cli.UserError(f"bad command line: {_last_line(e)}") from None
 

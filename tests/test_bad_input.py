@@ -79,6 +79,8 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("config-file-text", "--config {text} --workdir {out}/w", "text.bin"),
         ("unknown-preset", _train("configs/stylegan2.py:huge"), "'huge'"),
         ("unknown-key", _train(f"{SG2} --config.nokey=3"), "nokey"),
+        ("key-typo-in-plain-text", _train(f"{SG2} --config.batchsize=3"),
+         "no such config key 'batchsize'; did you mean \"batch_size\" instead of \"batchsize\"?"),
         ("wrong-type", _train(f"{SG2} --config.batch_size=abc"), "batch_size"),
         ("batch-vs-devices", _train(f"{SG2} --config.batch_size=12"), "8 devices"),
         ("batch-vs-mbstd-group",

@@ -179,6 +179,35 @@ def test_full_disk_during_a_save_is_one_error_and_a_relaunch_resumes(reference, 
   _assert_same_params(_params(workdir), reference[1])
 
 
+# ------------------------------------------------------------------ a finished or redirected run
+
+
+def test_a_finished_run_says_there_is_nothing_to_do(reference, trainer, tmp_path):
+  source, final, _, _ = reference
+  workdir = tmp_path / "run"
+  shutil.copytree(source, workdir)
+  out, _ = _train(trainer, workdir)
+  assert "has finished" in out and "nothing to do" in out and "resuming" not in out, out
+  _assert_same_params(_params(workdir), final)
+
+
+def test_training_without_a_terminal_prints_progress_lines(reference, trainer, tmp_path,
+                                                           monkeypatch):
+  """Output redirected (no bar): the line of a logged step names the step, kimg, images/s and
+  the losses; JAXSPATIAL_PROGRESS_SECONDS=0 prints one per logged step instead of every 30 s."""
+  source, _, _, _ = reference
+  workdir = tmp_path / "run"
+  shutil.copytree(source, workdir)
+  shutil.rmtree(workdir / "checkpoints" / str(STEPS))        # one step left to train
+  monkeypatch.delenv("JAXSPATIAL_NO_PROGRESS", raising=False)
+  monkeypatch.setenv("JAXSPATIAL_PROGRESS_SECONDS", "0")
+  out, _ = _train(trainer, workdir)
+  lines = [l for l in out.splitlines() if l.startswith("train: ")]
+  assert len(lines) == 2 and lines[1].endswith("(finished)"), out
+  assert re.match(rf"train: {STEPS}/{STEPS} step \(100%\), kimg=0\.\d, img_s=[\d.]+, "
+                  r"d_loss=[-\d.e]+, g_loss=[-\d.e]+, \d+s elapsed", lines[0]), lines[0]
+
+
 # ------------------------------------------------------------------ NaN / Inf
 
 

@@ -228,6 +228,13 @@ def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
   if latest is not None:
     if data_state is not None and data_iter is not None:
       data_iter.set_state(data_state)
+    if latest >= config.total_steps:
+      mngr.close()
+      if is_main:
+        print(f"{workdir} has finished: its checkpoint is at step {latest} and total_steps is "
+              f"{config.total_steps}, so there is nothing to do (a larger "
+              "--config.total_steps continues it)")
+      return workdir
     if is_main:
       print(f"resuming from step {latest} in {workdir}")
   else:
