@@ -6,7 +6,10 @@
     python -m jaxspatial.generate --checkpoint models/ffhq --z z.npy --out grid.png
     python -m jaxspatial.generate --checkpoint models/cifar10 --class 3 --seeds 0-7 --out cats.png
 
-Seed s draws ``m.sample_z(s, 1)``, so an image depends only on its seed.
+Seed s draws ``m.sample_z(s, 1)``, so an image depends only on its seed. Tiles smaller than
+128 px are enlarged in the grid (nearest neighbour, an integer factor) so that a 32 px model's
+grid can be looked at, as the training sample grids are; ``--native-size`` keeps them as made.
+``--save-npy`` always holds the images at the generator's size.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import numpy as np
 
 from jaxspatial import cli, imageio
 from jaxspatial.models.stylegan2 import NOISE_MODES
+
+VIEW_SIZE = 128      # smaller tiles are enlarged to at least this in the grid
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="per-layer noise: stored constant buffers (default), random, none")
   p.add_argument("--out", help="PNG grid to write")
   p.add_argument("--cols", type=int, help="grid columns (default: square)")
+  p.add_argument("--native-size", action="store_true",
+                 help=f"keep tiles at the generator's size (default: tiles below {VIEW_SIZE} px "
+                      "are enlarged, nearest neighbour, for viewing)")
   p.add_argument("--save-npy", help="also write the images (n, H, W, 3) in [-1, 1] as .npy")
   return p.parse_args(argv)
 
@@ -74,8 +82,12 @@ def main(argv=None) -> None:
     images.append(m.generate(zc, truncation=args.truncation, noise=args.noise, **kw))
   images = np.concatenate(images)
   if args.out:
-    imageio.save_grid(args.out, images, cols=args.cols)
-    print(f"wrote {args.out} ({len(images)} images, {m.resolution}x{m.resolution})")
+    upscale = 0 if args.native_size else VIEW_SIZE
+    imageio.save_grid(args.out, images, cols=args.cols, upscale_to=upscale)
+    shown = -(-upscale // m.resolution) * m.resolution if m.resolution < upscale else m.resolution
+    print(f"wrote {args.out} ({len(images)} images, {m.resolution}x{m.resolution}"
+          + (f", enlarged to {shown}x{shown} for viewing; --native-size keeps them"
+             if shown != m.resolution else "") + ")")
   if args.save_npy:
     np.save(args.save_npy, images)
     print(f"wrote {args.save_npy} {images.shape}")

@@ -259,6 +259,12 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         *bad_file_cases("image", "--checkpoint {sg2} --image {bad} --out {out}",
                         ("missing", "zero", "text", "random", "truncated_png")),
     ],
+    "scene": [
+        ("checkpoint-missing", "--checkpoint {missing} --out {out}/s.png", "{missing}"),
+        ("not-a-shapes-run", "--checkpoint {sg2} --out {out}/s.png", "not trained on the shapes"),
+        ("out-not-png", "--checkpoint {sg2} --out {out}/s.jpg", "{out}/s.jpg"),
+        ("index-negative", "--checkpoint {sg2} --index -1 --out {out}/s.png", "--index"),
+    ],
     "studio.__main__": [
         ("checkpoint-missing", "--checkpoint {missing} --out {out}", "{missing}"),
         ("checkpoint-is-a-file", "--checkpoint {png} --out {out}", "{png}"),
