@@ -1,7 +1,8 @@
 r"""Project a real image into a StyleGAN2, SSN or SpatialGAN (stylegan2-ada's projector), then
 optionally tune the generator around it (PTI).
 
-    python -m jaxspatial.project --checkpoint runs/demo --image photo.png --out proj/ --loss critic
+    python -m jaxspatial.scene --checkpoint runs/demo --index 35 --out scene.png   # a real image
+    python -m jaxspatial.project --checkpoint runs/demo --image scene.png --out proj/
     python -m jaxspatial.project --checkpoint runs/demo --image photo.png --out proj/ \
         --init regressor:runs/reg --steps 300 --pti 100 --loss critic
     python -m jaxspatial.drag --checkpoint proj/tuned --latent proj/latent.npz \
@@ -40,9 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="w: one latent for every layer (SSN: one per block, before its encoder); "
                       "wplus: one per layer")
   p.add_argument("--steps", type=int, default=d.steps, help=f"Adam steps (default {d.steps})")
-  p.add_argument("--loss", choices=proj_lib.LOSSES, default=d.loss,
+  p.add_argument("--loss", choices=proj_lib.LOSS_CHOICES, default=d.loss,
                  help="lpips: LPIPS-VGG (needs the converted lpips-vgg weights); mse: pixels; "
-                      "critic: features of the checkpoint's own discriminator")
+                      "critic: features of the checkpoint's own discriminator; auto (default): "
+                      "lpips when its weights are installed, else critic (with a notice), "
+                      "else mse")
   p.add_argument("--init", default="w_avg", metavar="w_avg|regressor:DIR",
                  help="start at the mean W (default) or at a latent regressor's prediction "
                       "(stylegan2 only; --steps 0 gives the regressor alone)")
@@ -116,8 +119,11 @@ def main(argv=None) -> None:
   if notice:
     print(notice)
   model = js.load(args.checkpoint, args.step)
+  loss, loss_notice = proj_lib.resolve_loss(model, args.loss)
+  if loss_notice:
+    print(loss_notice)
   init_ws = None if reg_dir is None else regressor_start(model, reg_dir, x[None])
-  cfg = proj_lib.ProjectionConfig(steps=args.steps, space=args.space, loss=args.loss,
+  cfg = proj_lib.ProjectionConfig(steps=args.steps, space=args.space, loss=loss,
                                   lr=args.lr, optimize_noise=not args.fixed_noise, seed=args.seed)
   with cli.progress(total=args.steps, desc="project", unit="step") as bar:
     p = model.project(x, init_ws=init_ws, config=cfg, callback=lambda i: bar.update(1))
@@ -125,7 +131,7 @@ def main(argv=None) -> None:
   if args.pti:
     from jaxspatial.edit import pti
     with cli.progress(total=args.pti, desc="pti", unit="step") as bar:
-      tuned = pti.pivotal_tuning(model, p, pti.PTIConfig(steps=args.pti, loss=args.loss,
+      tuned = pti.pivotal_tuning(model, p, pti.PTIConfig(steps=args.pti, loss=loss,
                                                          seed=args.seed),
                                  callback=lambda i: bar.update(1))
   out = pathlib.Path(args.out)
@@ -144,7 +150,7 @@ def main(argv=None) -> None:
       if dest.is_dir():
         shutil.rmtree(dest)
       item.replace(dest)
-  line = (f"projected {args.image} into {kind} ({args.space}, {args.loss}, {args.steps} steps, "
+  line = (f"projected {args.image} into {kind} ({args.space}, {loss}, {args.steps} steps, "
           f"init {args.init}): loss {p.loss[0]:.4g}, PSNR {p.psnr[0]:.2f} dB, {p.seconds:.1f} s")
   if tuned is not None:
     line += (f"; PTI {args.pti} steps: loss {tuned.loss_before[0]:.4g} -> "

@@ -2,6 +2,7 @@
 (jaxspatial.edit.pti) and the project command, on tiny random generators (16 px)."""
 
 import dataclasses
+import types
 
 import jax
 import jax.numpy as jnp
@@ -280,6 +281,32 @@ def test_lpips_without_weights_is_a_user_error(sg2, tmp_path, monkeypatch):
   monkeypatch.setenv("JAXSPATIAL_HOME", str(tmp_path))
   with pytest.raises(UserError, match="--loss critic"):
     sg2.project(np.zeros((RES, RES, 3)), steps=1, loss="lpips")
+
+
+def test_loss_auto_takes_lpips_else_the_critic_else_mse(sg2, tmp_path, monkeypatch):
+  """The rule of ``project``'s default and the studio's loss menu: without it the command stopped
+  offline with "missing lpips-vgg.npz"."""
+  monkeypatch.setenv("JAXSPATIAL_HOME", str(tmp_path))
+  loss, notice = projection.resolve_loss(sg2)
+  assert loss == "critic" and notice.startswith("note: no LPIPS weights installed")
+  assert "convert_torch --net lpips-vgg" in notice and "\n" not in notice
+  generator_only = types.SimpleNamespace(d_vars=None)
+  assert projection.resolve_loss(generator_only)[0] == "mse"
+  assert projection.available_losses(sg2) == ("critic", "mse")
+  assert projection.resolve_loss(sg2, "mse") == ("mse", None)
+  (tmp_path / "lpips-vgg.npz").write_bytes(b"")
+  assert projection.resolve_loss(sg2) == ("lpips", None)
+  assert projection.available_losses(generator_only) == ("lpips", "mse")
+
+
+def test_the_command_projects_offline_by_default(sg2, root, images, tmp_path, monkeypatch,
+                                                 capsys):
+  monkeypatch.setenv("JAXSPATIAL_HOME", str(tmp_path))
+  project_cmd.main(["--checkpoint", str(root / "sg2"), "--image", str(images["rgb"]),
+                    "--steps", "1", "--out", str(tmp_path / "proj")])
+  out = capsys.readouterr().out
+  assert "note: no LPIPS weights installed, so projecting with the critic" in out
+  assert "(w, critic, 1 steps" in out and (tmp_path / "proj" / "latent.npz").is_file()
 
 
 # ------------------------------------------------------------------ edits of a projection

@@ -9,7 +9,8 @@ The method is stylegan2-ada's projector (Karras et al. 2020, ``projector.py``) f
   ``σ_w · 0.05 · max(0, 1 - t / 0.75)²`` (:func:`latent_noise_scale`), rendered with the
   optimised per-layer noise maps, and scored by a distance to the target (``lpips``: LPIPS-VGG
   of the ported network; ``mse``; ``critic``: :func:`jaxspatial.metrics.critic.feature_distance`
-  on the model's own discriminator) plus ``1e5 ×`` the multi-scale noise regulariser
+  on the model's own discriminator; ``auto``, the default: the first of those three the model
+  can use, :func:`available_losses`) plus ``1e5 ×`` the multi-scale noise regulariser
   (:func:`noise_regularizer`);
 * Adam (betas 0.9, 0.999) with the lr warm-up / cosine ramp-down of :func:`learning_rate`
   (peak 0.1); after every step each noise map is renormalised to zero mean, unit variance.
@@ -54,6 +55,7 @@ from jaxspatial.models.heatmaps import Heatmaps
 Array = jax.Array
 SPACES = ("w", "wplus")
 LOSSES = ("lpips", "mse", "critic")
+LOSS_CHOICES = ("auto", *LOSSES)       # "auto": resolve_loss
 KINDS = ("stylegan2", "ssn", "spatialgan")
 
 
@@ -62,7 +64,7 @@ class ProjectionConfig:
   """The projector's settings: stylegan2-ada's defaults (``heatmap_lr_ratio`` is ours)."""
   steps: int = 1000
   space: str = "w"
-  loss: str = "lpips"
+  loss: str = "auto"
   lr: float = 0.1
   lr_rampup: float = 0.05           # fraction of the steps
   lr_rampdown: float = 0.25
@@ -78,8 +80,8 @@ class ProjectionConfig:
   def validate(self) -> None:
     if self.space not in SPACES:
       raise UserError(f"space must be one of {'|'.join(SPACES)}, got {self.space!r}")
-    if self.loss not in LOSSES:
-      raise UserError(f"loss must be one of {'|'.join(LOSSES)}, got {self.loss!r}")
+    if self.loss not in LOSS_CHOICES:
+      raise UserError(f"loss must be one of {'|'.join(LOSS_CHOICES)}, got {self.loss!r}")
     if self.steps < 0 or self.w_avg_samples < 2:
       raise UserError("steps must be >= 0 and w_avg_samples >= 2")
 
@@ -213,6 +215,33 @@ def psnr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- distances
+
+
+def available_losses(model) -> tuple[str, ...]:
+  """The losses ``model`` can be projected with, best first: LPIPS when its converted weights are
+  installed (the official projector's distance), the critic of the model's own discriminator
+  when the checkpoint has one (perceptual enough to find the layout, and needs no download),
+  pixel mse always. ``--loss auto`` and the studio take the first; the studio offers them all."""
+  from jaxspatial.metrics import weights
+  lpips = ("lpips",) if weights.converted_path("lpips-vgg").is_file() else ()
+  critic = ("critic",) if getattr(model, "d_vars", None) is not None else ()
+  return (*lpips, *critic, "mse")
+
+
+def resolve_loss(model, loss: str = "auto") -> tuple[str, str | None]:
+  """``(loss, notice)``: ``"auto"`` becomes the first of :func:`available_losses`; the notice (one
+  line, None when LPIPS is used or a loss was named) says what was chosen instead of LPIPS and
+  how to install it."""
+  if loss != "auto":
+    return loss, None
+  chosen = available_losses(model)[0]
+  if chosen == "lpips":
+    return chosen, None
+  from jaxspatial.metrics import weights
+  instead = ("the critic of the checkpoint's own discriminator" if chosen == "critic"
+             else "pixel mse (the checkpoint has no discriminator for --loss critic)")
+  return chosen, (f"note: no LPIPS weights installed, so projecting with {instead}; for LPIPS, "
+                  f"{weights.how_to_get('lpips-vgg')}")
 
 
 def make_distance(model, loss: str) -> tuple[Callable, Callable, Any]:
@@ -417,6 +446,7 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
   cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(steps=steps, space=space, loss=loss,
                                                           seed=seed).items() if v is not None})
   cfg.validate()
+  cfg = dataclasses.replace(cfg, loss=resolve_loss(model, cfg.loss)[0])
   x = _images(model, image)
   n = len(x)
   started = time.perf_counter()

@@ -66,15 +66,6 @@ class State:
     return dataclasses.replace(self, **kw)
 
 
-def projection_losses(model) -> tuple[str, ...]:
-  """The projection losses ``model`` can use, the studio's default first: the critic of its own
-  discriminator when the checkpoint has one, pixel MSE, LPIPS when its converted weights exist."""
-  from jaxspatial.metrics import weights
-  critic = ("critic",) if getattr(model, "d_vars", None) is not None else ()
-  lpips = ("lpips",) if weights.converted_path("lpips-vgg").is_file() else ()
-  return (*critic, "mse", *lpips)
-
-
 class Engine:
   """A StyleGAN2 (the base of every generator engine): latents and DragGAN."""
 
@@ -86,7 +77,7 @@ class Engine:
     self.resolution: int = model.resolution
     self._draggers: dict[bool, drag_lib.Dragger] = {}
     self._fixed_maps: dict[str, tuple[np.ndarray, ...]] = {}
-    self.losses = projection_losses(model) if "project" in self.edits else ()
+    self.losses = proj_lib.available_losses(model) if "project" in self.edits else ()
 
   def describe(self) -> dict[str, Any]:
     """What the page needs to build its controls for this model."""
