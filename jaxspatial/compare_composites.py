@@ -27,7 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--regressor", action="append", required=True, metavar="NAME=DIR",
                  help="a trained regressor checkpoint and its name in the table (repeat)")
   p.add_argument("--critic", required=True,
-                 help="a trained StyleGAN2 checkpoint whose discriminator judges realism")
+                 help="a trained StyleGAN2 checkpoint whose discriminator judges realism, or a "
+                      "critic file (.npz)")
   p.add_argument("--num", type=int, default=512, help="collages (and real scenes for the FD)")
   p.add_argument("--objects", type=int, default=2, help="object layers per collage")
   p.add_argument("--collage-seed", type=int, default=1000,
@@ -56,12 +57,12 @@ def main(argv=None) -> None:
     raise cli.UserError("--num must be at least 2 (a Fréchet distance needs a covariance)")
   if args.bootstrap < 0:
     raise cli.UserError("--bootstrap must be 0 (none) or a number of resamples")
-  import jaxspatial as js
   from jaxspatial.api.regressor import load_regressor
+  from jaxspatial.metrics.registry import open_critic
   start = time.time()
   regressors = {name: load_regressor(path) for name, path in map(_named, args.regressor)}
   rows, collages, images = composites.compare(
-      regressors, js.load(args.critic), args.num, args.objects, args.collage_seed,
+      regressors, open_critic(args.critic), args.num, args.objects, args.collage_seed,
       args.bootstrap, args.rgb_fill)
   print(composites.format_table(rows))
   print(f"({args.num} collages, {time.time() - start:.0f} s)")

@@ -1,45 +1,72 @@
-"""Reproduce one of the papers' claims end to end and write its page.
+"""Reproduce the papers' claims as units of the committed results ledger.
 
-Trains what is missing (runs found under --runs, named <scale>/<target>/<setting>-s<seed>, are
-reused; a partial one resumes), evaluates every run and writes OUT/NAME.md with mean ± 95 %
-Student-t intervals across seeds, every run's numbers, the exact commands, wall times and a
-figure. Targets and their run lengths: docs/reproduction/README.md.
+A unit is one (target, setting, seed): it trains the model(s) it needs (reusing runs found
+under --runs, a local cache), measures them, and writes one row,
+OUT/results/<target>/<setting>-s<seed>.json. Pages (OUT/<target>.md and its figure) are
+rebuilt from the rows alone. Targets, units and budgets: docs/reproduction/README.md.
 
-    python -m jaxspatial.reproduce ssn-lambda --seeds 3
-    python -m jaxspatial.reproduce spatialgan-comove --seeds 3 --runs runs --out docs/reproduction
+    python -m jaxspatial.reproduce --status                      # units done / missing, hours left
+    nice -n 19 python -m jaxspatial.reproduce --budget 2h        # missing units, by priority
+    python -m jaxspatial.reproduce spatialgan-comove --budget 90m
+    python -m jaxspatial.reproduce drag-table2 --page-only       # the page from its rows
     python -m jaxspatial.reproduce ssn-lambda --scale smoke --seeds 2 --out /tmp/page
 """
 
 from __future__ import annotations
 
-import importlib
+import pathlib
 
 from jaxspatial import cli
-from jaxspatial.reproduction import SCALES, TARGETS
+from jaxspatial.reproduction import campaign
 
 
 def main(argv: list[str] | None = None) -> None:
   p = cli.ArgumentParser.for_command("reproduce", __doc__)
-  p.add_argument("name", metavar="NAME", choices=sorted(TARGETS),
-                 help=f"the claim to reproduce: {', '.join(TARGETS)}")
-  p.add_argument("--seeds", type=int, default=3,
-                 help="training seeds 0..N-1 per setting (default 3; at least 2 for intervals)")
-  p.add_argument("--scale", choices=SCALES, default="small",
-                 help="small: the documented run lengths (CPU hours); smoke: tiny models at "
-                      "initialisation, a pipeline check whose numbers mean nothing (default "
-                      "small)")
+  p.add_argument("names", metavar="NAME", nargs="*",
+                 help=f"targets (default: all, by priority): {', '.join(campaign.TARGETS)}")
+  p.add_argument("--status", action="store_true",
+                 help="print units done / missing and the estimated hours left, then exit")
+  p.add_argument("--page-only", action="store_true",
+                 help="rewrite the pages from the rows in OUT/results alone (no training)")
+  p.add_argument("--budget", type=campaign.parse_budget, metavar="DURATION",
+                 help="run missing units while the next one's estimate fits (2h, 90m, 3600s); "
+                      "without it, every missing unit of the named targets runs")
+  p.add_argument("--seeds", type=int, default=None,
+                 help="seeds 0..N-1 per setting (default: each target's own, at least 3 for "
+                      "new targets)")
+  p.add_argument("--scale", choices=campaign.SCALES, default="small",
+                 help="small: the documented run lengths; smoke: tiny models at "
+                      "initialisation, a pipeline check whose numbers mean nothing (needs "
+                      "--out; default small)")
   p.add_argument("--runs", default="runs", metavar="DIR",
-                 help="where runs are found and trained, under DIR/<scale>/ (default runs)")
-  p.add_argument("--out", default="docs/reproduction", metavar="DIR",
-                 help="where NAME.md and its figure are written (default docs/reproduction)")
+                 help="the local run cache, DIR/<scale>/<target>/<unit> (default runs)")
+  p.add_argument("--out", default=None, metavar="DIR",
+                 help="pages, OUT/results/ rows and OUT/references/ (default "
+                      "docs/reproduction at the small scale)")
   args = p.parse_args(argv)
-  if args.seeds < 1:
+  unknown = [n for n in args.names if n not in campaign.TARGETS]
+  if unknown:
+    raise cli.UserError(f"unknown target {unknown[0]!r}; choose from "
+                        f"{', '.join(campaign.TARGETS)}")
+  if args.seeds is not None and args.seeds < 1:
     raise cli.UserError(f"--seeds must be at least 1, got {args.seeds}")
-  from jaxspatial.reproduction import runs
-  module, fn = TARGETS[args.name].split(":")
-  page = getattr(importlib.import_module(module), fn)(
-      runs.Session(args.runs, args.scale, args.seeds), args.out)
-  print(f"wrote {page}")
+  if args.out is None and args.scale != "small":
+    raise cli.UserError(f"--scale {args.scale} needs --out: its rows never go into "
+                        "docs/reproduction")
+  c = campaign.Campaign(pathlib.Path(args.out or "docs/reproduction"), pathlib.Path(args.runs),
+                        args.scale, args.seeds)
+  names = list(args.names) or list(campaign.TARGETS)
+  if args.status:
+    print(c.status(names))
+  elif args.page_only:
+    for name in names:
+      print(f"wrote {c.page(name)}")
+  else:
+    if not args.names and args.budget is None:
+      raise cli.UserError("running every target's missing units needs --budget (see "
+                          "--status for the hours left), or name the targets")
+    for line in c.run_missing(names, args.budget):
+      print(line, flush=True)
 
 
 if __name__ == "__main__":

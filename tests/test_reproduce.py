@@ -1,17 +1,27 @@
-"""``python -m jaxspatial.reproduce`` end to end at smoke scale: the page has one summary row
-per setting with every seed and an interval per metric, a per-run table, its figure and the
-commands; a second invocation reuses every run and evaluation; bad input is one error line."""
+"""``python -m jaxspatial.reproduce`` end to end at smoke scale: one committed row per unit
+(whole or absent), pages rebuilt from rows byte for byte, paired statistics, the budget and
+the status; the committed pages equal their rows' pages; bad input is one error line."""
 
+import os
+import pathlib
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 
 import jax
+import numpy as np
 import pytest
+from scipy import stats
 
 from jaxspatial import reproduce
-from jaxspatial.reproduction import report, runs, spatialgan
+from jaxspatial.reproduction import campaign, ledger, report, runs, spatialgan
 
 INTERVAL = re.compile(r"^-?\d+\.\d+ ± \d+\.\d+$")
+PAIRED = re.compile(r"^[+-]\d+\.\d+ ± \d+\.\d+$")
 
 
 def table(text: str, after: str) -> list[list[str]]:
@@ -28,11 +38,13 @@ def table(text: str, after: str) -> list[list[str]]:
 
 pytestmark = pytest.mark.slow     # 7 runs initialised and saved through the trainer: ~1 min
 
+COMMITTED = pathlib.Path(__file__).resolve().parents[1] / "docs" / "reproduction"
+
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-  """The smoke page of ``spatialgan-comove`` with 2 seeds (rbg keys: threefry's init and
-  sampling compile for far longer on the 2-core CI)."""
+  """The units and page of ``spatialgan-comove`` at smoke scale with 2 seeds (rbg keys:
+  threefry's init and sampling compile for far longer on the 2-core CI)."""
   impl = jax.config.jax_default_prng_impl
   jax.config.update("jax_default_prng_impl", "rbg")
   yield _smoke(tmp_path_factory)
@@ -59,29 +71,112 @@ def test_smoke_page_has_a_row_per_setting_with_intervals(smoke):
   per_run = table(text, "Per run:")
   assert sorted((r[0], r[1]) for r in per_run) == sorted(
       (label, str(s)) for _, label, _ in spatialgan.SETTINGS for s in (0, 1))
+  paired = table(text, "Paired by seed")
+  assert len(paired) == len(spatialgan.PAIRED)
+  assert all(r[1] == "2" and PAIRED.match(r[2]) for r in paired), paired
   ET.fromstring((root / "out" / "spatialgan-comove.svg").read_text())
+  assert "**6 of 6 units**" in text
   assert "![" in text and "python -m jaxspatial.train --config configs/spatialgan.py:tiny" in text
   assert "python -m jaxspatial.evaluate --checkpoint" in text
   assert "Smoke scale" in text
 
 
-def test_second_invocation_reuses_runs_and_evaluations(smoke):
+def test_each_unit_wrote_one_row_with_its_provenance(smoke):
+  root, _ = smoke
+  rows = ledger.read(root / "out" / "results", spatialgan.NAME)
+  assert sorted(r.unit for r in rows) == sorted(
+      f"{name}-s{s}" for name, _, _ in spatialgan.SETTINGS for s in (0, 1))
+  critic = root / "out" / "references" / "critic-smoke.npz"
+  for r in rows:
+    assert r.version == spatialgan.TARGET.version and r.scale == "smoke"
+    assert {"comove", "comove_all", "critic_fd"} <= set(r.metrics)
+    assert r.references["critic"]["sha256"] == ledger.sha256(critic)
+    assert r.machine["platform"] == "cpu" and r.machine["jax"] == jax.__version__
+    assert any(k.startswith("train ") for k in r.phases) and r.wall_seconds > 0
+    assert any(f"--workdir {runs.display(root / 'runs' / 'smoke' / spatialgan.NAME / r.unit)}"
+               in c for c in r.commands)
+
+
+def test_page_only_rewrites_the_page_byte_for_byte(smoke, capsys):
   root, argv = smoke
   page = root / "out" / "spatialgan-comove.md"
-  before = page.read_text()
+  figure = root / "out" / "spatialgan-comove.svg"
+  before = page.read_bytes(), figure.read_bytes()
+  page.unlink()
+  figure.unlink()
+  reproduce.main([*argv, "--page-only"])
+  assert (page.read_bytes(), figure.read_bytes()) == before
+
+
+def test_second_invocation_runs_no_unit(smoke, capsys):
+  root, argv = smoke
   records = sorted((root / "runs").rglob(runs.RECORD))
   stamps = [p.stat().st_mtime_ns for p in records]
+  rows = sorted((root / "out" / "results").rglob("*.json"))
+  row_stamps = [p.stat().st_mtime_ns for p in rows]
+  capsys.readouterr()
   reproduce.main(argv)
   assert [p.stat().st_mtime_ns for p in records] == stamps      # nothing trained again
-  assert table(page.read_text(), "## Results") == table(before, "## Results")
+  assert [p.stat().st_mtime_ns for p in rows] == row_stamps     # no row rewritten
+  assert "every unit of spatialgan-comove has a row" in capsys.readouterr().out
 
 
-def test_a_different_run_in_the_way_is_refused(smoke):
-  root, _ = smoke
-  spec = runs.RunSpec(spatialgan.NAME, "aligned", 0, "spatialgan.py", "tiny",
-                      runs.SMOKE_OVERRIDES + (("loss.align_weight", 5.0),))
-  with pytest.raises(runs.cli.UserError, match="holds another run .*align_weight"):
-    runs.Session(root / "runs", "smoke", 1).train(spec)
+def test_status_counts_units_and_orders_by_priority(smoke, capsys):
+  root, argv = smoke
+  capsys.readouterr()
+  reproduce.main(["--status", *argv[1:]])
+  lines = table("\n" + capsys.readouterr().out, "\n")
+  assert [r[0] for r in lines] == list(campaign.TARGETS)
+  comove = dict(zip(("target", "version", "done", "missing"), lines[0]))
+  assert comove["done"] == "6/6" and comove["missing"] == "0"
+  assert lines[1][2] == "0/6" and lines[1][5].startswith("draggan-s0")
+
+
+def test_budget_stops_before_a_unit_that_would_not_fit(smoke, capsys):
+  """The drag units' estimate (no row yet: the target's prior, tens of minutes) exceeds a
+  one-minute budget, so nothing runs and the command says why."""
+  root, argv = smoke
+  capsys.readouterr()
+  reproduce.main(["drag-table2", *argv[1:], "--budget", "1m"])
+  out = capsys.readouterr().out
+  assert out.startswith("stopping: drag-table2 draggan-s0 would take ~40 min")
+  assert not (root / "out" / "results" / "drag-table2").exists()
+
+
+def test_a_unit_killed_mid_way_leaves_no_row(tmp_path):
+  """SIGKILL while the unit trains: no row, and no temporary file that reads as one."""
+  env = {**os.environ, "JAX_DEFAULT_PRNG_IMPL": "rbg"}
+  out, run_root = tmp_path / "out", tmp_path / "runs"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "jaxspatial.reproduce", "spatialgan-comove", "--scale", "smoke",
+       "--seeds", "1", "--runs", str(run_root), "--out", str(out)],
+      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  unit_dir = run_root / "smoke" / spatialgan.NAME / "aligned-s0"
+  deadline = time.monotonic() + 240
+  while not unit_dir.exists() and proc.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert unit_dir.exists(), "the unit never started training"
+  assert sorted((out / "results").rglob("*.json")) == []
+  assert ledger.read(out / "results", spatialgan.NAME) == []
+
+
+def test_committed_pages_are_built_from_their_rows(tmp_path):
+  """Every committed page equals what ``--page-only`` writes from the committed rows (a page
+  cannot drift from its data), and no page prints a machine's absolute path."""
+  names = [n for n in campaign.TARGETS if (COMMITTED / ledger.RESULTS / n).is_dir()]
+  assert names, "no committed rows"
+  shutil.copytree(COMMITTED / ledger.RESULTS, tmp_path / ledger.RESULTS)
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  for name in names:
+    c.page(name)
+    for suffix in (".md", ".svg"):
+      committed = COMMITTED / f"{name}{suffix}"
+      if committed.exists() or (tmp_path / f"{name}{suffix}").exists():
+        assert (tmp_path / f"{name}{suffix}").read_bytes() == committed.read_bytes(), name
+    text = (COMMITTED / f"{name}.md").read_text()
+    assert not re.search(r"(^|[\s`(])/(work|tmp|root|home)/", text, re.M), name
 
 
 def test_interval_is_student_t():
@@ -91,6 +186,33 @@ def test_interval_is_student_t():
   assert report.interval([5.0])[1] != report.interval([5.0])[1]        # nan: no interval
 
 
+def test_paired_difference_and_log_ratio_against_direct_computation():
+  """Paired by seed: the interval of the per-seed differences (or log-ratios), not of the
+  two settings' spreads; a seed present in one setting only is left out."""
+  col = report.Column("x", "x", ".4f")
+  unit = lambda seed: ledger.Row("t", "s", seed, 1, "small", {}, (), {}, None, {}, {}, {},
+                                 "c", "d")
+  a = report.Row("a", [(unit(s), {"x": v}) for s, v in enumerate([1.0, 2.0, 4.0, 9.0])])
+  b = report.Row("b", [(unit(s), {"x": v}) for s, v in enumerate([2.0, 4.5, 7.0])])
+  diffs = np.array([1.0, 2.5, 3.0])
+  half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+  cell, n = report.paired_cell([a, b], report.Paired("a", "b", col))
+  assert n == 3 and cell == f"{diffs.mean():+.4f} ± {half:.4f}"
+  logs = np.log([2.0, 4.5 / 2.0, 7.0 / 4.0])
+  half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+  cell, n = report.paired_cell([a, b], report.Paired("a", "b", col, log=True))
+  assert cell == (f"× {np.exp(logs.mean()):.3g} [{np.exp(logs.mean() - half):.3g}, "
+                  f"{np.exp(logs.mean() + half):.3g}]")
+
+
+def test_budget_parsing():
+  assert campaign.parse_budget("2h") == 7200 and campaign.parse_budget("90m") == 5400
+  assert campaign.parse_budget("45min") == 2700 and campaign.parse_budget("1.5") == 5400
+  for bad in ("", "0h", "two hours", "-1h"):
+    with pytest.raises(runs.cli.UserError, match="--budget"):
+      campaign.parse_budget(bad)
+
+
 def test_bad_seeds_is_one_line_error(capsys):
   with pytest.raises(SystemExit) as e:
     reproduce.cli.run(lambda: reproduce.main(["ssn-lambda", "--seeds", "0"]))
@@ -98,9 +220,16 @@ def test_bad_seeds_is_one_line_error(capsys):
   assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
 
 
+def test_a_different_run_in_the_way_is_refused(smoke):
+  root, _ = smoke
+  spec = runs.RunSpec(spatialgan.NAME, "aligned", 0, "spatialgan.py", "tiny",
+                      runs.SMOKE_OVERRIDES + (("loss.align_weight", 5.0),))
+  with pytest.raises(runs.cli.UserError, match="holds another run .*align_weight"):
+    runs.Session(root / "runs", "smoke", root / "out").train(spec)
+
+
 def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
   """A run found at a later step than the target's would be evaluated at the wrong length."""
-  import shutil
   root, _ = smoke
   spec = spatialgan.run_spec("smoke", "aligned", 0)
   found = spec.workdir(root / "runs" / "smoke")
@@ -108,20 +237,20 @@ def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
   shutil.copytree(found, copy)
   (copy / "checkpoints" / "0").rename(copy / "checkpoints" / "5")
   with pytest.raises(runs.cli.UserError, match="trained to step 5, past this target's 0"):
-    runs.Session(tmp_path, "smoke", 1).train(spec)
+    runs.Session(tmp_path, "smoke", tmp_path / "out").train(spec)
 
 
 def test_regressor_targets_share_their_runs(tmp_path):
-  """``regressor-edits`` trains the ``regressor-table3`` runs (RGBM and RGB against the
-  ``ssn-lambda`` source); ``regressor-table3`` then finds every one of them again -- the
-  comparison is with the config as the regressor's trainer saves it, generator attached."""
+  """``regressor-edits`` trains the RGBM regressors against the ``ssn-lambda`` source;
+  ``regressor-table3`` then finds them again and adds the RGB ones (the comparison is with
+  the config as the regressor's trainer saves it, generator attached)."""
   from jaxspatial.reproduction import regressor
   root = tmp_path
   common = ["--scale", "smoke", "--seeds", "1", "--runs", str(root / "runs"), "--out",
             str(root / "out")]
   reproduce.main(["regressor-edits", *common])
   records = sorted((root / "runs").rglob(runs.RECORD))
-  assert len(records) == 3                     # the generator, RGBM and RGB (no critic needed)
+  assert len(records) == 2                     # the generator and RGBM (no critic needed)
   stamps = [p.stat().st_mtime_ns for p in records]
   reproduce.main(["regressor-table3", *common])
   assert [p.stat().st_mtime_ns for p in sorted((root / "runs").rglob(runs.RECORD))

@@ -38,15 +38,15 @@ def shapes_real(num: int, resolution: int, seed: int) -> np.ndarray:
   return imageio.from_uint8(np.stack([source[i]["image"] for i in range(num)]))
 
 
-def compare(regressors: dict, critic_model, num: int, objects: int = 2,
+def compare(regressors: dict, critic: critic_lib.Critic, num: int, objects: int = 2,
             collage_seed: int = 1000, bootstrap: int = 0, rgb_fill: bool = False
             ) -> tuple[list[dict], collages_lib.Collages, dict]:
   """Rows of the table, the collages, and each method's composites (row name -> images).
 
   ``regressors``: row name -> :class:`~jaxspatial.api.regressor.RegressorModel`. A row holds
   ``method`` and the :data:`MEASURES` (``masked_l1`` None for the reference rows) and, with
-  ``bootstrap > 0``, their standard errors as ``<measure>_se``."""
-  critic = critic_lib.critic_from_model(critic_model)
+  ``bootstrap > 0``, their standard errors as ``<measure>_se``. ``critic``: e.g.
+  :func:`jaxspatial.metrics.registry.open_critic` of a checkpoint or critic file."""
   resolutions = {r.resolution for r in regressors.values()} | {critic.resolution}
   if len(resolutions) > 1:
     raise cli.UserError(f"regressors and critic disagree on the resolution: {sorted(resolutions)}")

@@ -14,11 +14,15 @@ features (the perceptual loss of projection when no LPIPS weights exist).
 
 from __future__ import annotations
 
+import json
+import pathlib
 from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+from flax import traverse_util
 
 from jaxspatial.cli import UserError
 from jaxspatial.metrics import fid
@@ -42,6 +46,12 @@ def critic_from_model(model, resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -
   d, d_vars = getattr(model, "discriminator", None), getattr(model, "d_vars", None)
   if d is None or d_vars is None:
     raise UserError(f"the critic {model.path} holds no discriminator ('d')")
+  return critic_from_discriminator(d, d_vars, resolutions)
+
+
+def critic_from_discriminator(d, d_vars, resolutions: Sequence[int] = FEATURE_RESOLUTIONS
+                              ) -> Critic:
+  """The :class:`Critic` of discriminator module ``d`` with variables ``d_vars``."""
   bad = [r for r in resolutions if r >= d.resolution or r < 4]
   if bad:
     raise UserError(f"the critic has no block features at {bad} px "
@@ -63,6 +73,41 @@ def critic_from_model(model, resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -
   return Critic(features=lambda x: np.asarray(apply(d_vars, checked(x))[0]),
                 logits=lambda x: np.asarray(apply(d_vars, checked(x))[1]),
                 dim=dim, resolution=d.resolution)
+
+
+CRITIC_FILE_SUFFIX = ".npz"
+
+
+def save_critic_file(model, path: str | pathlib.Path) -> pathlib.Path:
+  """Writes ``model``'s discriminator alone as one small ``.npz`` (its ``config`` as JSON
+  and every variable under ``d/<collection>/<module path>``), so that a critic shared by
+  many experiments is a committed file of its own, not a training run's folder."""
+  d_vars = getattr(model, "d_vars", None)
+  if d_vars is None:
+    raise UserError(f"{model.path} holds no discriminator ('d') to save as a critic")
+  flat = traverse_util.flatten_dict(jax.device_get(d_vars), sep="/")
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp.npz")
+  with open(tmp, "wb") as f:
+    np.savez(f, config=np.asarray(model.config.to_json(sort_keys=True)),
+             **{f"d/{k}": np.asarray(v) for k, v in sorted(flat.items())})
+  tmp.replace(path)
+  return path
+
+
+def load_critic_file(path: str | pathlib.Path,
+                     resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -> Critic:
+  """The :class:`Critic` saved by :func:`save_critic_file`."""
+  from jaxspatial import models
+  try:
+    with np.load(path) as f:
+      config = ml_collections.ConfigDict(json.loads(str(f["config"])))
+      flat = {k[2:]: f[k] for k in f.files if k.startswith("d/")}
+  except (OSError, ValueError, KeyError) as e:
+    raise UserError(f"{path} is not a critic file (written by save_critic_file): {e}") from None
+  d = models.build_discriminator(config.model)
+  return critic_from_discriminator(d, traverse_util.unflatten_dict(flat, sep="/"), resolutions)
 
 
 def batched_features(critic: Critic, images: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -9,6 +9,7 @@ themselves are documented in :mod:`jaxspatial.evaluate`.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Any, Callable, Iterator
 
 import ml_collections
@@ -217,15 +218,26 @@ def prdc_metric(model: Any, ctx: Context) -> dict[str, float]:
   return prdc.prdc(real.all_features(), gen.all_features(), nearest_k=ctx.prdc_k)
 
 
+def open_critic(path: str | pathlib.Path):
+  """The :class:`~jaxspatial.metrics.critic.Critic` of a checkpoint directory (its
+  discriminator) or of a critic file (``.npz``, :func:`~jaxspatial.metrics.critic.save_critic_file`)."""
+  from jaxspatial.metrics import critic as critic_lib
+  if str(path).endswith(critic_lib.CRITIC_FILE_SUFFIX):
+    if not pathlib.Path(path).is_file():
+      raise cli.UserError(f"critic file {path} does not exist")
+    return critic_lib.load_critic_file(path)
+  import jaxspatial as js
+  return critic_lib.critic_from_model(js.load(path))
+
+
 @register("critic_fd", nets=(), needs_data=True)
 def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
-  """Fréchet distance in a trained discriminator's features (``--critic DIR``)."""
+  """Fréchet distance in a trained discriminator's features (``--critic DIR|FILE``)."""
   if not ctx.critic:
     raise cli.UserError("critic_fd needs --critic DIR: a trained StyleGAN2-family checkpoint "
-                        "with a discriminator at the generator's resolution")
-  import jaxspatial as js
-  from jaxspatial.metrics import critic as critic_lib
-  critic = critic_lib.critic_from_model(js.load(ctx.critic))
+                        "with a discriminator at the generator's resolution (or a critic "
+                        "file, .npz)")
+  critic = open_critic(ctx.critic)
   if critic.resolution != model.resolution:
     raise cli.UserError(f"the critic scores {critic.resolution} px images, the model makes "
                         f"{model.resolution} px")

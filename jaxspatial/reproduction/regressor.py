@@ -33,7 +33,6 @@ import dataclasses
 
 import numpy as np
 
-from jaxspatial import cli
 from jaxspatial.reproduction import report, runs, ssn
 
 TABLE3, EDITS = "regressor-table3", "regressor-edits"
@@ -74,17 +73,6 @@ def run_spec(scale: str, setting: str, seed: int, generator: str) -> runs.RunSpe
                       (("generator", generator),) + s.train + overrides)
 
 
-def _train_all(session: runs.Session, desc: str) -> dict[int, dict[str, runs.Run]]:
-  """The generator, then per seed the RGBM and RGB regressors: {seed: {setting: run}}."""
-  generator = session.train(ssn.source_spec(session.scale, 0))
-  trained = {}
-  plan = [(seed, name) for seed in session.seeds for name, _, _ in SETTINGS]
-  for seed, name in cli.progress(plan, desc=desc, unit="run"):
-    trained.setdefault(seed, {})[name] = session.train(
-        run_spec(session.scale, name, seed, str(generator.workdir)))
-  return trained
-
-
 TABLE3_CLAIM = """\
 **Claim** (Chai et al. 2021, Table 3 and Supp. A.2.4): of the three ways of inverting a collage
 -- RGB (the encoder does not know which pixels are missing), RGB Fill (missing pixels filled
@@ -105,50 +93,77 @@ TABLE3_COLUMNS = (report.Column("masked_l1", "masked L1 ↓", ".4f"),
                   report.Column("coverage", "coverage ↑", ".3f"))
 
 
-def reproduce_table3(session: runs.Session, out: str) -> str:
-  """Trains what is missing, measures the four methods per seed, writes the page."""
-  import jaxspatial as js
-  from jaxspatial.api import checkpoint
+METHODS = {"rgbm": ("pixel paste", "RGBM"), "rgb": ("RGB", "RGB fill")}
+"""The methods each unit measures: the RGBM unit also pixel paste (no training; the same
+collages for every seed), the RGB unit its regressor fed the collage as it is and filled."""
+
+
+def _regressor(session: runs.Session, setting: str, seed: int) -> runs.Run:
+  """The shared generator (ssn-lambda's source of seed 0), then this unit's regressor."""
+  generator = session.train(ssn.source_spec(session.scale, 0))
+  return session.train(run_spec(session.scale, setting, seed,
+                                runs.display(generator.workdir)))
+
+
+def table3_unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
+  """One regressor's methods on the table's collages: ``<method>/<measure>``."""
   from jaxspatial.api.regressor import load_regressor
   from jaxspatial.metrics import composites
+  from jaxspatial.metrics.registry import open_critic
   scale = SCALES[session.scale]
-  critic = session.train(runs.critic_spec(session.scale))
-  trained = _train_all(session, TABLE3)
-  methods = ("pixel paste", "RGB", "RGB fill", "RGBM")
-  rows = {m: report.Row(m, [], TABLE3_PAPER[m], trained=m != "pixel paste") for m in methods}
-  for seed, pair in trained.items():
-    rgbm, rgb = pair["rgbm"], pair["rgb"]
-    argv = ["python", "-m", "jaxspatial.compare_composites", "--critic", str(critic.workdir),
-            "--regressor", f"RGBM={rgbm.workdir}", "--regressor", f"RGB={rgb.workdir}",
-            "--num", str(scale.num_collages), "--collage-seed", str(COLLAGE_SEED), "--rgb-fill"]
-    command = " ".join(argv)
-    session.commands.append(command)
+  critic = session.critic()
+  run = _regressor(session, setting, seed)
+  name = METHODS[setting][1] if setting == "rgbm" else "RGB"
+  argv = ["python", "-m", "jaxspatial.compare_composites", "--critic", critic,
+          "--regressor", f"{name}={runs.display(run.workdir)}", "--num",
+          str(scale.num_collages), "--collage-seed", str(COLLAGE_SEED),
+          *(["--rgb-fill"] if setting == "rgb" else [])]
+  command = " ".join(argv)
+  session.commands.append(command)
 
-    def compute():
-      table, _, _ = composites.compare(
-          {"RGBM": load_regressor(str(rgbm.workdir)), "RGB": load_regressor(str(rgb.workdir))},
-          js.load(critic.workdir), scale.num_collages, collage_seed=COLLAGE_SEED, rgb_fill=True)
-      return {f"{r['method']}/{m}": r[m] for r in table for m in composites.MEASURES
-              if r[m] is not None}
+  def compute():
+    table, _, _ = composites.compare(
+        {name: load_regressor(str(run.workdir))}, open_critic(critic), scale.num_collages,
+        collage_seed=COLLAGE_SEED, rgb_fill=setting == "rgb")
+    return {f"{r['method']}/{m}": r[m] for r in table for m in composites.MEASURES
+            if r[m] is not None and r["method"] in METHODS[setting]}
 
-    results = session.measure(
-        rgbm, f"{command} @ RGB step {checkpoint.resolve_step(rgb.workdir)}", compute)
+  return session.measure(run, command, compute)
+
+
+TABLE3_PAIRED = tuple(report.Paired("RGB", "RGBM", column) for column in TABLE3_COLUMNS)
+"""RGBM − RGB of the same seed (one generator, the regressors' seed shared)."""
+
+
+def table3_page(units: list, out, expected: list[str]):
+  """The page from the ledger's rows."""
+  rows = []
+  for setting, methods in METHODS.items():
     for m in methods:
-      run = rgb if m in ("RGB", "RGB fill") else rgbm
-      per_method = {c: results.get(f"{m}/{c}", np.nan) for c in composites.MEASURES}
-      rows[m].runs.append((run, {**per_method, "eval_seconds": results["eval_seconds"]}))
-  notes = (f"{scale.num_collages} collages (`--collage-seed {COLLAGE_SEED}`), the same for "
-           "every seed, so pixel paste (no training) has the same numbers for every seed and "
-           "an interval of 0; the RGB and RGB fill rows are one RGB regressor per seed fed two "
-           "inputs. Realism is measured against as many held-out real scenes. The per-run "
-           "eval seconds are those of the whole comparison (all four methods) of that seed.")
+      runs_ = [(u, {**{c.key: u.metrics.get(f"{m}/{c.key}", np.nan) for c in TABLE3_COLUMNS},
+                    "eval_seconds": u.metrics.get("eval_seconds", np.nan)})
+               for u in units if u.setting == setting]
+      rows.append(report.Row(m, runs_, TABLE3_PAPER[m], trained=m != "pixel paste"))
+  rows.sort(key=lambda r: list(TABLE3_PAPER).index(r.label))
+  notes = (f"{SCALES['small'].num_collages} collages (`--collage-seed {COLLAGE_SEED}`), the "
+           "same for every seed, so pixel paste (no training) has the same numbers for every "
+           "seed and an interval of 0; the RGB and RGB fill rows are one RGB regressor per "
+           "seed fed two inputs. Realism is measured against as many held-out real scenes. "
+           "Eval seconds are those of a unit's whole comparison.")
   figure = report.Figure(TABLE3_COLUMNS[0], TABLE3_COLUMNS[2], caption=(
       "Masked L1 against density, one faint point per seed, each method's mean with its "
       "95 % intervals (the paper's reconstruction-realism trade-off; lower right is better)."))
-  return str(report.write_page(out, TABLE3, session, title="Latent regression: RGB, RGB fill "
-                               "and RGBM against pixel paste (Table 3)", claim=TABLE3_CLAIM,
-                               columns=TABLE3_COLUMNS, rows=list(rows.values()), figure=figure,
-                               notes=notes))
+  return report.write_page(out, TABLE3, units, expected, title="Latent regression: RGB, RGB "
+                           "fill and RGBM against pixel paste (Table 3)", claim=TABLE3_CLAIM,
+                           columns=TABLE3_COLUMNS, rows=rows, figure=figure, notes=notes,
+                           paired=TABLE3_PAIRED)
+
+
+TABLE3_TARGET = runs.Target(
+    TABLE3, version=1, settings=tuple(METHODS), seeds=2,
+    estimate_minutes={"rgbm": 40, "rgb": 40}, unit=table3_unit, page=table3_page)
+"""Estimates: a 9000-step regressor took ~18 min under a shared load (2026-12-02); the
+shared generator ~12 min more when the local cache lacks it."""
 
 
 def _hole_masks(n: int, res: int, seed: int) -> np.ndarray:
@@ -246,27 +261,34 @@ EDITS_ROWS = (
 )
 
 
-def reproduce_edits(session: runs.Session, out: str) -> str:
-  """Trains (or reuses) the ``regressor-table3`` runs, measures the RGBM ones, writes the page."""
+def edits_unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
+  """:func:`edit_measures` of the RGBM regressor of ``seed`` (the regressor-table3 run)."""
   from jaxspatial.api.regressor import load_regressor
   scale = SCALES[session.scale]
-  trained = _train_all(session, EDITS)
+  run = _regressor(session, setting, seed)
   key = (f"{EDITS} finetune={scale.num_finetune}x{scale.finetune_steps} "
          f"inpaint={scale.num_inpaint} edit={scale.num_edit}")
-  rows = [report.Row(label, []) for _, label in EDITS_ROWS]
-  for seed, pair in trained.items():
-    run = pair["rgbm"]
-    results = session.measure(run, key, lambda: edit_measures(
-        load_regressor(str(run.workdir)), scale))
-    for row, (k, _) in zip(rows, EDITS_ROWS):
-      row.runs.append((run, {"value": results[k], "eval_seconds": results["eval_seconds"]}))
+  return session.measure(run, key, lambda: edit_measures(load_regressor(str(run.workdir)),
+                                                         scale))
+
+
+def edits_page(units: list, out, expected: list[str]):
+  """The page from the ledger's rows."""
+  rows = [report.Row(label, [(u, {"value": u.metrics.get(k, np.nan),
+                                  "eval_seconds": u.metrics.get("eval_seconds", np.nan)})
+                             for u in units]) for k, label in EDITS_ROWS]
+  scale = SCALES["small"]
   notes = (f"Each row is measured on the RGBM regressor of every seed (the regressor-table3 "
            f"runs): {scale.num_finetune} held-out collages fine-tuned one at a time "
            f"({scale.finetune_steps} Adam steps, lr 5e-5, no LPIPS), {scale.num_inpaint} "
            f"held-out scenes with a square of half the side hidden, one example scene and "
            f"{scale.num_edit} targets for the edit. Eval seconds are those of all rows of a "
            "seed together.")
-  return str(report.write_page(out, EDITS, session, title="Latent regression: fine-tuning, "
-                               "inpainting and one-shot edits", claim=EDITS_CLAIM,
-                               columns=(report.Column("value", "value", ".4f"),), rows=rows,
-                               notes=notes))
+  return report.write_page(out, EDITS, units, expected, title="Latent regression: "
+                           "fine-tuning, inpainting and one-shot edits", claim=EDITS_CLAIM,
+                           columns=(report.Column("value", "value", ".4f"),), rows=rows,
+                           notes=notes)
+
+
+EDITS_TARGET = runs.Target(EDITS, version=1, settings=("rgbm",), seeds=2,
+                           estimate_minutes={"rgbm": 45}, unit=edits_unit, page=edits_page)

@@ -5,16 +5,14 @@ per-run numbers, the exact commands, wall times, and an SVG figure (no plotting 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
 import pathlib
-import time
 from typing import Sequence
 
 import numpy as np
 from scipy import stats
 
-from jaxspatial.reproduction.runs import Run, Session
+from jaxspatial.reproduction import ledger
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -42,11 +40,11 @@ class Column:
 
 @dataclasses.dataclass
 class Row:
-  """One setting: its label, ``(run, results)`` per seed, and the paper's figure for it.
+  """One setting: its label, ``(unit row, results)`` per seed, and the paper's figure for it.
   ``trained=False``: a setting without training of its own (e.g. pixel paste measured beside
   each seed's runs), whose train-seconds cells read "–"."""
   label: str
-  runs: list[tuple[Run, dict[str, float]]]
+  runs: list[tuple[ledger.Row, dict[str, float]]]
   paper: str = ""
   trained: bool = True
 
@@ -77,7 +75,7 @@ def _number(value: float | None, fmt: str) -> str:
   return "–" if value is None or not np.isfinite(value) else f"{value:{fmt}}"
 
 
-def _seconds(run: Run) -> str:
+def _seconds(run: ledger.Row) -> str:
   return "reused" if run.train_seconds is None else f"{run.train_seconds:.0f}"
 
 
@@ -99,7 +97,7 @@ def tables(columns: Sequence[Column], rows: Sequence[Row]) -> list[str]:
   lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in rows:
     for run, res in r.runs:
-      cells = [r.label, str(run.spec.seed),
+      cells = [r.label, str(run.seed),
                *(_number(res.get(c.key), c.fmt) for c in columns),
                _seconds(run) if r.trained else "–",
                _number(res.get("eval_seconds"), ".0f")]
@@ -107,39 +105,126 @@ def tables(columns: Sequence[Column], rows: Sequence[Row]) -> list[str]:
   return lines
 
 
-def write_page(out: str | pathlib.Path, name: str, session: Session, *, title: str,
-               claim: str, columns: Sequence[Column], rows: Sequence[Row],
-               figure: Figure | None = None, notes: str = "") -> pathlib.Path:
-  """Writes ``out/NAME.md`` (and ``out/NAME.svg``); each file appears whole or not at all."""
+@dataclasses.dataclass(frozen=True)
+class Paired:
+  """The paired difference ``b − a`` of ``column`` between two settings (row labels), over
+  the seeds both have: with ``log``, the log-ratio ``ln(b / a)`` (for quantities that
+  differ by factors), reported back as the ratio ``exp(mean)`` with its interval."""
+  a: str
+  b: str
+  column: Column
+  log: bool = False
+
+
+def paired_cell(rows: Sequence[Row], pair: Paired) -> tuple[str, int]:
+  """(the cell text, number of pairs) of ``pair`` over ``rows``."""
+  by_label = {r.label: {run.seed: res.get(pair.column.key, math.nan) for run, res in r.runs}
+              for r in rows}
+  a, b = by_label.get(pair.a, {}), by_label.get(pair.b, {})
+  seeds = sorted(set(a) & set(b))
+  if pair.log:
+    diffs = [math.log(b[s] / a[s]) if a[s] > 0 and b[s] > 0 else math.nan for s in seeds]
+    mean, half, n = interval(diffs)
+    if n == 0:
+      return "–", 0
+    if n == 1:
+      return f"× {math.exp(mean):.3g} (1 pair)", 1
+    return (f"× {math.exp(mean):.3g} [{math.exp(mean - half):.3g}, "
+            f"{math.exp(mean + half):.3g}]", n)
+  mean, half, n = interval([b[s] - a[s] for s in seeds])
+  fmt = pair.column.fmt
+  if n == 0:
+    return "–", 0
+  if n == 1:
+    return f"{mean:+{fmt}} (1 pair)", 1
+  return f"{mean:+{fmt}} ± {half:{fmt}}", n
+
+
+def paired_table(rows: Sequence[Row], pairs: Sequence[Paired]) -> list[str]:
+  """Markdown lines: one line per pair, its difference (or ratio) with a 95 % interval."""
+  lines = ["| comparison (same seed) | pairs | difference (b − a) or ratio (b / a), 95 % CI |",
+           "|---|---|---|"]
+  for pair in pairs:
+    cell, n = paired_cell(rows, pair)
+    kind = "ratio" if pair.log else "difference"
+    lines.append(f"| {pair.column.header}: {pair.b} vs {pair.a} ({kind}) | {n} | {cell} |")
+  return lines
+
+
+def write_page(out: str | pathlib.Path, name: str, units: Sequence[ledger.Row],
+               expected: Sequence[str], *, title: str, claim: str,
+               columns: Sequence[Column], rows: Sequence[Row], figure: Figure | None = None,
+               notes: str = "", paired: Sequence[Paired] = ()) -> pathlib.Path:
+  """Writes ``out/NAME.md`` (and ``out/NAME.svg``) from the ledger's ``units`` alone (the
+  names of the ``expected`` units say which are missing), so that ``reproduce NAME
+  --page-only`` rewrites it byte for byte; each file appears whole or not at all."""
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  lines = [f"# {title}", "", claim.strip(), "", _provenance(name, session), ""]
-  if session.scale == "smoke":
+  lines = [f"# {title}", "", claim.strip(), "", provenance(name, units, expected), ""]
+  if any(u.scale == "smoke" for u in units):
     lines += ["**Smoke scale**: tiny models at initialisation, to check the pipeline. These "
               "numbers carry no claim.", ""]
   lines += ["## Results", "", *tables(columns, rows), ""]
+  if paired:
+    lines += ["Paired by seed (each seed's settings share their seed, data order and, where "
+              "the design says so, their source model): the mean difference across seeds "
+              "with its 95 % Student-t interval; for quantities that differ by factors, the "
+              "geometric mean ratio with its interval.", "", *paired_table(rows, paired), ""]
   if figure is not None:
     _atomic_write(out / f"{name}.svg", scatter_svg(figure, rows))
     lines += [f"![{figure.caption or title}]({name}.svg)", "", figure.caption, ""]
   if notes:
     lines += [notes.strip(), ""]
+  row_notes: dict[str, list[str]] = {}
+  for u in units:
+    if u.notes:
+      row_notes.setdefault(u.notes, []).append(u.unit)
+  for note, which in row_notes.items():
+    on = "every unit" if len(which) == len(units) else ", ".join(which)
+    lines += [f"Note on {on}: {note}.", ""]
+  commands = dict.fromkeys(c for u in units for c in u.commands)
   lines += ["## Commands", "", "Each run and evaluation above, as the command that makes it "
-            "(the reproduce command runs the same code in one process):", "", "```bash",
-            *dict.fromkeys(session.commands), "```", ""]
+            "(a unit, `python -m jaxspatial.reproduce " + name + "`, runs the same code in "
+            "one process):", "", "```bash", *commands, "```", ""]
   path = out / f"{name}.md"
   _atomic_write(path, "\n".join(lines))
   return path
 
 
-def _provenance(name: str, session: Session) -> str:
-  import jax
-  return (f"Generated by `python -m jaxspatial.reproduce {name} --seeds {len(session.seeds)} "
-          f"--scale {session.scale} --runs {session.root.parent}` on "
-          f"{datetime.date.today().isoformat()} (jax {jax.__version__}, "
-          f"{jax.devices()[0].platform}, {jax.device_count()} device(s)) in "
-          f"{time.perf_counter() - session.started:.0f} s of wall time (runs it found trained "
-          "cost nothing here: their training times are in the tables). Intervals: mean ± the "
-          "95 % Student-t half-width across training seeds (n − 1 degrees of freedom).")
+def _plural(n: int) -> str:
+  return "s" if n > 1 else ""
+
+
+def provenance(name: str, units: Sequence[ledger.Row], expected: Sequence[str]) -> str:
+  """Where the page's numbers come from: units done of those expected (and which are
+  missing), result version, dates, commits, machines, shared references, interval rule."""
+  have = {u.unit for u in units}
+  missing = [e for e in expected if e not in have]
+  text = (f"Built by `python -m jaxspatial.reproduce {name} --page-only` from the rows in "
+          f"`results/{name}/`: **{len(have & set(expected))} of {len(expected)} units**")
+  text += f" (missing: {', '.join(missing)})." if missing else "."
+  if units:
+    dates = sorted(u.date for u in units)
+    versions = sorted({u.version for u in units})
+    machines: dict[str, int] = {}
+    for u in units:
+      m = u.machine
+      key = (f"{m.get('device_kind', m.get('platform', '?'))}" +
+             (f" × {m['device_count']}" if m.get("device_count", 1) > 1 else "") +
+             f", {m.get('cpu', '?')} ({m.get('cores', '?')} cores), jax {m.get('jax', '?')}")
+      machines[key] = machines.get(key, 0) + 1
+    text += (f" Result version {', '.join(map(str, versions))}; units run {dates[0]}"
+             f"{'' if dates[0] == dates[-1] else ' to ' + dates[-1]} at commit(s) "
+             f"{', '.join(sorted({f'`{u.commit}`' for u in units}))} on "
+             f"{'; '.join(f'{k} ({v} unit{_plural(v)})' for k, v in machines.items())}.")
+    refs = sorted({(k, r["path"], r["sha256"]) for u in units for k, r in u.references.items()})
+    if refs:
+      text += " Shared references: " + "; ".join(
+          f"{k} `{p}` (sha256 `{h[:12]}…`)" for k, p, h in refs) + "."
+      if len({k for k, _, _ in refs}) < len(refs):
+        text += " **Units measured with different references are mixed on this page.**"
+  return text + (" Intervals: mean ± the 95 % Student-t half-width across training seeds "
+                 "(n − 1 degrees of freedom).")
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:

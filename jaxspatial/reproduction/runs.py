@@ -23,6 +23,7 @@ import ml_collections
 
 from jaxspatial import cli, families
 from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
+from jaxspatial.reproduction import ledger
 
 RECORD = "reproduce.json"
 # Keys that change how a run is logged or saved, not what it computes: a run found with other
@@ -64,11 +65,30 @@ class RunSpec:
                                                for k, v in self.overrides]
     return shlex.join(["python", "-m", "jaxspatial.train", "--config",
                        f"configs/{self.config}:{self.preset}", "--workdir",
-                       str(self.workdir(root)), *flags])
+                       display(self.workdir(root)), *flags])
 
 
 def _flag(value: Any) -> str:
   return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """One page of the ledger and the units that fill it.
+
+  ``settings`` × seeds ``0..seeds-1`` are its units; ``version`` is its result version (bump
+  it when a change alters results: rows of another version are not mixed in);
+  ``estimate_minutes[setting]`` a unit's wall time before any row has measured it;
+  ``unit(session, setting, seed) -> metrics`` trains (or reuses) and measures one unit;
+  ``page(rows, out, expected_unit_names) -> path`` writes the page from rows alone.
+  """
+  name: str
+  version: int
+  settings: tuple[str, ...]
+  seeds: int
+  estimate_minutes: dict[str, float]
+  unit: Callable[["Session", str, int], dict[str, float]]
+  page: Callable[[list, pathlib.Path, list[str]], pathlib.Path]
 
 
 @dataclasses.dataclass
@@ -98,21 +118,29 @@ def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.Config
 
 
 class Session:
-  """Trains and evaluates the runs of one ``python -m jaxspatial.reproduce`` invocation.
+  """Trains, reuses and evaluates the runs of one unit (:mod:`.ledger`), and records what
+  the unit's row needs: the commands, the configs of its runs, the wall time of each phase
+  in this process, and the shared reference files it used.
 
-  Runs live under ``runs/<scale>/``, so smoke-scale runs never stand in for small-scale ones.
+  Runs live under ``<runs>/<scale>/`` (a local cache: reused when this machine still holds
+  them, retrained otherwise), so smoke-scale runs never stand in for small-scale ones.
+  ``out`` is the pages' folder, where the shared references live (``references/``).
   """
 
-  def __init__(self, runs: str | pathlib.Path, scale: str, seeds: int):
+  def __init__(self, runs: str | pathlib.Path, scale: str, out: str | pathlib.Path):
     self.root = pathlib.Path(runs) / scale
     self.scale = scale
-    self.seeds = tuple(range(seeds))
+    self.out = pathlib.Path(out)
     self.commands: list[str] = []
-    self.started = time.perf_counter()
+    self.phases: dict[str, float] = {}
+    self.configs: dict[str, Any] = {}
+    self.references: dict[str, dict[str, str]] = {}
+    self.train_seconds: float | None = None
 
   def train(self, spec: RunSpec) -> Run:
     """The run of ``spec``: reused when its workdir holds ``total_steps`` with the same
-    config, resumed when it holds fewer, trained from scratch otherwise."""
+    config, resumed when it holds fewer, trained from scratch otherwise. The unit's row
+    takes the training time of the last run it asked for (its own model)."""
     from jaxspatial.api import checkpoint
     from jaxspatial.training import loop
     config, workdir = spec.build(), spec.workdir(self.root)
@@ -130,23 +158,40 @@ class Session:
       if done > config.total_steps:
         raise cli.UserError(f"{workdir} is trained to step {done}, past this target's "
                             f"{config.total_steps}; remove it or give another --runs")
+    shown = display(workdir)
     if done < config.total_steps or not found:
       start = time.perf_counter()
       loop.train(config, workdir)
-      seconds = record.get("train_seconds") or 0.0
-      record = {"train_seconds": seconds + time.perf_counter() - start,
+      elapsed = time.perf_counter() - start
+      self.phases[f"train {shown}"] = elapsed
+      record = {"train_seconds": (record.get("train_seconds") or 0.0) + elapsed,
                 "timed_steps": record.get("timed_steps", 0) + config.total_steps - done}
       _write_json(record_path, record)
     command = spec.command(self.root)
     self.commands.append(command)
+    self.configs[shown] = json.loads(config.to_json_best_effort())
     timed = record.get("timed_steps") == config.total_steps
-    return Run(spec, workdir, record.get("train_seconds") if timed else None, command)
+    self.train_seconds = record.get("train_seconds") if timed else None
+    return Run(spec, workdir, self.train_seconds, command)
+
+  def critic(self) -> str:
+    """The shared critic file of this scale (``<out>/references/critic-<scale>.npz``): made
+    once from :func:`critic_spec`'s run when missing; its sha256 goes into the row."""
+    path = self.out / "references" / f"critic-{self.scale}.npz"
+    if not path.is_file():
+      import jaxspatial as js
+      from jaxspatial.metrics import critic as critic_lib
+      run = self.train(critic_spec(self.scale))
+      critic_lib.save_critic_file(js.load(run.workdir), path)
+      self.train_seconds = None
+    self.references["critic"] = {"path": display(path), "sha256": ledger.sha256(path)}
+    return display(path)
 
   def evaluate(self, run: Run, metrics: str, **options: Any) -> dict[str, float]:
     """``metrics`` (comma-separated registry names) on ``run``'s latest checkpoint, as
     ``python -m jaxspatial.evaluate --checkpoint DIR --metrics M --opt V ...`` computes them
     (``options``: that command's flags, ``num_comove=256`` for ``--num-comove 256``)."""
-    argv = ["python", "-m", "jaxspatial.evaluate", "--checkpoint", str(run.workdir),
+    argv = ["python", "-m", "jaxspatial.evaluate", "--checkpoint", display(run.workdir),
             "--metrics", metrics]
     for key, value in options.items():
       argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -157,20 +202,33 @@ class Session:
   def measure(self, run: Run, key: str, compute: Callable[[], dict[str, float]]
               ) -> dict[str, float]:
     """``compute()`` plus its ``eval_seconds``, cached in ``run``'s workdir under ``key``
-    (a description of the measurement, e.g. its command) and the checkpoint's step, so that
-    a page regenerates cheaply and a run trained on is measured again."""
+    (a description of the measurement, e.g. its command), the checkpoint's step and the
+    shared references' hashes, so that a unit cut short after it does not compute it again;
+    its wall time is a phase."""
     from jaxspatial.api import checkpoint
     key = f"{key} @ step {checkpoint.resolve_step(run.workdir)}"
-    cache = run.workdir / "reproduce-eval" / (hashlib.sha256(key.encode()).hexdigest()[:16]
+    hashed = key + json.dumps(self.references, sort_keys=True)
+    cache = run.workdir / "reproduce-eval" / (hashlib.sha256(hashed.encode()).hexdigest()[:16]
                                               + ".json")
     if cache.is_file():
       return json.loads(cache.read_text())["metrics"]
     start = time.perf_counter()
     results = dict(compute())
     results["eval_seconds"] = time.perf_counter() - start
+    self.phases[key.split(" @ ")[0]] = results["eval_seconds"]
     cache.parent.mkdir(exist_ok=True)
     _write_json(cache, {"key": key, "metrics": results})
     return results
+
+
+def display(path: pathlib.Path) -> str:
+  """``path`` as pages and rows print it: relative to the working directory when under it
+  (``runs/small/...``), so that no machine's absolute paths are recorded."""
+  path = pathlib.Path(path)
+  try:
+    return str(path.resolve().relative_to(pathlib.Path.cwd().resolve()))
+  except ValueError:
+    return str(path)
 
 
 _EVALUATE_FLAGS = ("num", "num_real", "num_prdc", "batch_size", "seed", "num_distortion",

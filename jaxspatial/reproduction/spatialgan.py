@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxspatial import cli
-from jaxspatial.reproduction import report, runs
+from jaxspatial.reproduction import ledger, report, runs
 
 NAME = "spatialgan-comove"
 
@@ -60,6 +59,13 @@ COLUMNS = (report.Column("comove", "co-move (located)", ".2f"),
            report.Column("critic_fd", "critic FD ↓", ".3f"))
 
 
+PAIRED = (report.Paired("align_weight = 0", "with alignment", COLUMNS[1]),
+          report.Paired("plain StyleGAN2 (encoding = none)", "with alignment", COLUMNS[1]),
+          report.Paired("align_weight = 0", "with alignment", COLUMNS[3]),
+          report.Paired("plain StyleGAN2 (encoding = none)", "with alignment", COLUMNS[3]))
+"""On − off of the same seed: co-move over all edits and critic FD."""
+
+
 def run_spec(scale: str, setting: str, seed: int) -> runs.RunSpec:
   """The training run of ``setting`` (a :data:`SETTINGS` name) and ``seed`` at ``scale``
   (``drag-table2`` drags on the same runs)."""
@@ -68,20 +74,29 @@ def run_spec(scale: str, setting: str, seed: int) -> runs.RunSpec:
   return runs.RunSpec(NAME, setting, seed, "spatialgan.py", s.preset, s.train + overrides)
 
 
-def reproduce(session: runs.Session, out: str) -> str:
-  """Trains what is missing, evaluates every run and writes ``out/spatialgan-comove.md``."""
+def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
+  """Trains (or reuses) the run of ``setting`` and ``seed``; its co-move and critic FD."""
   scale = SCALES[session.scale]
-  critic = session.train(runs.critic_spec(session.scale))
-  rows = [report.Row(label, []) for _, label, _ in SETTINGS]
-  plan = [(seed, k) for seed in session.seeds for k in range(len(SETTINGS))]
-  for seed, k in cli.progress(plan, desc=NAME, unit="run"):
-    run = session.train(run_spec(session.scale, SETTINGS[k][0], seed))
-    results = session.evaluate(run, "comove,critic_fd", critic=critic.workdir,
-                               num=scale.num_fd, num_comove=scale.num_comove)
-    rows[k].runs.append((run, results))
+  critic = session.critic()
+  run = session.train(run_spec(session.scale, setting, seed))
+  return session.evaluate(run, "comove,critic_fd", critic=critic, num=scale.num_fd,
+                          num_comove=scale.num_comove)
+
+
+def page(units: list[ledger.Row], out, expected: list[str]):
+  """The page from the ledger's rows."""
+  rows = [report.Row(label, [(u, u.metrics) for u in units if u.setting == name])
+          for name, label, _ in SETTINGS]
   figure = report.Figure(COLUMNS[3], COLUMNS[1], caption=(
       "Co-move ratio over all edits against critic FD, one faint point per run, each "
       "setting's mean with its 95 % intervals (upper left is better)."))
-  return str(report.write_page(out, NAME, session, title="SpatialGAN: objects follow their "
-                               "heatmaps", claim=CLAIM, columns=COLUMNS, rows=rows,
-                               figure=figure))
+  return report.write_page(out, NAME, units, expected, title="SpatialGAN: objects follow "
+                           "their heatmaps", claim=CLAIM, columns=COLUMNS, rows=rows,
+                           figure=figure, paired=PAIRED)
+
+
+TARGET = runs.Target(NAME, version=1, settings=tuple(name for name, _, _ in SETTINGS),
+                     seeds=3, estimate_minutes={"aligned": 70, "align0": 65, "stylegan2": 60},
+                     unit=unit, page=page)
+"""Estimates: the slowest 2-core machine measured (docs/reproduction/README.md): 3000 steps
+at 1.26 s (aligned), ~1.1 s, ~1.0 s per iteration, plus ~5 min of evaluation."""

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxspatial import cli
-from jaxspatial.reproduction import report, runs
+from jaxspatial.reproduction import ledger, report, runs
 
 NAME = "ssn-lambda"
 LAMBDAS = (0.0, 10.0, 100.0, 1000.0)
@@ -60,32 +59,62 @@ def source_spec(scale: str, seed: int) -> runs.RunSpec:
   return runs.RunSpec(NAME, "source-stylegan2", seed, "stylegan2.py", s.preset, s.source)
 
 
-def reproduce(session: runs.Session, out: str) -> str:
-  """Trains what is missing, evaluates every SSN run and writes ``out/ssn-lambda.md``."""
+def _label(lam: float) -> str:
+  return f"λ_D = {lam:g}"
+
+
+SOURCE = "source-stylegan2"
+
+
+def lambda_setting(lam: float) -> str:
+  return f"lambda{lam:g}"
+
+
+def ssn_spec(scale: str, lam: float, seed: int, source: runs.Run) -> runs.RunSpec:
+  s = SCALES[scale]
+  return runs.RunSpec(NAME, lambda_setting(lam), seed, "ssn.py", s.preset, s.ssn + (
+      ("init_from", runs.display(source.workdir)), ("loss.distortion_weight", lam)))
+
+
+def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
+  """The source of ``seed`` (trained or reused) and, for a λ_D setting, the SSN transferred
+  from it; the SSN's distortion and critic FD (the source's critic FD alone)."""
   scale = SCALES[session.scale]
-  critic = session.train(runs.critic_spec(session.scale))
-  rows = {lam: report.Row(_label(lam), [], PAPER.get(lam, "")) for lam in LAMBDAS}
-  source_row = report.Row("the StyleGAN2 source", [])
-  plan = [(seed, lam) for seed in session.seeds for lam in LAMBDAS]
-  sources = {}
-  for seed, lam in cli.progress(plan, desc=NAME, unit="run"):
-    if seed not in sources:
-      sources[seed] = session.train(source_spec(session.scale, seed))
-      source_row.runs.append((sources[seed], session.evaluate(
-          sources[seed], "critic_fd", critic=critic.workdir, num=scale.num_fd)))
-    spec = runs.RunSpec(NAME, f"lambda{lam:g}", seed, "ssn.py", scale.preset, scale.ssn + (
-        ("init_from", str(sources[seed].workdir)), ("loss.distortion_weight", lam)))
-    run = session.train(spec)
-    results = session.evaluate(run, "distortion,critic_fd", critic=critic.workdir,
-                               num=scale.num_fd, num_distortion=scale.num_distortion)
-    rows[lam].runs.append((run, results))
+  critic = session.critic()
+  source = session.train(source_spec(session.scale, seed))
+  if setting == SOURCE:
+    return session.evaluate(source, "critic_fd", critic=critic, num=scale.num_fd)
+  lam = next(lam for lam in LAMBDAS if lambda_setting(lam) == setting)
+  run = session.train(ssn_spec(session.scale, lam, seed, source))
+  return session.evaluate(run, "distortion,critic_fd", critic=critic, num=scale.num_fd,
+                          num_distortion=scale.num_distortion)
+
+
+PAIRED = tuple(report.Paired(_label(0.0), _label(lam), column, log=True)
+               for column in COLUMNS for lam in LAMBDAS[1:])
+"""Each λ_D against λ_D = 0 of the same seed (one source): ratios, since distortion spans
+orders of magnitude."""
+
+
+def page(units: list[ledger.Row], out, expected: list[str]):
+  """The page from the ledger's rows."""
+  rows = [report.Row(_label(lam), [(u, u.metrics) for u in units
+                                   if u.setting == lambda_setting(lam)], PAPER.get(lam, ""))
+          for lam in LAMBDAS]
+  rows.append(report.Row("the StyleGAN2 source", [(u, u.metrics) for u in units
+                                                  if u.setting == SOURCE]))
   figure = report.Figure(COLUMNS[0], COLUMNS[1], log_x=True, caption=(
       "Distortion against critic FD, one faint point per run, the mean of each λ_D with its "
       "95 % intervals (the paper's Fig. 5 Pareto plot; lower-left is better)."))
-  return str(report.write_page(out, NAME, session, title="SSN: distortion against realism "
-                               "over λ_D", claim=CLAIM, columns=COLUMNS,
-                               rows=[*rows.values(), source_row], figure=figure))
+  return report.write_page(out, NAME, units, expected, title="SSN: distortion against "
+                           "realism over λ_D", claim=CLAIM, columns=COLUMNS, rows=rows,
+                           figure=figure, paired=PAIRED)
 
 
-def _label(lam: float) -> str:
-  return f"λ_D = {lam:g}"
+TARGET = runs.Target(NAME, version=1, seeds=3,
+                     settings=(SOURCE, *(lambda_setting(lam) for lam in LAMBDAS)),
+                     estimate_minutes={SOURCE: 20, **{lambda_setting(lam): 15
+                                                      for lam in LAMBDAS}},
+                     unit=unit, page=page)
+"""Estimates: the source ~12 min and an SSN ~6 min on the slowest machine measured, plus
+evaluations; a λ_D unit retrains its seed's source when the local cache lacks it."""

@@ -1,0 +1,167 @@
+"""Units, their order, their budget, and pages rebuilt from rows.
+
+Each page is a :class:`~jaxspatial.reproduction.runs.Target` declared in its module (its
+settings and seeds, result version, prior time estimate, the function that runs one unit and
+the one that writes the page from rows). :data:`TARGETS` lists them in campaign priority order; ``--status`` and ``--budget`` follow
+it, and within a target run the seeds in turn (seed 0's settings first), so that paired
+comparisons fill up seed by seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import pathlib
+import re
+import statistics
+import time
+from typing import Iterator
+
+from jaxspatial import cli
+from jaxspatial.reproduction import ledger, runs
+
+TARGETS = {
+    "spatialgan-comove": "spatialgan:TARGET",
+    "drag-table2": "drag:TARGET",
+    "ssn-lambda": "ssn:TARGET",
+    "regressor-table3": "regressor:TABLE3_TARGET",
+    "regressor-edits": "regressor:EDITS_TARGET",
+}
+"""name -> ``module:attribute`` of its :class:`~.runs.Target`, highest priority first (the
+SpatialGAN claims, then the analyses migrated from earlier runs)."""
+
+SCALES = ("small", "smoke")
+
+
+def target(name: str) -> runs.Target:
+  path, attr = TARGETS[name].split(":")
+  return getattr(importlib.import_module(f"jaxspatial.reproduction.{path}"), attr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+  target: str
+  setting: str
+  seed: int
+
+  @property
+  def name(self) -> str:
+    return ledger.unit_name(self.setting, self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Campaign:
+  """Where rows, pages and runs live, at which scale, with how many seeds per setting
+  (``seeds=None``: each target's own)."""
+  out: pathlib.Path
+  runs: pathlib.Path
+  scale: str = "small"
+  seeds: int | None = None
+
+  @property
+  def results(self) -> pathlib.Path:
+    return self.out / ledger.RESULTS
+
+  def units(self, name: str) -> list[Unit]:
+    """Every unit of target ``name``, seed by seed."""
+    t = target(name)
+    seeds = self.seeds if self.seeds is not None else t.seeds
+    return [Unit(name, setting, seed) for seed in range(seeds) for setting in t.settings]
+
+  def rows(self, name: str) -> list[ledger.Row]:
+    """The rows of ``name`` at this scale and the target's current result version."""
+    return [r for r in ledger.read(self.results, name, target(name).version)
+            if r.scale == self.scale]
+
+  def missing(self, name: str) -> list[Unit]:
+    done = {r.unit for r in self.rows(name)}
+    return [u for u in self.units(name) if u.name not in done]
+
+  def estimate(self, unit: Unit) -> float:
+    """Seconds the unit should take: the median wall time of the rows of its setting, else
+    of its target, else the target's prior estimate."""
+    rows = self.rows(unit.target)
+    for subset in ([r for r in rows if r.setting == unit.setting], rows):
+      walls = [r.wall_seconds for r in subset if r.phases]
+      if walls:
+        return float(statistics.median(walls))
+    return 60.0 * target(unit.target).estimate_minutes[unit.setting]
+
+  def run(self, unit: Unit) -> ledger.Row:
+    """Trains and measures ``unit`` in this process, then writes its row (whole, last)."""
+    t = target(unit.target)
+    session = runs.Session(self.runs, self.scale, self.out)
+    metrics = t.unit(session, unit.setting, unit.seed)
+    row = ledger.Row(
+        target=unit.target, setting=unit.setting, seed=unit.seed, version=t.version,
+        scale=self.scale, metrics=metrics, commands=tuple(dict.fromkeys(session.commands)),
+        phases=session.phases, train_seconds=session.train_seconds, configs=session.configs,
+        references=session.references, machine=ledger.machine(), commit=ledger.commit(),
+        date=ledger.today())
+    ledger.write(self.results, row)
+    return row
+
+  def page(self, name: str) -> pathlib.Path:
+    """Rewrites ``out/NAME.md`` from the committed rows alone."""
+    return target(name).page(self.rows(name), self.out, [u.name for u in self.units(name)])
+
+  def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
+    """Runs the missing units of ``names`` in order while the next one's estimate fits in
+    ``budget`` seconds (None: no limit); yields a line per event and rewrites the pages of
+    the targets that gained rows."""
+    start = time.perf_counter()
+    gained: list[str] = []
+    plan = [u for n in names for u in self.missing(n)]
+    if not plan:
+      yield (f"every unit of {', '.join(names)} has a row; nothing to run (--page-only "
+             "rewrites the pages, --status lists the targets)")
+    for k, unit in enumerate(plan):
+      left = None if budget is None else budget - (time.perf_counter() - start)
+      need = self.estimate(unit)
+      if left is not None and need > left:
+        yield (f"stopping: {unit.target} {unit.name} would take ~{_duration(need)}, "
+               f"{_duration(max(left, 0))} of the budget left; {len(plan) - k} unit(s) "
+               "remain")
+        break
+      yield f"unit {k + 1}/{len(plan)}: {unit.target} {unit.name} (estimate {_duration(need)})"
+      t0 = time.perf_counter()
+      row = self.run(unit)
+      yield (f"wrote {ledger.row_path(self.results, unit.target, unit.setting, unit.seed)} "
+             f"({_duration(time.perf_counter() - t0)}; phases "
+             f"{', '.join(f'{p} {s:.0f} s' for p, s in row.phases.items()) or 'all cached'})")
+      if unit.target not in gained:
+        gained.append(unit.target)
+    for name in gained:
+      yield f"wrote {self.page(name)}"
+
+  def status(self, names: list[str]) -> str:
+    """A table: per target, units done / expected, hours of missing work, the next units."""
+    lines = ["| target | version | units done | missing | est. hours left | next |",
+             "|---|---|---|---|---|---|"]
+    for name in names:
+      missing = self.missing(name)
+      hours = sum(self.estimate(u) for u in missing) / 3600
+      nxt = ", ".join(u.name for u in missing[:3]) + (" …" if len(missing) > 3 else "")
+      lines.append(f"| {name} | {target(name).version} | "
+                   f"{len(self.units(name)) - len(missing)}/{len(self.units(name))} | "
+                   f"{len(missing)} | {hours:.1f} | {nxt or '–'} |")
+    return "\n".join(lines)
+
+
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_budget(text: str) -> float:
+  """``2h``, ``90m``, ``45min``, ``3600s`` or a plain number of hours -> seconds."""
+  match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", text)
+  if not match or float(match.group(1)) <= 0:
+    raise cli.UserError(f"--budget must be a positive duration such as 2h, 90m or 3600s, "
+                        f"not {text!r}")
+  return float(match.group(1)) * _UNITS[match.group(2) or "h"]
+
+
+def _duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
