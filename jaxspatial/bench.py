@@ -8,6 +8,7 @@
     python -m jaxspatial.bench projection         # a projection step vs G forward+backward, 32/256 px
     python -m jaxspatial.bench ssn --resolution 32 --batch 16          # a family's own flags
     python -m jaxspatial.bench spatialgan --train-step | --drag CHECKPOINT
+    python -m jaxspatial.bench drag-report --checkpoint runs/demo   # drag's uniform-handle warning
     python -m jaxspatial.bench regressor --resolution 256 --opt-steps 200
     python -m jaxspatial.bench studio [--checkpoint DIR ...]        # studio latency per edit
     python -m jaxspatial.bench rosinality --rosinality PATH   # side by side with PyTorch (CPU)
@@ -48,6 +49,7 @@ TABLES: dict[str, str] = {
 COMMANDS: dict[str, str] = {
     "ssn": "jaxspatial.benchmarks.ssn",
     "spatialgan": "jaxspatial.benchmarks.spatialgan",
+    "drag-report": "jaxspatial.benchmarks.drag_report",
     "regressor": "jaxspatial.benchmarks.regressor",
     "studio": "jaxspatial.benchmarks.studio",
     "rosinality": "jaxspatial.benchmarks.rosinality",

@@ -14,12 +14,18 @@ paper's coarse step; ``--no-coarse`` skips it), then optimises the latent and th
 together (``--fixed-centres``: the latent only). ``--mask`` (white = may change) keeps the
 rest of the image. The picture shows the image before (handles red, targets blue) and after
 (where the handles were tracked to); ``jaxspatial.edit.drag`` documents the method.
+
+"converged" means the tracked points reached their targets, which is not always the content
+moving: per handle the command also reports how far the content under it moved (its patch's
+best match in the new image) and how much the image changed along the drag, and warns when a
+handle sits on a nearly uniform region (tracking follows nothing there) or nothing changed.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -129,9 +135,40 @@ def main(argv=None) -> None:
   Image.fromarray(imageio.grid(np.stack(tiles), cols=2)).save(out)
   distance = np.linalg.norm(result.handles - targets, axis=-1)
   print(f"{'converged' if result.converged else 'stopped'} after {result.steps} steps in "
-        f"{seconds:.1f} s; handle-target distance (px): "
+        f"{seconds:.1f} s; tracked handle-target distance (px): "
         f"{', '.join(f'{d:.1f}' for d in distance)}")
+  reports = drag_lib.report(before, result.image, handles, targets, result.handles)
+  for k, (h, t, r) in enumerate(zip(handles, targets, reports), 1):
+    print(describe(k, h, t, r))
+    for warning in warnings(k, h, r):
+      print(warning, file=sys.stderr)
   print(f"wrote {out}")
+
+
+def _point(p: np.ndarray) -> str:
+  return f"({p[0]:g},{p[1]:g})"
+
+
+def describe(k: int, handle: np.ndarray, target: np.ndarray, r: drag_lib.HandleReport) -> str:
+  """One line: what the drag did around handle ``k`` (1-based), in the image's pixels."""
+  return (f"handle {k} {_point(handle)} -> {_point(target)}: asked {r.asked:.1f} px, tracked "
+          f"{r.tracked:.1f} px; the content under it moved {r.content:.1f} px (patch match "
+          f"error {r.match_error:.3f}); the image within {r.radius:g} px of the drag changed "
+          f"{100 * r.change:.1f} %")
+
+
+def warnings(k: int, handle: np.ndarray, r: drag_lib.HandleReport) -> list[str]:
+  """``warning:`` lines for a handle on a nearly uniform region and for an image that barely
+  changed around the drag: there "converged" means the tracked point arrived, not the content."""
+  out = []
+  if r.uniform:
+    out.append(f"warning: handle {k} {_point(handle)} sits on a nearly uniform region (contrast "
+               f"{r.contrast:.3f} < {drag_lib.UNIFORM_CONTRAST} within {r.radius:g} px): point "
+               "tracking has nothing to follow there; put handles on an object or its edge")
+  if r.unchanged:
+    out.append(f"warning: around handle {k} the image barely changed ({100 * r.change:.1f} % < "
+               f"{100 * drag_lib.UNCHANGED:g} %): the drag moved nothing there")
+  return out
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 centre move: the pieces against direct definitions, the loop's contract on tiny random
 generators, and the command's errors."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -179,7 +181,10 @@ def test_drag_command(dirs, tmp_path, capsys):
                  "--target", "4,10", "--steps", "2", "--size", "64", "--out", str(out)])
   with Image.open(out) as im:
     assert im.size == (2 * 66 + 2, 68)
-  assert "after 2 steps" in capsys.readouterr().out
+  captured = capsys.readouterr()
+  assert "after 2 steps" in captured.out
+  assert re.search(r"handle 1 \(4,4\) -> \(4,10\): asked 6\.0 px, tracked [\d.]+ px; the content "
+                   r"under it moved [\d.]+ px", captured.out), captured.out
   mask = tmp_path / "mask.png"
   Image.fromarray(np.zeros((RES + 2, RES), np.uint8)).save(mask)
   for bad, message in ((["--handle", "1,1", "--target", "1,2", "--target", "2,2"], "in pairs"),
@@ -189,6 +194,37 @@ def test_drag_command(dirs, tmp_path, capsys):
       drag_cmd.main(["--checkpoint", str(dirs / "sg2"), "--out", str(out), *bad])
 
 
+def _scene(disc_centre=None, size=32):
+  """A flat sky with, optionally, a red disc of radius 5 at ``disc_centre``: (H, W, 3) in
+  [-1, 1]."""
+  x = np.full((size, size, 3), [-0.2, 0.1, 0.8])
+  if disc_centre is not None:
+    rows, cols = np.mgrid[0:size, 0:size]
+    x[np.hypot(rows - disc_centre[0], cols - disc_centre[1]) <= 5] = [0.9, -0.8, -0.8]
+  return x
+
+
+def test_report_on_uniform_sky_warns_and_sees_nothing_move():
+  """The issue's case: tracking "converged" 8 px away while the image did not change."""
+  sky = _scene()
+  (r,) = drag.report(sky, sky, [[8, 11]], [[8, 19]], [[8, 18]])
+  assert r.uniform and r.unchanged and r.content == 0 and r.tracked == 7 and r.asked == 8
+  (lines,) = [drag_cmd.warnings(1, np.array([8, 11]), r)]
+  assert len(lines) == 2 and "nearly uniform region" in lines[0] and "moved nothing" in lines[1]
+
+
+def test_report_measures_a_moved_and_a_recoloured_object():
+  before = _scene((16, 10))
+  (moved,) = drag.report(before, _scene((16, 16)), [[16, 13]], [[16, 19]], [[16, 19]])
+  assert not moved.uniform and not moved.unchanged
+  assert moved.content == 6 and moved.match_error < 1e-9
+  assert drag_cmd.warnings(1, np.array([16, 13]), moved) == []
+  recoloured = _scene((16, 10))
+  recoloured[recoloured[..., 0] > 0.5] = [-0.8, 0.9, -0.8]            # red disc -> green disc
+  (r,) = drag.report(before, recoloured, [[16, 13]], [[16, 19]], [[16, 19]])
+  assert not r.unchanged and r.content == 0 and r.match_error > 0.3    # changed, did not move
+
+
 @pytest.mark.slow
 def test_drag_benchmark_reports_both_modes(dirs):
   from jaxspatial.benchmarks import spatialgan as bench_spatialgan
@@ -196,3 +232,14 @@ def test_drag_benchmark_reports_both_modes(dirs):
   assert [r["mode"] for r in rows] == ["draggan", "spatialgan + draggan"]
   assert all(0 <= r["mean_steps"] <= 2 and {"converged", "final_distance_px", "seconds"} <= set(r)
              for r in rows)
+
+
+def test_drag_report_benchmark_rows_and_counts(dirs):
+  from jaxspatial.benchmarks import drag_report
+  rows = drag_report.measure(js.load(dirs / "sg2"), num=2, seed=0, distance=(2.0, 3.0),
+                             max_steps=2)
+  assert [r["seed"] for r in rows] == [0, 1] and all(0 <= r["steps"] <= 2 for r in rows)
+  s = drag_report.summary(rows)
+  assert s["drags"] == 2
+  assert s["warned_no_ops"] + s["warned_but_moved"] == s["uniform_warnings"]
+  assert s["warned_no_ops"] + s["unwarned_no_ops"] == s["no_ops"]

@@ -31,6 +31,13 @@ centres; ours are ``DragConfig.coarse_alpha = 1``, ``coarse_radius = 0.3`` (heat
 Points are ``(row, col)`` in pixels of the generator's output. :func:`drag` runs a drag to
 the end; :class:`Dragger` keeps the compiled step of a model and advances a drag one iteration
 at a time (:class:`DragRun`), which the studio streams to the browser.
+
+"Converged" only says that the *tracked* point reached the target. On a nearly uniform region
+(sky, ground) tracking follows nothing and the image may not change at all; on an object the
+generator may stretch or recolour it instead of moving it. :func:`report` therefore measures,
+per handle, what happened to the pixels: how far the patch under the handle moved (the best
+match of its patch in the new image), how much the image changed along the drag, and whether
+the handle's neighbourhood was nearly uniform to begin with.
 """
 
 from __future__ import annotations
@@ -77,6 +84,102 @@ class DragResult:
   path: list[np.ndarray]
   steps: int
   converged: bool
+
+
+UNIFORM_CONTRAST = 0.02   # std (in [0, 1] units) of the handle's neighbourhood below: uniform
+UNCHANGED = 0.01          # mean |after - before| ([0, 1] units) along the drag below: unchanged
+_MATCH_SIZE = 64          # images are area-downscaled to at most this side for patch matching
+
+
+@dataclasses.dataclass(frozen=True)
+class HandleReport:
+  """What a drag did around one handle, in pixels of the image and [0, 1] intensity units.
+
+  ``asked``: |target - start|; ``tracked``: |tracked end - start|, the point tracking's view;
+  ``content``: how far the content under the handle moved, the displacement that best matches
+  the handle's patch of the old image in the new one (ties: the smallest; 0 on a uniform patch);
+  ``match_error``: that best match's mean abs difference (high: the patch changed, say was
+  recoloured, rather than moved); ``change``: mean |after - before| within ``radius`` of the
+  segment start -> target; ``contrast``: std of the old image within ``radius`` of the start;
+  ``uniform``: contrast below :data:`UNIFORM_CONTRAST`; ``unchanged``: change below
+  :data:`UNCHANGED`."""
+  asked: float
+  tracked: float
+  content: float
+  match_error: float
+  change: float
+  contrast: float
+  radius: float
+  uniform: bool
+  unchanged: bool
+
+
+def neighbourhood_radius(size: int) -> float:
+  """The radius (px) around a handle that :func:`report` looks at: 1/8 of the image side, at
+  least 2 px (4 px at 32, 64 px at 512). Tracking compares generator features whose receptive
+  field spans several pixels, so a handle a few pixels from an edge still has something to
+  follow; a handle with nothing but one flat colour this far around it has not."""
+  return max(2.0, size / 8)
+
+
+def _area_downscale(image: np.ndarray, factor: int) -> np.ndarray:
+  h, w, c = image.shape
+  return image.reshape(h // factor, factor, w // factor, factor, c).mean(axis=(1, 3))
+
+
+def _best_shift(before: np.ndarray, after: np.ndarray, centre: np.ndarray, radius: int,
+                reach: int) -> tuple[np.ndarray, float]:
+  """(offset (2,), mean abs error) of the shift within ``reach`` px that best moves the square
+  patch of ``before`` around ``centre`` onto ``after``; ties go to the smallest offset."""
+  size = before.shape[0]
+  pad = radius + reach
+  padded = np.pad(after, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+  cy, cx = (int(v) for v in np.clip(np.round(centre), 0, size - 1))
+  src = np.pad(before, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+  patch = src[cy:cy + 2 * radius + 1, cx:cx + 2 * radius + 1]
+  dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+  offsets = np.stack([dy.ravel(), dx.ravel()], -1)
+  offsets = offsets[np.argsort(np.hypot(offsets[:, 0], offsets[:, 1]), kind="stable")]
+  errors = [np.abs(padded[cy + pad + oy - radius:cy + pad + oy + radius + 1,
+                          cx + pad + ox - radius:cx + pad + ox + radius + 1] - patch).mean()
+            for oy, ox in offsets]
+  best = int(np.argmin(errors))
+  return offsets[best].astype(np.float64), float(errors[best])
+
+
+def report(before: np.ndarray, after: np.ndarray, handles: Any, targets: Any,
+           tracked: Any) -> list[HandleReport]:
+  """One :class:`HandleReport` per handle of a drag from image ``before`` to ``after``
+  ((H, W, 3) in [-1, 1]); ``handles``/``targets``/``tracked`` (P, 2) ``(row, col)`` pixels:
+  the starts, the targets and where tracking ended."""
+  before = (np.asarray(before, np.float64) + 1) / 2
+  after = (np.asarray(after, np.float64) + 1) / 2
+  size = before.shape[0]
+  radius = neighbourhood_radius(size)
+  factor = 1
+  while size // factor > _MATCH_SIZE and size % (2 * factor) == 0:
+    factor *= 2
+  small_before, small_after = _area_downscale(before, factor), _area_downscale(after, factor)
+  rows, cols = np.mgrid[0:size, 0:size]
+  grid = np.stack([rows, cols], -1).astype(np.float64)
+  out = []
+  for start, target, end in zip(np.asarray(handles, np.float64), np.asarray(targets, np.float64),
+                                np.asarray(tracked, np.float64)):
+    asked = float(np.linalg.norm(target - start))
+    near_start = np.linalg.norm(grid - start, axis=-1) <= radius
+    contrast = float(before.mean(-1)[near_start].std())
+    seg = target - start
+    t = np.clip(((grid - start) @ seg) / max(asked ** 2, 1e-9), 0, 1)[..., None]
+    along = np.linalg.norm(grid - (start + t * seg), axis=-1) <= radius
+    change = float(np.abs(after - before).mean(-1)[along].mean())
+    shift, error = _best_shift(small_before, small_after, start / factor,
+                               max(1, int(round(radius / factor))),
+                               int(np.ceil((asked + radius) / factor)))
+    out.append(HandleReport(asked=asked, tracked=float(np.linalg.norm(end - start)),
+                            content=float(np.linalg.norm(shift)) * factor, match_error=error,
+                            change=change, contrast=contrast, radius=radius,
+                            uniform=contrast < UNIFORM_CONTRAST, unchanged=change < UNCHANGED))
+  return out
 
 
 def radii(size: int) -> tuple[float, float, float]:
