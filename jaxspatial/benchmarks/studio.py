@@ -78,12 +78,15 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
 
 
 def serve(app) -> tuple[str, Callable[[], None]]:
-  """Serves ``app`` with uvicorn in a thread on a free local port -> (base URL, stop)."""
+  """Serves ``app`` with uvicorn in a thread on a free local port, with the studio command's
+  settings -> (base URL, stop)."""
   import uvicorn
+
+  from jaxspatial.studio.server import uvicorn_config
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+  server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
   thread = threading.Thread(target=server.run, daemon=True)
   thread.start()
   while not server.started:
@@ -161,7 +164,8 @@ def _edits(client, engines, repeats: int) -> list[dict]:
           "drag step (streamed)", label))
     if "project" in engine.edits:                # the session's own image as the photo
       photo = base64.b64decode(s["image"].split(",", 1)[1])
-      client.post(f"/api/s/{s['sid']}/upload", content=photo).raise_for_status()
+      client.post(f"/api/s/{s['sid']}/upload", content=photo,
+                  headers={"Content-Type": "image/png"}).raise_for_status()
       rows.append(_streamed(client, s["sid"], "project", {"steps": 5 * repeats},
                             "projection step (streamed)", label))
   return rows
@@ -187,10 +191,10 @@ def _streamed(client, sid: str, op: str, body: dict, name: str, label: str) -> d
               final=f"step {steps[-1]}")
 
 
-def _page_load(base: str, client, repeats: int, browser=None) -> list[dict]:
+def _page_load(base: str, token: str, client, repeats: int, browser=None) -> list[dict]:
   """The page's requests in order (HTML, CSS, JS, models, a new session), and in Chromium
-  (navigation until the page says ready): ``browser`` (a Playwright browser), else the system
-  Chromium when it and Playwright exist."""
+  (navigation to the tokened URL until the page says ready): ``browser`` (a Playwright
+  browser), else the system Chromium when it and Playwright exist."""
   import shutil
 
   def load():
@@ -199,7 +203,7 @@ def _page_load(base: str, client, repeats: int, browser=None) -> list[dict]:
     client.post("/api/session", json={}).raise_for_status()
   rows = [_row("page load (HTTP requests)", "first model", _timed(load, repeats))]
   if browser is not None:
-    return rows + [_browser_load(base, browser, repeats)]
+    return rows + [_browser_load(base, token, browser, repeats)]
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   try:
     from playwright.sync_api import sync_playwright
@@ -209,24 +213,24 @@ def _page_load(base: str, client, repeats: int, browser=None) -> list[dict]:
     return rows
   with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-    rows.append(_browser_load(base, browser, repeats))
+    rows.append(_browser_load(base, token, browser, repeats))
     browser.close()
   return rows
 
 
-def _browser_load(base: str, browser, repeats: int) -> dict:
+def _browser_load(base: str, token: str, browser, repeats: int) -> dict:
   page = browser.new_page()
 
   def navigate():
-    page.goto(base + "/")
-    page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+    page.goto(f"{base}/?token={token}")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'ready'")
   navigate()
   row = _row("page load (Chromium, to ready)", "first model", _timed(navigate, repeats))
   page.close()
   return row
 
 
-def _load(base: str, engine, clients: int, seconds: float) -> dict:
+def _load(base: str, token: str, engine, clients: int, seconds: float) -> dict:
   """``clients`` concurrent sessions editing for ``seconds`` (see the module docstring)."""
   import asyncio
 
@@ -251,7 +255,8 @@ def _load(base: str, engine, clients: int, seconds: float) -> dict:
   async def run():
     times, codes = [], []
     limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
+                                 headers={"X-Studio-Token": token}) as http:
       start = time.perf_counter()
       await asyncio.gather(*(client(k, http, times, codes, start + seconds)
                              for k in range(clients)))
@@ -261,7 +266,8 @@ def _load(base: str, engine, clients: int, seconds: float) -> dict:
   codes = np.asarray(codes)
   return {"bench": f"studio load ({clients} clients, {seconds:g} s)",
           "model": f"{engine.name} ({engine.kind}, {engine.resolution}px)",
-          "edits_per_s": round(len(ms) / elapsed, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+          "edits_per_s": round(len(ms) / elapsed, 1),
+          "p50_ms": round(float(np.percentile(ms, 50)), 1),
           "p99_ms": round(float(np.percentile(ms, 99)), 1), "n": len(ms),
           "4xx": int(((codes >= 400) & (codes < 500)).sum()), "5xx": int((codes >= 500).sum())}
 
@@ -277,9 +283,10 @@ def bench_load(checkpoints: list[str] | None, clients: int, seconds: float) -> l
     if engine is None:
       raise cli.UserError("--clients needs a StyleGAN2 --checkpoint")
     engine.warm_up()
-    base, stop = serve(server.create_app(server.Studio([engine])))
+    studio = server.Studio([engine])
+    base, stop = serve(server.create_app(studio))
     try:
-      return [_load(base, engine, clients, seconds)]
+      return [_load(base, studio.token, engine, clients, seconds)]
     finally:
       stop()
 
@@ -300,11 +307,13 @@ def bench_studio(checkpoints: list[str] | None = None, repeats: int = 10) -> lis
       rows.append({"bench": "studio warm-up (compile)", "model": engine.name,
                    "median_ms": round((time.perf_counter() - t) * 1e3), "n": 1})
       engines.append(engine)
-    base, stop = serve(server.create_app(server.Studio(engines)))
+    studio = server.Studio(engines)
+    base, stop = serve(server.create_app(studio))
     try:
-      with httpx.Client(base_url=base, timeout=600) as client:
+      with httpx.Client(base_url=base, timeout=600,
+                        headers={"X-Studio-Token": studio.token}) as client:
         rows += _edits(client, engines, repeats)
-        rows += _page_load(base, client, repeats)
+        rows += _page_load(base, studio.token, client, repeats)
     finally:
       stop()
   return rows

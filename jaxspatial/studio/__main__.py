@@ -4,12 +4,16 @@ r"""Serve the jaxspatial studio: edit generated images and uploaded photos in a 
         --checkpoint runs/ssn --checkpoint runs/reg --out studio-out
 
 Loads every checkpoint, compiles each model's edits once (warm-up, the projection of photos
-included), then serves the page at http://HOST:PORT/. A photo uploaded on a StyleGAN2, SSN or
+included), then prints the page's address with this launch's access token,
+``ready: http://HOST:PORT/?token=...``: only that URL opens the studio (the page then keeps the
+token in a cookie; scripts send it as the header X-Studio-Token), so other web pages the
+browser visits cannot drive it. A photo uploaded on a StyleGAN2, SSN or
 SpatialGAN panel is projected into the model (its progress streams to the page) and then edited
 like a generated image; on a regressor panel it becomes a collage source. Each browser tab is
 its own session with undo/redo; at most --max-sessions are kept (the least recently used is
-dropped). Nothing is written on the server unless --out names a folder (the page's "save"
-button); downloads go to the browser.
+dropped), and together within --max-memory (oldest undo steps go first). Nothing is written on
+the server unless --out names a folder (the page's "save" button, at most 1000 files or 1 GiB
+there); downloads go to the browser.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="browser tabs kept at once; the least recently used is dropped (default 16)")
   p.add_argument("--max-history", type=int, default=50,
                  help="undo steps kept per tab (default 50)")
+  p.add_argument("--max-memory", type=int, default=1024, metavar="MiB",
+                 help="memory for every tab's history together; past it the oldest undo steps, "
+                      "then the least recently used tabs, are dropped (default 1024)")
+  p.add_argument("--token", help="the access token (default: a new random one per launch; "
+                                 "fix one for scripts)")
   return p.parse_args(argv)
 
 
@@ -51,7 +60,7 @@ def is_loopback(host: str) -> bool:
 
 
 def build(args: argparse.Namespace):
-  """Loads and warms up every checkpoint -> the Starlette app."""
+  """Loads and warms up every checkpoint -> the :class:`~jaxspatial.studio.server.Studio`."""
   from jaxspatial.studio import engines, server, sessions
   loaded = []
   for path in args.checkpoint:
@@ -64,27 +73,32 @@ def build(args: argparse.Namespace):
     engine.warm_up()
     print(f"{engine.name}: ready in {time.time() - start:.1f} s", file=sys.stderr, flush=True)
     loaded.append(engine)
-  store = sessions.SessionStore(args.max_sessions, args.max_history)
+  store = sessions.SessionStore(args.max_sessions, args.max_history, args.max_memory * 2 ** 20)
   out = pathlib.Path(args.out) if args.out else None
-  return server.create_app(server.Studio(loaded, store, out))
+  return server.Studio(loaded, store, out, token=args.token, host=args.host)
 
 
 def main(argv=None) -> None:
   args = parse_args(argv)
   if not 0 < args.port < 65536:
     raise cli.UserError(f"--port must be 1..65535, got {args.port}")
-  if args.max_sessions < 1 or args.max_history < 2:
-    raise cli.UserError("--max-sessions must be >= 1 and --max-history >= 2")
+  if args.max_sessions < 1 or args.max_history < 2 or args.max_memory < 1:
+    raise cli.UserError("--max-sessions and --max-memory must be >= 1 and --max-history >= 2")
+  if args.token is not None:
+    from jaxspatial.studio.server import check_token
+    check_token(args.token)
   try:
     import uvicorn
   except ImportError:
     raise cli.UserError("the studio needs its extra: pip install 'jaxspatial[studio]'") from None
   if not is_loopback(args.host):
-    print(f"warning: binding {args.host}: anyone who can reach this address can use the "
-          "studio (there is no login)", file=sys.stderr)
-  app = build(args)
-  print(f"ready: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-  uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    print(f"warning: binding {args.host}: anyone who can reach this address and learns the "
+          "token (it travels unencrypted) can use the studio", file=sys.stderr)
+  studio = build(args)
+  from jaxspatial.studio import server
+  host = f"[{args.host}]" if ":" in args.host else args.host
+  print(f"ready: http://{host}:{args.port}/?token={studio.token}", file=sys.stderr, flush=True)
+  uvicorn.Server(server.uvicorn_config(server.create_app(studio), args.host, args.port)).run()
 
 
 if __name__ == "__main__":

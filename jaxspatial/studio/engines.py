@@ -105,6 +105,11 @@ class Engine:
       self._fixed_maps[mode] = tuple(self.model.noise_maps(mode))
     return self._fixed_maps[mode]
 
+  def shared_arrays(self) -> list[np.ndarray]:
+    """The arrays that states share across sessions (the const and none noise maps): they
+    exist once however many tabs are open, so the session store's budget leaves them out."""
+    return [a for maps in self._fixed_maps.values() for a in maps]
+
   def from_z(self, state: State, z: np.ndarray) -> State:
     w = self._map(z, state)
     if state.truncation != 1.0:

@@ -3,13 +3,18 @@
 ``OPS[name](session, body, studio) -> State | None`` runs under the session's lock (None:
 nothing new for the history, e.g. saving); ``STREAMED[name](session, body)`` yields progress
 events and ends with ``{"type": "done", ...}`` after pushing the new state. Every check that
-fails raises :class:`~jaxspatial.cli.UserError` (a 400) naming the field.
+fails raises :class:`~jaxspatial.cli.UserError` (a 400) naming the field, in one line: a
+value is quoted through :func:`shown` (a list by its length, a huge integer by its size), never
+whole, and a list's length is checked before its elements (a 1.3 M-pair drag body is refused
+at once, not after seconds of element checks).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
+import os
 import queue
 import threading
 import time
@@ -22,11 +27,11 @@ from jaxspatial import imageio
 from jaxspatial.cli import UserError
 from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.stylegan2 import NOISE_MODES
-from jaxspatial.studio.engines import CANDIDATES, PROJECT_STEPS, State
+from jaxspatial.studio.engines import CANDIDATES, MAX_POINTS, PROJECT_STEPS, State
 
-MAX_JSON_BYTES = 8 * 2 ** 20
 MAX_UPLOAD_BYTES = 16 * 2 ** 20
 MAX_UPLOAD_PIXELS = 4096 * 4096
+UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")     # Pillow decodes ~40 formats; a photo needs these
 
 # edit -> the model kinds that offer it (everything else: every kind)
 KINDS = {"settings": ("stylegan2", "spatialgan", "ssn"), "drag": ("stylegan2", "spatialgan"),
@@ -47,48 +52,64 @@ def check_kind(engine, op: str) -> None:
 # ---------------------------------------------------------------------------- field checks
 
 
+def shown(v: Any) -> str:
+  """``v`` quoted for a one-line error, short whatever it is."""
+  if isinstance(v, (list, dict)):
+    return f"a {'list' if isinstance(v, list) else 'JSON object'} of {len(v)}"
+  if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+    return f"an integer of {v.bit_length()} bits"
+  text = repr(v)
+  return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _real(v: Any) -> bool:
+  """A JSON number that is finite: Python ints are exact (``10**400`` included), floats not NaN."""
+  return (isinstance(v, int) and not isinstance(v, bool)) or (
+      isinstance(v, float) and math.isfinite(v))
+
+
 def integer(body: dict, key: str, default: int | None, lo: int, hi: int) -> int:
   v = body.get(key, default)
-  if (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)
-      or v != int(v)):
-    raise UserError(f"{key} must be an integer, got {v!r}")
-  if not lo <= int(v) <= hi:
-    raise UserError(f"{key} must lie in [{lo}, {hi}], got {v}")
+  if not _real(v) or v != int(v):
+    raise UserError(f"{key} must be an integer, got {shown(v)}")
+  if not lo <= v <= hi:
+    raise UserError(f"{key} must lie in [{lo}, {hi}], got {shown(v)}")
   return int(v)
 
 
 def number(body: dict, key: str, default: float | None, lo: float, hi: float) -> float:
   v = body.get(key, default)
-  if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-    raise UserError(f"{key} must be a number, got {v!r}")
+  if not _real(v):
+    raise UserError(f"{key} must be a number, got {shown(v)}")
   if not lo <= v <= hi:
-    raise UserError(f"{key} must lie in [{lo}, {hi}], got {v}")
+    raise UserError(f"{key} must lie in [{lo}, {hi}], got {shown(v)}")
   return float(v)
 
 
 def choice(body: dict, key: str, default: str, options) -> str:
   v = body.get(key, default)
-  if v not in options:
-    raise UserError(f"{key} must be one of {', '.join(options)}, got {v!r}"[:200])
+  if not isinstance(v, str) or v not in options:
+    raise UserError(f"{key} must be one of {', '.join(options)}, got {shown(v)}")
   return v
 
 
 def flag(body: dict, key: str, default: bool) -> bool:
   v = body.get(key, default)
   if not isinstance(v, bool):
-    raise UserError(f"{key} must be true or false, got {v!r}")
+    raise UserError(f"{key} must be true or false, got {shown(v)}")
   return v
 
 
-def pairs(body: dict, key: str, bound: int | tuple[int, int], kind=float) -> list[tuple]:
-  """A list of ``[a, b]`` pairs inside ``[0, bound)`` (per coordinate)."""
+def pairs(body: dict, key: str, bound: int | tuple[int, int], max_len: int,
+          kind=float) -> list[tuple]:
+  """A list of at most ``max_len`` ``[a, b]`` pairs inside ``[0, bound)`` (per coordinate)."""
   v = body.get(key)
   hi = (bound, bound) if isinstance(bound, int) else bound
+  if isinstance(v, list) and len(v) > max_len:
+    raise UserError(f"{key}: {len(v)} pairs, at most {max_len}")
   if not isinstance(v, list) or not all(
-      isinstance(p, list) and len(p) == 2 and all(
-          isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in p)
-      for p in v):
-    raise UserError(f"{key} must be a list of [row, col] pairs, got {v!r}"[:200])
+      isinstance(p, list) and len(p) == 2 and all(_real(c) for c in p) for p in v):
+    raise UserError(f"{key} must be a list of [row, col] pairs, got {shown(v)}")
   for p in v:
     if not (0 <= p[0] <= hi[0] - 1 and 0 <= p[1] <= hi[1] - 1):
       raise UserError(f"{key}: {p} lies outside the {hi[0]}x{hi[1]} "
@@ -98,15 +119,24 @@ def pairs(body: dict, key: str, bound: int | tuple[int, int], kind=float) -> lis
   return [(kind(p[0]), kind(p[1])) for p in v]
 
 
-def decode_image(data: bytes, what: str) -> Image.Image:
-  """Pillow image from untrusted bytes; one-line UserError for anything it cannot read."""
+def decode_image(data: bytes, what: str, formats=UPLOAD_FORMATS,
+                 size: int | None = None) -> Image.Image:
+  """Pillow image from untrusted bytes, only of ``formats`` (each other decoder Pillow has is
+  attack surface a photo does not need); its size is checked from the header, before a pixel
+  is decoded (over :data:`MAX_UPLOAD_PIXELS`, or not ``size`` x ``size`` when given). One-line
+  UserError for anything it cannot read."""
   try:
-    img = Image.open(io.BytesIO(data))
+    img = Image.open(io.BytesIO(data), formats=formats)
     if img.width * img.height > MAX_UPLOAD_PIXELS:
       raise UserError(f"{what} is {img.width}x{img.height}: over {MAX_UPLOAD_PIXELS} pixels")
+    if size is not None and img.size != (size, size):
+      raise UserError(f"{what} is {img.width}x{img.height}; the model makes {size}x{size}")
     img.load()
   except UserError:
     raise
+  except Image.UnidentifiedImageError:
+    raise UserError(f"{what} is not a readable image (it must be "
+                    f"{', '.join(formats).replace('WEBP', 'WebP')})") from None
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise UserError(f"{what} is not a readable image ({type(e).__name__})") from None
   return img
@@ -121,9 +151,7 @@ def mask_from(v: Any, size: int, what: str) -> np.ndarray:
     raw = base64.b64decode(v.split(",", 1)[1], validate=True)
   except ValueError:
     raise UserError(f"{what} is not valid base64") from None
-  img = decode_image(raw, what)
-  if img.size != (size, size):
-    raise UserError(f"{what} is {img.width}x{img.height}; the model makes {size}x{size}")
+  img = decode_image(raw, what, formats=("PNG",), size=size)
   img = Image.alpha_composite(Image.new("RGBA", img.size, "black"), img.convert("RGBA"))
   return (np.asarray(img.convert("L"))[..., None] > 127).astype(np.float32)
 
@@ -140,10 +168,7 @@ def op_generate(session, body, studio) -> State:
 
 
 def _noise(body, default):
-  v = body.get("noise", default)
-  if v not in NOISE_MODES:
-    raise UserError(f"noise must be one of {', '.join(NOISE_MODES)}, got {v!r}")
-  return v
+  return choice(body, "noise", default, NOISE_MODES)
 
 
 def op_settings(session, body, studio) -> State:
@@ -167,10 +192,11 @@ def op_reset(session, body, studio):
 
 def op_heatmap(session, body, studio) -> State:
   res = session.engine.resolution
-  what = body.get("op")
+  what = choice(body, "op", None, ("move", "scale", "remove"))
   kw = {}
   if what == "move":
-    kw = {"row": number(body, "row", None, 0, res - 1), "col": number(body, "col", None, 0, res - 1)}
+    kw = {"row": number(body, "row", None, 0, res - 1),
+          "col": number(body, "col", None, 0, res - 1)}
   elif what == "scale":
     kw = {"factor": number(body, "factor", None, 0.1, 10.0)}
   n = session.state.heatmaps.num_centers
@@ -191,7 +217,8 @@ def op_restyle(session, body, studio) -> State:
 
 def op_resample(session, body, studio):
   engine = session.engine
-  blocks = pairs(body, "blocks", tuple(engine.model.grid), kind=int)
+  grid = tuple(engine.model.grid)
+  blocks = pairs(body, "blocks", grid, grid[0] * grid[1], kind=int)
   if not blocks:
     raise UserError("select at least one block to resample")
   session.candidates = engine.resample(session.state, blocks,
@@ -240,13 +267,41 @@ def op_composite(session, body, studio) -> State:
 
 
 def op_save(session, body, studio):
-  if studio.out is None:
+  """The image and its latent into ``--out`` as ``NAME_SID_NNNN.png`` + ``.npz``: the first
+  number whose two files are both new, each created exclusively (``O_EXCL``: no save, of this
+  tab or another, ever overwrites one), refused once ``--out`` holds ``studio.max_saves``
+  files or ``studio.max_save_bytes`` bytes (a page cannot fill the disk)."""
+  from jaxspatial.studio.server import png
+  out = studio.out
+  if out is None:
     raise UserError("start the studio with --out DIR to save on the server (or use the "
                     "download links)")
-  studio.out.mkdir(parents=True, exist_ok=True)
-  stem = studio.out / f"{session.engine.name}_{session.sid[:8]}_{len(session.history):03d}"
-  Image.fromarray(imageio.to_uint8(session.state.image)).save(stem.with_suffix(".png"))
-  np.savez(stem.with_suffix(".npz"), **session.engine.export(session.state))
+  out.mkdir(parents=True, exist_ok=True)
+  files = [e for e in os.scandir(out) if e.is_file(follow_symlinks=False)]
+  held = sum(e.stat(follow_symlinks=False).st_size for e in files)
+  image = png(session.state.image)
+  buf = io.BytesIO()
+  np.savez(buf, **session.engine.export(session.state))
+  if len(files) + 2 > studio.max_saves or held + len(image) + buf.tell() > studio.max_save_bytes:
+    raise UserError(f"--out holds {len(files)} files, {held / 2 ** 20:.1f} MiB: the limit is "
+                    f"{studio.max_saves} files, {studio.max_save_bytes / 2 ** 20:.0f} MiB; move "
+                    "them away to save more")
+  prefix = f"{session.engine.name}_{session.sid[:8]}_"
+  number = sum(e.name.startswith(prefix) for e in files) // 2
+  while True:
+    stem = out / f"{prefix}{number:04d}"
+    try:
+      with open(stem.with_suffix(".png"), "xb") as f:
+        try:
+          with open(stem.with_suffix(".npz"), "xb") as g:
+            g.write(buf.getvalue())
+        except FileExistsError:
+          os.unlink(f.name)
+          raise
+        f.write(image)
+      return None
+    except FileExistsError:
+      number += 1
 
 
 OPS = {"generate": op_generate, "settings": op_settings, "undo": op_undo, "redo": op_redo,
@@ -268,7 +323,8 @@ def stream_drag(session, body) -> Iterator[dict]:
   from jaxspatial.studio.server import data_url
   engine = session.engine
   res = engine.resolution
-  handles, targets = pairs(body, "handles", res), pairs(body, "targets", res)
+  handles = pairs(body, "handles", res, MAX_POINTS)
+  targets = pairs(body, "targets", res, MAX_POINTS)
   mask = body.get("mask")
   mask = None if mask is None else mask_from(mask, res, "mask")
   steps = engine.drag(session.state, handles, targets, mask=mask,
@@ -290,7 +346,9 @@ def threaded(work: Callable[[Callable[[dict], None]], Any],
              cancel: Callable[[], None]) -> Iterator[dict]:
   """Runs ``work(emit)`` in a worker thread and yields each event it ``emit`` s as it comes;
   ``yield from`` it returns what ``work`` returned (its exception is raised in the stream).
-  Closed before the end (the page went away), it calls ``cancel()`` to end the work early."""
+  Closed before the end (the page went away), it calls ``cancel()`` to end the work early and
+  waits for the worker to notice (one step), so that nothing computes for a session after its
+  stream released it."""
   events: queue.Queue = queue.Queue()
   out: dict[str, Any] = {}
 
@@ -301,7 +359,8 @@ def threaded(work: Callable[[Callable[[dict], None]], Any],
       out["error"] = e
     finally:
       events.put(None)
-  threading.Thread(target=run, daemon=True).start()
+  worker = threading.Thread(target=run, daemon=True)
+  worker.start()
   finished = False
   try:
     while (event := events.get()) is not None:
@@ -310,6 +369,7 @@ def threaded(work: Callable[[Callable[[dict], None]], Any],
   finally:
     if not finished:
       cancel()
+      worker.join()
   if "error" in out:
     raise out["error"]
   return out["value"]
@@ -361,8 +421,9 @@ def stream_project(session, body) -> Iterator[dict]:
                           on_snapshot=snapshot, stop=session.stop.is_set)
   start = time.perf_counter()
   new = session.push((yield from threaded(work, session.stop.set)))
+  image = imageio.from_uint8(new.image)
   yield {"type": "done", "step": new.projection_steps, "steps": steps,
-         "psnr": round(float(proj_lib.psnr(new.image[None], target[None])[0]), 2),
+         "psnr": round(float(proj_lib.psnr(image[None], target[None])[0]), 2),
          "ms_per_step": _ms_per_step(start, new.projection_steps),
          "stopped": session.stop.is_set()}
 

@@ -23,14 +23,14 @@ def _canvas_point(page, row: float, col: float, resolution: int) -> tuple[float,
   return box["x"] + (col + 0.5) * s, box["y"] + (row + 0.5) * s
 
 
-def _ready(page, base: str, name: str, seed: int) -> dict:
-  page.goto(f"{base}/?model={name}")
-  page.wait_for_function("document.getElementById('status').textContent === 'ready'",
+def _ready(page, base: str, token: str, name: str, seed: int) -> dict:
+  page.goto(f"{base}/?model={name}&token={token}")
+  page.wait_for_function("() => document.getElementById('status').textContent === 'ready'",
                          timeout=300_000)
   if page.is_visible("#seed"):                   # generators (the regressor starts at seed 0)
     page.fill("#seed", str(seed))
     page.click("#new")
-    page.wait_for_function(f"window.studio.state.seed === {seed}", timeout=300_000)
+    page.wait_for_function(f"() => window.studio.state.seed === {seed}", timeout=300_000)
   return page.evaluate("window.studio.state")
 
 
@@ -43,8 +43,7 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
     page.mouse.click(*at(*drag[1]))
     page.fill("#max-steps", "60")
     page.click("#drag-start")
-    page.wait_for_function("window.studio.lastEvent && window.studio.lastEvent.type === 'done'",
-                           timeout=600_000)
+    page.wait_for_function("() => window.studio.lastEvent?.type === 'done'", timeout=600_000)
   elif kind == "spatialgan":
     c = page.evaluate("window.studio.state.overlay.centres[0]")
     page.mouse.move(*at(c["row"], c["col"]))
@@ -53,7 +52,7 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
     for k in range(1, 9):
       page.mouse.move(*at(c["row"], c["col"] + dc * k / 8))
     page.mouse.up()
-    page.wait_for_function(f"window.studio.state.history.length > {n}", timeout=300_000)
+    page.wait_for_function(f"() => window.studio.state.history.length > {n}", timeout=300_000)
   elif kind == "ssn":
     grid = page.evaluate("window.studio.model.grid")
     for r, c in ((0, 1), (0, 2)):
@@ -71,7 +70,7 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
         page.mouse.move(*at(r, res - 1), steps=12)
         page.mouse.up()
         n += 1
-        page.wait_for_function(f"window.studio.state.history.length >= {min(n, 50)}",
+        page.wait_for_function(f"() => window.studio.state.history.length >= {min(n, 50)}",
                                timeout=300_000)
 
 
@@ -98,11 +97,12 @@ def main(argv=None) -> None:
     raise cli.UserError("pip install playwright (the test extra has it)") from None
   from jaxspatial.benchmarks.studio import serve
   from jaxspatial.studio import __main__ as studio_cmd
-  app = studio_cmd.build(studio_cmd.parse_args(sum((["--checkpoint", c] for c in
-                                                     args.checkpoint), [])))
+  from jaxspatial.studio import server
+  studio = studio_cmd.build(studio_cmd.parse_args(sum((["--checkpoint", c] for c in
+                                                        args.checkpoint), [])))
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  base, stop = serve(app)
+  base, stop = serve(server.create_app(studio))
   try:
     with sync_playwright() as pw:
       browser = pw.chromium.launch(executable_path=chromium, headless=True,
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
       for path in args.checkpoint:
         page = browser.new_page(viewport={"width": 1290, "height": 600})
         name = pathlib.Path(path).name
-        state = _ready(page, base, name, args.seed)
+        state = _ready(page, base, studio.token, name, args.seed)
         kind = state["kind"]
         _edit(page, kind, page.evaluate("window.studio.model.resolution"), drag)
         page.screenshot(path=out / f"studio_{kind}.png")

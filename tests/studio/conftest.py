@@ -84,10 +84,12 @@ def app(studio):
 
 
 @pytest.fixture(scope="module")
-def client(app):
-  """Starlette's TestClient on the app (one per test module)."""
+def client(app, studio):
+  """Starlette's TestClient on the app (one per test module), as a script would call it: a
+  local Host and the launch token in the X-Studio-Token header."""
   from starlette.testclient import TestClient
-  with TestClient(app) as c:
+  with TestClient(app, base_url="http://127.0.0.1",
+                  headers={"X-Studio-Token": studio.token}) as c:
     yield c
 
 
@@ -99,10 +101,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_server(app):
-  """The app served by uvicorn on a free local port (a thread of this process)."""
+  """The app served by uvicorn on a free local port (a thread of this process), with the
+  studio command's settings."""
   import uvicorn
+
+  from jaxspatial.studio.server import uvicorn_config
   port = _free_port()
-  server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+  server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
   thread = threading.Thread(target=server.run, daemon=True)
   thread.start()
   deadline = time.time() + 30

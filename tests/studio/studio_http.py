@@ -24,6 +24,14 @@ def session(client, model, seed=0):
   return r.json()
 
 
+def upload(client, s, data: bytes, ctype="image/png"):
+  return client.post(f"/api/s/{s['sid']}/upload", content=data, headers={"Content-Type": ctype})
+
+
+def raw(client, s, name, data: bytes, ctype="application/json"):
+  return client.post(f"/api/s/{s['sid']}/{name}", content=data, headers={"Content-Type": ctype})
+
+
 def post(client, s, name, body=None, **fields):
   return client.post(f"/api/s/{s['sid']}/{name}", json={**(body or {}), **fields})
 

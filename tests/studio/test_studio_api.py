@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from studio_http import assert_refused, events, image_of, png_url, post, session
+from studio_http import assert_refused, events, image_of, png_url, post, raw, session, upload
 
 import jaxspatial as js
 from jaxspatial import imageio
@@ -138,7 +138,7 @@ def test_regressor_composite_upload_finetune_export(client, studio):
   np.testing.assert_allclose(image_of(r["image"]), imageio.to_uint8(want), atol=1)
   buf = io.BytesIO()
   Image.fromarray(np.full((40, 30, 3), 200, np.uint8)).save(buf, format="JPEG")
-  up = client.post(f"/api/s/{s['sid']}/upload", content=buf.getvalue()).json()
+  up = upload(client, s, buf.getvalue(), "image/jpeg").json()
   assert len(up["sources"]) == 3
   ev = events(client.post(f"/api/s/{s['sid']}/finetune", json={"steps": 3}))
   assert [e["step"] for e in ev] == [0, 1, 2, 3, 3] and ev[-1]["state"]["tuned"]
@@ -174,7 +174,7 @@ def test_save_writes_only_into_out(client, studio):
     ("sg2", "drag", {"handles": [[1, 1]] * 9, "targets": [[1, 2]] * 9}, 400, "at most 8"),
     ("sg2", "drag", {"handles": "a", "targets": []}, 400, "list of [row, col] pairs"),
     ("sgan", "heatmap", {"op": "move", "index": 99, "row": 1, "col": 1}, 400, "index must lie"),
-    ("sgan", "heatmap", {"op": "twist", "index": 0}, 400, "unknown heatmap edit"),
+    ("sgan", "heatmap", {"op": "twist", "index": 0}, 400, "op must be one of move, scale"),
     ("sgan", "heatmap", {"op": "scale", "index": 0, "factor": 0}, 400, "factor must lie"),
     ("sgan", "restyle", {"index": 0}, 400, "needs an indoor model"),
     ("ssn", "resample", {"blocks": [[4, 0]]}, 400, "outside the 4x4 grid"),
@@ -198,21 +198,20 @@ def test_malformed_requests_are_4xx_and_keep_the_state(client, model, op, body, 
 
 def test_bad_bodies_sessions_models_and_uploads(client):
   s = session(client, "reg")
-  assert_refused(client.post(f"/api/s/{s['sid']}/generate", content=b"{not json"), 400, "not JSON")
-  assert_refused(client.post(f"/api/s/{s['sid']}/generate", content=b"[1]"), 400, "JSON object")
-  assert_refused(client.post(f"/api/s/{s['sid']}/generate", content=b'{"seed": NaN}'), 400,
+  assert_refused(raw(client, s, "generate", b"{not json"), 400, "not JSON")
+  assert_refused(raw(client, s, "generate", b"[1]"), 400, "JSON object")
+  assert_refused(raw(client, s, "generate", b'{"seed": NaN}'), 400,
                  "seed must be an integer")
   assert_refused(client.post("/api/session", json={"model": "nope"}), 404, "no model named")
   assert_refused(client.post("/api/s/nope/generate", json={}), 404, "unknown or expired")
   assert_refused(client.get(f"/api/s/{s['sid']}/export.gif"), 404, "export is .png or .npz")
-  assert_refused(client.post(f"/api/s/{s['sid']}/upload", content=b"\x89PNG\r\n\x1a\nbroken"),
+  assert_refused(upload(client, s, b"\x89PNG\r\n\x1a\nbroken"),
                  400, "the upload is not a readable image")
   big = io.BytesIO()
   Image.new("L", (5000, 4000)).save(big, format="PNG")
-  assert_refused(client.post(f"/api/s/{s['sid']}/upload", content=big.getvalue()), 400,
+  assert_refused(upload(client, s, big.getvalue()), 400,
                  "over 16777216 pixels")
-  assert_refused(client.post(f"/api/s/{s['sid']}/upload", content=b"0" * (17 * 2 ** 20)), 413,
-                 "upload over 16 MiB")
+  assert_refused(upload(client, s, b"0" * (17 * 2 ** 20)), 413, "request body over 16777216")
   after = client.get(f"/api/s/{s['sid']}/state").json()
   assert after["sources"] == s["sources"]
 

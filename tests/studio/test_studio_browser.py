@@ -18,20 +18,21 @@ RES = 16
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, studio):
   context = browser.new_context(viewport={"width": 1100, "height": 760})
   tab = context.new_page()
   errors = []
   tab.on("pageerror", lambda e: errors.append(str(e)))
-  tab.base = live_server
+  tab.base, tab.token = live_server, studio.token
   yield tab
   context.close()
   assert not errors, f"JavaScript errors: {errors}"
 
 
 def open_model(page, name):
-  page.goto(f"{page.base}/?model={name}")
-  page.wait_for_function("document.getElementById('status').textContent === 'ready'",
+  """The studio as a user opens it: the printed URL with its token (plus a model to show)."""
+  page.goto(f"{page.base}/?model={name}&token={page.token}")
+  page.wait_for_function("() => document.getElementById('status').textContent === 'ready'",
                          timeout=120_000)
   return page.evaluate("window.studio.state")
 
@@ -48,8 +49,25 @@ def to_screen(page, row, col, canvas="#canvas"):
 
 
 def wait_history(page, n, timeout=120_000):
-  page.wait_for_function(f"window.studio.state.history.length >= {n}", timeout=timeout)
+  page.wait_for_function(f"() => window.studio.state.history.length >= {n}", timeout=timeout)
   return page.evaluate("window.studio.state")
+
+
+def test_the_tokened_url_opens_the_page_and_nothing_else_does(page, screenshots):
+  """The address the studio prints opens the page with no failed request (the favicon
+  included); the same address without its token, in a fresh tab, does not; and the page
+  cannot turn a string into markup (Trusted Types, enforced by the studio's CSP)."""
+  failed = []
+  page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+  open_model(page, "sg2")
+  assert failed == []
+  outcome = page.evaluate("""() => { try { document.getElementById('error').innerHTML = '<b>x</b>';
+      return 'markup'; } catch (e) { return e.name; } }""")
+  assert outcome == "TypeError"
+  page.context.clear_cookies()
+  r = page.goto(page.base + "/")
+  assert r.status == 403 and "studio token" in page.content()
+  page.screenshot(path=screenshots / "no_token.png")
 
 
 def test_drag_a_heatmap_centre_moves_it_and_changes_the_image(page, screenshots):
@@ -101,8 +119,7 @@ def test_draggan_points_stream_steps_and_stop_by_themselves(page, screenshots):
     new MutationObserver(() => window.steps.push(+document.getElementById('step').textContent))
       .observe(document.getElementById('step'), {childList: true}); }""")
   page.click("#drag-start")
-  page.wait_for_function("window.studio.lastEvent && window.studio.lastEvent.type === 'done'",
-                         timeout=120_000)
+  page.wait_for_function("() => window.studio.lastEvent?.type === 'done'", timeout=120_000)
   steps = page.evaluate("window.steps")
   assert len(steps) >= 3 and steps == sorted(steps) and steps[-1] > steps[1]
   final = page.evaluate("window.studio.lastEvent")
@@ -141,7 +158,7 @@ def test_a_corrupt_upload_shows_the_error_and_keeps_the_image(page, screenshots)
   before = open_model(page, "reg")
   page.set_input_files("#upload", files=[{"name": "photo.png", "mimeType": "image/png",
                                           "buffer": b"\x89PNG\r\n\x1a\n this is not a png"}])
-  page.wait_for_function("document.getElementById('error').textContent.length > 0")
+  page.wait_for_function("() => document.getElementById('error').textContent.length > 0")
   assert "not a readable image" in page.inner_text("#error")
   state = page.evaluate("window.studio.state")
   assert state["image"] == before["image"] and state["sources"] == before["sources"]
@@ -153,6 +170,9 @@ def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
   photo = imageio.to_uint8(studio.engines["sg2"].new(5).image)   # another seed's image
   buf = io.BytesIO()
   Image.fromarray(photo).save(buf, format="PNG")
+  page.mouse.click(*to_screen(page, 3, 3))               # points on the image before
+  page.mouse.click(*to_screen(page, 3, 9))
+  assert page.evaluate("window.studio.targets.length") == 1
   page.fill("#project-steps", "30")
   page.evaluate("""() => { window.progress = [];
     const bar = document.getElementById('project-progress');
@@ -167,6 +187,15 @@ def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
   err = decode(projected["image"]) - photo
   assert np.sqrt(np.mean(err ** 2)) < 0.5 * np.sqrt(np.mean(
       (decode(before["image"]) - photo) ** 2))          # the page shows the photo, not seed 0
+  assert page.evaluate("[window.studio.handles, window.studio.targets]") == [[], []]
+  assert page.inner_text("#latency").startswith("projected photo (30 steps")
+  assert page.is_visible("#photo-view")                  # the photo beside its projection
+  shown = page.evaluate("""() => { const img = document.getElementById('photo-view');
+    const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+    return Array.from(g.getImageData(0, 0, c.width, c.height).data); }""")
+  shown = np.array(shown, np.float32).reshape(RES, RES, 4)[..., :3]
+  assert np.abs(shown - photo).max() <= 1
   page.screenshot(path=screenshots / "projected.png")
   page.fill("#max-steps", "3")
   page.mouse.click(*to_screen(page, 8, 4))               # a DragGAN handle and target on it
@@ -174,6 +203,9 @@ def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
   page.click("#drag-start")
   dragged = wait_history(page, 3)
   assert dragged["history"][-1].startswith("drag")
+  latency, done = page.inner_text("#latency"), page.evaluate("window.studio.lastEvent")
+  assert latency == f"{dragged['history'][-1]}: {dragged['ms']:.1f} ms"
+  assert dragged["ms"] >= done["step"] * done["ms_per_step"] > 0   # the whole drag's time
   assert dragged["history"][-2] == projected["history"][-1]      # it dragged the photo
   page.click("#new")                                             # and a new image follows
   assert wait_history(page, 4)["noise"] == "const"
@@ -183,9 +215,10 @@ def test_the_studio_benchmark_times_every_edit(studio, live_server, browser):
   import httpx
 
   from jaxspatial.benchmarks import studio as bench
-  with httpx.Client(base_url=live_server, timeout=120) as client:
+  with httpx.Client(base_url=live_server, timeout=120,
+                    headers={"X-Studio-Token": studio.token}) as client:
     rows = bench._edits(client, list(studio.engines.values()), repeats=2)
-    rows += bench._page_load(live_server, client, repeats=2, browser=browser)
+    rows += bench._page_load(live_server, studio.token, client, repeats=2, browser=browser)
   names = {r["bench"] for r in rows}
   assert {"studio heatmap move", "studio SSN resample (6 candidates)", "studio composite (2 parts)",
           "studio drag step (streamed)", "studio projection step (streamed)",

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from studio_http import assert_refused, events, image_of, post, session
+from studio_http import assert_refused, events, image_of, post, session, upload
 
 from jaxspatial import edit_heatmap, imageio, resample
 from jaxspatial import drag as drag_cmd
@@ -29,10 +29,6 @@ def png(image: np.ndarray, mode: str = "RGB") -> bytes:
   buf = io.BytesIO()
   Image.fromarray(imageio.to_uint8(image)).convert(mode).save(buf, format="PNG")
   return buf.getvalue()
-
-
-def upload(client, s, data: bytes):
-  return client.post(f"/api/s/{s['sid']}/upload", content=data)
 
 
 def project(client, s, **body) -> list[dict]:
@@ -160,8 +156,9 @@ def test_a_projected_stylegan2_photo_drags_and_drag_reads_its_latent(client, stu
   assert (fresh["edit"], fresh["noise"]) == ("seed 2", "const")
 
 
-def test_stop_ends_a_projection_early(live_server):
-  with httpx.Client(base_url=live_server, timeout=120) as c:
+def test_stop_ends_a_projection_early(live_server, studio):
+  with httpx.Client(base_url=live_server, timeout=120,
+                    headers={"X-Studio-Token": studio.token}) as c:
     s = session(c, "sg2", seed=0)
     assert upload(c, s, png(np.zeros((RES, RES, 3)))).status_code == 200
     seen = []

@@ -1,6 +1,9 @@
 // jaxspatial studio page: one canvas, the controls of the loaded model's kind, and a thin
 // client of the JSON API (server.py). Pixel coordinates sent to the server are (row, col) of
 // the generator's output; the canvas shows the image scaled up by `scale`.
+// The server's Content-Security-Policy enforces Trusted Types: no HTML string ever becomes
+// markup here (the browser refuses it), elements are built and filled through textContent.
+// Every request carries the launch token as the cookie the page URL's ?token= set.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -22,7 +25,7 @@ function showError(msg) { $("error").textContent = msg || ""; }
 
 async function api(path, body, raw) {
   const opts = { method: body === undefined && !raw ? "GET" : "POST" };
-  if (raw) { opts.body = raw; }
+  if (raw) { opts.body = raw; opts.headers = { "Content-Type": "application/octet-stream" }; }
   else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers = { "Content-Type": "application/json" }; }
   const r = await fetch(path, opts);
   const data = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
@@ -50,13 +53,15 @@ async function setState(st) {      // studio.state changes last, once everything
   $("noise").value = st.noise;
   if (st.ms !== undefined) { $("latency").textContent = `${st.edit}: ${st.ms.toFixed(1)} ms`; }
   if (st.notice) { $("latency").textContent = st.notice; }
-  const hist = $("history"); hist.innerHTML = "";
+  const hist = $("history"); hist.replaceChildren();
   st.history.forEach((h, i) => {
     const li = document.createElement("li"); li.textContent = h;
     if (i === st.index) { li.className = "current"; }
     hist.appendChild(li);
   });
   hist.scrollTop = hist.scrollHeight;
+  $("photo-box").classList.toggle("hidden", !st.photo);
+  if (st.photo && !$("photo-view").src) { $("photo-view").src = `/api/s/${studio.sid}/photo.png`; }
   $("export-png").href = `/api/s/${studio.sid}/export.png`;
   $("export-npz").href = `/api/s/${studio.sid}/export.npz`;
   showCandidates(st.candidates || []);
@@ -308,8 +313,13 @@ async function startDrag() {
   });
 }
 
-// The uploaded photo projected into the model: progress and the projection so far stream in.
+// The uploaded photo projected into the model: progress and the projection so far stream in,
+// beside the photo itself; the drag points and mask of the image before do not apply to it.
 async function project() {
+  studio.handles = []; studio.targets = []; studio.dragMask = null;
+  $("photo-view").src = `/api/s/${studio.sid}/photo.png?n=${Date.now()}`;
+  $("photo-box").classList.remove("hidden");
+  draw();
   const steps = +$("project-steps").value;
   $("project-progress").max = steps; $("project-progress").value = 0;
   await stream("project", { steps, loss: $("project-loss").value, space: $("project-space").value }, async (ev) => {
@@ -333,7 +343,7 @@ function binaryMask(maskCanvas) {
 // ------------------------------------------------------------------ SSN candidates
 
 function showCandidates(urls) {
-  const box = $("candidates"); box.innerHTML = "";
+  const box = $("candidates"); box.replaceChildren();
   urls.forEach((u, i) => {
     const img = document.createElement("img"); img.src = u; img.title = `candidate ${i}`;
     img.dataset.index = i;
@@ -360,7 +370,7 @@ async function showSources(st) {
     const img = new Image(); await loadImage(img, url); return img;
   }));
   studio.activeSource = Math.min(studio.activeSource, st.sources.length - 1);
-  const box = $("sources"); box.innerHTML = "";
+  const box = $("sources"); box.replaceChildren();
   studio.sourceImages.forEach((img, i) => {
     const c = document.createElement("canvas"); c.width = res(); c.height = res();
     c.getContext("2d").drawImage(img, 0, 0); c.title = `source ${i}`;
@@ -396,7 +406,9 @@ function configure() {
   show(".only-drag", hasEdit("drag"));
   show(".only-project", hasEdit("project"));
   if (studio.model.projection) {
-    $("project-loss").innerHTML = studio.model.projection.losses.map((l) => `<option>${l}</option>`).join("");
+    $("project-loss").replaceChildren(...studio.model.projection.losses.map((l) => {
+      const o = document.createElement("option"); o.textContent = l; return o;
+    }));
     $("project-steps").value = studio.model.projection.steps;
   }
   show(".only-spatialgan", kind === "spatialgan");
@@ -419,13 +431,13 @@ async function openSession(name) {
   if (!st) { st = await api("/api/session", { model: name, seed: +$("seed").value || 0 }); }
   sessionStorage.setItem(key, st.sid);
   studio.sid = st.sid;
-  const levels = $("levels"); levels.innerHTML = "";
+  const levels = $("levels"); levels.replaceChildren();
   const lv = [...new Set((st.overlay.centres || []).map((c) => c.level))];
   lv.forEach((l) => {
-    const lab = document.createElement("label");
-    lab.innerHTML = `<input type="checkbox" value="${l}" checked> level ${l}`;
+    const lab = document.createElement("label"), box = document.createElement("input");
+    box.type = "checkbox"; box.value = l; box.checked = true; box.onchange = draw;
+    lab.append(box, ` level ${l}`);
     lab.style.color = LEVEL_COLOURS[l % 3];
-    lab.querySelector("input").onchange = draw;
     levels.appendChild(lab);
   });
   await setState(st);
