@@ -127,9 +127,10 @@ class Campaign:
       yield f"unit {k + 1}/{len(plan)}: {unit.target} {unit.name} (estimate {_duration(need)})"
       t0 = time.perf_counter()
       row = self.run(unit)
+      trained = sum(s for p, s in row.phases.items() if p.startswith("train "))
       yield (f"wrote {ledger.row_path(self.results, unit.target, unit.setting, unit.seed)} "
-             f"({_duration(time.perf_counter() - t0)}; phases "
-             f"{', '.join(f'{p} {s:.0f} s' for p, s in row.phases.items()) or 'all cached'})")
+             f"({_duration(time.perf_counter() - t0)}: training {trained:.0f} s, measuring "
+             f"{row.wall_seconds - trained:.0f} s)")
       if unit.target not in gained:
         gained.append(unit.target)
     for name in gained:

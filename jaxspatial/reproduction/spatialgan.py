@@ -10,9 +10,11 @@ ratio both ways -- over the edits whose object was located, and over all edits w
 unlocated edit counting 0 -- the located fraction, and the critic FD under the shared
 independent critic.
 
-Run lengths, ``small`` (32 px single-object shapes scenes, the ``demo`` preset): 3000 steps
-(48 kimg, batch 16) per run; 256 co-move edits; critic FD on 1024 generated vs 1024 real
-images. ``smoke``: the ``tiny`` preset initialised (0 steps), 16 edits and 16 images.
+Run lengths, ``small`` (32 px single-object shapes scenes, the ``demo`` preset at the
+StyleGAN2 demo's width, ``model.channel_max=32``: half the iteration time of its 64 channels,
+so that a unit fits in an hour of the slowest machine measured; docs/reproduction/README.md
+says how that was decided): 3000 steps (48 kimg, batch 16) per run; 256 co-move edits;
+critic FD on 1024 generated vs 1024 real images. ``smoke``: the ``tiny`` preset initialised (0 steps), 16 edits and 16 images.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Scale:
 
 
 SCALES = {
-    "small": Scale("demo", (("total_steps", 3000),), 256, 1024),
+    "small": Scale("demo", (("total_steps", 3000), ("model.channel_max", 32)), 256, 1024),
     "smoke": Scale("tiny", runs.SMOKE_OVERRIDES, 16, 16),
 }
 
@@ -96,7 +98,8 @@ def page(units: list[ledger.Row], out, expected: list[str]):
 
 
 TARGET = runs.Target(NAME, version=1, settings=tuple(name for name, _, _ in SETTINGS),
-                     seeds=3, estimate_minutes={"aligned": 70, "align0": 65, "stylegan2": 60},
+                     seeds=3, estimate_minutes={"aligned": 45, "align0": 40, "stylegan2": 35},
                      unit=unit, page=page)
-"""Estimates: the slowest 2-core machine measured (docs/reproduction/README.md): 3000 steps
-at 1.26 s (aligned), ~1.1 s, ~1.0 s per iteration, plus ~5 min of evaluation."""
+"""Estimates, the slowest 2-core machine measured (docs/reproduction/README.md): its aligned
+64-channel iteration took 1.26 s; at 32 channels ×0.54 (measured side by side here), so
+3000 steps ≈ 34 min, the two other settings a little less, plus ~5 min of evaluation."""
