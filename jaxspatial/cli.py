@@ -147,15 +147,16 @@ class ProgressLines:
     self.iterable = iterable
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
       total = len(iterable)
-    self.total, self.desc, self.unit, self.n = total, desc or "progress", unit, initial
+    self.total, self.desc, self.unit = total, desc or "progress", unit
+    self.n = self.initial = initial
     self.postfix = ""
     self._started = time.monotonic()
     self._first: tuple[float, int] | None = None     # (time, n) after the first update
     self.closed = False
     cls = ProgressLines
     with cls._lock:
-      if not cls._alive():
-        cls._last_line = self._started
+      if not cls._alive() and self._started - cls._last_line >= cls.interval():
+        cls._last_line = self._started     # else the last line was recent: count from it
       cls._open.append(weakref.ref(self))
       self._lines_at_open = cls._lines_printed
       if cls._ticker is None:
@@ -236,6 +237,9 @@ class ProgressLines:
 
   def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
     self.postfix = text
+
+  def refresh(self) -> None:
+    """Nothing to redraw: lines are printed by the timer."""
 
   def line(self) -> str:
     """``desc: n/total unit (pct%), rate, postfix, elapsed, ETA`` (the parts that are known:

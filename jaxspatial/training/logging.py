@@ -61,12 +61,25 @@ class Progress:
   """Training progress on process 0 (:func:`jaxspatial.cli.progress`: a bar on a terminal,
   plain lines in a log) with kimg, images/s and the losses of the last logged step."""
 
-  def __init__(self, start: int, total: int, batch_size: int):
+  def __init__(self, total: int, batch_size: int):
     self.batch_size = batch_size
-    self.bar = cli.progress(total=total, desc="train", unit="step", initial=start,
+    self.bar = cli.progress(total=total, desc="train", unit="step",
                             enabled=jax.process_index() == 0)
-    self._t, self._step = time.perf_counter(), start
+    self._t, self._step = time.perf_counter(), 0
     self.images_per_sec = 0.0
+
+  def __enter__(self) -> "Progress":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def start_at(self, step: int) -> None:
+    """The step the run starts from, known once its checkpoint is restored (the progress
+    opens before, so that its lines cover restoring)."""
+    self._t, self._step = time.perf_counter(), step
+    self.bar.n = self.bar.initial = step
+    self.bar.refresh()
 
   def update(self, step: int, metrics: dict[str, float] | None = None) -> None:
     """Advances to ``step``; ``metrics`` (host values) supply the losses shown: every key that

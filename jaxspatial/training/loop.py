@@ -200,11 +200,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   checkpoint and reports a full disk in one line (:mod:`jaxspatial.training.workdir`).
   """
   compile_cache.enable(config.get("compile_cache_dir", ""))
-  if trainer is None:
-    trainer = make_trainer(config)
-  workdir = pathlib.Path(workdir).absolute()
-  with workdir_lib.Lock(workdir), workdir_lib.full_disk_is_a_user_error(workdir):
-    return _train(trainer, workdir)
+  # Progress opens first: building the trainer, restoring and the first compilation can take
+  # minutes on a loaded machine, and its lines (output redirected) cover them too.
+  with log_lib.Progress(config.total_steps, config.batch_size) as progress:
+    if trainer is None:
+      trainer = make_trainer(config)
+    workdir = pathlib.Path(workdir).absolute()
+    with workdir_lib.Lock(workdir), workdir_lib.full_disk_is_a_user_error(workdir):
+      return _train(trainer, workdir, progress)
 
 
 def _warn_of_corrupt_images(count: int, reported: int, data: ml_collections.ConfigDict) -> int:
@@ -216,7 +219,8 @@ def _warn_of_corrupt_images(count: int, reported: int, data: ml_collections.Conf
   return count
 
 
-def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
+def _train(trainer: Trainer, workdir: pathlib.Path, progress: log_lib.Progress
+           ) -> pathlib.Path:
   from jaxspatial.data import pipeline
 
   config = trainer.config
@@ -229,6 +233,7 @@ def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
     if data_state is not None and data_iter is not None:
       data_iter.set_state(data_state)
     if latest >= config.total_steps:
+      progress.start_at(latest)
       mngr.close()
       if is_main:
         print(f"{workdir} has finished: its checkpoint is at step {latest} and total_steps is "
@@ -241,7 +246,7 @@ def _train(trainer: Trainer, workdir: pathlib.Path) -> pathlib.Path:
     trainer.initialize()
   start = int(jax.device_get(trainer.state.step))
   writer = log_lib.MetricWriter(workdir)
-  progress = log_lib.Progress(start, config.total_steps, config.batch_size)
+  progress.start_at(start)
   fixed_inputs = trainer.sample_inputs()
   samples_dir = workdir / "samples"
   t0 = time.perf_counter()
