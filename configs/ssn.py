@@ -17,7 +17,9 @@ run: give SSN ``--config.model.channel_max=32`` to transfer from it):
   (SSN §3.2), stylegan2-ada paper256 otherwise.
 
 SSN keys: ``model.grid_h``/``grid_w`` (latent blocks; 8×8 works too), ``model.encoder_blocks``,
-``model.style_upsample`` (nearest | bilinear); ``loss.distortion_weight`` (λ_D),
+``model.style_upsample`` (nearest | bilinear), ``model.spatial_conditioning`` (modconv: the
+paper's spatially modulated conv | spade | adain: appendix A's droplet-prone layers, trained
+from scratch); ``loss.distortion_weight`` (λ_D),
 ``loss.distortion_reduction`` (mean: per-pixel, the Table-2 scale | sum: eq. 2 literally),
 ``loss.distortion_batch_shrink``; ``init_from``: a StyleGAN2 or SSN checkpoint directory to
 start from (``jaxspatial.training.ssn.transfer_init_models``), empty for a fresh start.

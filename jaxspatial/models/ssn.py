@@ -13,6 +13,12 @@ A StyleGAN2 whose latent is a grid of independent blocks ``z`` (N, nh, nw, z_dim
   convs, ToRGB with spatial modulation (no demodulation), noise, skips: StyleGAN2's layout
   (:mod:`jaxspatial.models.spatial_modulation`).
 
+``spatial_conditioning`` swaps the styled convs' conditioning for the two layers the paper's
+appendix A derives it from, to test its Fig. 4 claim that they make droplet artifacts:
+"spade" (eq. 3: actual statistics over batch and space) and "adain" (eq. 6 with spatial
+styles: actual per-sample statistics), see :class:`SpatialNormConv`. Everything else (mapping,
+encoder, style resize, noise, bias, ToRGB, skips) is the same network.
+
 The spatial W+ analogue is ``ws`` (N, num_ws, nh, nw, w_dim): one style grid per layer.
 Parameter names are StyleGAN2's (``mapping/dense_i``, ``synthesis/conv1/conv/...``) plus
 ``encoder/*``, so :func:`transfer_from_stylegan2` is a copy plus a fresh encoder. With the
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -69,16 +76,120 @@ class BlockEncoder(nn.Module):
     return g
 
 
+CONDITIONINGS = ("modconv", "spade", "adain")
+"""``model.spatial_conditioning``: the spatially modulated conv (the paper's layer), or a
+plain conv followed by SPADE (eq. 3) or by AdaIN with spatial styles (eq. 6)."""
+
+NORM_EPS = 1e-8
+"""Added to the variance before the square root in :func:`spade` and :func:`adain`: StyleGAN's
+instance-norm epsilon, and the same 1e-8 the modulated convs add to their σ²."""
+
+
+def spade(h: Array, scale: Array, bias: Array) -> Array:
+  """SPADE (SSN appendix A, eq. 3-5): ``s_s ⊙ (h − μ_D(h)) / σ_D(h) + s_b``.
+
+  ``μ_D, σ_D`` are per channel over the batch *and* space (eq. 4, 5: biased variance, plus
+  :data:`NORM_EPS`), so a sample's normalisation depends on the rest of its batch.
+
+  Args:
+    h: (N, H, W, C) activations.
+    scale, bias: (N or 1, H, W, C) spatial styles ``s_s``, ``s_b``.
+  Returns:
+    (N, H, W, C) in ``h``'s dtype; statistics in float32.
+  """
+  x = h.astype(jnp.float32)
+  mu = jnp.mean(x, axis=(0, 1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(x - mu), axis=(0, 1, 2), keepdims=True)
+  return (scale * (x - mu) * jax.lax.rsqrt(var + NORM_EPS) + bias).astype(h.dtype)
+
+
+def adain(h: Array, scale: Array, bias: Array) -> Array:
+  """AdaIN with spatial styles (SSN appendix A, eq. 6-8): ``s_s ⊙ (h − μ(h)) / σ(h) + s_b``.
+
+  ``μ, σ`` are per sample and channel over space (instance normalisation, eq. 7, 8: biased
+  variance, plus :data:`NORM_EPS`); the styles vary over space like SPADE's instead of being
+  StyleGAN's one number per channel.
+
+  Args:
+    h: (N, H, W, C) activations.
+    scale, bias: (N or 1, H, W, C) spatial styles ``s_s``, ``s_b``.
+  Returns:
+    (N, H, W, C) in ``h``'s dtype; statistics in float32.
+  """
+  x = h.astype(jnp.float32)
+  mu = jnp.mean(x, axis=(1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(x - mu), axis=(1, 2), keepdims=True)
+  return (scale * (x - mu) * jax.lax.rsqrt(var + NORM_EPS) + bias).astype(h.dtype)
+
+
+_NORMS = {"spade": spade, "adain": adain}
+
+
+class SpatialNormConv(nn.Module):
+  """A styled conv conditioned the SPADE/AdaIN way: ``norm(w * h, s_s, s_b)``.
+
+  The convolution (and its 2× up-sampling path) is StyleGAN2's with unit styles and no
+  demodulation; the normalisation by *actual* statistics (:func:`spade` or :func:`adain`)
+  then takes the place of σ_E's expected ones, and the spatial styles enter as its scale
+  and bias. This is appendix A's derivation read backwards: the modulated conv merges
+  "modulate, convolve, normalise" and swaps actual statistics for expected ones, the droplet
+  cure; here they are actual again. The styles are two affines of the block grid
+  (``modulation``: ``s_s``, bias init 1 like StyleGAN2's; ``modulation_bias``: ``s_b``, bias
+  init 0), resized to the *output* resolution as :func:`~.spatial_modulation.resize_styles`
+  does for the modulated conv. Noise, bias and activation follow in :class:`StyledConv`.
+  """
+  features: int
+  kernel_size: int
+  norm: str
+  up: bool = False
+  upsample: str = "nearest"
+
+  @nn.compact
+  def __call__(self, x: Array, w_grid: Array) -> Array:
+    """x: (N, H, W, Cin); w_grid: (N, nh, nw, w_dim) -> (N, H', W', features)."""
+    cin, k = x.shape[-1], self.kernel_size
+    weight = self.param("weight", nn.initializers.normal(1.0), (k, k, cin, self.features))
+    weight = weight / math.sqrt(cin * k * k)
+    unit = jnp.ones((x.shape[0], cin), x.dtype)
+    y = layers.modulated_conv(x, weight, unit, demodulate=False, up=self.up)
+    w_grid = w_grid.astype(jnp.float32)
+    scale = layers.EqualDense(self.features, bias_init=1.0, name="modulation")(w_grid)
+    bias = layers.EqualDense(self.features, bias_init=0.0, name="modulation_bias")(w_grid)
+    size = y.shape[1:3]
+    return _NORMS[self.norm](y, sm.resize_styles(scale, size, self.upsample),
+                             sm.resize_styles(bias, size, self.upsample))
+
+
+def _spatial_norm_conv(norm: str, upsample: str):
+  """The ``conv`` factory :class:`stylegan2.StyledConv` calls, for :class:`SpatialNormConv`
+  (the normalisation stands in for demodulation, so the StyledConvs' ``demodulate=True`` is
+  the only value it takes)."""
+  def make(features: int, kernel_size: int, *, demodulate: bool, up: bool, name: str):
+    if not demodulate:
+      raise ValueError("SpatialNormConv always normalises: it replaces demodulated convs only")
+    return SpatialNormConv(features, kernel_size, norm, up=up, upsample=upsample, name=name)
+  return make
+
+
 class SSNSynthesis(stylegan2.SynthesisNetwork):
   """Spatial W+ (N, num_ws, nh, nw, w_dim) -> image (N, res, res, 3): StyleGAN2's synthesis
   loop (layer order, noise, ``return_features``) with the spatially modulated conv in every
   StyledConv and ToRGB; layer ``i`` is modulated by the style grid ``ws[:, i]``, resized to
-  the layer's input with ``upsample``.
+  the layer's input with ``upsample``. ``conditioning`` "spade" or "adain" puts a
+  :class:`SpatialNormConv` in every StyledConv instead (ToRGB keeps its spatial modulation,
+  which has no normalisation to change).
   """
   upsample: str = "nearest"
+  conditioning: str = "modconv"
 
   def modulated_conv(self):
     return functools.partial(sm.SpatiallyModulatedConv, upsample=self.upsample)
+
+  def styled_conv(self, name: str, block: int, features: int, up: bool):
+    if self.conditioning == "modconv":
+      return super().styled_conv(name, block, features, up)
+    return stylegan2.StyledConv(features, up=up, conv=_spatial_norm_conv(
+        self.conditioning, self.upsample), clamp=self.conv_clamp, name=name)
 
 
 class SSNGenerator(stylegan2.Generator):
@@ -91,6 +202,7 @@ class SSNGenerator(stylegan2.Generator):
   grid: tuple[int, int] = (4, 4)
   encoder_blocks: int = 1
   upsample: str = "nearest"
+  conditioning: str = "modconv"
 
   def setup(self):
     super().setup()
@@ -98,7 +210,7 @@ class SSNGenerator(stylegan2.Generator):
 
   def make_synthesis(self) -> SSNSynthesis:
     return SSNSynthesis(self.resolution, self.channels, self.dtype, upsample=self.upsample,
-                        name="synthesis")
+                        conditioning=self.conditioning, name="synthesis")
 
   def mapping(self, z: Array) -> Array:
     return self.encoder(self.mapping_network(z))
@@ -119,11 +231,12 @@ def _check_grid(resolution: int, grid: Sequence[int]) -> tuple[int, int]:
 def ssn_model_config(resolution: int, *, grid: Sequence[int] = (4, 4), z_dim: int = 512,
                      w_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
                      channel_base: int = 0, channel_max: int = 512, mbstd_group_size: int = 4,
-                     encoder_blocks: int = 1,
-                     style_upsample: str = "nearest") -> ml_collections.ConfigDict:
+                     encoder_blocks: int = 1, style_upsample: str = "nearest",
+                     spatial_conditioning: str = "modconv") -> ml_collections.ConfigDict:
   """The ``config.model`` section of an SSN: StyleGAN2's knobs plus ``grid_h``, ``grid_w``
-  (latent blocks; paper 4×4), ``encoder_blocks`` and ``style_upsample``. ``z_dim`` is the
-  size of one block (paper 512)."""
+  (latent blocks; paper 4×4), ``encoder_blocks``, ``style_upsample`` and
+  ``spatial_conditioning`` (:data:`CONDITIONINGS`). ``z_dim`` is the size of one block (paper
+  512)."""
   gh, gw = _check_grid(resolution, grid)
   cfg = models_lib.stylegan2_model_config(
       resolution, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
@@ -132,6 +245,7 @@ def ssn_model_config(resolution: int, *, grid: Sequence[int] = (4, 4), z_dim: in
   cfg.grid_h, cfg.grid_w = gh, gw
   cfg.encoder_blocks = encoder_blocks
   cfg.style_upsample = style_upsample
+  cfg.spatial_conditioning = spatial_conditioning
   return cfg
 
 
@@ -146,11 +260,16 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SSNGenerator:
   if upsample not in sm.UPSAMPLE_MODES:
     raise ValueError(f"model.style_upsample must be one of {sm.UPSAMPLE_MODES}, "
                      f"got {upsample!r}")
+  conditioning = cfg.get("spatial_conditioning", "modconv")
+  if conditioning not in CONDITIONINGS:
+    raise ValueError(f"model.spatial_conditioning must be one of {CONDITIONINGS}, "
+                     f"got {conditioning!r}")
   return SSNGenerator(
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=models_lib.channel_table(cfg),
       dtype=models_lib.compute_dtype(cfg), grid=grid_of(cfg),
-      encoder_blocks=int(cfg.get("encoder_blocks", 1)), upsample=upsample)
+      encoder_blocks=int(cfg.get("encoder_blocks", 1)), upsample=upsample,
+      conditioning=conditioning)
 
 
 # ------------------------------------------------------------------------- transfer
@@ -188,6 +307,10 @@ def transfer_generator(sg2_vars: dict, ssn_cfg: ml_collections.ConfigDict,
   from the StyleGAN2 with the same shape and every StyleGAN2 variable must be used, else
   ValueError naming the offenders.
   """
+  conditioning = ssn_cfg.get("spatial_conditioning", "modconv")
+  if conditioning != "modconv":
+    raise ValueError(f"a StyleGAN2 transfers into the modconv SSN only; {conditioning!r} "
+                     "layers have other parameters (train them from scratch)")
   key = jax.random.key(0) if key is None else key
   g = build_generator(ssn_cfg)
   gh, gw = grid_of(ssn_cfg)
