@@ -24,6 +24,8 @@ from jaxspatial.reproduction import ledger, runs
 TARGETS = {
     "spatialgan-comove": "spatialgan:TARGET",
     "drag-table2": "drag:TARGET",
+    "spatialgan-table1": "spatialgan_table1:TARGET",
+    "spatialgan-ablations": "spatialgan_ablations:TARGET",
     "ssn-lambda": "ssn:TARGET",
     "regressor-table3": "regressor:TABLE3_TARGET",
     "regressor-edits": "regressor:EDITS_TARGET",
@@ -103,8 +105,16 @@ class Campaign:
     return row
 
   def page(self, name: str) -> pathlib.Path:
-    """Rewrites ``out/NAME.md`` from the committed rows alone."""
-    return target(name).page(self.rows(name), self.out, [u.name for u in self.units(name)])
+    """Rewrites ``out/NAME.md`` from the committed rows alone (its own and those it
+    borrows)."""
+    t = target(name)
+    seeds = range(self.seeds if self.seeds is not None else t.seeds)
+    expected = [u.name for u in self.units(name)]
+    rows = self.rows(name)
+    for other, setting in t.borrows:
+      rows += [r for r in self.rows(other) if r.setting == setting and r.seed in seeds]
+      expected += [f"{other}:{ledger.unit_name(setting, s)}" for s in seeds]
+    return t.page(rows, self.out, expected)
 
   def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
     """Runs the missing units of ``names`` in order while the next one's estimate fits in

@@ -198,7 +198,7 @@ def _plural(n: int) -> str:
 def provenance(name: str, units: Sequence[ledger.Row], expected: Sequence[str]) -> str:
   """Where the page's numbers come from: units done of those expected (and which are
   missing), result version, dates, commits, machines, shared references, interval rule."""
-  have = {u.unit for u in units}
+  have = {u.unit if u.target == name else f"{u.target}:{u.unit}" for u in units}
   missing = [e for e in expected if e not in have]
   text = (f"Built by `python -m jaxspatial.reproduce {name} --page-only` from the rows in "
           f"`results/{name}/`: **{len(have & set(expected))} of {len(expected)} units**")

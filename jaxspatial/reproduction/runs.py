@@ -80,7 +80,9 @@ class Target:
   it when a change alters results: rows of another version are not mixed in);
   ``estimate_minutes[setting]`` a unit's wall time before any row has measured it;
   ``unit(session, setting, seed) -> metrics`` trains (or reuses) and measures one unit;
-  ``page(rows, out, expected_unit_names) -> path`` writes the page from rows alone.
+  ``page(rows, out, expected_unit_names) -> path`` writes the page from rows alone;
+  ``borrows``: (target, setting) pairs whose rows (of this target's seeds) the page shows
+  beside its own where the setting is the same run (they count as ``target:unit``).
   """
   name: str
   version: int
@@ -89,6 +91,7 @@ class Target:
   estimate_minutes: dict[str, float]
   unit: Callable[["Session", str, int], dict[str, float]]
   page: Callable[[list, pathlib.Path, list[str]], pathlib.Path]
+  borrows: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass
