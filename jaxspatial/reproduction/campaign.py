@@ -2,9 +2,9 @@
 
 Each page is a :class:`~jaxspatial.reproduction.runs.Target` declared in its module (its
 settings and seeds, result version, prior time estimate, the function that runs one unit and
-the one that writes the page from rows). :data:`TARGETS` lists them in campaign priority order; ``--status`` and ``--budget`` follow
-it, and within a target run the seeds in turn (seed 0's settings first), so that paired
-comparisons fill up seed by seed.
+the one that writes the page from rows). :data:`TARGETS` lists them in campaign priority
+order; ``--status`` and ``--budget`` follow it, and within a target run the seeds in turn
+(seed 0's settings first), so that paired comparisons fill up seed by seed.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ class Campaign:
   def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
     """Runs the missing units of ``names`` in order while the next one's estimate fits in
     ``budget`` seconds (None: no limit); yields a line per event and rewrites the pages of
-    the targets that gained rows."""
+    the targets that gained rows (and of those that borrow their rows)."""
     start = time.perf_counter()
     gained: list[str] = []
     plan = [u for n in names for u in self.missing(n)]
@@ -143,7 +143,9 @@ class Campaign:
              f"{row.wall_seconds - trained:.0f} s)")
       if unit.target not in gained:
         gained.append(unit.target)
-    for name in gained:
+    borrowers = [n for n in TARGETS if n not in gained and self.rows(n)
+                 and any(other in gained for other, _ in target(n).borrows)]
+    for name in gained + borrowers:
       yield f"wrote {self.page(name)}"
 
   def status(self, names: list[str]) -> str:
