@@ -43,7 +43,8 @@ def default_data_config() -> ml_collections.ConfigDict:
   process); ``prefetch`` (batches prepared ahead by background threads, 0 = none);
   ``max_objects``/``num_objects``/``length`` (shapes: padded object slots, objects per scene
   with 0 = random 1..max_objects, virtual dataset length); ``seed`` (which shapes scenes make
-  up the dataset; the shuffle order comes from the run's seed).
+  up the dataset; the shuffle order comes from the run's seed); ``lighting`` (shapes: lit
+  scenes, one light direction and one horizon per scene, :mod:`jaxspatial.data.shapes`).
   """
   return ml_collections.ConfigDict({
       "source": "shapes",
@@ -59,6 +60,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       "num_objects": 0,
       "length": 1_000_000,
       "seed": 0,
+      "lighting": False,
   })
 
 
@@ -113,7 +115,7 @@ def make_source(data_cfg: ml_collections.ConfigDict) -> grain.sources.RandomAcce
   if data_cfg.source == "shapes":
     from jaxspatial.data.shapes import ShapesSource
     return ShapesSource(res, max_objects=data_cfg.max_objects, num_objects=data_cfg.num_objects,
-                        seed=data_cfg.seed, length=data_cfg.length)
+                        seed=data_cfg.seed, length=data_cfg.length, lighting=data_cfg.lighting)
   if data_cfg.source in ("folder", "zip"):
     from jaxspatial.data.folder import ImageFolderSource, ZipImageSource
     cls = ZipImageSource if os.path.isfile(data_cfg.path) else ImageFolderSource

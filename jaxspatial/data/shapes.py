@@ -10,6 +10,18 @@ Nothing is downloaded or stored: this is the data a new user trains on in minute
 Alongside the image every example carries ground truth that replaces the segmentation networks
 of the papers: per-object visible masks, object centres and class ids.
 
+**Lit scenes** (``lighting=True``, ``--config.data.lighting=true``): every part of a scene
+depends on causes it shares with the rest, so that a collage of two scenes' parts shows two
+causes although each part alone looks real (the latent-regression paper's premise that
+collages are unrealistic, which flat scenes cannot test: there a paste of parts is a valid
+scene). One light direction per scene, from the sky (up to 75° off vertical, left or right),
+shades every object (its colour darkens linearly away from the light, to
+``1 - SHADE_DEPTH`` on the far side) and casts every object's shadow the same way (its
+silhouette moved ``SHADOW_LENGTH`` of its size away from the light, darkening the ground it
+falls on by ``SHADOW_DARKNESS``; shadows never fall on the sky). Objects stand on the ground:
+each one's base lies below the horizon, so the horizon's per-scene height is a cause of the
+whole layout, not of the background alone. Lit examples add ``light`` and ``horizon``.
+
 Example fields (``K = max_objects``; slots ``num_objects..K-1`` are padding):
 
 - ``image``        uint8 ``(H, W, 3)``
@@ -20,6 +32,10 @@ Example fields (``K = max_objects``; slots ``num_objects..K-1`` are padding):
   [-1, 1] with the pixel-centre convention ``y = (row + 0.5) / H * 2 - 1``; 0 for padding.
 - ``class_ids``    int32 ``(K,)``: index into :data:`CLASS_NAMES`; -1 for padding.
 - ``num_objects``  int32 scalar.
+- ``light``        (lit scenes only) float32 ``(2,)``: the unit ``(y, x)`` direction towards the
+  light in image axes (y down, so ``light[0] < 0``).
+- ``horizon``      (lit scenes only) float32 scalar: the sky/ground boundary in rows (row ``r``
+  covers ``[r, r + 1)``).
 
 Rendering is vectorised numpy on a grid supersampled ``supersample`` times per axis and
 box-filtered down (anti-aliased edges); ``bench_shapes`` in :mod:`jaxspatial.benchmarks.data`
@@ -42,6 +58,17 @@ _MIN_VISIBLE = 0.35                 # every object keeps at least this share of 
 _MAX_LAYOUT_TRIES = 12
 _MIN_CONTRAST = 0.3                 # RGB distance (in [0, 1] units) of objects from the background
 
+SHADE_DEPTH = 0.5
+"""Lit scenes: an object's far side from the light is its colour times ``1 - SHADE_DEPTH``."""
+SHADOW_LENGTH = 0.6
+"""Lit scenes: a shadow is its object's silhouette moved this fraction of the object's larger
+half-size away from the light."""
+SHADOW_DARKNESS = 0.55
+"""Lit scenes: ground in shadow is its colour times this factor."""
+_MAX_LIGHT_TILT = math.radians(75)  # lit scenes: the light's largest angle from the vertical
+_MIN_LIGHT_TILT = math.radians(20)  # ... and its smallest, so shadows always fall to one side
+_MIN_STANDING = 0.15                # lit scenes: bases lie this share of the ground below the horizon
+
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
   return np.asarray(colorsys.hsv_to_rgb(h % 1.0, s, v), np.float32)
@@ -57,7 +84,7 @@ class ShapesSource:
 
   def __init__(self, resolution: int | tuple[int, int] = 64, *, max_objects: int = 4,
                num_objects: int = 0, seed: int = 0, length: int = 1_000_000,
-               supersample: int = 2):
+               supersample: int = 2, lighting: bool = False):
     """Args:
       resolution: output size, ``S`` for ``S x S`` or ``(H, W)``.
       max_objects: ``K``, the padded number of object slots.
@@ -65,6 +92,7 @@ class ShapesSource:
       seed: dataset seed; different seeds give different scene collections.
       length: virtual number of examples.
       supersample: anti-aliasing factor per axis (1 = none).
+      lighting: lit scenes (module docstring): one light and one horizon shape the scene.
     """
     h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
     if h < 4 or w < 4:
@@ -81,6 +109,7 @@ class ShapesSource:
     self.seed = int(seed)
     self.length = int(length)
     self.supersample = int(supersample)
+    self.lighting = bool(lighting)
     s = self.supersample
     # Supersample centres in output-pixel units (row r covers [r, r + 1)).
     self._ys = ((np.arange(self.height * s, dtype=np.float32) + 0.5) / s)
@@ -93,7 +122,8 @@ class ShapesSource:
   def __repr__(self) -> str:
     return (f"ShapesSource(resolution=({self.height}, {self.width}), "
             f"max_objects={self.max_objects}, num_objects={self.num_objects}, "
-            f"seed={self.seed}, length={self.length})")
+            f"seed={self.seed}, length={self.length}"
+            + (", lighting=True)" if self.lighting else ")"))
 
   def __getitem__(self, index: int) -> dict[str, Any]:
     index = int(index)
@@ -105,8 +135,9 @@ class ShapesSource:
 
   # -- drawing ---------------------------------------------------------------------------------
 
-  def _background(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per-supersample-row colours ``(H*s, 3)`` and the two extreme colours ``(2, 3)``."""
+  def _background(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-supersample-row colours ``(H*s, 3)``, the two extreme colours ``(2, 3)`` and the
+    horizon row."""
     sky_h, sky_s, sky_v = rng.uniform(0.5, 0.68), rng.uniform(0.25, 0.55), rng.uniform(0.7, 0.95)
     gnd_h, gnd_s, gnd_v = rng.uniform(0.06, 0.36), rng.uniform(0.25, 0.55), rng.uniform(0.35, 0.6)
     horizon = rng.uniform(0.45, 0.75) * self.height
@@ -117,7 +148,13 @@ class ShapesSource:
     t_gnd = np.clip((ys - horizon) / (self.height - horizon), 0, 1)[:, None]
     rows = np.where((ys < horizon)[:, None], sky_top + (sky_low - sky_top) * t_sky,
                     gnd_near + (gnd_far - gnd_near) * t_gnd)
-    return rows.astype(np.float32), np.stack([sky_low, gnd_near])
+    return rows.astype(np.float32), np.stack([sky_low, gnd_near]), float(horizon)
+
+  @staticmethod
+  def _light(rng: np.random.Generator) -> np.ndarray:
+    """The unit ``(y, x)`` direction towards a light in the sky, tilted left or right."""
+    tilt = rng.uniform(_MIN_LIGHT_TILT, _MAX_LIGHT_TILT) * (1 if rng.uniform() < 0.5 else -1)
+    return np.asarray([-math.cos(tilt), math.sin(tilt)], np.float32)
 
   def _object_colour(self, rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
     """A saturated colour at least ``_MIN_CONTRAST`` from each of ``background (n, 3)``
@@ -128,9 +165,10 @@ class ShapesSource:
         break
     return colour
 
-  def _layout(self, rng: np.random.Generator,
-              n: int) -> list[tuple[int, float, float, float, float]]:
-    """``n`` objects as ``(class_id, cy, cx, half_height, half_width)`` in output pixels."""
+  def _layout(self, rng: np.random.Generator, n: int,
+              ground: float | None = None) -> list[tuple[int, float, float, float, float]]:
+    """``n`` objects as ``(class_id, cy, cx, half_height, half_width)`` in output pixels;
+    with ``ground`` (a row) every object's base ``cy + half_height`` lies below it."""
     m = min(self.height, self.width)
     objects = []
     for _ in range(n):
@@ -146,7 +184,8 @@ class ShapesSource:
       else:
         hy = hx = r
       hy, hx = min(hy, self.height / 2), min(hx, self.width / 2)
-      cy = rng.uniform(hy, self.height - hy)
+      low = hy if ground is None else max(hy, ground - hy)
+      cy = rng.uniform(low, self.height - hy)
       cx = rng.uniform(hx, self.width - hx)
       objects.append((cls, cy, cx, hy, hx))
     return objects
@@ -174,11 +213,13 @@ class ShapesSource:
     """One scene drawn from ``rng``: the example dict of the module docstring."""
     k, s = self.max_objects, self.supersample
     n = self.num_objects or int(rng.integers(1, k + 1))
-    rows, extremes = self._background(rng)
+    rows, extremes, horizon = self._background(rng)
+    light = self._light(rng) if self.lighting else None
+    ground = horizon + _MIN_STANDING * (self.height - horizon) if self.lighting else None
     hs, ws = self.height * s, self.width * s
 
     for _ in range(_MAX_LAYOUT_TRIES):
-      layout = self._layout(rng, n)
+      layout = self._layout(rng, n, ground)
       owner = np.full((hs, ws), -1, np.int8)   # which object each supersample shows
       drawn = []                               # (window, part masks) per object
       areas = np.zeros(n, np.int64)
@@ -198,12 +239,16 @@ class ShapesSource:
 
     canvas = np.empty((3, hs, ws), np.float32)   # channel-first: fast fills and strided sums
     canvas[...] = rows.T[:, :, None]
-    for (cls, *_), (window, parts) in zip(layout, drawn):
+    if light is not None:
+      canvas[:, self._shadows(layout, drawn, light, horizon)] *= SHADOW_DARKNESS
+    for (cls, cy, cx, hy, hx), (window, parts) in zip(layout, drawn):
       colours = [self._object_colour(rng, extremes)]
       if cls == 3:    # roof in a contrasting hue
         colours.append(self._object_colour(rng, np.concatenate([extremes, colours[:1]])))
+      shade = None if light is None else self._shading(window, cy, cx, max(hy, hx), light)
       for part, colour in zip(parts, colours):
-        canvas[(slice(None), *window)][:, part] = colour[:, None]
+        canvas[(slice(None), *window)][:, part] = (
+            colour[:, None] if shade is None else colour[:, None] * shade[part][None])
 
     # Box filter by summing the s*s strided views (much faster than a reshaped mean).
     image = canvas[:, ::s, ::s].copy()
@@ -229,5 +274,36 @@ class ShapesSource:
     for i, (cls, cy, cx, _, _) in enumerate(layout):
       centres[i] = (cy / self.height * 2 - 1, cx / self.width * 2 - 1)
       class_ids[i] = cls
-    return {"image": image, "masks": masks, "centres": centres, "class_ids": class_ids,
-            "num_objects": np.int32(n)}
+    example = {"image": image, "masks": masks, "centres": centres, "class_ids": class_ids,
+               "num_objects": np.int32(n)}
+    if light is not None:
+      example.update(light=light, horizon=np.float32(horizon))
+    return example
+
+  def _shading(self, window: tuple[slice, slice], cy: float, cx: float, size: float,
+               light: np.ndarray) -> np.ndarray:
+    """An object's shading factors on its window: 1 on the side facing the light, falling
+    linearly along the light's direction to ``1 - SHADE_DEPTH`` on the far side."""
+    dy = (self._ys[window[0]] - cy)[:, None]
+    dx = (self._xs[window[1]] - cx)[None, :]
+    toward = np.clip((dy * light[0] + dx * light[1]) / size, -1.0, 1.0)
+    return (1.0 - SHADE_DEPTH * (1.0 - toward) / 2).astype(np.float32)
+
+  def _shadows(self, layout: list, drawn: list, light: np.ndarray,
+               horizon: float) -> np.ndarray:
+    """Supersample mask ``(H*s, W*s)`` of the ground in shadow: every object's silhouette
+    moved ``SHADOW_LENGTH`` of its size away from the light, below the horizon only."""
+    s = self.supersample
+    hs, ws = self.height * s, self.width * s
+    shadow = np.zeros((hs, ws), bool)
+    for (_, _, _, hy, hx), ((rows, cols), parts) in zip(layout, drawn):
+      inside = np.logical_or.reduce(parts)
+      oy, ox = (int(round(-v * SHADOW_LENGTH * max(hy, hx) * s)) for v in light)
+      r0, c0 = rows.start + oy, cols.start + ox
+      h, w = inside.shape
+      a0, b0 = max(0, -r0), max(0, -c0)
+      a1, b1 = min(h, hs - r0), min(w, ws - c0)
+      if a1 > a0 and b1 > b0:
+        shadow[r0 + a0:r0 + a1, c0 + b0:c0 + b1] |= inside[a0:a1, b0:b1]
+    shadow[self._ys < horizon] = False
+    return shadow
