@@ -243,11 +243,14 @@ class ProgressLines:
 
   def line(self) -> str:
     """``desc: n/total unit (pct%), rate, postfix, elapsed, ETA`` (the parts that are known:
-    no rate or ETA before the second update, since the first often includes compilation)."""
+    no rate or ETA before the second update, since the first often includes compilation; no
+    count for a progress that only shows its work is alive)."""
     now = time.monotonic()
-    parts = [f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"]
+    parts = []
     if self.total:
-      parts[0] += f" ({100 * self.n / self.total:.0f}%)"
+      parts.append(f"{self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f}%)")
+    elif self.n:                         # a progress without count or total: just the time
+      parts.append(f"{self.n} {self.unit}")
     rate = None
     if self._first is not None and self.n > self._first[1] and now > self._first[0]:
       rate = (self.n - self._first[1]) / (now - self._first[0])

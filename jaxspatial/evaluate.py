@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> None:
       num_distortion=args.num_distortion, num_comove=args.num_comove, critic=args.critic,
       metric_names=names)
   start = time.time()
-  results, errors = registry.evaluate(model, ctx)
+  # An outer progress: with output redirected its lines also cover the stretches that no
+  # metric's own progress does (PRDC's neighbour search, loading networks, compiling).
+  with cli.progress(desc=f"evaluate {','.join(names)}"):
+    results, errors = registry.evaluate(model, ctx)
   report = {
       "checkpoint": str(pathlib.Path(args.checkpoint).absolute()), "step": model.step,
       "kind": model.kind, "num": args.num, "seed": args.seed, "truncation": args.truncation,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -300,9 +301,12 @@ def test_evaluate_reports_what_each_metric_misses(tiny_generator_dir, tmp_path, 
     evaluate.main(["--checkpoint", str(tiny_generator_dir), "--metrics", "fid,bogus"])
 
 
-def test_evaluate_critic_fd(tiny_generator_dir, tmp_path):
+def test_evaluate_critic_fd(tiny_generator_dir, tmp_path, monkeypatch, capsys):
   """critic_fd needs no converted weights: a random 16-px StyleGAN2 with a discriminator judges
-  itself; the metric exists, is finite and positive, and a missing --critic is reported."""
+  itself; the metric exists, is finite and positive, and a missing --critic is reported. Output
+  redirected, evaluate prints progress lines (here one per update) for itself and the metric."""
+  monkeypatch.delenv("JAXSPATIAL_NO_PROGRESS", raising=False)
+  monkeypatch.setenv("JAXSPATIAL_PROGRESS_SECONDS", "0")
   import jax.numpy as jnp
   from jaxspatial import evaluate, models
   from jaxspatial.api import checkpoint
@@ -317,6 +321,10 @@ def test_evaluate_critic_fd(tiny_generator_dir, tmp_path):
           "--data", "source=shapes,resolution=16,length=100", "--batch-size", "8",
           "--out", str(out)]
   evaluate.main(args + ["--critic", str(critic)])
+  lines = capsys.readouterr().out.splitlines()
+  assert any(re.match(r"evaluate critic_fd: \d+s elapsed \| fake critic features: 24 img", l)
+             for l in lines), lines
+  assert any(re.match(r"evaluate critic_fd: \d+s elapsed \(finished\)$", l) for l in lines), lines
   got = json.loads(out.read_text())["metrics"]
   assert set(got) == {"critic_fd", "critic_logit_fake", "critic_logit_real"}
   assert got["critic_fd"] > 0 and all(np.isfinite(v) for v in got.values())
