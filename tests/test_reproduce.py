@@ -286,3 +286,17 @@ def test_every_spatialgan_unit_builds_its_networks(scale):
     assert jax.tree.leaves(shapes), spec
     if spec.target == spatialgan_table1.NAME:
       assert config.data.num_objects == config.model.num_objects == 3
+
+
+def test_a_table1_unit_measures_every_heatmap_edit(smoke):
+  """The top rung's unit (one style code per object) measures co-move, critic FD and every
+  edit kind; the indoor-edits page, which has no units of its own, is built from it."""
+  from jaxspatial.metrics import heatmap_edits
+  from jaxspatial.reproduction import spatialgan_table1
+  root, _ = smoke
+  c = campaign.Campaign(root / "out", root / "runs", "smoke", seeds=1)
+  row = c.run(campaign.Unit(spatialgan_table1.NAME, "align-indoor", 0))
+  assert {"comove_all", "critic_fd", "edit_seconds"} <= set(row.metrics)
+  assert {f"{k}_located" for k in heatmap_edits.KINDS} <= set(row.metrics)
+  text = c.page(spatialgan_table1.EDITS).read_text()
+  assert "**1 of 4 units**" in text and "spatialgan-table1:conference-s0" in text

@@ -24,7 +24,9 @@ from jaxspatial.reproduction import ledger, runs
 TARGETS = {
     "spatialgan-comove": "spatialgan:TARGET",
     "drag-table2": "drag:TARGET",
+    "ssn-droplets": "droplets:TARGET",
     "spatialgan-table1": "spatialgan_table1:TARGET",
+    "spatialgan-indoor-edits": "spatialgan_table1:EDITS_TARGET",
     "spatialgan-ablations": "spatialgan_ablations:TARGET",
     "ssn-lambda": "ssn:TARGET",
     "regressor-table3": "regressor:TABLE3_TARGET",
@@ -143,7 +145,7 @@ class Campaign:
              f"{row.wall_seconds - trained:.0f} s)")
       if unit.target not in gained:
         gained.append(unit.target)
-    borrowers = [n for n in TARGETS if n not in gained and self.rows(n)
+    borrowers = [n for n in TARGETS if n not in gained
                  and any(other in gained for other, _ in target(n).borrows)]
     for name in gained + borrowers:
       yield f"wrote {self.page(name)}"
@@ -156,6 +158,9 @@ class Campaign:
       missing = self.missing(name)
       hours = sum(self.estimate(u) for u in missing) / 3600
       nxt = ", ".join(u.name for u in missing[:3]) + (" …" if len(missing) > 3 else "")
+      if not target(name).settings:
+        nxt = "its page reads the rows of " + ", ".join(
+            dict.fromkeys(other for other, _ in target(name).borrows))
       lines.append(f"| {name} | {target(name).version} | "
                    f"{len(self.units(name)) - len(missing)}/{len(self.units(name))} | "
                    f"{len(missing)} | {hours:.1f} | {nxt or '–'} |")

@@ -103,6 +103,12 @@ class Run:
   command: str
 
 
+_OFF = (None, False, 0, 0.0, "", "none")
+"""Values of a config key that a run saved before the key existed matches: a key added later
+whose default switches nothing on (``data.lighting=False``, ``freeze_d=0``) leaves old runs
+the same runs."""
+
+
 def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.ConfigDict) -> list[str]:
   a, b = json.loads(saved.to_json_best_effort()), json.loads(wanted.to_json_best_effort())
   out = []
@@ -113,11 +119,18 @@ def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.Config
         if not prefix and k in _BOOKKEEPING:
           continue
         walk(x.get(k), y.get(k), f"{prefix}{k}.")
+    elif x is None and (y in _OFF or (isinstance(y, dict) and _all_off(y))):
+      return
     elif x != y and not (isinstance(x, list) and isinstance(y, list) and x == list(y)):
       out.append(f"{prefix[:-1]}={x!r} (wanted {y!r})")
 
   walk(a, b, "")
   return out
+
+
+def _all_off(section: dict) -> bool:
+  """A new config section (``augment``) all of whose values switch nothing on."""
+  return all(_all_off(v) if isinstance(v, dict) else v in _OFF for v in section.values())
 
 
 class Session:
