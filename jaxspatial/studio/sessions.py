@@ -64,6 +64,7 @@ class Session:
     self.stop = threading.Event()        # set by the Stop button of a drag / finetune
     self.last_used = time.monotonic()
     self.nbytes = 0                      # as last measured by :meth:`measure`
+    self._arrays: dict[int, tuple[State, list]] = {}   # id(state) -> (state, its arrays)
     self._lock = threading.Lock()
 
   @property
@@ -131,10 +132,16 @@ class Session:
     """The bytes of every array this session holds (each once; the engine's shared arrays
     not at all) -> ``self.nbytes``."""
     shared = {id(a) for a in self.engine.shared_arrays()}
+    cached, self._arrays = self._arrays, {}
+    for state in self.history:         # after each edit: one new state to walk, not fifty
+      # (the cache holds its states, so no id is reused while it is there)
+      self._arrays[id(state)] = cached.get(id(state)) or (state, list(_arrays(state)))
     seen: dict[int, int] = {}
-    for a in _arrays(*self.history, *self.candidates, self.target, self.tuned):
-      if id(a) not in shared:
-        seen[id(a)] = int(a.nbytes)
+    for arrays in (*(arrays for _, arrays in self._arrays.values()),
+                   list(_arrays(*self.candidates, self.target, self.tuned))):
+      for a in arrays:
+        if id(a) not in shared:
+          seen[id(a)] = int(a.nbytes)
     self.nbytes = sum(seen.values())
     return self.nbytes
 

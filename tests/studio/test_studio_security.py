@@ -138,6 +138,9 @@ def test_small_routes_have_small_limits_and_lists_are_measured_first(client):
   handles = [[1, 1]] * 9 + ["x"]                     # too long, and bad within: length first
   assert_refused(post(client, s, "drag", handles=handles, targets=[]), 400,
                  "handles: 10 pairs, at most 8")
+  many = b'{"handles": [' + b",".join([b"[1,1]"] * 200_000) + b'], "targets": []}'
+  assert_refused(raw(client, s, "drag", many), 400,     # counted before it is parsed
+                 "request body has 200003 JSON arrays/objects; at most 4096")
 
 
 @pytest.mark.parametrize("body,text", [
@@ -163,7 +166,7 @@ def test_huge_values_in_every_field_are_4xx(client):
                  "index must lie in")
   assert_refused(post(client, g, "drag", handles=[[10 ** 400, 1]], targets=[[1, 1]]), 400,
                  "outside the 16x16 image")
-  deep = b'{"seed": ' + b"[" * 30000 + b"]" * 30000 + b"}"
+  deep = b'{"seed": ' + b"[" * 3000 + b"]" * 3000 + b"}"     # under the container cap
   assert_refused(raw(client, g, "generate", deep), 400, "nested too deeply")
 
 
