@@ -300,3 +300,20 @@ def test_a_table1_unit_measures_every_heatmap_edit(smoke):
   assert {f"{k}_located" for k in heatmap_edits.KINDS} <= set(row.metrics)
   text = c.page(spatialgan_table1.EDITS).read_text()
   assert "**1 of 4 units**" in text and "spatialgan-table1:conference-s0" in text
+
+
+def test_the_critic_file_scores_as_its_checkpoint(smoke):
+  """The committed critic (.npz) is the checkpoint's discriminator, not an approximation:
+  the same features and logits on the same images."""
+  import jaxspatial as js
+  from jaxspatial.metrics import critic as critic_lib
+  from jaxspatial.metrics.registry import open_critic
+  root, _ = smoke
+  run = runs.critic_spec("smoke").workdir(root / "runs" / "smoke")
+  images = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+  direct = critic_lib.critic_from_model(js.load(run))
+  saved = open_critic(root / "out" / "references" / "critic-smoke.npz")
+  np.testing.assert_array_equal(saved.features(images), direct.features(images))
+  np.testing.assert_array_equal(saved.logits(images), direct.logits(images))
+  with pytest.raises(runs.cli.UserError, match="does not exist"):
+    open_critic(root / "missing.npz")
