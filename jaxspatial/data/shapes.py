@@ -67,7 +67,7 @@ SHADOW_DARKNESS = 0.55
 """Lit scenes: ground in shadow is its colour times this factor."""
 _MAX_LIGHT_TILT = math.radians(75)  # lit scenes: the light's largest angle from the vertical
 _MIN_LIGHT_TILT = math.radians(20)  # ... and its smallest, so shadows always fall to one side
-_MIN_STANDING = 0.15                # lit scenes: bases lie this share of the ground below the horizon
+_MIN_STANDING = 0.15                # lit scenes: bases this share of the ground below the horizon
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
