@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     Image.fromarray((example["masks"][k] * 255).astype(np.uint8)).save(path)
     masks.append(f"{path.name} ({CLASS_NAMES[int(example['class_ids'][k])]})")
   print(f"wrote {out} (shapes scene {index}, {resolution}x{resolution}, "
-        f"{'held out' if held_out else 'seen'} in training) and masks {', '.join(masks)}")
+        f"{'held out: the run never trained on it' if held_out else 'one the run trained on'}) "
+        f"and masks {', '.join(masks)}")
 
 
 if __name__ == "__main__":
