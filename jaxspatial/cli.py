@@ -271,7 +271,7 @@ class ProgressLines:
       cls._alive()
       if cls._lines_printed > self._lines_at_open:
         finished = self.total is None or self.n >= self.total
-        cls._print(f"{self.line()} ({'finished' if finished else 'stopped'})")
+        cls._print(f"{self.line()} ({'finished' if finished else 'ended early'})")
 
 
 def parse_int_ranges(text: str) -> list[int]:

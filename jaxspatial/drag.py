@@ -151,9 +151,11 @@ def _point(p: np.ndarray) -> str:
 
 def describe(k: int, handle: np.ndarray, target: np.ndarray, r: drag_lib.HandleReport) -> str:
   """One line: what the drag did around handle ``k`` (1-based), in the image's pixels."""
+  content = ("its patch is too uniform to measure how far the content moved" if r.uniform else
+             f"the content under it moved {r.content:.1f} px (patch match error "
+             f"{r.match_error:.3f})")
   return (f"handle {k} {_point(handle)} -> {_point(target)}: asked {r.asked:.1f} px, tracked "
-          f"{r.tracked:.1f} px; the content under it moved {r.content:.1f} px (patch match "
-          f"error {r.match_error:.3f}); the image within {r.radius:g} px of the drag changed "
+          f"{r.tracked:.1f} px; {content}; the image within {r.radius:g} px of the drag changed "
           f"{100 * r.change:.1f} %")
 
 

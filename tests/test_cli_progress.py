@@ -48,7 +48,7 @@ def test_lines_give_count_rate_postfix_and_eta_then_a_last_line(lines_mode, caps
   assert out[0].startswith("train: 1/4 step (25%), kimg=0.1, g_loss=1.25, ")   # no rate yet
   assert re.match(r"train: 3/4 step \(75%\), [\d.e+]+ step/s, kimg=0.1, g_loss=1.25, \d+s "
                   r"elapsed, ETA \d+s$", out[2]), out[2]
-  assert out[3].startswith("train: 3/4 step") and out[3].endswith("(stopped)")
+  assert out[3].startswith("train: 3/4 step") and out[3].endswith("(ended early)")
 
 
 def test_nested_progress_shows_both_and_iteration_closes(lines_mode, capsys):

@@ -97,7 +97,8 @@ class HandleReport:
 
   ``asked``: |target - start|; ``tracked``: |tracked end - start|, the point tracking's view;
   ``content``: how far the content under the handle moved, the displacement that best matches
-  the handle's patch of the old image in the new one (ties: the smallest; 0 on a uniform patch);
+  the handle's patch of the old image in the new one (ties: the smallest; meaningless on a
+  uniform patch, which matches any flat region);
   ``match_error``: that best match's mean abs difference (high: the patch changed, say was
   recoloured, rather than moved); ``change``: mean |after - before| within ``radius`` of the
   segment start -> target; ``contrast``: std of the old image within ``radius`` of the start;
