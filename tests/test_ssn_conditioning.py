@@ -103,21 +103,23 @@ def test_unknown_conditioning_and_transfer_into_a_variant_are_refused():
 
 def _tiny(conditioning):
   """The ``tiny`` SSN preset with ``conditioning``, at 8 px (one resolution block fewer to
-  compile: every kind of layer is still there, the 2x up-sampling conv included)."""
+  compile: every kind of layer is still there, the 2x up-sampling conv included) and without
+  R_D (two more generator passes to compile; it sees the layers only through G's output)."""
   spec = importlib.util.spec_from_file_location("ssn_cfg", os.path.join(REPO, "configs", "ssn.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config("tiny")
   assert config.model.spatial_conditioning == "modconv"      # the default is the paper's layer
   config.update_from_flattened_dict({"model.spatial_conditioning": conditioning,
-                                     "model.resolution": 8, "data.resolution": 8})
+                                     "model.resolution": 8, "data.resolution": 8,
+                                     "loss.distortion_weight": 0.0})
   return config
 
 
 @pytest.mark.parametrize("conditioning", ["spade", "adain"])
 def test_each_variant_builds_runs_and_trains_a_step(conditioning):
   """The tiny SSN with each new conditioning (modconv's steps: tests/test_learning.py): the
-  trainer's generator step (non-saturating loss through D, R_D, Adam) moves G with finite
+  trainer's generator step (non-saturating loss through D, Adam) moves G with finite
   losses; the styled convs are the variant's and ToRGB is unchanged; only SPADE makes a
   sample depend on the rest of its batch. One program (the D step and the regularisers would
   each compile another G or D pass)."""
@@ -139,7 +141,7 @@ def test_each_variant_builds_runs_and_trains_a_step(conditioning):
     return state.g["params"], new.g["params"], metrics, images
 
   before, after, metrics, (a, b) = jax.device_get(run())
-  assert set(metrics) >= {"g_loss", "distortion_reg"}
+  assert "g_loss" in metrics
   assert all(np.isfinite(v) for v in metrics.values()), metrics
   moved = jax.tree.map(lambda x, y: float(np.abs(x - y).max()), before, after)
   assert max(jax.tree.leaves(moved)) > 0
