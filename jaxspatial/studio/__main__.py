@@ -34,10 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "load several, of any kinds")
   p.add_argument("--host", default="127.0.0.1",
                  help="address to bind (default 127.0.0.1: this machine only; anything else "
-                      "lets other machines edit with your models, and is warned about)")
+                      "lets other machines that have the token edit with your models, and is "
+                      "warned about); requests must name it, or a loopback name, as their Host")
   p.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
-  p.add_argument("--out", help="folder the page's save button writes PNG + latent.npz into "
-                               "(default: none, saving on the server is off)")
+  p.add_argument("--out", help="folder the page's save button writes PNG + latent.npz into, "
+                               "never overwriting, up to 1000 files or 1 GiB there (default: "
+                               "none, saving on the server is off)")
   p.add_argument("--max-sessions", type=int, default=16,
                  help="browser tabs kept at once; the least recently used is dropped (default 16)")
   p.add_argument("--max-history", type=int, default=50,
