@@ -3,6 +3,7 @@
 nothing for its whole run. The training loop's lines are tested in test_faults.py."""
 
 import io
+import os
 import re
 import sys
 import time
@@ -76,3 +77,19 @@ def test_a_slow_step_still_gets_a_line(monkeypatch, capsys):
 
 def test_durations_read_as_minutes_and_hours():
   assert [cli._duration(s) for s in (5, 65, 7300)] == ["5s", "1m05s", "2h01m"]
+
+
+def test_a_command_line_reaches_a_pipe_before_the_command_ends():
+  """stdout to a file or pipe is block-buffered: a command's line ("resuming from step ...")
+  arrived only at its exit. The child prints one line, works for 2 s and ends without flushing
+  (``os._exit``), so a line still in the buffer never arrives."""
+  import subprocess
+  child = ("import os, time; from jaxspatial import cli; "
+           "cli.run(lambda: (print('started'), time.sleep(2))); os._exit(0)")
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+  proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True,
+                          env=env)
+  assert proc.stdout.readline().strip() == "started"
+  arrived = time.monotonic()
+  proc.wait(timeout=60)
+  assert time.monotonic() - arrived > 1.0
