@@ -317,3 +317,19 @@ def test_the_critic_file_scores_as_its_checkpoint(smoke):
   np.testing.assert_array_equal(saved.logits(images), direct.logits(images))
   with pytest.raises(runs.cli.UserError, match="does not exist"):
     open_critic(root / "missing.npz")
+
+
+def test_a_run_saved_before_a_config_key_existed_is_the_same_run():
+  """A key the saved config lacks is the new key's default (no difference) unless the spec
+  sets it; a value that differs is always a difference."""
+  import ml_collections
+  saved = ml_collections.ConfigDict({"seed": 0, "model": {"width": 32}})
+  wanted = ml_collections.ConfigDict({"seed": 0, "model": {"width": 32, "conditioning": "modconv"},
+                                      "augment": {"kind": "none", "p": 0.0}})
+  assert runs._differences(saved, wanted, set()) == []
+  assert runs._differences(saved, wanted, {"model.conditioning"}) == [
+      "model.conditioning=None (wanted 'modconv')"]
+  assert runs._differences(saved, wanted, {"augment.p"}) == ["augment=None (wanted {'kind': "
+                                                             "'none', 'p': 0.0})"]
+  wanted.model.width = 64
+  assert runs._differences(saved, wanted, set()) == ["model.width=32 (wanted 64)"]

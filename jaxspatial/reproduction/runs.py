@@ -103,34 +103,29 @@ class Run:
   command: str
 
 
-_OFF = (None, False, 0, 0.0, "", "none")
-"""Values of a config key that a run saved before the key existed matches: a key added later
-whose default switches nothing on (``data.lighting=False``, ``freeze_d=0``) leaves old runs
-the same runs."""
-
-
-def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.ConfigDict) -> list[str]:
+def _differences(saved: ml_collections.ConfigDict, wanted: ml_collections.ConfigDict,
+                 overridden: set[str]) -> list[str]:
+  """``key=saved (wanted w)`` for every config value that differs. A key the saved config
+  lacks and the spec does not set (``overridden``: dotted keys) is the same: it was added to
+  the code after that run, and a new key's default keeps the old behaviour
+  (``data.lighting=False``, ``model.spatial_conditioning="modconv"``, ``freeze_d=0``)."""
   a, b = json.loads(saved.to_json_best_effort()), json.loads(wanted.to_json_best_effort())
   out = []
 
   def walk(x: Any, y: Any, prefix: str) -> None:
+    if x is None and y is not None and not any(
+        k == prefix[:-1] or k.startswith(prefix) for k in overridden):
+      return
     if isinstance(x, dict) and isinstance(y, dict):
       for k in sorted(set(x) | set(y)):
         if not prefix and k in _BOOKKEEPING:
           continue
         walk(x.get(k), y.get(k), f"{prefix}{k}.")
-    elif x is None and (y in _OFF or (isinstance(y, dict) and _all_off(y))):
-      return
     elif x != y and not (isinstance(x, list) and isinstance(y, list) and x == list(y)):
       out.append(f"{prefix[:-1]}={x!r} (wanted {y!r})")
 
   walk(a, b, "")
   return out
-
-
-def _all_off(section: dict) -> bool:
-  """A new config section (``augment``) all of whose values switch nothing on."""
-  return all(_all_off(v) if isinstance(v, dict) else v in _OFF for v in section.values())
 
 
 class Session:
@@ -167,7 +162,8 @@ class Session:
     if found:
       family = families.get(config.model.kind)
       saved_form = families.resolve(family.complete)(config) if family.complete else config
-      diff = _differences(checkpoint.read_config(workdir), saved_form)
+      diff = _differences(checkpoint.read_config(workdir), saved_form,
+                          {k for k, _ in spec.overrides} | {"seed"})
       if diff:
         raise cli.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
                             "or give another --runs")
