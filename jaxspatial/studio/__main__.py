@@ -61,6 +61,12 @@ def is_loopback(host: str) -> bool:
     return False
 
 
+def address(host: str, port: int, token: str) -> str:
+  """The URL the studio prints on ``ready:``: the only one that opens it (an IPv6 host in
+  brackets, as a browser wants it)."""
+  return f"http://{f'[{host}]' if ':' in host else host}:{port}/?token={token}"
+
+
 def build(args: argparse.Namespace):
   """Loads and warms up every checkpoint -> the :class:`~jaxspatial.studio.server.Studio`."""
   from jaxspatial.studio import engines, server, sessions
@@ -98,8 +104,7 @@ def main(argv=None) -> None:
           "token (it travels unencrypted) can use the studio", file=sys.stderr)
   studio = build(args)
   from jaxspatial.studio import server
-  host = f"[{args.host}]" if ":" in args.host else args.host
-  print(f"ready: http://{host}:{args.port}/?token={studio.token}", file=sys.stderr, flush=True)
+  print(f"ready: {address(args.host, args.port, studio.token)}", file=sys.stderr, flush=True)
   uvicorn.Server(server.uvicorn_config(server.create_app(studio), args.host, args.port)).run()
 
 

@@ -173,11 +173,17 @@ def test_stop_ends_a_projection_early(live_server, studio):
     assert done["state"]["edit"].startswith(f"projected photo ({done['step']} steps")
 
 
-def test_other_sizes_are_cropped_with_a_notice(client):
+def test_other_sizes_are_cropped_with_a_notice_and_shown_as_fitted(client):
   s = session(client, "sg2", seed=0)
-  r = upload(client, s, png(np.zeros((20, 30, 3))))
+  assert_refused(client.get(f"/api/s/{s['sid']}/photo.png"), 404, "no uploaded photo")
+  photo = -np.ones((20, 30, 3))
+  photo[:, :15] = 1.0                                  # white left half, black right half
+  r = upload(client, s, png(photo))
   assert r.status_code == 200 and "centre-cropped to 20x20 and resized to 16x16" in r.json()[
       "notice"]
+  shown = np.asarray(Image.open(io.BytesIO(client.get(f"/api/s/{s['sid']}/photo.png").content)))
+  assert shown.shape == (RES, RES, 3)                  # the photo as the projection fits it
+  assert shown[:, 0].min() > 200 and shown[:, -1].max() < 50
 
 
 @pytest.mark.parametrize("model,data,body,status,text", [

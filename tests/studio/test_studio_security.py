@@ -90,6 +90,8 @@ def test_bad_tokens_are_refused_at_the_command_line():
   with pytest.raises(UserError, match="--token"):
     cmd.main(["--checkpoint", "x", "--token", "has spaces"])
   assert server.check_token("abc-DEF_12345") == "abc-DEF_12345"
+  assert cmd.address("::1", 7860, "tok") == "http://[::1]:7860/?token=tok"
+  assert cmd.address("127.0.0.1", 80, "tok") == "http://127.0.0.1:80/?token=tok"
 
 
 # ---------------------------------------------------------------------------- bodies
