@@ -17,7 +17,8 @@ Presets:
   (a SEL in every block, ``coarse=False``);
 * ``demo_indoor`` -- 3-object shapes scenes, multi-object heatmaps (n = 3) at every layer,
   SEL_indoor (one style code per object) and the indoor ``min`` alignment objective;
-* ``paper256`` -- the EqGAN-SA command: stylegan2-ada paper256, no augmentation, path length
+* ``paper256`` -- the EqGAN-SA command: stylegan2-ada paper256, no augmentation (``--aug=noaug``,
+  so ``augment.kind`` none where stylegan2-ada's paper256 uses ADA), path length
   weight 0, no style mixing, SEL + alignment (weight 1 on every G step).
 
 ``--config.init_from=DIR`` starts from a SpatialGAN checkpoint, or from a StyleGAN2 one of the
@@ -68,4 +69,6 @@ def get_config(preset: str = "demo"):
   else:
     config.model = spatialgan_model_config(sg2.resolution, **kw)
     config.loss.update(pl_weight=0.0, style_mixing=0.0)
+    # The official EqGAN-SA command trains with --aug=noaug, unlike stylegan2-ada's paper256.
+    config.augment.kind = "none"
   return config

@@ -5,7 +5,9 @@
         --config.data.source=folder --config.data.path=/data/ffhq.zip
 
 Presets: ``tiny`` (tests: 16 px, a few channels), ``demo`` (32 px shapes, ~10 minutes on 2
-CPU cores), ``paper256`` (stylegan2-ada "paper256", as used by EqGAN-SA).
+CPU cores), ``paper256`` (stylegan2-ada "paper256", as used by EqGAN-SA, with its default ADA:
+``augment.kind`` ada, the bgc pipe, target 0.6, 500 kimg; ``--config.augment.kind=none`` turns it
+off). ``tiny`` and ``demo`` augment nothing unless asked (``--config.augment.kind=ada``).
 
 The StyleGAN2 ``demo`` is tuned for a short CPU run (README, docs/benchmarks.md): 32 channels
 at every resolution (``channel_max`` 32 instead of the other families' 64: ~2x the images/s),

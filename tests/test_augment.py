@@ -31,7 +31,8 @@ def _manifest() -> dict:
 
 def _record_files() -> list[str]:
   skip = {"inputs.npz"}
-  return sorted(f.name for f in AUG.glob("*.npz") if f.name not in skip and not f.name.startswith("ada_"))
+  return sorted(f.name for f in AUG.glob("*.npz")
+                if f.name not in skip and not f.name.startswith("ada_"))
 
 
 def _records() -> dict:
@@ -54,7 +55,8 @@ def _cases() -> list:
       if name in keys or f"{name}__out" in keys:
         batch = rec.get("batch") or name.split("__")[1]
         groups[(json.dumps(rec["kwargs"], sort_keys=True), batch)].append(name)
-    cases += [pytest.param(fname, kw, batch, names, id=f"{fname}-{batch}-{'-'.join(json.loads(kw))[:40]}")
+    cases += [pytest.param(fname, kw, batch, names,
+                           id=f"{fname}-{batch}-{'-'.join(json.loads(kw))[:40]}")
               for (kw, batch), names in sorted(groups.items())]
   return cases
 
@@ -212,3 +214,20 @@ def test_gradient_flows_to_the_input(x32):
   pipe = AugmentPipe("bgc")
   grad = jax.jit(jax.grad(lambda x: jnp.sum(pipe(x, jax.random.key(6), 1.0) ** 2)))(x32)
   assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
+
+
+@pytest.mark.parametrize("family,preset,kind", [
+    ("stylegan2", "paper256", "ada"), ("ssn", "paper256", "ada"), ("spatialgan", "paper256", "none"),
+    ("stylegan2", "demo", "none"), ("stylegan2", "tiny", "none"), ("ssn", "demo", "none"),
+])
+def test_presets_augment_as_the_official_commands(family, preset, kind):
+  """stylegan2-ada's paper256 trains with ADA (bgc, target 0.6, 500 kimg, interval 4, p0 0);
+  the official EqGAN-SA command with --aug=noaug; the small presets augment nothing."""
+  import importlib.util
+  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{family}.py"
+  spec = importlib.util.spec_from_file_location(family, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  aug = module.get_config(preset).augment
+  assert aug.kind == kind
+  assert (aug.spec, aug.p, aug.target, aug.speed_kimg, aug.interval) == ("bgc", 0.0, 0.6, 500, 4)

@@ -57,10 +57,17 @@ def tiny():
   return load_config("tiny")
 
 
+# ADA with p moving by 0.1 after every 3rd step (8 * 3 images / 240), from 0.5: the training
+# tests below check augmentation, its sign statistics and their resume on the tiny model.
+ADA = {"augment.kind": "ada", "augment.p": 0.5, "augment.interval": 3, "augment.speed_kimg": 0.24}
+
+
 @pytest.fixture(scope="module")
 def single_and_sharded(tiny):
-  data = batches(tiny, 4)
-  return run_steps(tiny, 1, data), run_steps(tiny, 8, data)
+  config = copy.deepcopy(tiny)
+  config.update_from_flattened_dict(ADA)
+  data = batches(config, 4)
+  return run_steps(config, 1, data), run_steps(config, 8, data)
 
 
 @pytest.mark.slow
@@ -83,6 +90,8 @@ def test_sharded_step_equals_single_device(single_and_sharded):
                   jax.tree.leaves(jax.device_get(eight.state.d))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(h1[-1]["d_loss"], h8[-1]["d_loss"], rtol=1e-4)
+  for key in ("augment/p", "augment/r_t", "augment/signs_counted"):   # reduced over devices
+    assert [m[key] for m in h1] == [m[key] for m in h8], key
   # Parameters moved: the test would not pass on a no-op step.
   p0 = jax.tree.leaves(jax.device_get(jax.jit(lambda: one._init(jax.random.key(0)))().d))
   assert any(not np.allclose(a, b) for a, b in zip(p0, jax.tree.leaves(jax.device_get(one.state.d))))
@@ -97,6 +106,19 @@ def test_lazy_regularisation_schedule(single_and_sharded, tiny):
     assert m["pl_applied"] == float(step % tiny.loss.pl_every == 0)
     assert (m["r1_penalty"] > 0) == bool(m["r1_applied"])
     assert (m["pl_penalty"] > 0) == bool(m["pl_applied"])
+
+
+def test_ada_p_follows_the_sign_of_the_real_logits(single_and_sharded, tiny):
+  """p moves after every ``interval`` steps by sign(r_t - target) * batch * interval /
+  speed_kimg, r_t the mean sign since the last move, counting R1's second real pass."""
+  from jaxspatial.training.augment import ada_adjust
+  (_, history), _ = single_and_sharded
+  b = tiny.batch_size
+  assert [m["augment/signs_counted"] for m in history] == [2 * b, 3 * b, 5 * b, b]
+  p = [m["augment/p"] for m in history]
+  r_t, count = history[2]["augment/r_t"], history[2]["augment/signs_counted"]
+  moved = float(ada_adjust(0.5, round(r_t * count), count, 0.6, b, 3, 0.24))
+  assert p == [0.5, 0.5, moved, moved] and abs(moved - 0.5) == pytest.approx(0.1)
 
 
 def test_lazy_regularisation_corrects_lr_and_betas():
@@ -158,6 +180,9 @@ def test_ema_equals_a_numpy_recomputation_from_the_parameter_history(single_and_
     ({"data.resolution": 32}, "differs from model.resolution"),
     ({"data.source": "folder"}, "needs data.path"),
     ({"data.source": "imagenet"}, "unknown data.source"),
+    ({"augment.kind": "adaptive"}, "augment.kind must be one of"),
+    ({"augment.spec": "bgcfnc"}, "augment.spec must be one of"),
+    ({"augment.interval": 0}, "interval >= 1"),
 ])
 def test_invalid_configs_fail_before_compiling(tiny, override, message):
   config = copy.deepcopy(tiny)
@@ -180,8 +205,9 @@ def straight_and_resumed(tmp_path_factory):
   # R1 every 3 steps (on 0 and 3), so a resumed run that lost its place in the lazy-
   # regularisation schedule (R1 on its own first step, 2) could not match the straight one.
   # Path length off: two step programs to compile instead of four.
+  # ADA updates p after step 3 (indices 0..2): the resumed run needs the accumulated signs.
   common = ("--config.checkpoint_every=0", "--config.loss.r1_every=3",
-            "--config.loss.pl_weight=0")
+            "--config.loss.pl_weight=0", *(f"--config.{k}={v}" for k, v in ADA.items()))
   straight = _train(tmp / "straight", "--config.total_steps=4", *common)
   assert straight.returncode == 0, straight.stderr[-2000:]
   first = _train(tmp / "resumed", "--config.total_steps=2", *common)
@@ -208,6 +234,19 @@ def test_resume_sees_the_same_data_order(straight_and_resumed):
   for r1, r2 in zip(*rows):     # same data and keys -> identical losses at every step
     assert r1["d_loss"] == r2["d_loss"] and r1["scores/real"] == r2["scores/real"]
   assert [r["r1_applied"] for r in rows[1]] == [1.0, 0.0, 0.0, 1.0]   # logged after steps 0..3
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_ada_state(straight_and_resumed):
+  """p, its sign accumulator and the image count survive the restart: the killed-and-resumed
+  run's p trajectory is the uninterrupted one's, and p moved in the resumed part."""
+  rows = [[json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+          for d in straight_and_resumed]
+  keys = ("augment/p", "augment/r_t", "augment/signs_counted", "kimg")
+  assert [[r[k] for k in keys] for r in rows[0]] == [[r[k] for k in keys] for r in rows[1]]
+  assert [r["augment/signs_counted"] for r in rows[1]] == [16, 24, 32, 16]
+  p = [r["augment/p"] for r in rows[1]]
+  assert p[:2] == [0.5, 0.5] and abs(p[2] - 0.5) == pytest.approx(0.1) and p[3] == p[2]
 
 
 @pytest.mark.slow

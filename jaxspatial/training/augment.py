@@ -62,9 +62,17 @@ PRESETS = {
 
 def _matrix(rows) -> Array:
   """Stack a 2-D list of scalars / (B,) arrays into a (B, n, n) float32 batch of matrices."""
-  rows = [[jnp.asarray(e, F32) for e in row] for row in rows]
-  shape = jnp.broadcast_shapes(*[e.shape for row in rows for e in row])
-  return jnp.stack([jnp.stack([jnp.broadcast_to(e, shape) for e in row], -1) for row in rows], -2)
+  shape = jnp.broadcast_shapes(*[jnp.shape(e) for row in rows for e in row])
+  consts = {}      # one broadcast per distinct constant: fewer ops for XLA to compile
+
+  def full(e):
+    if isinstance(e, (int, float)):
+      if e not in consts:
+        consts[e] = jnp.full(shape, e, F32)
+      return consts[e]
+    return jnp.broadcast_to(jnp.asarray(e, F32), shape)
+
+  return jnp.stack([jnp.stack([full(e) for e in row], -1) for row in rows], -2)
 
 
 def translate2d(tx, ty) -> Array:
@@ -231,11 +239,13 @@ class AugmentPipe:
     ops = [("xflip", "xflip", "rand", (b,), (b,)), ("rotate90", "rotate90", "rand", (b,), (b,)),
            ("xint", "xint", "rand", (b, 2), (b, 1)), ("scale", "scale", "randn", (b,), (b,)),
            ("rotate", "rotate_pre", "rand", (b,), (b,)), ("aniso", "aniso", "randn", (b,), (b,)),
-           ("rotate", "rotate_post", "rand", (b,), (b,)), ("xfrac", "xfrac", "randn", (b, 2), (b, 1)),
+           ("rotate", "rotate_post", "rand", (b,), (b,)),
+           ("xfrac", "xfrac", "randn", (b, 2), (b, 1)),
            ("brightness", "brightness", "randn", (b,), (b,)),
            ("contrast", "contrast", "randn", (b,), (b,)),
            ("lumaflip", "lumaflip", "rand", (b, 1, 1), (b, 1, 1)),
-           ("hue", "hue", "rand", (b,), (b,)), ("saturation", "saturation", "randn", (b, 1, 1), (b, 1, 1))]
+           ("hue", "hue", "rand", (b,), (b,)),
+           ("saturation", "saturation", "randn", (b, 1, 1), (b, 1, 1))]
     specs = []
     for op, label, sampler, vshape, gshape in ops:
       if not self._on(op) or (op in ("hue", "saturation") and channels == 1):
@@ -289,34 +299,34 @@ class AugmentPipe:
     """G_inv = I @ xflip @ rotate90 @ xint @ scale @ rotate @ aniso @ rotate @ xfrac (SPEC 2.2)."""
     g = _eye(3, batch)
     if self._on("xflip"):
-      i = self._gated(draws, "xflip", self.xflip, p, 0.0, lambda u: jnp.floor(u * 2), lambda q: jnp.floor(q * 2), q)
+      i = self._gated(draws, "xflip", self.xflip, p, 0.0, _floor_times(2), _floor_times(2), q)
       g = g @ scale2d(1 - 2 * i, 1)
     if self._on("rotate90"):
-      i = self._gated(draws, "rotate90", self.rotate90, p, 0.0, lambda u: jnp.floor(u * 4), lambda q: jnp.floor(q * 4), q)
+      i = self._gated(draws, "rotate90", self.rotate90, p, 0.0, _floor_times(4), _floor_times(4), q)
       g = g @ rotate2d(np.float32(np.pi / 2) * i)
     if self._on("xint"):
-      t = self._gated(draws, "xint", self.xint, p, 0.0, lambda u: (u * 2 - 1) * jnp.float32(self.xint_max),
-                      lambda q: (q * 2 - 1) * jnp.float32(self.xint_max), q)
+      t = self._gated(draws, "xint", self.xint, p, 0.0, _symmetric(self.xint_max),
+                      _symmetric(self.xint_max), q)
       g = g @ translate2d(-jnp.round(t[:, 0] * width), -jnp.round(t[:, 1] * height))
     if self._on("scale"):
-      s = self._gated(draws, "scale", self.scale, p, 1.0, lambda n: jnp.exp2(n * jnp.float32(self.scale_std)),
-                      lambda q: jnp.exp2(_erfinv2(q) * jnp.float32(self.scale_std)), q)
+      s = self._gated(draws, "scale", self.scale, p, 1.0, _log2_normal(self.scale_std),
+                      _log2_quantile(self.scale_std), q)
       g = g @ scale2d(1 / s, 1 / s)
     p_rot = 1 - jnp.sqrt(jnp.clip(1 - jnp.float32(self.rotate) * p, 0, 1))
-    angle = lambda u: (u * 2 - 1) * jnp.float32(np.pi) * jnp.float32(self.rotate_max)
+    angle = _angle(self.rotate_max)
     if self._on("rotate"):
       theta = self._gated(draws, "rotate_pre", 1.0, p_rot, 0.0, angle, angle, q)
       g = g @ rotate2d(theta)
     if self._on("aniso"):
-      s = self._gated(draws, "aniso", self.aniso, p, 1.0, lambda n: jnp.exp2(n * jnp.float32(self.aniso_std)),
-                      lambda q: jnp.exp2(_erfinv2(q) * jnp.float32(self.aniso_std)), q)
+      s = self._gated(draws, "aniso", self.aniso, p, 1.0, _log2_normal(self.aniso_std),
+                      _log2_quantile(self.aniso_std), q)
       g = g @ scale2d(1 / s, s)
     if self._on("rotate"):
-      theta = self._gated(draws, "rotate_post", 1.0, p_rot, 0.0, angle, lambda q: jnp.zeros_like(q), q)
+      theta = self._gated(draws, "rotate_post", 1.0, p_rot, 0.0, angle, jnp.zeros_like, q)
       g = g @ rotate2d(theta)
     if self._on("xfrac"):
-      t = self._gated(draws, "xfrac", self.xfrac, p, 0.0, lambda n: n * jnp.float32(self.xfrac_std),
-                      lambda q: _erfinv2(q) * jnp.float32(self.xfrac_std), q)
+      t = self._gated(draws, "xfrac", self.xfrac, p, 0.0, _normal(self.xfrac_std),
+                      _quantile(self.xfrac_std), q)
       g = g @ translate2d(-t[:, 0] * width, -t[:, 1] * height)
     return g
 
@@ -326,26 +336,54 @@ class AugmentPipe:
     v = np.array([1, 1, 1, 0], np.float32) / np.float32(np.sqrt(3))
     vv = jnp.asarray(np.outer(v, v))
     if self._on("brightness"):
-      b = self._gated(draws, "brightness", self.brightness, p, 0.0, lambda n: n * jnp.float32(self.brightness_std),
-                      lambda q: _erfinv2(q) * jnp.float32(self.brightness_std), q)
+      b = self._gated(draws, "brightness", self.brightness, p, 0.0, _normal(self.brightness_std),
+                      _quantile(self.brightness_std), q)
       mat = translate3d(b, b, b) @ mat
     if self._on("contrast"):
-      s = self._gated(draws, "contrast", self.contrast, p, 1.0, lambda n: jnp.exp2(n * jnp.float32(self.contrast_std)),
-                      lambda q: jnp.exp2(_erfinv2(q) * jnp.float32(self.contrast_std)), q)
+      s = self._gated(draws, "contrast", self.contrast, p, 1.0, _log2_normal(self.contrast_std),
+                      _log2_quantile(self.contrast_std), q)
       mat = scale3d(s, s, s) @ mat
     if self._on("lumaflip"):
-      i = self._gated(draws, "lumaflip", self.lumaflip, p, 0.0, lambda u: jnp.floor(u * 2), lambda q: jnp.floor(q * 2), q)
+      i = self._gated(draws, "lumaflip", self.lumaflip, p, 0.0, _floor_times(2), _floor_times(2), q)
       mat = (jnp.eye(4, dtype=F32) - 2 * vv * i) @ mat
     if self._on("hue") and channels > 1:
-      angle = lambda u: (u * 2 - 1) * jnp.float32(np.pi) * jnp.float32(self.hue_max)
+      angle = _angle(self.hue_max)
       theta = self._gated(draws, "hue", self.hue, p, 0.0, angle, angle, q)
       mat = rotate3d(jnp.asarray(v), theta) @ mat
     if self._on("saturation") and channels > 1:
       s = self._gated(draws, "saturation", self.saturation, p, 1.0,
-                      lambda n: jnp.exp2(n * jnp.float32(self.saturation_std)),
-                      lambda q: jnp.exp2(_erfinv2(q) * jnp.float32(self.saturation_std)), q)
+                      _log2_normal(self.saturation_std), _log2_quantile(self.saturation_std), q)
       mat = (vv + (jnp.eye(4, dtype=F32) - vv) * s) @ mat
     return mat
+
+
+# Value maps of the official ops: a draw (U[0,1) or N(0,1)) or a debug percentile q -> value.
+def _floor_times(k: int):
+  return lambda u: jnp.floor(u * k)
+
+
+def _symmetric(limit: float):
+  return lambda u: (u * 2 - 1) * jnp.float32(limit)
+
+
+def _angle(limit: float):
+  return lambda u: (u * 2 - 1) * jnp.float32(np.pi) * jnp.float32(limit)
+
+
+def _normal(std: float):
+  return lambda n: n * jnp.float32(std)
+
+
+def _log2_normal(std: float):
+  return lambda n: jnp.exp2(n * jnp.float32(std))
+
+
+def _quantile(std: float):
+  return lambda q: _erfinv2(q) * jnp.float32(std)
+
+
+def _log2_quantile(std: float):
+  return lambda q: jnp.exp2(_erfinv2(q) * jnp.float32(std))
 
 
 def _erfinv2(q: Array) -> Array:
@@ -396,14 +434,14 @@ def _execute_geometry(images: Array, g_inv: Array) -> tuple[Array, dict]:
   hs, ws = 2 * (h + 2 * HZ_PAD), 2 * (w + 2 * HZ_PAD)
   xn = (2 * jnp.arange(ws, dtype=F32) + 1) / ws - 1
   yn = (2 * jnp.arange(hs, dtype=F32) + 1) / hs - 1
-  gx = theta[:, 0, 0, None, None] * xn[None, None, :] + theta[:, 0, 1, None, None] * yn[None, :, None] \
-      + theta[:, 0, 2, None, None]
-  gy = theta[:, 1, 0, None, None] * xn[None, None, :] + theta[:, 1, 1, None, None] * yn[None, :, None] \
-      + theta[:, 1, 2, None, None]
+  t = theta[:, :, :, None, None]
+  gx = t[:, 0, 0] * xn[None, None, :] + t[:, 0, 1] * yn[None, :, None] + t[:, 0, 2]
+  gy = t[:, 1, 0] * xn[None, None, :] + t[:, 1, 1] * yn[None, :, None] + t[:, 1, 2]
   wu, hu = 2 * (w + mx0 + mx1), 2 * (h + my0 + my1)
   px = ((gx + 1) * wu.astype(F32) - 1) / 2
   py = ((gy + 1) * hu.astype(F32) - 1) / 2
-  window = (jnp.broadcast_to(2 * (w - 1 - mx0), (b,)), jnp.broadcast_to(2 * (h - 1 - my0), (b,)), wu, hu)
+  window = (jnp.broadcast_to(2 * (w - 1 - mx0), (b,)), jnp.broadcast_to(2 * (h - 1 - my0), (b,)),
+            wu, hu)
   out = grid_sample_window(buf, px, py, window)
   out = downsample2x_crop(downsample2x_crop(out, 2), 1)
   return out, {"ginv": g_inv, "theta": theta, "pad": jnp.stack([mx0, mx1, my0, my1])}
@@ -413,7 +451,8 @@ def _apply_colour(images: Array, mat: Array) -> Array:
   """rgb' = C[:3, :3] rgb + C[:3, 3]; one channel: x' = x sum(c[:3]) + c[3], c the mean row."""
   if images.shape[-1] == 1:
     row = mat[:, :3, :].mean(axis=1)
-    return images * row[:, None, None, None, :3].sum(-1, keepdims=True) + row[:, None, None, None, 3:]
+    row = row[:, None, None, None, :]
+    return images * row[..., :3].sum(-1, keepdims=True) + row[..., 3:]
   out = jnp.einsum("bij,bhwj->bhwi", mat[:, :3, :3], images, precision=jax.lax.Precision.HIGHEST)
   return out + mat[:, None, None, :3, 3]
 
@@ -428,3 +467,59 @@ def ada_adjust(p, sign_sum, sign_count, target: float, batch_size: int, interval
   r_t = jnp.asarray(sign_sum, F32) / jnp.asarray(sign_count, F32)
   adjust = jnp.sign(r_t - jnp.float32(target)) * step
   return jnp.maximum(jnp.asarray(p, F32) + adjust, 0.0).astype(F32)
+
+
+# ------------------------------------------------------------------ ADA in the training step
+
+KINDS = ("ada", "fixed", "none")
+
+
+def default_config():
+  """``config.augment``: ``kind`` none | fixed (p constant) | ada (p adjusted); ``p`` the
+  (initial) probability; ``target``, ``speed_kimg`` (images for p to move by 1, in thousands)
+  and ``interval`` (steps between updates) of the ADA heuristic; ``spec`` a preset name."""
+  import ml_collections
+  return ml_collections.ConfigDict(dict(kind="none", p=0.0, target=0.6, speed_kimg=500.0,
+                                        interval=4, spec="bgc"))
+
+
+def augment_config(config):
+  """The run's ``augment`` section (a config saved before it existed: no augmentation)."""
+  return config.get("augment") or default_config()
+
+
+def pipe_from_config(config) -> Optional[AugmentPipe]:
+  """The pipe D's inputs go through, or None for ``augment.kind = none``."""
+  aug = augment_config(config)
+  return None if aug.kind == "none" else AugmentPipe(aug.spec)
+
+
+def init_state(config) -> dict[str, Array]:
+  """ADA's part of the train state: ``p`` (from ``augment.p``; 0 without augmentation) and
+  the sum and count of D's real-logit signs since the last update."""
+  aug = augment_config(config)
+  p = aug.p if aug.kind != "none" else 0.0
+  return {"p": jnp.asarray(p, F32), "sign_sum": jnp.zeros((), F32),
+          "sign_count": jnp.zeros((), F32)}
+
+
+def next_state(config, state: dict, sign_sum: Array, sign_count: Array,
+               step: Array) -> tuple[dict, dict]:
+  """After training step ``step`` (counted from 0): the signs of this step's real logits (D's
+  main pass, and R1's when it ran, as the official Collector sees two reports) join the
+  accumulator; every ``interval`` steps ``ada`` moves p (:func:`ada_adjust`) and the
+  accumulator restarts. Returns the new state and the metrics ``augment/p`` (p after the step),
+  ``augment/r_t`` and ``augment/signs_counted`` (the accumulated statistic of this step)."""
+  aug = augment_config(config)
+  total, count = state["sign_sum"] + sign_sum, state["sign_count"] + sign_count
+  update = (step + 1) % aug.interval == 0
+  p = state["p"]
+  if aug.kind == "ada":
+    p = jnp.where(update, ada_adjust(p, total, count, aug.target, config.batch_size,
+                                     aug.interval, aug.speed_kimg), p)
+  zero = jnp.zeros((), F32)
+  new = {"p": p, "sign_sum": jnp.where(update, zero, total),
+         "sign_count": jnp.where(update, zero, count)}
+  metrics = {"augment/p": p, "augment/r_t": total / jnp.maximum(count, 1.0),
+             "augment/signs_counted": count}
+  return new, metrics

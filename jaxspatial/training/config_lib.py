@@ -13,6 +13,7 @@ import ml_collections
 
 from jaxspatial.cli import UserError
 from jaxspatial.models import stylegan2 as sg2
+from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache
 
 PRESETS = ("tiny", "demo", "paper256")
@@ -44,6 +45,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
   c.num_samples = 16          # sample-grid size (fixed latents from ``seed``)
   c.init_from = ""            # checkpoint dir to start G/D from (fine-tuning, SSN transfer)
   c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
+  c.augment = augment_lib.default_config()   # what D sees (none | fixed | ada), see augment.py
   if preset == "tiny":
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
@@ -62,6 +64,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
     c.batch_size, c.total_steps = 64, 400_000      # 25,600 kimg
     c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
     c.data = data_config(256, source="folder")
+    c.augment.kind = "ada"      # stylegan2-ada's --aug=ada default: bgc, target 0.6, 500 kimg
   return c
 
 
@@ -124,7 +127,18 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
       raise UserError(f"loss.{key} must be >= 1, got {loss[key]}")
   if config.total_steps < 0:
     raise UserError(f"total_steps must be >= 0, got {config.total_steps}")
+  _validate_augment(augment_lib.augment_config(config))
   _validate_model(config, b)
+
+
+def _validate_augment(aug: ml_collections.ConfigDict) -> None:
+  if aug.kind not in augment_lib.KINDS:
+    raise UserError(f"augment.kind must be one of {augment_lib.KINDS}, got {aug.kind!r}")
+  if aug.spec not in augment_lib.PRESETS:
+    raise UserError(f"augment.spec must be one of {sorted(augment_lib.PRESETS)}, got {aug.spec!r}")
+  if aug.p < 0 or aug.interval < 1 or aug.speed_kimg <= 0:
+    raise UserError("augment needs p >= 0, interval >= 1 and speed_kimg > 0, got "
+                    f"p={aug.p}, interval={aug.interval}, speed_kimg={aug.speed_kimg}")
 
 
 def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:

@@ -12,6 +12,9 @@ One call = one iteration of the stylegan2-ada schedule, all inside one jitted pr
 
 The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losses.stylegan2`.
 5. EMA of G with a half-life in images that does not depend on the device count.
+6. ADA (``config.augment``, :mod:`jaxspatial.training.augment`): every image D sees in steps
+   1-3 (reals, fakes, R1's reals) goes through stylegan2-ada's AugmentPipe with probability
+   ``state.augment["p"]``, which moves every ``interval`` steps with the sign of D's real logits.
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
 With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 and steps 2 and 4 in
@@ -44,6 +47,7 @@ import optax
 
 from jaxspatial.losses import stylegan2 as sg2_losses
 from jaxspatial.models import stylegan2 as sg2
+from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import state as state_lib
 
 Array = jax.Array
@@ -183,12 +187,18 @@ def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
 class StepContext:
   """What every part of one training step reads: the run config, the family, the two
   optimisers and ``constrain`` (pins per-sample arrays drawn inside the step to the batch
-  sharding)."""
+  sharding) and ``pipe``, the augmentation of every image D sees (None: none)."""
   config: ml_collections.ConfigDict
   family: StyleGAN2Family
   opt_g: optax.GradientTransformation
   opt_d: optax.GradientTransformation
   constrain: Callable[[Array], Array] = lambda x: x
+  pipe: augment_lib.AugmentPipe | None = None
+
+  def augment(self, images: Array, key: Array, p: Array) -> Array:
+    """``images`` as D sees them: through the pipe with probability ``p`` (stylegan2-ada's
+    ``run_D``), unchanged without one."""
+    return images if self.pipe is None else self.pipe(images, key, p)
 
   def inputs(self, key: Array, n: int, labels: Array | None = None) -> dict[str, Array]:
     """Fresh generator inputs; a conditional model's take a random draw of ``labels``
@@ -213,21 +223,29 @@ class StepContext:
 
 
 def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array, key: Array,
-                       r1: bool, labels: Array | None = None
+                       r1: bool, labels: Array | None = None, aug_key: Array | None = None
                        ) -> tuple[state_lib.GANState, dict]:
   """D's logistic loss on ``real`` (with their ``labels``, conditional models) and fresh
-  fakes, then (``r1``) the lazy R1 update."""
+  fakes, then (``r1``) the lazy R1 update. Every image D sees is augmented (``aug_key``), R1's
+  gradient is taken through the augmentation to the real images. ``sign_sum``/``sign_count``
+  (in the metrics) are the signs of D's real logits, from both passes when R1 runs."""
   D, loss = ctx.family.discriminator, ctx.config.loss
+  k_fake, k_real, k_r1 = (None,) * 3 if aug_key is None else jax.random.split(aug_key, 3)
+  p = state.augment["p"]
   inputs, _, _, fake = ctx.generate(state.g, key, real.shape[0], labels)
-  fake = jax.lax.stop_gradient(fake)
+  fake = ctx.augment(jax.lax.stop_gradient(fake), k_fake, p)
+  real_seen = ctx.augment(real, k_real, p)
   fake_c = ctx.family.label_kwargs(inputs.get("labels"))
   real_c = ctx.family.label_kwargs(labels)
 
   def d_loss_fn(d_params):
     d_vars = {**state.d, "params": d_params}
-    fake_logits, real_logits = D.apply(d_vars, fake, **fake_c), D.apply(d_vars, real, **real_c)
+    fake_logits = D.apply(d_vars, fake, **fake_c)
+    real_logits = D.apply(d_vars, real_seen, **real_c)
     l = sg2_losses.d_logistic_loss(real_logits, fake_logits)
-    return l, {"d_loss": l, "scores/real": real_logits.mean(), "scores/fake": fake_logits.mean()}
+    return l, {"d_loss": l, "scores/real": real_logits.mean(), "scores/fake": fake_logits.mean(),
+               "sign_sum": jnp.sign(real_logits).astype(jnp.float32).sum(),
+               "sign_count": jnp.asarray(real_logits.size, jnp.float32)}
 
   grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
   metrics["grad_norm/d"] = _global_norm(grads)
@@ -235,27 +253,32 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
 
   def r1_loss_fn(d_params):
     D32 = ctx.float32.discriminator
-    penalty = sg2_losses.r1_penalty(
-        lambda x: D32.apply({**state.d, "params": d_params}, x, **real_c), real)
-    return penalty * (loss.r1_gamma / 2) * loss.r1_every, penalty
+    d_fn = lambda x: D32.apply({**state.d, "params": d_params}, ctx.augment(x, k_r1, p), **real_c)
+    penalty = sg2_losses.r1_penalty(d_fn, real)
+    signs = jnp.sign(jax.lax.stop_gradient(d_fn(real))).astype(jnp.float32)
+    return penalty * (loss.r1_gamma / 2) * loss.r1_every, (penalty, signs)
 
   penalty = jnp.zeros((), jnp.float32)
   if r1:
-    grads, penalty = jax.grad(r1_loss_fn, has_aux=True)(d_params)
+    grads, (penalty, signs) = jax.grad(r1_loss_fn, has_aux=True)(d_params)
     d_params, opt_d_state = _adam_step(ctx.opt_d, d_params, opt_d_state, grads)
+    metrics["sign_sum"] = metrics["sign_sum"] + signs.sum()
+    metrics["sign_count"] = metrics["sign_count"] + signs.size
   metrics.update({"r1_penalty": penalty, "r1_applied": float(r1)})
   return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
 
 
 def generator_step(ctx: StepContext, state: state_lib.GANState, key: Array,
-                   labels: Array | None = None) -> tuple[state_lib.GANState, dict]:
-  """G's non-saturating loss plus the family's extra loss; ``w_avg`` tracks the mean w."""
+                   labels: Array | None = None, aug_key: Array | None = None
+                   ) -> tuple[state_lib.GANState, dict]:
+  """G's non-saturating loss (on the fakes as D sees them: augmented with ``aug_key``) plus
+  the family's extra loss; ``w_avg`` tracks the mean w."""
   k_gen, k_extra = jax.random.split(key)
 
   def g_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
     inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size, labels)
-    logits = ctx.family.discriminator.apply(state.d, fake,
+    logits = ctx.family.discriminator.apply(state.d, ctx.augment(fake, aug_key, state.augment["p"]),
                                             **ctx.family.label_kwargs(inputs.get("labels")))
     adv = sg2_losses.g_nonsaturating_loss(logits)
     extra, extra_metrics = ctx.family.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
@@ -314,19 +337,25 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch; conditional models
   also ``batch["labels"]`` (N, c_dim).
   """
-  ctx = StepContext(config, family, opt_g, opt_d, constrain)
+  ctx = StepContext(config, family, opt_g, opt_d, constrain, augment_lib.pipe_from_config(config))
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):
     labels = batch["labels"] if family.c_dim else None
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_d, k_g, k_pl = jax.random.split(key, 3)
-    state, d_metrics = discriminator_step(ctx, state, batch["image"], k_d, phase.r1, labels)
-    state, g_metrics = generator_step(ctx, state, k_g, labels)
+    k_aug_d, k_aug_g = jax.random.split(jax.random.fold_in(key, 3))
+    state, d_metrics = discriminator_step(ctx, state, batch["image"], k_d, phase.r1, labels,
+                                          k_aug_d)
+    state, g_metrics = generator_step(ctx, state, k_g, labels, k_aug_g)
     state, pl_metrics = path_length_step(ctx, state, k_pl, phase.path_length, labels)
     beta = state_lib.ema_beta(config, state.step)
+    signs = d_metrics.pop("sign_sum"), d_metrics.pop("sign_count")
+    augment, aug_metrics = augment_lib.next_state(config, state.augment, *signs, state.step)
     state = state.replace(g_ema=state_lib.ema_update(state.g_ema, state.g, beta),
-                          step=state.step + 1)
+                          step=state.step + 1, augment=augment)
     metrics = {**d_metrics, **g_metrics, **pl_metrics, "ema_beta": beta}
+    if ctx.pipe is not None:
+      metrics.update(aug_metrics)
     return state, jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics)
 
   return train_step
@@ -343,4 +372,4 @@ def init_state(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   return state_lib.GANState(
       step=jnp.zeros((), jnp.int32), g=g_vars, g_ema=g_vars, d=d_vars,
       opt_g=opt_g.init(g_vars["params"]), opt_d=opt_d.init(d_vars["params"]),
-      pl_mean=jnp.zeros((), jnp.float32))
+      pl_mean=jnp.zeros((), jnp.float32), augment=augment_lib.init_state(config))

@@ -84,13 +84,15 @@ class Progress:
   def update(self, step: int, metrics: dict[str, float] | None = None) -> None:
     """Advances to ``step``; ``metrics`` (host values) supply the losses shown: every key that
     is or ends in ``loss`` (``d_loss``, ``g_loss``, SpatialGAN's ``align_loss``, the
-    regressor's ``loss``)."""
+    regressor's ``loss``), and the augmentation probability ``p`` of a run that augments."""
     now = time.perf_counter()
     if step > self._step:
       rate = (step - self._step) * self.batch_size / max(now - self._t, 1e-9)
       self.images_per_sec = rate
       losses = {k.replace("/", "_"): f"{float(v):.3g}" for k, v in (metrics or {}).items()
                 if k.endswith("loss")}
+      if metrics and "augment/p" in metrics:
+        losses["p"] = f"{float(metrics['augment/p']):.3g}"
       self.bar.set_postfix(kimg=f"{step * self.batch_size / 1000:.1f}", img_s=f"{rate:.1f}",
                            **losses)
       self.bar.update(step - self._step)

@@ -6,6 +6,7 @@ importable on their own (tests drive ``Trainer`` step by step).
 
 from __future__ import annotations
 
+import json
 import pathlib
 import signal
 import sys
@@ -21,6 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxspatial import families, imageio
 from jaxspatial.api import checkpoint
 from jaxspatial.cli import UserError
+from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache, gan_step
 from jaxspatial.training import logging as log_lib
 from jaxspatial.training import workdir as workdir_lib
@@ -133,7 +135,7 @@ class Trainer:
     s = self.state
     items = dict(models={"g": s.g, "g_ema": s.g_ema, "d": s.d},
                  train={"step": s.step, "opt_g": s.opt_g, "opt_d": s.opt_d,
-                        "pl_mean": s.pl_mean},
+                        "pl_mean": s.pl_mean, "augment": s.augment},
                  config=self.config)
     if data_state is not None:
       items["data"] = data_state
@@ -146,16 +148,21 @@ class Trainer:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shard)
     models = target({"g": a.g, "g_ema": a.g_ema, "d": a.d}, {"g": sh.g, "g_ema": sh.g_ema,
                                                              "d": sh.d})
-    train = target({"step": a.step, "opt_g": a.opt_g, "opt_d": a.opt_d, "pl_mean": a.pl_mean},
+    train = target({"step": a.step, "opt_g": a.opt_g, "opt_d": a.opt_d, "pl_mean": a.pl_mean,
+                    "augment": a.augment},
                    {"step": sh.step, "opt_g": sh.opt_g, "opt_d": sh.opt_d,
-                    "pl_mean": sh.pl_mean})
+                    "pl_mean": sh.pl_mean, "augment": sh.augment})
+    if not _saved_augment_state(mngr, step):     # saved before ADA: it starts afresh
+      del train["augment"]
     args = dict(models=models, train=train)
     if "data" in checkpoint.saved_items(mngr, step):
       args["data"] = None
     out = mngr.restore(step, args=checkpoint.restore_args(**args))
     m, t = out.models, out.train
+    augment = t.get("augment") or jax.device_put(augment_lib.init_state(self.config), sh.augment)
     self.state = state_lib.GANState(step=t["step"], g=m["g"], g_ema=m["g_ema"], d=m["d"],
-                                    opt_g=t["opt_g"], opt_d=t["opt_d"], pl_mean=t["pl_mean"])
+                                    opt_g=t["opt_g"], opt_d=t["opt_d"], pl_mean=t["pl_mean"],
+                                    augment=augment)
     self._next_step = int(jax.device_get(t["step"]))
     return out.get("data") if "data" in args else None
 
@@ -167,6 +174,16 @@ class Trainer:
 
   def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
     return np.asarray(jax.device_get(self._render(self.state.g_ema, inputs)))
+
+
+def _saved_augment_state(mngr, step: int) -> bool:
+  """Whether checkpoint ``step`` holds ADA's state (checkpoints from before it do not), read
+  from the ``train`` item's tree metadata (Orbax's own reader warns on every call)."""
+  meta = mngr.directory / str(step) / "train" / "_METADATA"
+  if not meta.exists():
+    return False
+  tree = json.loads(meta.read_text()).get("tree_metadata", {})
+  return any(v["key_metadata"][0]["key"] == "augment" for v in tree.values())
 
 
 class _Preemption:

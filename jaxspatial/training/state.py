@@ -17,6 +17,9 @@ class GANState:
 
   ``g``/``g_ema`` hold {"params", "buffers"}; ``d`` holds {"params"}. There is no RNG
   field: step keys are ``fold_in(key(seed), step)``, so a resumed run draws the same numbers.
+  ``augment`` is ADA's {"p", "sign_sum", "sign_count"} (:mod:`jaxspatial.training.augment`);
+  with ``step`` (images seen = step * batch_size) it is what a resumed run needs to go on
+  augmenting as if it had not stopped.
   """
   step: jax.Array
   g: Any
@@ -25,6 +28,7 @@ class GANState:
   opt_g: Any
   opt_d: Any
   pl_mean: jax.Array
+  augment: Any
 
 
 def finite_gradients(grads: Any) -> Any:
