@@ -65,7 +65,7 @@ ADA = {"augment.kind": "ada", "augment.p": 0.5, "augment.interval": 3, "augment.
 @pytest.fixture(scope="module")
 def single_and_sharded(tiny):
   config = copy.deepcopy(tiny)
-  config.update_from_flattened_dict(ADA)
+  config.update_from_flattened_dict({**ADA, "freeze_d": 2})   # from_rgb, blocks_1/conv1 frozen
   data = batches(config, 4)
   return run_steps(config, 1, data), run_steps(config, 8, data)
 
@@ -119,6 +119,36 @@ def test_ada_p_follows_the_sign_of_the_real_logits(single_and_sharded, tiny):
   r_t, count = history[2]["augment/r_t"], history[2]["augment/signs_counted"]
   moved = float(ada_adjust(0.5, round(r_t * count), count, 0.6, b, 3, 0.24))
   assert p == [0.5, 0.5, moved, moved] and abs(moved - 0.5) == pytest.approx(0.1)
+
+
+def test_freeze_d_counts_layers_as_stylegan2_ada(tiny):
+  from jaxspatial.training import gan_step
+  trainer = loop.Trainer(copy.deepcopy(tiny))
+  params = trainer.abstract_state.d["params"]
+
+  def frozen(n):
+    mask = gan_step.frozen_discriminator_layers(params, n)
+    return sorted({"/".join(str(k.key) for k in path[:2]) if path[0].key.startswith("blocks")
+                   else path[0].key
+                   for path, f in jax.tree_util.tree_leaves_with_path(mask) if f})
+  assert frozen(0) == []
+  assert frozen(1) == ["from_rgb"]
+  assert frozen(5) == ["blocks_1/conv1", "blocks_1/conv2", "blocks_1/skip", "blocks_2/conv1",
+                       "from_rgb"]
+  assert "final_dense" not in frozen(100) and "out" not in frozen(100)
+
+
+@pytest.mark.slow
+def test_freeze_d_leaves_the_frozen_layers_untrained(single_and_sharded):
+  """freeze_d=2 in the fixture: from_rgb and blocks_1/conv1 keep their initial values (also
+  through R1's update), the layers after them train."""
+  (one, _), _ = single_and_sharded
+  d0 = jax.device_get(jax.jit(lambda: one._init(jax.random.key(0)))().d["params"])
+  d = jax.device_get(one.state.d["params"])
+  for a, b in zip(jax.tree.leaves([d0["from_rgb"], d0["blocks_1"]["conv1"]]),
+                  jax.tree.leaves([d["from_rgb"], d["blocks_1"]["conv1"]])):
+    np.testing.assert_array_equal(a, b)
+  assert not np.allclose(d0["blocks_1"]["conv2"]["weight"], d["blocks_1"]["conv2"]["weight"])
 
 
 def test_lazy_regularisation_corrects_lr_and_betas():
@@ -183,6 +213,7 @@ def test_ema_equals_a_numpy_recomputation_from_the_parameter_history(single_and_
     ({"augment.kind": "adaptive"}, "augment.kind must be one of"),
     ({"augment.spec": "bgcfnc"}, "augment.spec must be one of"),
     ({"augment.interval": 0}, "interval >= 1"),
+    ({"freeze_d": -1}, "freeze_d must be >= 0"),
 ])
 def test_invalid_configs_fail_before_compiling(tiny, override, message):
   config = copy.deepcopy(tiny)

@@ -46,6 +46,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
   c.init_from = ""            # checkpoint dir to start G/D from (fine-tuning, SSN transfer)
   c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
   c.augment = augment_lib.default_config()   # what D sees (none | fixed | ada), see augment.py
+  c.freeze_d = 0              # FreezeD: D's first N layers stay fixed (stylegan2-ada --freezed)
   if preset == "tiny":
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
@@ -128,6 +129,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
   if config.total_steps < 0:
     raise UserError(f"total_steps must be >= 0, got {config.total_steps}")
   _validate_augment(augment_lib.augment_config(config))
+  if config.get("freeze_d", 0) < 0:
+    raise UserError(f"freeze_d must be >= 0, got {config.freeze_d}")
   _validate_model(config, b)
 
 

@@ -15,6 +15,7 @@ The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losse
 6. ADA (``config.augment``, :mod:`jaxspatial.training.augment`): every image D sees in steps
    1-3 (reals, fakes, R1's reals) goes through stylegan2-ada's AugmentPipe with probability
    ``state.augment["p"]``, which moves every ``interval`` steps with the sign of D's real logits.
+   ``freeze_d`` keeps D's first layers fixed (FreezeD).
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
 With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 and steps 2 and 4 in
@@ -160,9 +161,31 @@ def float32_family(family: StyleGAN2Family) -> StyleGAN2Family:
   return type(family)(family.config, g, d)
 
 
-def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads):
+def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads, frozen=None):
+  """One optimiser step; parameters whose ``frozen`` leaf is True get no gradient and keep
+  their value (stylegan2-ada's frozen layers are buffers, outside the optimiser)."""
+  if frozen is not None:
+    grads = jax.tree.map(lambda g, f: jnp.zeros_like(g) if f else g, grads, frozen)
   updates, opt_state = opt.update(state_lib.finite_gradients(grads), opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+  new = optax.apply_updates(params, updates)
+  if frozen is not None:
+    new = jax.tree.map(lambda n, p, f: p if f else n, new, params, frozen)
+  return new, opt_state
+
+
+def frozen_discriminator_layers(d_params: Any, n: int) -> Any:
+  """FreezeD (stylegan2-ada ``--freezed=n``): a tree of bools over D's parameters, True in
+  its first ``n`` layers counted from the image as the official discriminator counts them
+  (``from_rgb``; then per block, highest resolution first, ``conv1``, ``conv2``, ``skip``).
+  The epilogue (``final_*``, ``out``, the label mapping) is never frozen."""
+  blocks = sorted((k for k in d_params if k.startswith("blocks_")), key=lambda k: int(k[7:]))
+  order = [("from_rgb",)] + [(b, name) for b in blocks for name in ("conv1", "conv2", "skip")]
+  frozen = set(order[:n])
+
+  def is_frozen(path, _):
+    keys = tuple(getattr(p, "key", p) for p in path)
+    return keys[:1] in frozen or keys[:2] in frozen
+  return jax.tree_util.tree_map_with_path(is_frozen, d_params)
 
 
 def _global_norm(tree) -> Array:
@@ -249,7 +272,8 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
 
   grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
   metrics["grad_norm/d"] = _global_norm(grads)
-  d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads)
+  frozen = frozen_discriminator_layers(state.d["params"], ctx.config.get("freeze_d", 0))
+  d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads, frozen)
 
   def r1_loss_fn(d_params):
     D32 = ctx.float32.discriminator
@@ -261,7 +285,7 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
   penalty = jnp.zeros((), jnp.float32)
   if r1:
     grads, (penalty, signs) = jax.grad(r1_loss_fn, has_aux=True)(d_params)
-    d_params, opt_d_state = _adam_step(ctx.opt_d, d_params, opt_d_state, grads)
+    d_params, opt_d_state = _adam_step(ctx.opt_d, d_params, opt_d_state, grads, frozen)
     metrics["sign_sum"] = metrics["sign_sum"] + signs.sum()
     metrics["sign_count"] = metrics["sign_count"] + signs.size
   metrics.update({"r1_penalty": penalty, "r1_applied": float(r1)})
