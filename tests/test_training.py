@@ -280,6 +280,25 @@ def test_resume_keeps_the_ada_state(straight_and_resumed):
   assert p[:2] == [0.5, 0.5] and abs(p[2] - 0.5) == pytest.approx(0.1) and p[3] == p[2]
 
 
+def test_a_checkpoint_from_before_ada_restores_with_a_fresh_augment_state(tiny, tmp_path):
+  """A checkpoint whose train item has no ``augment`` (saved before ADA existed) resumes with
+  p = augment.p and an empty sign accumulator instead of failing to restore."""
+  from jaxspatial.api import checkpoint
+  config = copy.deepcopy(tiny)
+  config.update_from_flattened_dict({**ADA, "mesh.data": 1})
+  trainer = loop.Trainer(config)
+  trainer.initialize()
+  s = trainer.state
+  mngr = checkpoint.manager(tmp_path, async_save=False)
+  mngr.save(0, args=checkpoint.save_args(
+      models={"g": s.g, "g_ema": s.g_ema, "d": s.d}, config=config,
+      train={"step": s.step, "opt_g": s.opt_g, "opt_d": s.opt_d, "pl_mean": s.pl_mean}))
+  restored = loop.Trainer(config)
+  restored.restore(mngr, 0)
+  mngr.close()
+  assert jax.device_get(restored.state.augment) == {"p": 0.5, "sign_sum": 0.0, "sign_count": 0.0}
+
+
 @pytest.mark.slow
 def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
   import jaxspatial as js
