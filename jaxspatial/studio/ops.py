@@ -5,8 +5,8 @@ nothing new for the history, e.g. saving); ``STREAMED[name](session, body)`` yie
 events and ends with ``{"type": "done", ...}`` after pushing the new state. Every check that
 fails raises :class:`~jaxspatial.cli.UserError` (a 400) naming the field, in one line: a
 value is quoted through :func:`shown` (a list by its length, a huge integer by its size), never
-whole, and a list's length is checked before its elements (a 1.3 M-pair drag body is refused
-at once, not after seconds of element checks).
+whole, and a list's length is checked before its elements (the server has already refused
+bodies of more than a few thousand arrays, before parsing them).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def pairs(body: dict, key: str, bound: int | tuple[int, int], max_len: int,
     raise UserError(f"{key} must be a list of [row, col] pairs, got {shown(v)}")
   for p in v:
     if not (0 <= p[0] <= hi[0] - 1 and 0 <= p[1] <= hi[1] - 1):
-      raise UserError(f"{key}: {p} lies outside the {hi[0]}x{hi[1]} "
+      raise UserError(f"{key}: [{shown(p[0])}, {shown(p[1])}] lies outside the {hi[0]}x{hi[1]} "
                       f"{'grid' if kind is int else 'image'}")
     if kind is int and (p[0] != int(p[0]) or p[1] != int(p[1])):
       raise UserError(f"{key}: {p} is not a pair of integers")

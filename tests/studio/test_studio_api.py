@@ -107,6 +107,7 @@ def test_drag_streams_steps_and_stops_on_arrival(client):
   arrived = client.post(f"/api/s/{s['sid']}/drag", json={"handles": [[8, 4]], "targets": [[8, 5]]})
   done = events(arrived)
   assert len(done) == 1 and done[0]["converged"] and done[0]["step"] == 0
+  assert done[0]["state"]["history"][-1] == "drag (0 steps)"     # the page draws this state
 
 
 def test_drag_in_w_space_and_spatialgan(client):

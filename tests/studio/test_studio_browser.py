@@ -191,7 +191,8 @@ def test_an_uploaded_photo_is_projected_then_dragged(page, screenshots, studio):
   assert page.inner_text("#latency").startswith("projected photo (30 steps")
   assert page.is_visible("#photo-view")                  # the photo beside its projection
   shown = page.evaluate("""() => { const img = document.getElementById('photo-view');
-    const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
     const g = c.getContext('2d'); g.drawImage(img, 0, 0);
     return Array.from(g.getImageData(0, 0, c.width, c.height).data); }""")
   shown = np.array(shown, np.float32).reshape(RES, RES, 4)[..., :3]
