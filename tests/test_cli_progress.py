@@ -84,7 +84,9 @@ def test_a_command_line_reaches_a_pipe_before_the_command_ends():
   arrived only at its exit. The child prints one line, works for 2 s and ends without flushing
   (``os._exit``), so a line still in the buffer never arrives."""
   import subprocess
-  child = ("import os, time; from jaxspatial import cli; "
+  child = ("import importlib.util, os, time; "        # cli.py alone: no jax import to wait for
+           f"spec = importlib.util.spec_from_file_location('cli', {cli.__file__!r}); "
+           "cli = importlib.util.module_from_spec(spec); spec.loader.exec_module(cli); "
            "cli.run(lambda: (print('started'), time.sleep(2))); os._exit(0)")
   env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
   proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True,
