@@ -294,6 +294,10 @@ def test_loss_auto_takes_lpips_else_the_critic_else_mse(sg2, tmp_path, monkeypat
   assert projection.resolve_loss(generator_only)[0] == "mse"
   assert projection.available_losses(sg2) == ("critic", "mse")
   assert projection.resolve_loss(sg2, "mse") == ("mse", None)
+  p = sg2.project(np.zeros((RES, RES, 3)), steps=1)           # the API's default is auto too
+  tuned = pti.pivotal_tuning(sg2, p, pti.PTIConfig(steps=1))
+  np.testing.assert_allclose(tuned.loss_before, p.loss + pti.PTIConfig.mse_weight * np.mean(
+      np.square(p.image - p.target), axis=(1, 2, 3)), rtol=1e-3)   # D = the critic distance
   (tmp_path / "lpips-vgg.npz").write_bytes(b"")
   assert projection.resolve_loss(sg2) == ("lpips", None)
   assert projection.available_losses(generator_only) == ("lpips", "mse")

@@ -408,7 +408,9 @@ class _Compiled:
 
 
 def compiled(model, cfg: ProjectionConfig) -> _Compiled:
-  """The cached :class:`_Compiled` for ``model`` and ``cfg`` (steps, seed, snapshots aside)."""
+  """The cached :class:`_Compiled` for ``model`` and ``cfg`` (steps, seed, snapshots aside;
+  loss ``auto`` resolved, :func:`resolve_loss`)."""
+  cfg = dataclasses.replace(cfg, loss=resolve_loss(model, cfg.loss)[0])
   key = dataclasses.replace(cfg, steps=0, seed=0, snapshots=0)
   return _cached(model, key, lambda: _Compiled(model, cfg))
 
@@ -446,7 +448,6 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
   cfg = dataclasses.replace(cfg, **{k: v for k, v in dict(steps=steps, space=space, loss=loss,
                                                           seed=seed).items() if v is not None})
   cfg.validate()
-  cfg = dataclasses.replace(cfg, loss=resolve_loss(model, cfg.loss)[0])
   x = _images(model, image)
   n = len(x)
   started = time.perf_counter()

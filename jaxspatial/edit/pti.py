@@ -46,7 +46,7 @@ class PTIConfig:
   locality_mse: float = 0.1
   locality_perceptual: float = 0.1
   locality_alpha: float = 1.0       # x sigma_w (see the module docstring)
-  loss: str = "lpips"               # the perceptual distance D
+  loss: str = "auto"                # the perceptual distance D (auto: projection.resolve_loss)
   seed: int = 0
 
 
