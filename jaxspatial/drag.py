@@ -18,7 +18,9 @@ rest of the image. The picture shows the image before (handles red, targets blue
 "converged" means the tracked points reached their targets, which is not always the content
 moving: per handle the command also reports how far the content under it moved (its patch's
 best match in the new image) and how much the image changed along the drag, and warns when a
-handle sits on a nearly uniform region (tracking follows nothing there) or nothing changed.
+handle sits on a nearly uniform region (tracking follows nothing there), when nothing changed,
+and when a converged handle's content moved less than half the way (the generator stretched or
+recoloured it instead).
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def main(argv=None) -> None:
   reports = drag_lib.report(before, result.image, handles, targets, result.handles)
   for k, (h, t, r) in enumerate(zip(handles, targets, reports), 1):
     print(describe(k, h, t, r))
-    for warning in warnings(k, h, r):
+    for warning in warnings(k, h, r, result.converged):
       print(warning, file=sys.stderr)
   print(f"wrote {out}")
 
@@ -159,10 +161,16 @@ def describe(k: int, handle: np.ndarray, target: np.ndarray, r: drag_lib.HandleR
           f"{100 * r.change:.1f} %")
 
 
-def warnings(k: int, handle: np.ndarray, r: drag_lib.HandleReport) -> list[str]:
-  """``warning:`` lines for a handle on a nearly uniform region and for an image that barely
-  changed around the drag: there "converged" means the tracked point arrived, not the content."""
+def warnings(k: int, handle: np.ndarray, r: drag_lib.HandleReport, converged: bool
+             ) -> list[str]:
+  """``warning:`` lines for a handle on a nearly uniform region, for an image that barely
+  changed around the drag, and for a converged drag whose content moved less than half the way:
+  there "converged" means the tracked point arrived, not the content."""
   out = []
+  if converged and not r.uniform and not r.unchanged and r.content < r.asked / 2:
+    out.append(f"warning: handle {k} {_point(handle)} was tracked to its target, but the content "
+               f"under it moved only {r.content:.1f} of {r.asked:.1f} px: the generator changed "
+               "the image there (stretched or recoloured it) rather than moving it")
   if r.uniform:
     out.append(f"warning: handle {k} {_point(handle)} sits on a nearly uniform region (contrast "
                f"{r.contrast:.3f} < {drag_lib.UNIFORM_CONTRAST} within {r.radius:g} px): point "

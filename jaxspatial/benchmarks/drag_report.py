@@ -55,15 +55,19 @@ def measure(model, num: int, seed: int, distance: tuple[float, float], max_steps
 
 
 def summary(rows: list[dict]) -> dict:
-  """Counts: drags, warnings, no-ops, their overlap, and "converged" among the no-ops."""
+  """Counts: drags, warnings, no-ops, their overlap, "converged" among the no-ops, and the
+  converged drags whose content moved less than half the asked distance (``drag``'s third
+  warning: not uniform, not a no-op)."""
   warn = np.array([r["uniform"] for r in rows])
   no_op = np.array([r["no_op"] for r in rows])
   converged = np.array([r["converged"] for r in rows])
+  short = np.array([r["content"] < r["asked"] / 2 for r in rows])
   return {"drags": len(rows), "uniform_warnings": int(warn.sum()), "no_ops": int(no_op.sum()),
           "warned_no_ops": int((warn & no_op).sum()),
           "warned_but_moved": int((warn & ~no_op).sum()),
           "unwarned_no_ops": int((~warn & no_op).sum()),
-          "converged": int(converged.sum()), "converged_no_ops": int((converged & no_op).sum())}
+          "converged": int(converged.sum()), "converged_no_ops": int((converged & no_op).sum()),
+          "converged_content_short": int((converged & ~warn & ~no_op & short).sum())}
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m jaxspatial.bench drag-report"):
