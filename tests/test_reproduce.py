@@ -126,7 +126,7 @@ def test_status_counts_units_and_orders_by_priority(smoke, capsys):
   capsys.readouterr()
   reproduce.main(["--status", *argv[1:]])
   lines = table("\n" + capsys.readouterr().out, "\n")
-  assert [r[0] for r in lines] == list(campaign.TARGETS)
+  assert [r[0] for r in lines] == [*campaign.TARGETS, "all"]
   comove = dict(zip(("target", "version", "done", "missing"), lines[0]))
   assert comove["done"] == "6/6" and comove["missing"] == "0"
   assert lines[1][2] == "0/6" and lines[1][5].startswith("draggan-s0")
@@ -333,3 +333,16 @@ def test_a_run_saved_before_a_config_key_existed_is_the_same_run():
                                                              "'none', 'p': 0.0})"]
   wanted.model.width = 64
   assert runs._differences(saved, wanted, set()) == ["model.width=32 (wanted 64)"]
+
+
+def test_drag_units_follow_the_comove_units_of_their_seed(tmp_path):
+  """drag-table2 measures spatialgan-comove's runs: its seed-s units are planned right after
+  that target's seed-s units, while the local cache still holds the models."""
+  c = campaign.Campaign(tmp_path, tmp_path / "runs", seeds=2)
+  plan = [(u.target, u.seed) for u in c.plan(["spatialgan-comove", "drag-table2",
+                                              "spatialgan-table1"])]
+  n_comove, n_drag = len(spatialgan.TARGET.settings), 3
+  assert plan[:n_comove + n_drag] == ([("spatialgan-comove", 0)] * n_comove +
+                                      [("drag-table2", 0)] * n_drag)
+  assert plan[n_comove + n_drag] == ("spatialgan-comove", 1)
+  assert plan[-1] == ("spatialgan-table1", 1)

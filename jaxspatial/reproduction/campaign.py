@@ -119,13 +119,27 @@ class Campaign:
       expected += [f"{other}:{ledger.unit_name(setting, s)}" for s in seeds]
     return t.page(rows, self.out, expected)
 
+  def plan(self, names: list[str]) -> list[Unit]:
+    """The missing units of ``names`` in the order they run: by target priority and seed,
+    except that a target which reuses another's runs follows that target seed by seed
+    (drag-table2's seed-0 units right after spatialgan-comove's)."""
+    order = list(TARGETS)
+
+    def key(unit: Unit) -> tuple[int, int, int]:
+      host = target(unit.target).reuses
+      if host in names:
+        return order.index(host), unit.seed, 1
+      return order.index(unit.target), unit.seed, 0
+
+    return sorted((u for n in names for u in self.missing(n)), key=key)
+
   def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
     """Runs the missing units of ``names`` in order while the next one's estimate fits in
     ``budget`` seconds (None: no limit); yields a line per event and rewrites the pages of
     the targets that gained rows (and of those that borrow their rows)."""
     start = time.perf_counter()
     gained: list[str] = []
-    plan = [u for n in names for u in self.missing(n)]
+    plan = self.plan(names)
     if not plan:
       yield (f"every unit of {', '.join(names)} has a row; nothing to run (--page-only "
              "rewrites the pages, --status lists the targets)")
@@ -155,9 +169,11 @@ class Campaign:
     """A table: per target, units done / expected, hours of missing work, the next units."""
     lines = ["| target | version | units done | missing | est. hours left | next |",
              "|---|---|---|---|---|---|"]
+    total_units, total_hours = 0, 0.0
     for name in names:
       missing = self.missing(name)
       hours = sum(self.estimate(u) for u in missing) / 3600
+      total_units, total_hours = total_units + len(missing), total_hours + hours
       nxt = ", ".join(u.name for u in missing[:3]) + (" …" if len(missing) > 3 else "")
       if not target(name).settings:
         nxt = "its page reads the rows of " + ", ".join(
@@ -165,6 +181,9 @@ class Campaign:
       lines.append(f"| {name} | {target(name).version} | "
                    f"{len(self.units(name)) - len(missing)}/{len(self.units(name))} | "
                    f"{len(missing)} | {hours:.1f} | {nxt or '–'} |")
+    lines.append(f"| all | | | {total_units} | {total_hours:.1f} | estimates: the median "
+                 "wall time of measured rows, else each target's prior for the slowest "
+                 "machine measured |")
     return "\n".join(lines)
 
 

@@ -184,7 +184,7 @@ def page(units: list[ledger.Row], out, expected: list[str]):
 
 TARGET = runs.Target(NAME, version=1, settings=tuple(m[0] for m in MODES), seeds=3,
                      estimate_minutes={"draggan": 40, "heatmap-latent": 30, "synergy": 20},
-                     unit=unit, page=page)
+                     unit=unit, page=page, reuses=spatialgan.NAME)
 """Estimates (the slowest 2-core machine measured): 60 drags, the DragGAN row mostly to the
 200-step cap at ~0.2 s a step; the model comes from the local cache of the
 spatialgan-comove unit of the same seed (else the unit trains it first, +60-70 min)."""

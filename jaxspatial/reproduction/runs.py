@@ -82,7 +82,10 @@ class Target:
   ``unit(session, setting, seed) -> metrics`` trains (or reuses) and measures one unit;
   ``page(rows, out, expected_unit_names) -> path`` writes the page from rows alone;
   ``borrows``: (target, setting) pairs whose rows (of this target's seeds) the page shows
-  beside its own where the setting is the same run (they count as ``target:unit``).
+  beside its own where the setting is the same run (they count as ``target:unit``);
+  ``reuses``: the target whose runs its units measure (from the local cache, retrained when
+  missing): its units of a seed are scheduled right after that target's units of the seed,
+  while the cache still holds them.
   """
   name: str
   version: int
@@ -92,6 +95,7 @@ class Target:
   unit: Callable[["Session", str, int], dict[str, float]]
   page: Callable[[list, pathlib.Path, list[str]], pathlib.Path]
   borrows: tuple[tuple[str, str], ...] = ()
+  reuses: str = ""
 
 
 @dataclasses.dataclass
