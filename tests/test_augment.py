@@ -216,6 +216,24 @@ def test_gradient_flows_to_the_input(x32):
   assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
 
 
+@pytest.mark.parametrize("pair,shape", [
+    ("upsample2x", (2, 7, 9, 3)), ("downsample2x_crop", (2, 26, 30, 3))])
+def test_resampling_gradients_are_the_adjoints(pair, shape):
+  """The x2 resampling's hand-written backward passes: <f(x), c> = <x, f^T(c)> through
+  jax.vjp, and the transpose's own vjp is f again (R1 differentiates through it)."""
+  from jaxspatial.training import augment
+  f, f_t = getattr(augment, pair), getattr(augment, pair + "_transpose")
+  rng = np.random.default_rng(0)
+  for axis in (1, 2):
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    y, vjp = jax.vjp(lambda x: f(x, axis), x)
+    c = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    (xt,) = vjp(c)
+    np.testing.assert_allclose(float(jnp.vdot(y, c)), float(jnp.vdot(x, xt)), rtol=1e-5)
+    _, vjp_t = jax.vjp(lambda c: f_t(c, axis), c)
+    np.testing.assert_allclose(vjp_t(x)[0], y, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("family,preset,kind", [
     ("stylegan2", "paper256", "ada"), ("ssn", "paper256", "ada"), ("spatialgan", "paper256", "none"),
     ("stylegan2", "demo", "none"), ("stylegan2", "tiny", "none"), ("ssn", "demo", "none"),
