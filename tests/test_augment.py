@@ -216,6 +216,31 @@ def test_gradient_flows_to_the_input(x32):
   assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
 
 
+def test_ada_state_counts_finite_signs_and_moves_p_every_interval():
+  """next_state: the accumulator gathers the steps' signs, p moves by batch * interval /
+  (speed_kimg * 1000) at the interval's last step and the accumulator restarts; NaN logits
+  (a faulty batch) are not counted, and an interval with no sign leaves p where it was."""
+  import ml_collections
+  from jaxspatial.training import augment
+  assert [float(v) for v in augment.sign_statistics(jnp.array([1.0, -2, jnp.nan, 3, jnp.inf]))] \
+      == [1.0, 3.0]
+  config = ml_collections.ConfigDict({"batch_size": 8, "augment": augment.default_config()})
+  config.augment.update(kind="ada", p=0.5, interval=2)
+  state = augment.init_state(config)
+  state, m = augment.next_state(config, state, jnp.float32(8), jnp.float32(8), jnp.int32(0))
+  assert (float(state["p"]), float(state["sign_count"]), float(m["augment/r_t"])) == (0.5, 8, 1)
+  state, m = augment.next_state(config, state, jnp.float32(-2), jnp.float32(8), jnp.int32(1))
+  assert float(m["augment/r_t"]) == 6 / 16 and float(m["augment/signs_counted"]) == 16
+  assert float(state["p"]) == np.float32(0.5) - np.float32(16 / 500_000)   # 0.375 < 0.6: down
+  assert float(state["sign_count"]) == float(state["sign_sum"]) == 0
+  p = state["p"]
+  state, _ = augment.next_state(config, state, jnp.float32(0), jnp.float32(0), jnp.int32(3))
+  assert state["p"] == p and np.isfinite(float(state["p"]))
+  config.augment.kind = "fixed"
+  state, _ = augment.next_state(config, state, jnp.float32(8), jnp.float32(8), jnp.int32(5))
+  assert state["p"] == p
+
+
 @pytest.mark.parametrize("pair,shape", [
     ("upsample2x", (2, 7, 9, 3)), ("downsample2x_crop", (2, 26, 30, 3))])
 def test_resampling_gradients_are_the_adjoints(pair, shape):

@@ -556,20 +556,29 @@ def init_state(config) -> dict[str, Array]:
           "sign_count": jnp.zeros((), F32)}
 
 
+def sign_statistics(logits: Array) -> tuple[Array, Array]:
+  """(sum, count) of ``sign(logits)`` over the finite logits: a batch whose D output is NaN
+  (a fault the step survives, ``state.finite_gradients``) neither counts nor poisons p."""
+  finite = jnp.isfinite(logits)
+  return (jnp.where(finite, jnp.sign(logits), 0).astype(F32).sum(),
+          finite.astype(F32).sum())
+
+
 def next_state(config, state: dict, sign_sum: Array, sign_count: Array,
                step: Array) -> tuple[dict, dict]:
   """After training step ``step`` (counted from 0): the signs of this step's real logits (D's
   main pass, and R1's when it ran, as the official Collector sees two reports) join the
   accumulator; every ``interval`` steps ``ada`` moves p (:func:`ada_adjust`) and the
-  accumulator restarts. Returns the new state and the metrics ``augment/p`` (p after the step),
+  accumulator restarts (p stays where no sign was counted). Returns the new state and the metrics ``augment/p`` (p after the step),
   ``augment/r_t`` and ``augment/signs_counted`` (the accumulated statistic of this step)."""
   aug = augment_config(config)
   total, count = state["sign_sum"] + sign_sum, state["sign_count"] + sign_count
   update = (step + 1) % aug.interval == 0
   p = state["p"]
   if aug.kind == "ada":
-    p = jnp.where(update, ada_adjust(p, total, count, aug.target, config.batch_size,
-                                     aug.interval, aug.speed_kimg), p)
+    p = jnp.where(update & (count > 0), ada_adjust(p, total, count, aug.target,
+                                                   config.batch_size, aug.interval,
+                                                   aug.speed_kimg), p)
   zero = jnp.zeros((), F32)
   new = {"p": p, "sign_sum": jnp.where(update, zero, total),
          "sign_count": jnp.where(update, zero, count)}

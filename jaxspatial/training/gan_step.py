@@ -266,9 +266,9 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
     fake_logits = D.apply(d_vars, fake, **fake_c)
     real_logits = D.apply(d_vars, real_seen, **real_c)
     l = sg2_losses.d_logistic_loss(real_logits, fake_logits)
+    signs = augment_lib.sign_statistics(real_logits)
     return l, {"d_loss": l, "scores/real": real_logits.mean(), "scores/fake": fake_logits.mean(),
-               "sign_sum": jnp.sign(real_logits).astype(jnp.float32).sum(),
-               "sign_count": jnp.asarray(real_logits.size, jnp.float32)}
+               "sign_sum": signs[0], "sign_count": signs[1]}
 
   grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
   metrics["grad_norm/d"] = _global_norm(grads)
@@ -279,15 +279,15 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
     D32 = ctx.float32.discriminator
     d_fn = lambda x: D32.apply({**state.d, "params": d_params}, ctx.augment(x, k_r1, p), **real_c)
     penalty = sg2_losses.r1_penalty(d_fn, real)
-    signs = jnp.sign(jax.lax.stop_gradient(d_fn(real))).astype(jnp.float32)
+    signs = augment_lib.sign_statistics(jax.lax.stop_gradient(d_fn(real)))
     return penalty * (loss.r1_gamma / 2) * loss.r1_every, (penalty, signs)
 
   penalty = jnp.zeros((), jnp.float32)
   if r1:
     grads, (penalty, signs) = jax.grad(r1_loss_fn, has_aux=True)(d_params)
     d_params, opt_d_state = _adam_step(ctx.opt_d, d_params, opt_d_state, grads, frozen)
-    metrics["sign_sum"] = metrics["sign_sum"] + signs.sum()
-    metrics["sign_count"] = metrics["sign_count"] + signs.size
+    metrics["sign_sum"] = metrics["sign_sum"] + signs[0]
+    metrics["sign_count"] = metrics["sign_count"] + signs[1]
   metrics.update({"r1_penalty": penalty, "r1_applied": float(r1)})
   return state.replace(d={**state.d, "params": d_params}, opt_d=opt_d_state), metrics
 
