@@ -114,8 +114,8 @@ def _status(sock: socket.socket) -> int:
 
 
 def test_a_64_mib_body_is_refused_before_it_is_read(live_server, studio):
-  port, sid = _port(live_server), session(httpx.Client(
-      base_url=live_server, headers={"X-Studio-Token": studio.token}), "sg2")["sid"]
+  with httpx.Client(base_url=live_server, headers={"X-Studio-Token": studio.token}) as c:
+    port, sid = _port(live_server), session(c, "sg2")["sid"]
   head = (f"POST /api/s/{sid}/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           f"X-Studio-Token: {studio.token}\r\nContent-Type: image/png\r\n")
   with _http(port, head + f"Content-Length: {64 * 2 ** 20}\r\n\r\n") as sock:
