@@ -8,6 +8,8 @@ Presets: ``tiny`` (tests: 16 px, a few channels), ``demo`` (32 px shapes, ~10 mi
 CPU cores), ``paper256`` (stylegan2-ada "paper256", as used by EqGAN-SA, with its default ADA:
 ``augment.kind`` ada, the bgc pipe, target 0.6, 500 kimg; ``--config.augment.kind=none`` turns it
 off). ``tiny`` and ``demo`` augment nothing unless asked (``--config.augment.kind=ada``).
+``--config.freeze_d=N`` keeps the discriminator's first N layers fixed (stylegan2-ada's
+``--freezed``), for fine-tuning from ``--config.init_from``.
 
 The StyleGAN2 ``demo`` is tuned for a short CPU run (README, docs/benchmarks.md): 32 channels
 at every resolution (``channel_max`` 32 instead of the other families' 64: ~2x the images/s),
