@@ -274,3 +274,15 @@ def test_presets_augment_as_the_official_commands(family, preset, kind):
   aug = module.get_config(preset).augment
   assert aug.kind == kind
   assert (aug.spec, aug.p, aug.target, aug.speed_kimg, aug.interval) == ("bgc", 0.0, 0.6, 500, 4)
+
+
+def test_the_progress_line_shows_p(monkeypatch, capsys):
+  from jaxspatial.training import logging as log_lib
+  monkeypatch.delenv("JAXSPATIAL_NO_PROGRESS", raising=False)
+  monkeypatch.setenv("JAXSPATIAL_PROGRESS_SECONDS", "0")
+  progress = log_lib.Progress(4, 8)
+  progress.update(1, {"d_loss": 0.5, "augment/p": 0.125, "augment/r_t": 0.75})
+  progress.update(2, {"d_loss": 0.5})
+  progress.close()
+  lines = capsys.readouterr().out.splitlines()
+  assert ", p=0.125, " in lines[0] and "r_t" not in lines[0] and "p=" not in lines[1], lines
