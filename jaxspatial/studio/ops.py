@@ -12,6 +12,7 @@ bodies of more than a few thousand arrays, before parsing them).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import math
 import os
@@ -25,6 +26,7 @@ from PIL import Image
 
 from jaxspatial import imageio
 from jaxspatial.cli import UserError
+from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.stylegan2 import NOISE_MODES
 from jaxspatial.studio.engines import CANDIDATES, MAX_POINTS, PROJECT_STEPS, State
@@ -318,8 +320,24 @@ def _ms_per_step(start: float, steps: int) -> float:
   return round((time.perf_counter() - start) * 1e3 / max(steps, 1), 2)
 
 
+def drag_report(before: np.ndarray, after: np.ndarray, handles: Any, targets: Any,
+                tracked: Any, converged: bool) -> list[dict]:
+  """Per handle what a drag from uint8 image ``before`` to ``after`` did: the fields of
+  :func:`jaxspatial.edit.drag.report`, its ``text`` and ``warnings`` as ``python -m
+  jaxspatial.drag`` prints them -- the page shows the command's report, measured on the images
+  the page showed. The lines name the points to 0.1 px (a click lands on, say, row 7.98145)."""
+  from jaxspatial import drag as drag_cmd
+  reports = drag_lib.report(imageio.from_uint8(before), imageio.from_uint8(after), handles,
+                            targets, tracked)
+  named = zip(np.round(handles, 1), np.round(targets, 1), reports)
+  return [{**dataclasses.asdict(r), "text": drag_cmd.describe(k, h, t, r),
+           "warnings": drag_cmd.warnings(k, h, r, converged)}
+          for k, (h, t, r) in enumerate(named, 1)]
+
+
 def stream_drag(session, body) -> Iterator[dict]:
-  """DragGAN, one event per step: the image, the tracked handles, the step counter."""
+  """DragGAN, one event per step: the image, the tracked handles, the step counter; the
+  last event (arrived, out of steps, or stopped) adds the :func:`drag_report`."""
   from jaxspatial.studio.server import data_url
   engine = session.engine
   res = engine.resolution
@@ -331,14 +349,17 @@ def stream_drag(session, body) -> Iterator[dict]:
                       w_space=flag(body, "w_space", False), coarse=flag(body, "coarse", True),
                       max_steps=integer(body, "max_steps", 200, 1, 1000),
                       stop=session.stop.is_set)
+  before = session.state.image               # uint8, as the history keeps it
   start = time.perf_counter()
   for info, new in steps:
     event = {"type": "step" if new is None else "done", "step": info.step,
              "handles": info.handles.tolist(), "image": data_url(info.image),
              "ms_per_step": _ms_per_step(start, info.step)}
     if new is not None:
-      session.push(new)
-      event.update(converged=bool(info.done), stopped=session.stop.is_set())
+      after = session.push(new).image
+      event.update(converged=bool(info.done), stopped=session.stop.is_set(),
+                   report=drag_report(before, after, handles, targets, info.handles,
+                                      bool(info.done)))
     yield event
 
 

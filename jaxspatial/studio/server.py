@@ -8,7 +8,7 @@ Routes (``{sid}`` is a session id from ``POST /api/session``)::
     GET  /api/s/{sid}/state          the current state
     POST /api/s/{sid}/{op}           an edit (see OPS): JSON body -> the new state
     POST /api/s/{sid}/drag|finetune|project  streamed: text/event-stream of progress, then
-                                     the state
+                                     the state (a drag's with its report, ``ops.drag_report``)
     POST /api/s/{sid}/upload         raw image bytes (PNG, JPEG or WebP): a regressor source, or
                                      the photo that ``project`` then fits (StyleGAN2, SSN,
                                      SpatialGAN)

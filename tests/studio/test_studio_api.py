@@ -2,6 +2,7 @@
 against the library call it wraps, undo/redo, sessions, streaming, and every refusal a
 one-line 4xx that leaves the session's state as it was."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -108,6 +109,45 @@ def test_drag_streams_steps_and_stops_on_arrival(client):
   done = events(arrived)
   assert len(done) == 1 and done[0]["converged"] and done[0]["step"] == 0
   assert done[0]["state"]["history"][-1] == "drag (0 steps)"     # the page draws this state
+
+
+def test_a_drag_streams_the_drag_commands_report_with_its_last_event(client):
+  """The final event carries what ``python -m jaxspatial.drag`` reports, measured on the
+  images the page showed before and after; a drag that arrived at once changed nothing and
+  says so in a warning."""
+  from jaxspatial import drag as drag_cmd
+  from jaxspatial.edit import drag as drag_lib
+  s = session(client, "sg2", seed=2)
+  ev = events(post(client, s, "drag", handles=[[8, 4]], targets=[[8, 11]], max_steps=6))
+  assert all("report" not in e for e in ev[:-1]) and len(ev[-1]["report"]) == 1
+  done, got = ev[-1], ev[-1]["report"][0]
+  before, after = image_of(s["image"]), image_of(done["state"]["image"])
+  want = drag_lib.report(imageio.from_uint8(before), imageio.from_uint8(after), [[8, 4]],
+                         [[8, 11]], np.asarray(done["handles"]))[0]
+  assert {k: got[k] for k in ("asked", "tracked", "content", "match_error", "change",
+                              "contrast", "radius", "uniform", "unchanged")} == \
+      pytest.approx(dataclasses.asdict(want))
+  assert got["asked"] == 7 and got["change"] > 0
+  assert got["text"] == drag_cmd.describe(1, (8.0, 4.0), (8.0, 11.0), want)
+  assert got["warnings"] == drag_cmd.warnings(1, (8.0, 4.0), want, done["converged"])
+  arrived = events(post(client, s, "drag", handles=[[8, 4]], targets=[[8, 5]]))
+  report = arrived[0]["report"][0]
+  assert report["change"] == 0 and report["unchanged"] and report["tracked"] == 0
+  assert any("barely changed (0.0 %" in w for w in report["warnings"])
+
+
+def test_a_stopped_drag_reports_too(studio):
+  """Stop ends a drag early; its last event still says what the drag did."""
+  from jaxspatial.studio import ops
+  engine = studio.engines["sg2"]
+  s = studio.store.create(engine, engine.new(3))
+  stream = ops.stream_drag(s, {"handles": [[8, 4]], "targets": [[8, 12]], "max_steps": 50})
+  assert next(stream)["type"] == "step"
+  s.stop.set()
+  done = next(stream)
+  assert done["type"] == "done" and done["stopped"] and not done["converged"]
+  assert done["step"] < 50 and done["report"][0]["asked"] == 8
+  assert done["report"][0]["text"].startswith("handle 1 (8,4) -> (8,12): asked 8.0 px")
 
 
 def test_drag_in_w_space_and_spatialgan(client):

@@ -128,6 +128,46 @@ def test_draggan_points_stream_steps_and_stop_by_themselves(page, screenshots):
   page.screenshot(path=screenshots / "drag.png")
 
 
+def drag_on_page(page, handle, target):
+  """Clears the points, clicks ``handle`` then ``target``, presses Start and waits until the
+  drag's stream has ended -> its last event."""
+  page.click("#points-clear")
+  page.mouse.click(*to_screen(page, *handle))
+  page.mouse.click(*to_screen(page, *target))
+  page.evaluate("window.studio.lastEvent = null")
+  page.click("#drag-start")
+  page.wait_for_function("() => window.studio.lastEvent?.type === 'done' && !window.studio.busy",
+                         timeout=120_000)
+  return page.evaluate("window.studio.lastEvent")
+
+
+def test_a_finished_drag_shows_the_drag_commands_report(page, screenshots):
+  """When a drag ends, the report the server computed (the lines ``python -m jaxspatial.drag``
+  prints) appears beside the drag controls, numbers included, its warnings marked apart; the
+  next drag replaces it."""
+  open_model(page, "sg2")
+  page.fill("#max-steps", "8")
+  done = drag_on_page(page, (8, 4), (8, 11))
+  r = done["report"][0]
+  shown = page.locator("#drag-report div").all_inner_texts()
+  assert shown == [line for h in done["report"] for line in (h["text"], *h["warnings"])]
+  assert shown[0].startswith(f"handle 1 (8,4) -> (8,11): asked 7.0 px, tracked "
+                             f"{r['tracked']:.1f} px; ")
+  assert f"changed {100 * r['change']:.1f} %" in shown[0]
+  assert (f"moved {r['content']:.1f} px (patch match error {r['match_error']:.3f})" in shown[0]
+          or r["uniform"])
+  page.screenshot(path=screenshots / "drag_report.png")
+  arrived = drag_on_page(page, (8, 4), (8, 5))     # within the stop distance: nothing moves
+  assert arrived["step"] == 0 and arrived["report"][0]["unchanged"]
+  lines = page.locator("#drag-report div")
+  assert lines.all_inner_texts()[0].startswith("handle 1 (8,4) -> (8,5): asked 1.0 px")
+  warning = page.locator("#drag-report .warning", has_text="barely changed (0.0 %")
+  assert warning.count() == 1
+  colour = "(e) => getComputedStyle(e).color"
+  assert warning.evaluate(colour) != lines.first.evaluate(colour)
+  assert warning.evaluate("(e) => getComputedStyle(e).borderLeftStyle") == "solid"
+
+
 def test_brush_parts_on_two_sources_shows_the_composite(page, screenshots):
   before = open_model(page, "reg")
 

@@ -304,19 +304,33 @@ async function startDrag() {
                  max_steps: +$("max-steps").value };
   if (studio.dragMask) { body.mask = binaryMask(studio.dragMask).toDataURL("image/png"); }
   $("step").textContent = "0";
+  showReport([]);
   await stream("drag", body, async (ev) => {
     $("step").textContent = ev.step;
     $("drag-info").textContent = ev.type === "done"
       ? `${ev.converged ? "arrived" : "stopped"}, ${ev.ms_per_step} ms/step` : `${ev.ms_per_step} ms/step`;
+    if (ev.report) { showReport(ev.report); }
     studio.handles = ev.handles.concat(studio.handles.slice(studio.targets.length));
     if (!ev.state) { await loadImage(studio.image, ev.image); draw(); }
   });
 }
 
+// What the finished drag did around each handle, as `python -m jaxspatial.drag` prints it:
+// "arrived" only says the tracked point got there, so the content's own move and the
+// warnings (uniform patch, nothing changed, content moved under half the way) show beside it.
+function showReport(report) {
+  const line = (text, cls) => {
+    const div = document.createElement("div"); div.textContent = text; div.className = cls;
+    return div;
+  };
+  $("drag-report").replaceChildren(...report.flatMap((h) =>
+    [line(h.text, "handle"), ...h.warnings.map((w) => line(w, "warning"))]));
+}
+
 // The uploaded photo projected into the model: progress and the projection so far stream in,
 // beside the photo itself; the drag points and mask of the image before do not apply to it.
 async function project() {
-  studio.handles = []; studio.targets = []; studio.dragMask = null;
+  studio.handles = []; studio.targets = []; studio.dragMask = null; showReport([]);
   $("photo-view").src = `/api/s/${studio.sid}/photo.png?n=${Date.now()}`;
   $("photo-box").classList.remove("hidden");
   draw();
