@@ -141,44 +141,10 @@ def main(argv=None) -> None:
         f"{', '.join(f'{d:.1f}' for d in distance)}")
   reports = drag_lib.report(before, result.image, handles, targets, result.handles)
   for k, (h, t, r) in enumerate(zip(handles, targets, reports), 1):
-    print(describe(k, h, t, r))
-    for warning in warnings(k, h, r, result.converged):
+    print(drag_lib.describe_report(k, h, t, r))
+    for warning in drag_lib.report_warnings(k, h, r, result.converged):
       print(warning, file=sys.stderr)
   print(f"wrote {out}")
-
-
-def _point(p: np.ndarray) -> str:
-  return f"({p[0]:g},{p[1]:g})"
-
-
-def describe(k: int, handle: np.ndarray, target: np.ndarray, r: drag_lib.HandleReport) -> str:
-  """One line: what the drag did around handle ``k`` (1-based), in the image's pixels."""
-  content = ("its patch is too uniform to measure how far the content moved" if r.uniform else
-             f"the content under it moved {r.content:.1f} px (patch match error "
-             f"{r.match_error:.3f})")
-  return (f"handle {k} {_point(handle)} -> {_point(target)}: asked {r.asked:.1f} px, tracked "
-          f"{r.tracked:.1f} px; {content}; the image within {r.radius:g} px of the drag changed "
-          f"{100 * r.change:.1f} %")
-
-
-def warnings(k: int, handle: np.ndarray, r: drag_lib.HandleReport, converged: bool
-             ) -> list[str]:
-  """``warning:`` lines for a handle on a nearly uniform region, for an image that barely
-  changed around the drag, and for a converged drag whose content moved less than half the way:
-  there "converged" means the tracked point arrived, not the content."""
-  out = []
-  if converged and not r.uniform and not r.unchanged and r.content < r.asked / 2:
-    out.append(f"warning: handle {k} {_point(handle)} was tracked to its target, but the content "
-               f"under it moved only {r.content:.1f} of {r.asked:.1f} px: the generator changed "
-               "the image there (stretched or recoloured it) rather than moving it")
-  if r.uniform:
-    out.append(f"warning: handle {k} {_point(handle)} sits on a nearly uniform region (contrast "
-               f"{r.contrast:.3f} < {drag_lib.UNIFORM_CONTRAST} within {r.radius:g} px): point "
-               "tracking has nothing to follow there; put handles on an object or its edge")
-  if r.unchanged:
-    out.append(f"warning: around handle {k} the image barely changed ({100 * r.change:.1f} % < "
-               f"{100 * drag_lib.UNCHANGED:g} %): the drag moved nothing there")
-  return out
 
 
 if __name__ == "__main__":

@@ -209,9 +209,9 @@ def test_report_on_uniform_sky_warns_and_sees_nothing_move():
   sky = _scene()
   (r,) = drag.report(sky, sky, [[8, 11]], [[8, 19]], [[8, 18]])
   assert r.uniform and r.unchanged and r.content == 0 and r.tracked == 7 and r.asked == 8
-  lines = drag_cmd.warnings(1, np.array([8, 11]), r, converged=True)
+  lines = drag.report_warnings(1, np.array([8, 11]), r, converged=True)
   assert len(lines) == 2 and "nearly uniform region" in lines[0] and "moved nothing" in lines[1]
-  assert "too uniform to measure" in drag_cmd.describe(1, np.array([8, 11]), np.array([8, 19]), r)
+  assert "too uniform to measure" in drag.describe_report(1, np.array([8, 11]), np.array([8, 19]), r)
 
 
 def test_report_measures_a_moved_and_a_recoloured_object():
@@ -219,14 +219,14 @@ def test_report_measures_a_moved_and_a_recoloured_object():
   (moved,) = drag.report(before, _scene((16, 16)), [[16, 13]], [[16, 19]], [[16, 19]])
   assert not moved.uniform and not moved.unchanged
   assert moved.content == 6 and moved.match_error < 1e-9
-  assert drag_cmd.warnings(1, np.array([16, 13]), moved, converged=True) == []
+  assert drag.report_warnings(1, np.array([16, 13]), moved, converged=True) == []
   recoloured = _scene((16, 10))
   recoloured[recoloured[..., 0] > 0.5] = [-0.8, 0.9, -0.8]            # red disc -> green disc
   (r,) = drag.report(before, recoloured, [[16, 13]], [[16, 19]], [[16, 19]])
   assert not r.unchanged and r.content == 0 and r.match_error > 0.3    # changed, did not move
-  (line,) = drag_cmd.warnings(1, np.array([16, 13]), r, converged=True)
+  (line,) = drag.report_warnings(1, np.array([16, 13]), r, converged=True)
   assert "moved only 0.0 of 6.0 px" in line and "rather than moving it" in line
-  assert drag_cmd.warnings(1, np.array([16, 13]), r, converged=False) == []
+  assert drag.report_warnings(1, np.array([16, 13]), r, converged=False) == []
 
 
 @pytest.mark.slow

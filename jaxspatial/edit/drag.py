@@ -478,3 +478,38 @@ def drag(model, ws: np.ndarray, handles: Any, targets: Any, *,
     if info.done:
       break
   return run.result(path)
+
+
+def _point(p: np.ndarray) -> str:
+  return f"({p[0]:g},{p[1]:g})"
+
+
+def describe_report(k: int, handle: np.ndarray, target: np.ndarray, r: HandleReport) -> str:
+  """One line: what the drag did around handle ``k`` (1-based), in the image's pixels (what
+  ``python -m jaxspatial.drag`` prints and the studio shows)."""
+  content = ("its patch is too uniform to measure how far the content moved" if r.uniform else
+             f"the content under it moved {r.content:.1f} px (patch match error "
+             f"{r.match_error:.3f})")
+  return (f"handle {k} {_point(handle)} -> {_point(target)}: asked {r.asked:.1f} px, tracked "
+          f"{r.tracked:.1f} px; {content}; the image within {r.radius:g} px of the drag changed "
+          f"{100 * r.change:.1f} %")
+
+
+def report_warnings(k: int, handle: np.ndarray, r: HandleReport, converged: bool
+                    ) -> list[str]:
+  """``warning:`` lines for a handle on a nearly uniform region, for an image that barely
+  changed around the drag, and for a converged drag whose content moved less than half the way:
+  there "converged" means the tracked point arrived, not the content."""
+  out = []
+  if converged and not r.uniform and not r.unchanged and r.content < r.asked / 2:
+    out.append(f"warning: handle {k} {_point(handle)} was tracked to its target, but the content "
+               f"under it moved only {r.content:.1f} of {r.asked:.1f} px: the generator changed "
+               "the image there (stretched or recoloured it) rather than moving it")
+  if r.uniform:
+    out.append(f"warning: handle {k} {_point(handle)} sits on a nearly uniform region (contrast "
+               f"{r.contrast:.3f} < {UNIFORM_CONTRAST} within {r.radius:g} px): point "
+               "tracking has nothing to follow there; put handles on an object or its edge")
+  if r.unchanged:
+    out.append(f"warning: around handle {k} the image barely changed ({100 * r.change:.1f} % < "
+               f"{100 * UNCHANGED:g} %): the drag moved nothing there")
+  return out

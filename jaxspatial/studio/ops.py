@@ -326,12 +326,11 @@ def drag_report(before: np.ndarray, after: np.ndarray, handles: Any, targets: An
   :func:`jaxspatial.edit.drag.report`, its ``text`` and ``warnings`` as ``python -m
   jaxspatial.drag`` prints them -- the page shows the command's report, measured on the images
   the page showed. The lines name the points to 0.1 px (a click lands on, say, row 7.98145)."""
-  from jaxspatial import drag as drag_cmd
   reports = drag_lib.report(imageio.from_uint8(before), imageio.from_uint8(after), handles,
                             targets, tracked)
   named = zip(np.round(handles, 1), np.round(targets, 1), reports)
-  return [{**dataclasses.asdict(r), "text": drag_cmd.describe(k, h, t, r),
-           "warnings": drag_cmd.warnings(k, h, r, converged)}
+  return [{**dataclasses.asdict(r), "text": drag_lib.describe_report(k, h, t, r),
+           "warnings": drag_lib.report_warnings(k, h, r, converged)}
           for k, (h, t, r) in enumerate(named, 1)]
 
 

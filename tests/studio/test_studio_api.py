@@ -115,7 +115,6 @@ def test_a_drag_streams_the_drag_commands_report_with_its_last_event(client):
   """The final event carries what ``python -m jaxspatial.drag`` reports, measured on the
   images the page showed before and after; a drag that arrived at once changed nothing and
   says so in a warning."""
-  from jaxspatial import drag as drag_cmd
   from jaxspatial.edit import drag as drag_lib
   s = session(client, "sg2", seed=2)
   ev = events(post(client, s, "drag", handles=[[8, 4]], targets=[[8, 11]], max_steps=6))
@@ -128,8 +127,8 @@ def test_a_drag_streams_the_drag_commands_report_with_its_last_event(client):
                               "contrast", "radius", "uniform", "unchanged")} == \
       pytest.approx(dataclasses.asdict(want))
   assert got["asked"] == 7 and got["change"] > 0
-  assert got["text"] == drag_cmd.describe(1, (8.0, 4.0), (8.0, 11.0), want)
-  assert got["warnings"] == drag_cmd.warnings(1, (8.0, 4.0), want, done["converged"])
+  assert got["text"] == drag_lib.describe_report(1, (8.0, 4.0), (8.0, 11.0), want)
+  assert got["warnings"] == drag_lib.report_warnings(1, (8.0, 4.0), want, done["converged"])
   arrived = events(post(client, s, "drag", handles=[[8, 4]], targets=[[8, 5]]))
   report = arrived[0]["report"][0]
   assert report["change"] == 0 and report["unchanged"] and report["tracked"] == 0
