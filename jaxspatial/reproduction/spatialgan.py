@@ -76,13 +76,20 @@ def run_spec(scale: str, setting: str, seed: int) -> runs.RunSpec:
   return runs.RunSpec(NAME, setting, seed, "spatialgan.py", s.preset, s.train + overrides)
 
 
-def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
-  """Trains (or reuses) the run of ``setting`` and ``seed``; its co-move and critic FD."""
+def train_and_measure(session: runs.Session, spec: runs.RunSpec
+                      ) -> tuple[runs.Run, dict[str, float]]:
+  """Trains (or reuses) the SpatialGAN run of ``spec``; the run and its co-move and critic
+  FD at the session's scale (every SpatialGAN target measures its runs this way)."""
   scale = SCALES[session.scale]
   critic = session.critic()
-  run = session.train(run_spec(session.scale, setting, seed))
-  return session.evaluate(run, "comove,critic_fd", critic=critic, num=scale.num_fd,
-                          num_comove=scale.num_comove)
+  run = session.train(spec)
+  return run, session.evaluate(run, "comove,critic_fd", critic=critic, num=scale.num_fd,
+                               num_comove=scale.num_comove)
+
+
+def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
+  """Trains (or reuses) the run of ``setting`` and ``seed``; its co-move and critic FD."""
+  return train_and_measure(session, run_spec(session.scale, setting, seed))[1]
 
 
 def page(units: list[ledger.Row], out, expected: list[str]):

@@ -72,11 +72,7 @@ def _spec(scale: str, setting: str, seed: int) -> runs.RunSpec:
 
 def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
   """Trains (or reuses) the run of ``setting``; its co-move and critic FD."""
-  scale = spatialgan.SCALES[session.scale]
-  critic = session.critic()
-  run = session.train(_spec(session.scale, setting, seed))
-  return session.evaluate(run, "comove,critic_fd", critic=critic, num=scale.num_fd,
-                          num_comove=scale.num_comove)
+  return spatialgan.train_and_measure(session, _spec(session.scale, setting, seed))[1]
 
 
 def page(units: list[ledger.Row], out, expected: list[str]):

@@ -78,11 +78,7 @@ def unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
   its locality (the ``spatialgan-indoor-edits`` page reads the same rows)."""
   import jaxspatial as js
   from jaxspatial.metrics.heatmap_edits import heatmap_edits
-  scale = spatialgan.SCALES[session.scale]
-  critic = session.critic()
-  run = session.train(_spec(session.scale, setting, seed))
-  metrics = session.evaluate(run, "comove,critic_fd", critic=critic, num=scale.num_fd,
-                             num_comove=scale.num_comove)
+  run, metrics = spatialgan.train_and_measure(session, _spec(session.scale, setting, seed))
   num = NUM_EDITS[session.scale]
   edits = session.measure(run, f"heatmap_edits num={num} seed={EDIT_SEED}",
                           lambda: heatmap_edits(js.load(run.workdir), num=num, seed=EDIT_SEED))
