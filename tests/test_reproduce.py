@@ -2,6 +2,7 @@
 (whole or absent), pages rebuilt from rows byte for byte, paired statistics, the budget and
 the status; the committed pages equal their rows' pages; bad input is one error line."""
 
+import json
 import os
 import pathlib
 import re
@@ -346,3 +347,21 @@ def test_drag_units_follow_the_comove_units_of_their_seed(tmp_path):
                                       [("drag-table2", 0)] * n_drag)
   assert plan[n_comove + n_drag] == ("spatialgan-comove", 1)
   assert plan[-1] == ("spatialgan-table1", 1)
+
+
+def test_ada_units_read_r_t_and_p_from_the_training_log(tmp_path):
+  """The overfitting heuristic over training comes from the run's metrics.jsonl: its last
+  tenth's mean, p at the end, and the curve at evenly spaced logged steps."""
+  from jaxspatial.reproduction import ada
+  lines = [{"step": 25 * (i + 1), "augment/r_t": i / 19, "augment/p": 0.01 * i}
+           for i in range(20)]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+  got = ada.training_curve(tmp_path)
+  assert got["r_t_final"] == pytest.approx((18 / 19 + 1) / 2)
+  assert got["p_final"] == pytest.approx(0.19)
+  assert got["r_t@25"] == 0 and got["r_t@500"] == 1 and got["p@500"] == pytest.approx(0.19)
+  assert len([k for k in got if k.startswith("r_t@")]) == ada.CURVE_POINTS
+  (tmp_path / "metrics.jsonl").unlink()
+  assert np.isnan(ada.training_curve(tmp_path)["r_t_final"])
+  spec = ada.run_spec("small", "n500-ada", 1).build()
+  assert (spec.data.length, spec.augment.kind, spec.total_steps) == (500, "ada", 6000)

@@ -322,6 +322,9 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
       proc.wait()
   assert proc.returncode == 0, err[-2000:]
   assert "preempted at step" in out
+  rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+  # Without augmentation the overfitting heuristic r_t is still logged (ADA's p is not).
+  assert all(-1 <= r["augment/r_t"] <= 1 and "augment/p" not in r for r in rows)
   m = js.load(tmp_path)
   assert m.step >= 3
   assert m.generate(m.sample_z(0, 2)).shape == (2, 16, 16, 3)

@@ -27,14 +27,15 @@ TARGETS = {
     "spatialgan-table1": "spatialgan_table1:TARGET",
     "spatialgan-indoor-edits": "spatialgan_table1:EDITS_TARGET",
     "ssn-droplets": "droplets:TARGET",
+    "ada-limited-data": "ada:TARGET",
     "spatialgan-ablations": "spatialgan_ablations:TARGET",
     "ssn-lambda": "ssn:TARGET",
     "regressor-table3": "regressor:TABLE3_TARGET",
     "regressor-edits": "regressor:EDITS_TARGET",
 }
 """name -> ``module:attribute`` of its :class:`~.runs.Target`, highest priority first: the two
-SpatialGAN claims, Table I's ladder and the indoor edits, SSN's droplets, the ablations, then
-the analyses migrated from earlier runs."""
+SpatialGAN claims, Table I's ladder and the indoor edits, SSN's droplets, ADA's limited-data
+runs, the ablations, then the analyses migrated from earlier runs."""
 
 SCALES = ("small", "smoke")
 

@@ -248,7 +248,7 @@ def display(path: pathlib.Path) -> str:
 
 
 _EVALUATE_FLAGS = ("num", "num_real", "num_prdc", "batch_size", "seed", "num_distortion",
-                   "num_comove", "critic")
+                   "num_comove", "critic", "data")
 
 
 def _evaluate(workdir: pathlib.Path, metrics: str, options: dict[str, Any]) -> dict[str, float]:
@@ -261,7 +261,8 @@ def _evaluate(workdir: pathlib.Path, metrics: str, options: dict[str, Any]) -> d
   model = js.load(workdir)
   num = int(options.get("num", 50000))
   ctx = registry.Context(
-      data_cfg=registry.data_config(model.config, None, model.resolution), num=num,
+      data_cfg=registry.data_config(model.config, options.get("data"), model.resolution),
+      num=num,
       num_real=int(options.get("num_real", num)), num_prdc=int(options.get("num_prdc", 10000)),
       batch_size=int(options.get("batch_size", 32)), seed=int(options.get("seed", 0)),
       truncation=1.0, num_distortion=int(options.get("num_distortion", 256)),

@@ -377,9 +377,9 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
     augment, aug_metrics = augment_lib.next_state(config, state.augment, *signs, state.step)
     state = state.replace(g_ema=state_lib.ema_update(state.g_ema, state.g, beta),
                           step=state.step + 1, augment=augment)
-    metrics = {**d_metrics, **g_metrics, **pl_metrics, "ema_beta": beta}
-    if ctx.pipe is not None:
-      metrics.update(aug_metrics)
+    metrics = {**d_metrics, **g_metrics, **pl_metrics, **aug_metrics, "ema_beta": beta}
+    if ctx.pipe is None:       # r_t, the overfitting heuristic, is logged for every run
+      del metrics["augment/p"]
     return state, jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics)
 
   return train_step
