@@ -9,6 +9,7 @@ and not in a fixture.
 import os
 import pathlib
 
+from shared_paths import REFERENCE
 from xla_env import xla_flags
 
 os.environ.setdefault("XLA_FLAGS", xla_flags(8))
@@ -31,19 +32,6 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _find_shared() -> pathlib.Path:
-  env = os.environ.get("JAXSPATIAL_SHARED")
-  for cand in ([pathlib.Path(env)] if env else []) + [REPO.parent / "shared", REPO / "shared"]:
-    if (cand / "reference").is_dir():
-      return cand
-  return REPO.parent / "shared"
-
-
-SHARED = _find_shared()
-REFERENCE = SHARED / "reference"
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REFERENCE
+from shared_paths import REFERENCE
 from jaxspatial.training.augment import AugmentPipe, ada_adjust
 
 AUG = REFERENCE / "stylegan2_ada" / "augment"
