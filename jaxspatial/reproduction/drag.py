@@ -73,9 +73,14 @@ COLUMNS = tuple(
                             ("seconds", "s / drag", ".2f"))
     for d, frac in (("near", "1/8"), ("far", "1/4")))
 
-PAIRED = tuple(report.Paired(a, b, report.Column(f"steps_{d}", f"mean steps ({frac})", ".1f"))
+PAIRED = tuple(report.Paired(a, b, report.Column(f"{key}_{d}", f"{label} ({frac})", fmt))
+               for key, label, fmt in (("steps", "mean steps", ".1f"),
+                                       ("arrived", "arrival", ".2f"))
                for d, frac in (("near", "1/8"), ("far", "1/4"))
-               for a, b in (("Heatmap & Latent Code", "SpatialGAN + DragGAN"),))
+               for a, b in (("DragGAN", "Heatmap & Latent Code"),
+                            ("DragGAN", "SpatialGAN + DragGAN"),
+                            ("Heatmap & Latent Code", "SpatialGAN + DragGAN")))
+"""Each row against DragGAN, and the coarse move's own effect (the last two rows), same seed."""
 
 
 def start_point(image: np.ndarray, locator: comove.ShapesLocator
