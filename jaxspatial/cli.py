@@ -1,7 +1,7 @@
 """Shared command-line plumbing: one-line user errors, progress, seed ranges.
 
 Every ``python -m jaxspatial.<command>`` calls :func:`run` around its ``main``. A
-:class:`UserError` (bad path, wrong format, incompatible config) is printed as a single
+:class:`~jaxspatial.errors.UserError` (bad path, wrong format, incompatible config) is printed as a single
 ``error: ...`` line on stderr with exit status 2; anything else is a bug and keeps its
 traceback.
 
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 import threading
 import time
 import weakref
 from typing import Callable, Iterable, TypeVar
 
+from jaxspatial.errors import UserError
+
 T = TypeVar("T")
-
-
-class UserError(Exception):
-  """A mistake in the user's input, reported as one line without a traceback."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -74,16 +71,6 @@ def run(main: Callable[[], object]) -> None:
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     sys.exit(130)
-
-
-def existing_file(path: str | os.PathLike, expected: str = "a file") -> pathlib.Path:
-  """``path`` as a Path; UserError naming it when it is missing or a directory."""
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise UserError(f"{path} is a directory; expected {expected}")
-  if not path.is_file():
-    raise UserError(f"{path}: no such file")
-  return path
 
 
 PROGRESS_SECONDS = 30.0     # between plain progress lines (JAXSPATIAL_PROGRESS_SECONDS)
@@ -307,16 +294,16 @@ def parse_row_col(text: str, cast: Callable[[str], T] = float, example: str = "1
   return row, col
 
 
-def add_finetune_args(parser) -> None:
+def add_finetune_args(parser, lr: float, paper_steps: int) -> None:
   """``--finetune N``, ``--finetune-lpips W`` and ``--seed`` for the regressor commands that
-  end in :func:`finetune_and_inpaint`."""
-  from jaxspatial.api.regressor import FINETUNE_LR, FINETUNE_STEPS
+  end in :func:`finetune_and_inpaint` (``lr``, ``paper_steps``: the regressor's finetuning
+  defaults, for the help)."""
   parser.add_argument("--seed", type=int, default=0,
                       help="seed for finetuning masks / random noise")
   parser.add_argument("--finetune", type=int, default=0, metavar="STEPS",
                       help="first finetune the regressor on this input for STEPS Adam steps "
-                           f"(lr {FINETUNE_LR}, fresh masks each step; the paper uses "
-                           f"{FINETUNE_STEPS}); 0 = off")
+                           f"(lr {lr}, fresh masks each step; the paper uses "
+                           f"{paper_steps}); 0 = off")
   parser.add_argument("--finetune-lpips", type=float, default=1.0, metavar="W",
                       help="LPIPS weight of the finetuning loss (needs the converted lpips-vgg "
                            "weights; 0 = pixel MSE only)")

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.metrics import composites
 
 
@@ -47,16 +47,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _named(spec: str) -> tuple[str, str]:
   name, sep, path = spec.partition("=")
   if not sep or not name or not path:
-    raise cli.UserError(f"--regressor {spec!r}: expected NAME=DIR, e.g. RGBM=runs/reg-rgbm")
+    raise errors.UserError(f"--regressor {spec!r}: expected NAME=DIR, e.g. RGBM=runs/reg-rgbm")
   return name, path
 
 
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.num < 2:
-    raise cli.UserError("--num must be at least 2 (a Fréchet distance needs a covariance)")
+    raise errors.UserError("--num must be at least 2 (a Fréchet distance needs a covariance)")
   if args.bootstrap < 0:
-    raise cli.UserError("--bootstrap must be 0 (none) or a number of resamples")
+    raise errors.UserError("--bootstrap must be 0 (none) or a number of resamples")
   from jaxspatial.api.regressor import load_regressor
   from jaxspatial.metrics.registry import open_critic
   start = time.time()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from jaxspatial import cli, imageio
+from jaxspatial.api import regressor
 from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
@@ -26,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", required=True, help="output PNG")
   p.add_argument("--collage", metavar="PNG", help="also save the collage (the regressor's input, "
                                                   "unknown pixels grey)")
-  cli.add_finetune_args(p)
+  cli.add_finetune_args(p, regressor.FINETUNE_LR, regressor.FINETUNE_STEPS)
   return p.parse_args(argv)
 
 

@@ -21,8 +21,8 @@ import argparse
 import pathlib
 import time
 
-from jaxspatial import cli, families
-from jaxspatial.api import checkpoint
+from jaxspatial import cli, errors, families
+from jaxspatial import checkpoint
 from jaxspatial.convert import formats, safe_pickle
 from jaxspatial.convert import torch as torch_io
 
@@ -61,19 +61,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.net:
-    from jaxspatial.metrics import weights
+    from jaxspatial.nets import weights
     out = weights.convert_net(args.net, args.path)
     print(f"converted {args.net} -> {out}")
     return
   if not args.path:
-    raise cli.UserError("give the checkpoint file to convert (see --help)")
+    raise errors.UserError("give the checkpoint file to convert (see --help)")
   if not args.out:
-    raise cli.UserError("give --out DIR for the converted checkpoint")
+    raise errors.UserError("give --out DIR for the converted checkpoint")
   out = pathlib.Path(args.out)
   if checkpoint.checkpoint_root(out).exists() and not args.overwrite:
-    raise cli.UserError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
+    raise errors.UserError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
   start = time.perf_counter()
-  path = cli.existing_file(args.path, "a checkpoint file")
+  path = errors.existing_file(args.path, "a checkpoint file")
   container = formats.container_of(path)
   if container == formats.TORCH:
     obj = torch_io.read_torch_file(path, args.trust_pickle)
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
   if fmt.name == "latent-composition":
     convert, options = fmt.function("convert"), {"generator_dir": args.generator}
   elif args.generator:
-    raise cli.UserError(f"--generator is for latent-composition encoders; {path} is a "
+    raise errors.UserError(f"--generator is for latent-composition encoders; {path} is a "
                         f"{fmt.name} file")
   elif fmt.name == "rosinality":   # the families' --target converters read rosinality files
     convert = families.resolve(families.converters()[args.target])
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
   elif args.target == "stylegan2":
     convert, options = fmt.function("convert"), {"w_avg_samples": args.w_avg_samples}
   else:
-    raise cli.UserError(f"--target {args.target} converts rosinality checkpoints; {path} is a "
+    raise errors.UserError(f"--target {args.target} converts rosinality checkpoints; {path} is a "
                         f"{fmt.name} file")
   models, config, summary = convert(obj, **options)
   config.converted_from = str(path.absolute())

@@ -33,7 +33,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.edit import drag as drag_lib
 
 HANDLE, TARGET = (255, 48, 48), (48, 96, 255)
@@ -102,14 +102,14 @@ def start_latent(model, args) -> tuple[np.ndarray, dict]:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if len(args.handle) != len(args.target):
-    raise cli.UserError(f"{len(args.handle)} --handle but {len(args.target)} --target; "
+    raise errors.UserError(f"{len(args.handle)} --handle but {len(args.target)} --target; "
                         "give them in pairs")
   if args.steps < 1 or args.size < 8:
-    raise cli.UserError("--steps must be positive and --size at least 8")
+    raise errors.UserError("--steps must be positive and --size at least 8")
   import jaxspatial as js
   model = js.load(args.checkpoint, args.step)
   if model.kind not in ("stylegan2", "spatialgan"):
-    raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model; dragging needs a "
+    raise errors.UserError(f"{args.checkpoint} holds a {model.kind} model; dragging needs a "
                         "stylegan2 or spatialgan one")
   res = model.resolution
   drag_lib.check_points(args.handle, "handle", res)     # before anything is compiled
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
   if args.mask:
     mask = imageio.read_mask(args.mask)
     if mask.shape[:2] != (res, res):
-      raise cli.UserError(f"--mask is {mask.shape[1]}x{mask.shape[0]} px; the generator makes "
+      raise errors.UserError(f"--mask is {mask.shape[1]}x{mask.shape[0]} px; the generator makes "
                           f"{res}x{res}")
   ws, kw = start_latent(model, args)
   before = model.synthesize(ws, **kw)[0]

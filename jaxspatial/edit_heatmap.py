@@ -26,7 +26,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
 LEVEL_COLOURS = ((255, 64, 64), (255, 200, 0), (0, 200, 255), (160, 255, 120))
@@ -71,7 +71,7 @@ def _index(text: str) -> int:
   try:
     return int(text)
   except ValueError:
-    raise cli.UserError(f"cannot read centre index {text!r}") from None
+    raise errors.UserError(f"cannot read centre index {text!r}") from None
 
 
 def parse_edit(op: str, text: str) -> tuple:
@@ -80,16 +80,16 @@ def parse_edit(op: str, text: str) -> tuple:
     return op, _index(text)
   if ":" not in text:
     form = "I:DY,DX" if op == "move" else "I:F"
-    raise cli.UserError(f"--{op} {text!r}: expected {form}")
+    raise errors.UserError(f"--{op} {text!r}: expected {form}")
   i, rest = text.split(":", 1)
   try:
     values = [float(v) for v in rest.split(",")]
   except ValueError:
-    raise cli.UserError(f"--{op} {text!r}: cannot read numbers in {rest!r}") from None
+    raise errors.UserError(f"--{op} {text!r}: cannot read numbers in {rest!r}") from None
   if len(values) != (2 if op == "move" else 1):
-    raise cli.UserError(f"--{op} {text!r}: expected {'DY,DX' if op == 'move' else 'one factor'}")
+    raise errors.UserError(f"--{op} {text!r}: expected {'DY,DX' if op == 'move' else 'one factor'}")
   if op == "scale" and values[0] <= 0:
-    raise cli.UserError(f"--scale {text!r}: the factor must be positive")
+    raise errors.UserError(f"--scale {text!r}: the factor must be positive")
   return (op, _index(i), *values)
 
 
@@ -97,7 +97,7 @@ def apply_edits(model, z: np.ndarray, heatmaps, edits: list[tuple], restyle_seed
   """Applies parsed edits in order; returns (z, heatmaps)."""
   for k, (op, i, *values) in enumerate(edits):
     if not 0 <= i < heatmaps.num_centers:
-      raise cli.UserError(f"--{op}: centre {i} out of range (this model has centres "
+      raise errors.UserError(f"--{op}: centre {i} out of range (this model has centres "
                           f"0..{heatmaps.num_centers - 1})")
     if op == "move":
       heatmaps = heatmaps.move(i, *values)
@@ -145,10 +145,10 @@ def edit_projection_picture(model, args) -> np.ndarray:
   from jaxspatial.edit import projection
   p = projection.load_projection(args.latent, model)
   if p.heatmaps is None:
-    raise cli.UserError(f"{args.latent} holds no heatmaps (not a SpatialGAN projection)")
+    raise errors.UserError(f"{args.latent} holds no heatmaps (not a SpatialGAN projection)")
   edits = [parse_edit(op, text) for op, text in args.edits]
   if any(op == "restyle" for op, *_ in edits):
-    raise cli.UserError("--restyle redraws a z latent; a projection has none (use --move, "
+    raise errors.UserError("--restyle redraws a z latent; a projection has none (use --move, "
                         "--scale or --remove)")
   ws, noise, h = p.ws[:1], [m[:1] for m in p.noise], p.heatmaps.take(slice(0, 1))
   _, h2 = apply_edits(model, None, h, edits, args.restyle_seed)
@@ -189,17 +189,17 @@ def grid_picture(model, args) -> np.ndarray:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.grid and args.latent:
-    raise cli.UserError("--grid draws sampled latents; it cannot be combined with --latent")
+    raise errors.UserError("--grid draws sampled latents; it cannot be combined with --latent")
   if args.grid and args.edits:
-    raise cli.UserError("give either edits (--move/--remove/--scale/--restyle) or --grid")
+    raise errors.UserError("give either edits (--move/--remove/--scale/--restyle) or --grid")
   if not args.grid and not args.edits:
-    raise cli.UserError("nothing to do: give an edit such as --move 0:0.3,-0.2, or --grid")
+    raise errors.UserError("nothing to do: give an edit such as --move 0:0.3,-0.2, or --grid")
   if args.rows < 1 or args.cols < 1 or args.size < 8:
-    raise cli.UserError("--rows and --cols must be positive and --size at least 8")
+    raise errors.UserError("--rows and --cols must be positive and --size at least 8")
   import jaxspatial as js
   model = js.load(args.checkpoint, args.step)
   if model.kind != "spatialgan":
-    raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model, not a spatialgan one")
+    raise errors.UserError(f"{args.checkpoint} holds a {model.kind} model, not a spatialgan one")
   picture = grid_picture(model, args) if args.grid else edit_picture(model, args)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

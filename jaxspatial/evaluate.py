@@ -35,6 +35,7 @@ import pathlib
 import time
 
 from jaxspatial import cli
+from jaxspatial.errors import UserError
 from jaxspatial.metrics import ppl, registry
 
 
@@ -79,11 +80,11 @@ def main(argv: list[str] | None = None) -> None:
   names = registry.metric_names(args.metrics)
   for flag in ("num", "num_prdc", "batch_size"):
     if getattr(args, flag) < 1:
-      raise cli.UserError(f"--{flag.replace('_', '-')} must be positive")
+      raise UserError(f"--{flag.replace('_', '-')} must be positive")
   import jaxspatial as js
   model = js.load(args.checkpoint, step=args.step)
   if not hasattr(model, "sample_z"):
-    raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model, not a generator")
+    raise UserError(f"{args.checkpoint} holds a {model.kind} model, not a generator")
   ctx = registry.Context(
       data_cfg=registry.data_config(model.config, args.data, getattr(model, "resolution", None)),
       num=args.num, num_real=args.num_real or args.num, num_prdc=args.num_prdc,
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
   for key, value in results.items():
     print(f"{key}: {value:.6g}")
   if errors:     # one line, as every command's errors; the report (--out) lists them too
-    raise cli.UserError(f"{len(errors)} of {len(names)} metric(s) failed: " + "; ".join(
+    raise UserError(f"{len(errors)} of {len(names)} metric(s) failed: " + "; ".join(
         f"{name}: {problem}" for name, problem in errors.items()))
 
 

@@ -22,8 +22,8 @@ import tempfile
 
 import numpy as np
 
-from jaxspatial import cli
-from jaxspatial.api import checkpoint
+from jaxspatial import cli, errors
+from jaxspatial import checkpoint
 from jaxspatial.convert import rosinality
 
 FORMATS = ("rosinality",)
@@ -42,7 +42,7 @@ def export_rosinality(directory: pathlib.Path, step: int | None = None) -> tuple
   if "g_ema" not in out and "g" in out:
     out["g_ema"] = out["g"]
   if not out:
-    raise cli.UserError(f"{directory} holds no generator ('g_ema' or 'g')")
+    raise errors.UserError(f"{directory} holds no generator ('g_ema' or 'g')")
   if "d" in models:
     out["d"] = rosinality.export_discriminator(models["d"], model_cfg)
   g = models["g_ema"] if "g_ema" in models else models["g"]
@@ -57,7 +57,7 @@ def save_torch(tree: dict, path: pathlib.Path) -> None:
   try:
     import torch
   except ImportError:
-    raise cli.UserError("writing .pt files needs torch: pip install 'jaxspatial[torch]'") from None
+    raise errors.UserError("writing .pt files needs torch: pip install 'jaxspatial[torch]'") from None
 
   def tensors(x):
     if isinstance(x, dict):
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
   args = parse_args(argv)
   out = pathlib.Path(args.out)
   if out.exists() and not args.overwrite:
-    raise cli.UserError(f"{out} exists; pass --overwrite to replace it")
+    raise errors.UserError(f"{out} exists; pass --overwrite to replace it")
   tree, ctor = export_rosinality(pathlib.Path(args.directory), args.step)
   out.parent.mkdir(parents=True, exist_ok=True)
   save_torch(tree, out)

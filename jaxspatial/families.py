@@ -24,7 +24,7 @@ import dataclasses
 import importlib
 from typing import Any, Mapping
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 Ref = "str | Callable[..., Any] | type"
 """A ``"module:attribute"`` string (imported on first use) or the object itself."""

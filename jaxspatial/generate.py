@@ -18,7 +18,7 @@ import argparse
 
 import numpy as np
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
 VIEW_SIZE = 128      # smaller tiles are enlarged to at least this in the grid
@@ -51,27 +51,27 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if not args.out and not args.save_npy:
-    raise cli.UserError("nothing to write: give --out grid.png and/or --save-npy images.npy")
+    raise errors.UserError("nothing to write: give --out grid.png and/or --save-npy images.npy")
   import jaxspatial as js
   m = js.load(args.checkpoint, args.step)
   if args.z:
-    path = cli.existing_file(args.z, "a .npy file")
+    path = errors.existing_file(args.z, "a .npy file")
     with open(path, "rb") as f:
       if f.read(6) != b"\x93NUMPY":
-        raise cli.UserError(f"{path} is not a .npy file (written by numpy.save)")
+        raise errors.UserError(f"{path} is not a .npy file (written by numpy.save)")
     try:
       z = np.load(path)
     except (ValueError, EOFError, OSError) as e:
-      raise cli.UserError(f"{path}: not a .npy array ({type(e).__name__}: {e})") from None
+      raise errors.UserError(f"{path}: not a .npy array ({type(e).__name__}: {e})") from None
     expected = m.sample_z(0, 1).shape[1:]
     if z.shape[1:] != expected:
-      raise cli.UserError(f"{path} has shape {z.shape}; expected (n, {', '.join(map(str, expected))})")
+      raise errors.UserError(f"{path} has shape {z.shape}; expected (n, {', '.join(map(str, expected))})")
   else:
     seeds = cli.parse_int_ranges(args.seeds)
     z = np.concatenate([m.sample_z(s, 1) for s in seeds])
   c_dim = getattr(m, "c_dim", 0)
   if c_dim and args.class_index is None:
-    raise cli.UserError(f"this model is conditional ({c_dim} classes): give --class K "
+    raise errors.UserError(f"this model is conditional ({c_dim} classes): give --class K "
                         f"(0..{c_dim - 1})")
   kw = {} if args.truncation_cutoff is None else {"truncation_cutoff": args.truncation_cutoff}
   images = []

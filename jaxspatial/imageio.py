@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxspatial.cli import UserError, existing_file
+from jaxspatial.errors import UserError, existing_file
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

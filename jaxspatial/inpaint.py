@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 
 from jaxspatial import cli, imageio
+from jaxspatial.api import regressor
 from jaxspatial.api.regressor import load_regressor, regressor_config
 
 
@@ -25,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--mask", required=True, help="binary mask: white = known pixel")
   p.add_argument("--out", required=True, help="output PNG")
   p.add_argument("--paste", action="store_true", help="keep the known pixels of the input")
-  cli.add_finetune_args(p)
+  cli.add_finetune_args(p, regressor.FINETUNE_LR, regressor.FINETUNE_STEPS)
   return p.parse_args(argv)
 
 

@@ -27,7 +27,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.edit import projection as proj_lib
 
 
@@ -63,13 +63,13 @@ def load_target(path: str, resolution: int) -> tuple[np.ndarray, str | None]:
   """The image as (R, R, 3) float32 in [-1, 1] and a notice if it was cropped/resized;
   UserError for a missing file, a file that is not an image, or one that is not RGB
   (:func:`jaxspatial.imageio.rgb_target`)."""
-  file = cli.existing_file(path, "an image file")
+  file = errors.existing_file(path, "an image file")
   try:
     with Image.open(file) as im:
       im.load()
       x, notice = imageio.rgb_target(im, resolution, path)
   except (OSError, ValueError, Image.DecompressionBombError) as e:
-    raise cli.UserError(f"{path}: not a readable image ({e})") from None
+    raise errors.UserError(f"{path}: not a readable image ({e})") from None
   return x, notice and f"note: {notice}"
 
 
@@ -79,7 +79,7 @@ def parse_init(text: str) -> str | None:
     return None
   if text.startswith("regressor:") and text.split(":", 1)[1]:
     return text.split(":", 1)[1]
-  raise cli.UserError(f"--init {text!r}: expected w_avg or regressor:DIR")
+  raise errors.UserError(f"--init {text!r}: expected w_avg or regressor:DIR")
 
 
 def regressor_start(model, directory: str, x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def regressor_start(model, directory: str, x: np.ndarray) -> np.ndarray:
   g_cfg = r.config.model.generator
   diff = [k for k in keys if g_cfg.get(k) != model.config.model.get(k)]
   if model.kind != "stylegan2" or diff:
-    raise cli.UserError(f"the regressor {directory} was trained for another generator "
+    raise errors.UserError(f"the regressor {directory} was trained for another generator "
                         f"({', '.join(diff) or model.kind}); it needs the stylegan2 it inverts")
   return r.invert(x)
 
@@ -106,14 +106,14 @@ def progress_picture(projection: proj_lib.Projection, tile: int = 128) -> np.nda
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.steps < 0 or args.pti < 0:
-    raise cli.UserError("--steps and --pti must be >= 0")
+    raise errors.UserError("--steps and --pti must be >= 0")
   reg_dir = parse_init(args.init)
   import jaxspatial as js
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   config = checkpoint.read_config(args.checkpoint, args.step)
   kind = config.model.get("kind")
   if kind not in proj_lib.KINDS:
-    raise cli.UserError(f"{args.checkpoint} holds a {kind} model; projection needs a "
+    raise errors.UserError(f"{args.checkpoint} holds a {kind} model; projection needs a "
                         f"{', '.join(proj_lib.KINDS)} one")
   x, notice = load_target(args.image, int(config.model.resolution))
   if notice:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pathlib
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 from jaxspatial.reproduction import campaign
 
 
@@ -46,12 +46,12 @@ def main(argv: list[str] | None = None) -> None:
   args = p.parse_args(argv)
   unknown = [n for n in args.names if n not in campaign.TARGETS]
   if unknown:
-    raise cli.UserError(f"unknown target {unknown[0]!r}; choose from "
+    raise errors.UserError(f"unknown target {unknown[0]!r}; choose from "
                         f"{', '.join(campaign.TARGETS)}")
   if args.seeds is not None and args.seeds < 1:
-    raise cli.UserError(f"--seeds must be at least 1, got {args.seeds}")
+    raise errors.UserError(f"--seeds must be at least 1, got {args.seeds}")
   if args.out is None and args.scale != "small":
-    raise cli.UserError(f"--scale {args.scale} needs --out: its rows never go into "
+    raise errors.UserError(f"--scale {args.scale} needs --out: its rows never go into "
                         "docs/reproduction")
   c = campaign.Campaign(pathlib.Path(args.out or "docs/reproduction"), pathlib.Path(args.runs),
                         args.scale, args.seeds)
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
       print(f"wrote {c.page(name)}")
   else:
     if not args.names and args.budget is None:
-      raise cli.UserError("running every target's missing units needs --budget (see "
+      raise errors.UserError("running every target's missing units needs --budget (see "
                           "--status for the hours left), or name the targets")
     for line in c.run_missing(names, args.budget):
       print(line, flush=True)

@@ -20,7 +20,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxspatial import cli, imageio
+from jaxspatial import cli, errors, imageio
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
 OUTLINE = (255, 32, 32)
@@ -85,12 +85,12 @@ def projection_images(m, args, blocks, first: int) -> np.ndarray:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if args.num < 1:
-    raise cli.UserError(f"--num must be at least 1, got {args.num}")
+    raise errors.UserError(f"--num must be at least 1, got {args.num}")
   blocks = [cli.parse_row_col(b, int, "0,1") for b in args.blocks]
   import jaxspatial as js
   m = js.load(args.checkpoint, args.step)
   if m.kind != "ssn":
-    raise cli.UserError(f"{args.checkpoint} holds a {m.kind!r} model; resampling needs an SSN "
+    raise errors.UserError(f"{args.checkpoint} holds a {m.kind!r} model; resampling needs an SSN "
                         "(train configs/ssn.py or convert_torch --target ssn)")
   first = args.seed + 1 if args.resample_seed is None else args.resample_seed
   images = (projection_images(m, args, blocks, first) if args.latent

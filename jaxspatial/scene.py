@@ -21,7 +21,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,17 +36,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
   args = parse_args(argv)
   if not args.out.lower().endswith(".png"):
-    raise cli.UserError(f"--out {args.out}: give a .png path")
+    raise errors.UserError(f"--out {args.out}: give a .png path")
   if args.index is not None and args.index < 0:
-    raise cli.UserError(f"--index must be >= 0, got {args.index}")
-  from jaxspatial.api import checkpoint
+    raise errors.UserError(f"--index must be >= 0, got {args.index}")
+  from jaxspatial import checkpoint
   from jaxspatial.benchmarks.projection_real import held_out_indices
   from jaxspatial.data.shapes import CLASS_NAMES, ShapesSource
   config = checkpoint.read_config(args.checkpoint, args.step)
   data = config.get("data")
   if data is None or data.get("source") != "shapes" or "total_steps" not in config:
     source = data.get("source") if data is not None else None
-    raise cli.UserError(f"{args.checkpoint} was not trained on the shapes data "
+    raise errors.UserError(f"{args.checkpoint} was not trained on the shapes data "
                         f"(data.source {source!r}); scene draws that run's held-out shapes "
                         "scenes")
   first = held_out_indices(config, 1)[0]
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
                      num_objects=int(data.get("num_objects", 0)), seed=int(data.get("seed", 0)),
                      length=int(data.get("length", 1_000_000)))
   if index >= len(src):
-    raise cli.UserError(f"--index {index} is outside the run's {len(src)} scenes")
+    raise errors.UserError(f"--index {index} is outside the run's {len(src)} scenes")
   example = src[index]
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file and preset: configs/<model>.py[:tiny|demo|paper256]. "
@@ -38,7 +38,7 @@ _HEARTBEAT = flags.DEFINE_integer(
 def _load_config():
   """The parsed config, or a one-line UserError for a missing file, bad preset or key."""
   if _CONFIG.value is None:
-    raise cli.UserError("give --config configs/<model>.py[:preset] (see --help)")
+    raise errors.UserError("give --config configs/<model>.py[:preset] (see --help)")
   return _CONFIG.value
 
 
@@ -46,13 +46,13 @@ def _run() -> None:
   logging.set_verbosity(logging.WARNING)
   config = _load_config()
   if not _WORKDIR.value:
-    raise cli.UserError("give --workdir DIR for checkpoints, samples and logs")
+    raise errors.UserError("give --workdir DIR for checkpoints, samples and logs")
   from jaxspatial.training import distributed, loop
   try:
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                            _HEARTBEAT.value, auto=_DISTRIBUTED.value)
   except ValueError as e:
-    raise cli.UserError(str(e)) from None
+    raise errors.UserError(str(e)) from None
   loop.train(config, _WORKDIR.value)   # the family's trainer (jaxspatial.families)
 
 
@@ -85,9 +85,9 @@ def _parse_flags(argv: list[str]) -> None:
   except SystemExit:
     raise
   except (KeyError, AttributeError) as e:
-    raise cli.UserError(f"bad command line: no such config key {_key_text(e)}") from None
+    raise errors.UserError(f"bad command line: no such config key {_key_text(e)}") from None
   except Exception as e:  # noqa: BLE001 - every parse failure is a user mistake here
-    raise cli.UserError(f"bad command line: {_last_line(e)}") from None
+    raise errors.UserError(f"bad command line: {_last_line(e)}") from None
 
 
 def main(argv=None) -> None:

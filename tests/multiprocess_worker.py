@@ -28,7 +28,7 @@ from jaxspatial.training import distributed  # noqa: E402
 
 distributed.initialize(f"localhost:{port}", int(nproc), int(pid), heartbeat_timeout_s=20)
 
-from jaxspatial.api import checkpoint  # noqa: E402
+from jaxspatial import checkpoint  # noqa: E402
 from jaxspatial.data import pipeline  # noqa: E402
 from jaxspatial.training import loop  # noqa: E402
 

@@ -44,7 +44,7 @@ import pytest
 from PIL import Image
 
 from jaxspatial import cli
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial import models as models_lib
 from xla_env import xla_flags
 

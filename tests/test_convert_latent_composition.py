@@ -16,7 +16,7 @@ import pytest
 import jaxspatial as js
 from jaxspatial import convert_torch
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.models import regressor as R
 

@@ -14,7 +14,7 @@ from PIL import Image
 import jaxspatial as js
 from jaxspatial import drag as drag_cmd
 from jaxspatial import models
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.edit import drag
 from jaxspatial.models import heatmaps as hm

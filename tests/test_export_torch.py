@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxspatial import cli, convert_torch, export_torch
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial import models as models_lib
 from rosinality_recipe import state_dicts
 

@@ -17,7 +17,7 @@ import pytest
 import jaxspatial as js
 from jaxspatial import families
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.models import stylegan2 as sg2
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.data import shapes
 from jaxspatial.training import loop

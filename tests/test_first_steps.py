@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from jaxspatial import generate, models, scene
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.benchmarks.projection_real import held_out_indices
 from jaxspatial.data.shapes import ShapesSource
 

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import pytest
 
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
 from jaxspatial.losses import regressor as regression
 from jaxspatial.training import gan_step, loop

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from jaxspatial import metrics
-from jaxspatial.metrics import fid, ppl, weights
+from jaxspatial.metrics import fid, ppl
+from jaxspatial.nets import weights
 
 torch = pytest.importorskip("torch")
 
@@ -254,7 +255,7 @@ def tiny_generator_dir(tmp_path_factory) -> pathlib.Path:
   import jax.numpy as jnp
   import ml_collections
   from jaxspatial import models
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   cfg = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_base=128,
                                       channel_max=16)
   g_vars = jax.jit(models.build_generator(cfg).init)(jax.random.key(0), jnp.zeros((1, 16)))
@@ -309,7 +310,7 @@ def test_evaluate_critic_fd(tiny_generator_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("JAXSPATIAL_PROGRESS_SECONDS", "0")
   import jax.numpy as jnp
   from jaxspatial import evaluate, models
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   cfg = checkpoint.read_config(tiny_generator_dir)
   d_vars = jax.jit(models.build_discriminator(cfg.model).init)(
       jax.random.key(1), jnp.zeros((1, 16, 16, 3)))

@@ -12,7 +12,8 @@ import pytest
 import scipy.linalg
 
 from jaxspatial import metrics
-from jaxspatial.metrics import features, fid, masked_l1, ppl, prdc
+from jaxspatial.metrics import fid, masked_l1, ppl, prdc
+from jaxspatial.nets import features
 
 
 def test_frechet_distance_matches_diagonal_closed_form():

@@ -10,7 +10,7 @@ import pytest
 
 from jaxspatial import metrics
 from jaxspatial.cli import UserError
-from jaxspatial.metrics import weights
+from jaxspatial.nets import weights
 
 torch = pytest.importorskip("torch")
 

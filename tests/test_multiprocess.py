@@ -73,7 +73,7 @@ def test_pair_equals_single_process_and_restores_in_one_process(pair):
   """The pair's checkpoint (2 processes x 4 devices) restores into a 1-process 8-device
   trainer and equals that trainer's own run on the same global batches; it also restores
   into a 1-device trainer."""
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   from jaxspatial.training import loop
   out, _ = pair
   config = load_config("tiny")

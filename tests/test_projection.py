@@ -13,7 +13,7 @@ from PIL import Image
 
 import jaxspatial as js
 from jaxspatial import models
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial import drag as drag_cmd
 from jaxspatial import edit_heatmap, imageio, resample
 from jaxspatial import project as project_cmd

@@ -18,7 +18,7 @@ from jaxspatial import composite as composite_cmd
 from jaxspatial import edit_attribute as edit_cmd
 from jaxspatial import inpaint as inpaint_cmd
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.api.regressor import RegressorModel
 from jaxspatial.cli import UserError
 from jaxspatial.models import regressor as R

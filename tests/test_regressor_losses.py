@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.data import collages
 from jaxspatial.losses import regressor as rg
@@ -100,7 +100,7 @@ def test_regression_losses_terms():
 
 
 def test_lpips_fn_resizes_and_masks():
-  from jaxspatial.metrics import lpips_net
+  from jaxspatial.nets import lpips_net
   rng = np.random.default_rng(2)
   x, y = jnp.asarray(rng.uniform(-1, 1, (2, 2, 16, 16, 3)), jnp.float32)
   params = jax.jit(lpips_net.LPIPS("vgg").init)(jax.random.key(0), x, y)["params"]

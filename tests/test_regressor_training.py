@@ -26,7 +26,7 @@ def generator_dir(tmp_path_factory):
   """The ``tiny`` StyleGAN2, randomly initialised and saved as a model directory: the regressor
   trains against whatever frozen generator it is given (a training run would add a minute)."""
   from jaxspatial import models
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   from test_training import load_config
   config = load_config("tiny")
   g = models.build_generator(config.model)
@@ -40,7 +40,7 @@ def generator_dir(tmp_path_factory):
 def test_train_resume_and_load(generator_dir, tmp_path):
   """2 steps, then resumed to 3, equal 3 uninterrupted steps bit for bit."""
   import jaxspatial as js
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   resumed, straight = tmp_path / "resumed", tmp_path / "straight"
   first = train("configs/regressor.py:tiny", resumed, f"--config.generator={generator_dir}",
                 "--config.total_steps=2")

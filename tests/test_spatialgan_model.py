@@ -14,7 +14,7 @@ from PIL import Image
 import jaxspatial as js
 from jaxspatial import edit_heatmap
 from jaxspatial import models
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.api.spatialgan import SpatialGANModel
 from jaxspatial.cli import UserError
 from jaxspatial.models import heatmaps as hm

@@ -251,7 +251,7 @@ def straight_and_resumed(tmp_path_factory):
 
 @pytest.mark.slow
 def test_resume_equals_uninterrupted_run(straight_and_resumed):
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   a, b = (checkpoint.restore_models(d, 4) for d in straight_and_resumed)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
@@ -283,7 +283,7 @@ def test_resume_keeps_the_ada_state(straight_and_resumed):
 def test_a_checkpoint_from_before_ada_restores_with_a_fresh_augment_state(tiny, tmp_path):
   """A checkpoint whose train item has no ``augment`` (saved before ADA existed) resumes with
   p = augment.p and an empty sign accumulator instead of failing to restore."""
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   config = copy.deepcopy(tiny)
   config.update_from_flattened_dict({**ADA, "mesh.data": 1})
   trainer = loop.Trainer(config)
@@ -333,7 +333,7 @@ def test_sigterm_leaves_a_restorable_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_init_from_a_checkpoint_starts_from_its_weights(straight_and_resumed, tiny):
   """Fine-tuning: G, G_ema and D start from the checkpoint; a mismatched model fails."""
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   source = straight_and_resumed[0]
   config = copy.deepcopy(tiny)
   config.mesh.data = 1

@@ -20,8 +20,8 @@ import numpy as np
 
 from jaxspatial import families
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.models.stylegan2 import NOISE_MODES
 

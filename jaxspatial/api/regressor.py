@@ -32,7 +32,7 @@ import optax
 from jaxspatial import cli
 from jaxspatial import models as models_lib
 from jaxspatial.api.model import NOISE_MODES, GeneratorModel, Model
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.data import collages
 from jaxspatial.losses import regressor as regression
 from jaxspatial.models import regressor as regressor_lib
@@ -307,7 +307,7 @@ class RegressorModel(Model):
 def regressor_config(path: str, step: int | None = None) -> ml_collections.ConfigDict:
   """The config of a regressor checkpoint (cheap: no arrays are read); one-line
   :class:`UserError` for a missing directory or another kind of model."""
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   config = checkpoint.read_config(path, step)
   kind = config.get("model", {}).get("kind")
   if kind != "regressor":

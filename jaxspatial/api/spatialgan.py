@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxspatial.api.model import GeneratorModel, check_noise, check_shape, slice_maps
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models.heatmaps import Heatmaps

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspatial.api.model import GeneratorModel, check_shape
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.models import ssn as ssn_lib
 
 Array = jax.Array

@@ -27,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 FAMILIES = ("stylegan2", "ssn", "spatialgan")
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 
 def measure(model, num: int, seed: int, distance: tuple[float, float], max_steps: int
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m jaxspatial.bench 
   import jaxspatial as js
   model = js.load(args.checkpoint, args.step)
   if model.kind != "stylegan2":
-    raise cli.UserError(f"{args.checkpoint} holds a {model.kind} model; this measures stylegan2")
+    raise errors.UserError(f"{args.checkpoint} holds a {model.kind} model; this measures stylegan2")
   rows = measure(model, args.num, args.seed, tuple(args.distance), args.steps)
   print_table(rows)
   print_table([summary(rows)])

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial.metrics import features, inception
+from jaxspatial.nets import features, inception
 
 
 def bench_inception(batch: int = 32, iters: int = 3, size: int = 256) -> dict:

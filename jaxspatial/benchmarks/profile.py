@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None,
          prog: str = "python -m jaxspatial.bench profile") -> None:
   import argparse
   from jaxspatial.benchmarks import print_table
-  from jaxspatial.cli import UserError
+  from jaxspatial.errors import UserError
   p = argparse.ArgumentParser(prog=prog, description="Kernel time of a training iteration or "
                               "generator forward by network, pass and op kind.")
   p.add_argument("--targets", default="train,generator",

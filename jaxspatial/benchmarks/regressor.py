@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxspatial import cli
+from jaxspatial import errors
 from jaxspatial import models as models_lib
 from jaxspatial.losses import regressor as regression
 from jaxspatial.metrics.masked_l1 import masked_l1
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None,
   p.add_argument("--repeats", type=int, default=5)
   args = p.parse_args(argv)
   if args.measure_steps < 1 or args.repeats < 1:
-    raise cli.UserError("--measure-steps and --repeats must be >= 1")
+    raise errors.UserError("--measure-steps and --repeats must be >= 1")
   rows = bench_composite(args.resolution, channel_base=args.channel_base,
                          channel_max=args.channel_max, depth=args.depth,
                          opt_steps=args.opt_steps, measure_steps=args.measure_steps,

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 SKIP_MESSAGE = ("skipped: pass --rosinality PATH, a checkout of "
                 "https://github.com/rosinality/stylegan2-pytorch (not downloaded by this command)")

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 from jaxspatial import models as models_lib
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.spatialgan import spatialgan_model_config
@@ -117,7 +117,7 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.training import gan_step, loop
   if repeats < 1:
-    raise cli.UserError(f"--repeats must be positive, got {repeats}")
+    raise errors.UserError(f"--repeats must be positive, got {repeats}")
   plain = gan_step.Phase(r1=False, path_length=False)
   steps, first_s, batch_size = [], [], 0
   reference = load_config_file(CONFIGS_DIR / "spatialgan.py", preset)
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None,
     import jaxspatial as js
     model = js.load(args.drag)
     if model.kind != "spatialgan":
-      raise cli.UserError(f"--drag needs a spatialgan checkpoint, not {model.kind!r}")
+      raise errors.UserError(f"--drag needs a spatialgan checkpoint, not {model.kind!r}")
     rows = bench_drag(model, num=args.num)
     print(f"{'mode':<22} {'steps':>6} {'converged':>9} {'dist px':>7} {'s/drag':>7}")
     for r in rows:
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None,
           f"{jax.devices()[0].platform})")
     return
   if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
-    raise cli.UserError("--resolution must be >= 8 and --batch, --repeats positive")
+    raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
   rows = bench_alignment(args.resolution, args.batch, channel_base=args.channel_base,
                          channel_max=args.channel_max, repeats=args.repeats)
   print(f"{'variant':<10} {'seconds':>8} {'relative':>8} {'compile_s':>9}")

@@ -20,7 +20,7 @@ from typing import Callable, Hashable
 import jax
 import jax.numpy as jnp
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 from jaxspatial import models as models_lib
 from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None,
   p.add_argument("--repeats", type=int, default=5)
   args = p.parse_args(argv)
   if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
-    raise cli.UserError("--resolution must be >= 8 and --batch, --repeats positive")
+    raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
   rows = bench_ssn_vs_stylegan2(args.resolution, args.batch, channel_base=args.channel_base,
                                 channel_max=args.channel_max, z_dim=args.z_dim,
                                 n_mlp=args.n_mlp, repeats=args.repeats)

@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Callable
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 FAMILIES = ("stylegan2", "spatialgan", "ssn", "regressor")
 
@@ -44,7 +44,7 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
   import ml_collections
 
   from jaxspatial import models
-  from jaxspatial.api import checkpoint
+  from jaxspatial import checkpoint
   from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.models import regressor as regressor_lib
   from jaxspatial.models import ssn as ssn_models
@@ -281,7 +281,7 @@ def bench_load(checkpoints: list[str] | None, clients: int, seconds: float) -> l
     paths = checkpoints or demo_models(pathlib.Path(tmp))
     engine = next((e for e in map(engines_lib.load_engine, paths) if e.kind == "stylegan2"), None)
     if engine is None:
-      raise cli.UserError("--clients needs a StyleGAN2 --checkpoint")
+      raise errors.UserError("--clients needs a StyleGAN2 --checkpoint")
     engine.warm_up()
     studio = server.Studio([engine])
     base, stop = serve(server.create_app(studio))
@@ -332,9 +332,9 @@ def main(argv=None, prog: str = "python -m jaxspatial.bench studio") -> None:
                  help="how long the --clients load runs (default 60)")
   args = p.parse_args(argv)
   if args.repeats < 2:
-    raise cli.UserError("--repeats must be at least 2")
+    raise errors.UserError("--repeats must be at least 2")
   if args.clients is not None and (args.clients < 1 or args.seconds <= 0):
-    raise cli.UserError("--clients must be >= 1 and --seconds > 0")
+    raise errors.UserError("--clients must be >= 1 and --seconds > 0")
   from jaxspatial.benchmarks import print_table
   if args.clients is not None:
     print_table(bench_load(args.checkpoint, args.clients, args.seconds))

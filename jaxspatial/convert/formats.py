@@ -19,7 +19,7 @@ import pathlib
 import zipfile
 from typing import Any, Callable
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 TORCH, PICKLE = "torch", "pickle"
 _LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C

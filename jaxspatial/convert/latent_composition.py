@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.convert import rosinality
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2

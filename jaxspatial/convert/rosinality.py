@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from jaxspatial import models as models_lib
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.convert import torch as torch_io
 from jaxspatial.models import layers, stylegan2
 

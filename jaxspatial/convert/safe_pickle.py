@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 import ml_dtypes
 import numpy as np
 
-from jaxspatial.cli import UserError, existing_file
+from jaxspatial.errors import UserError, existing_file
 
 
 class UnsafePickleError(UserError):

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from jaxspatial.cli import UserError, existing_file
+from jaxspatial.errors import UserError, existing_file
 
 
 # A torch.save file is a zip archive (torch >= 1.6) or a pickle (protocol 2+ starts with 0x80).

@@ -33,7 +33,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

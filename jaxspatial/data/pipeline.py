@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import flags
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 SOURCES: tuple[str, ...] = ("shapes", "folder", "zip", "tfds")
 _SKIPPED = "_skipped"   # batch key carrying the unreadable-file count from the workers

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.data.folder import array_to_pil, resize_center_crop
 
 

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.models.heatmaps import Heatmaps
 
 Array = jax.Array

@@ -49,7 +49,7 @@ import numpy as np
 import optax
 
 from jaxspatial.api.model import check_shape
-from jaxspatial.cli import UserError, existing_file
+from jaxspatial.errors import UserError, existing_file
 from jaxspatial.models.heatmaps import Heatmaps
 
 Array = jax.Array
@@ -222,7 +222,7 @@ def available_losses(model) -> tuple[str, ...]:
   installed (the official projector's distance), the critic of the model's own discriminator
   when the checkpoint has one (perceptual enough to find the layout, and needs no download),
   pixel mse always. ``--loss auto`` and the studio take the first; the studio offers them all."""
-  from jaxspatial.metrics import weights
+  from jaxspatial.nets import weights
   lpips = ("lpips",) if weights.converted_path("lpips-vgg").is_file() else ()
   critic = ("critic",) if getattr(model, "d_vars", None) is not None else ()
   return (*lpips, *critic, "mse")
@@ -237,7 +237,7 @@ def resolve_loss(model, loss: str = "auto") -> tuple[str, str | None]:
   chosen = available_losses(model)[0]
   if chosen == "lpips":
     return chosen, None
-  from jaxspatial.metrics import weights
+  from jaxspatial.nets import weights
   instead = ("the critic of the checkpoint's own discriminator" if chosen == "critic"
              else "pixel mse (the checkpoint has no discriminator for --loss critic)")
   return chosen, (f"note: no LPIPS weights installed, so projecting with {instead}; for LPIPS, "
@@ -256,7 +256,7 @@ def make_distance(model, loss: str) -> tuple[Callable, Callable, Any]:
     return (lambda p, x: x), (lambda p, y, x: jnp.mean(jnp.square(y - x), axis=(1, 2, 3))), None
   if loss == "lpips":
     from jaxspatial.losses import regressor as regression
-    from jaxspatial.metrics import weights
+    from jaxspatial.nets import weights
     try:
       params = weights.load_params("lpips-vgg")
     except UserError as e:

@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.edit import projection as proj_lib
 
 

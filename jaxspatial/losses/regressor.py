@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2
 
@@ -112,10 +112,10 @@ def regression_losses(target: Array, rec: Array, w: Array, ws: Array, *,
 
 
 def make_lpips_fn(params: Any, net: str = "vgg", resolution: int = 0) -> LpipsFn:
-  """LPIPS of :mod:`jaxspatial.metrics.lpips_net` as an :data:`LpipsFn`; both images are first
+  """LPIPS of :mod:`jaxspatial.nets.lpips_net` as an :data:`LpipsFn`; both images are first
   resized to ``resolution`` (0 = as given) with the regressor's area resize (the official code
   area-pools to 256 before LPIPS). ``params`` may be traced (pass them into the jitted step)."""
-  from jaxspatial.metrics import lpips_net
+  from jaxspatial.nets import lpips_net
 
   def fn(x: Array, y: Array, mask: Array | None = None) -> Array:
     if resolution:
@@ -136,7 +136,7 @@ def load_lpips_params(loss_cfg: ml_collections.ConfigDict,
   file is a one-line :class:`UserError` saying how to get it, or ``hint``."""
   if not loss_cfg.get("lpips_weight", 1.0):
     return None
-  from jaxspatial.metrics import weights
+  from jaxspatial.nets import weights
   try:
     return weights.load_params(f"lpips-{loss_cfg.get('lpips_net', 'vgg')}")
   except UserError as e:

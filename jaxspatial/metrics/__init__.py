@@ -8,7 +8,7 @@ converted once into ``$JAXSPATIAL_HOME`` with ``python -m jaxspatial.convert_tor
 * :func:`lpips` (n,) or (n, H, W): LPIPS v0.1, VGG or AlexNet;
 * :func:`lpips_module` / :func:`lpips_distance`: LPIPS inside jitted, differentiated code.
 
-Networks live in :mod:`.inception`, :mod:`.vgg`, :mod:`.lpips_net`; weights in :mod:`.weights`;
+Networks live in :mod:`jaxspatial.nets` (inception, vgg, lpips_net; weights, features);
 metric maths in :mod:`.fid` (FID, KID, streaming stats), :mod:`.ppl`, :mod:`.prdc`,
 :mod:`.masked_l1`, :mod:`.critic`; family metrics in :mod:`.distortion` (SSN, also
 ``js.ssn.distortion``) and :mod:`.comove` (SpatialGAN); :mod:`.registry` is what
@@ -16,13 +16,13 @@ metric maths in :mod:`.fid` (FID, KID, streaming stats), :mod:`.ppl`, :mod:`.prd
 """
 
 from jaxspatial.metrics import fid, masked_l1, ppl, prdc
-from jaxspatial.metrics.features import (data_mesh, inception_features, lpips, lpips_module,
+from jaxspatial.nets.features import (data_mesh, inception_features, lpips, lpips_module,
                                          vgg16_features)
 from jaxspatial.metrics.fid import (FeatureStats, compute_feature_stats, fid_from_stats,
                                     frechet_distance, kid)
-from jaxspatial.metrics.lpips_net import LPIPS, lpips_distance
+from jaxspatial.nets.lpips_net import LPIPS, lpips_distance
 from jaxspatial.metrics.ppl import perceptual_path_length
-from jaxspatial.metrics.weights import convert_net, load_params
+from jaxspatial.nets.weights import convert_net, load_params
 
 __all__ = [
     "FeatureStats", "LPIPS", "compute_feature_stats", "convert_net", "data_mesh",

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import ndimage
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +150,7 @@ def comove_ratio(model: Any, num: int = 256, seed: int = 0, locator: ObjectLocat
   """
   locator = locator or ShapesLocator()
   if num < 1:
-    raise cli.UserError("co-move ratio needs at least one sample")
+    raise errors.UserError("co-move ratio needs at least one sample")
   res = model.resolution
   ratios: list[float] = []
   for b, start in enumerate(cli.progress(range(0, num, batch_size), desc="co-move",

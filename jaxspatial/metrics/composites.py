@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxspatial import cli, imageio
+from jaxspatial import errors, imageio
 from jaxspatial.data import collages as collages_lib
 from jaxspatial.metrics import critic as critic_lib
 from jaxspatial.metrics import prdc
@@ -49,7 +49,7 @@ def compare(regressors: dict, critic: critic_lib.Critic, num: int, objects: int 
   :func:`jaxspatial.metrics.registry.open_critic` of a checkpoint or critic file."""
   resolutions = {r.resolution for r in regressors.values()} | {critic.resolution}
   if len(resolutions) > 1:
-    raise cli.UserError(f"regressors and critic disagree on the resolution: {sorted(resolutions)}")
+    raise errors.UserError(f"regressors and critic disagree on the resolution: {sorted(resolutions)}")
   res = critic.resolution
   collages = collages_lib.shapes_collages(num, res, objects=objects, pool=max(64, num),
                                            seed=collage_seed)

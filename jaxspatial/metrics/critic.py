@@ -24,9 +24,9 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.metrics import fid
-from jaxspatial.metrics.lpips_net import unit_normalise
+from jaxspatial.nets.lpips_net import unit_normalise
 
 FEATURE_RESOLUTIONS = (4, 8)
 

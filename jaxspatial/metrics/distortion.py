@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxspatial import cli
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.losses import ssn as losses_ssn
 
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from jaxspatial import cli
-from jaxspatial.metrics import weights
+from jaxspatial.nets import weights
 
 
 @dataclasses.dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from jaxspatial import cli
+from jaxspatial import errors
 from jaxspatial.metrics import comove
 
 SCALE_FACTORS = (0.5, 2.0)
@@ -93,7 +93,7 @@ def heatmap_edits(model: Any, num: int = 64, seed: int = 0,
   edits whose object was found before the edit) and the measures above, each a mean over the
   located edits."""
   if num < 1:
-    raise cli.UserError("heatmap edits need at least one sample")
+    raise errors.UserError("heatmap edits need at least one sample")
   locator = locator or comove.ShapesLocator()
   res, scale_px = model.resolution, (model.resolution - 1) / 2.0
   kinds = [k for k in KINDS if k != "restyle" or getattr(model, "indoor", False)]

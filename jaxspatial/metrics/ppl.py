@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jaxspatial import cli
-from jaxspatial.metrics import features
+from jaxspatial.nets import features
 
 SPACES = ("w", "z")
 SAMPLINGS = ("end", "full")

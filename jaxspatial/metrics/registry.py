@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterator
 import ml_collections
 import numpy as np
 
-from jaxspatial import cli
-from jaxspatial.metrics import features, fid, ppl, prdc, weights
+from jaxspatial import errors
+from jaxspatial.metrics import fid, ppl, prdc
+from jaxspatial.nets import features, weights
 
 
 @dataclasses.dataclass
@@ -98,10 +99,10 @@ def data_config(config: ml_collections.ConfigDict, spec: str | None,
     if not item.strip():
       continue
     if "=" not in item:
-      raise cli.UserError(f"--data expects key=value pairs separated by commas, got {item!r}")
+      raise errors.UserError(f"--data expects key=value pairs separated by commas, got {item!r}")
     key, value = (s.strip() for s in item.split("=", 1))
     if key not in cfg:
-      raise cli.UserError(f"unknown data key {key!r} in --data; known: {', '.join(sorted(cfg))}")
+      raise errors.UserError(f"unknown data key {key!r} in --data; known: {', '.join(sorted(cfg))}")
     cfg[key] = _parse_value(value)
   pipeline.validate_data_config(cfg)
   return cfg
@@ -224,7 +225,7 @@ def open_critic(path: str | pathlib.Path):
   from jaxspatial.metrics import critic as critic_lib
   if str(path).endswith(critic_lib.CRITIC_FILE_SUFFIX):
     if not pathlib.Path(path).is_file():
-      raise cli.UserError(f"critic file {path} does not exist")
+      raise errors.UserError(f"critic file {path} does not exist")
     return critic_lib.load_critic_file(path)
   import jaxspatial as js
   return critic_lib.critic_from_model(js.load(path))
@@ -234,12 +235,12 @@ def open_critic(path: str | pathlib.Path):
 def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
   """Fréchet distance in a trained discriminator's features (``--critic DIR|FILE``)."""
   if not ctx.critic:
-    raise cli.UserError("critic_fd needs --critic DIR: a trained StyleGAN2-family checkpoint "
+    raise errors.UserError("critic_fd needs --critic DIR: a trained StyleGAN2-family checkpoint "
                         "with a discriminator at the generator's resolution (or a critic "
                         "file, .npz)")
   critic = open_critic(ctx.critic)
   if critic.resolution != model.resolution:
-    raise cli.UserError(f"the critic scores {critic.resolution} px images, the model makes "
+    raise errors.UserError(f"the critic scores {critic.resolution} px images, the model makes "
                         f"{model.resolution} px")
   logits = {"fake": [], "real": []}
 
@@ -266,7 +267,7 @@ def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
 def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
   """SSN block-resampling distortion (Table 2; definition in docs/ssn.md)."""
   if model.kind != "ssn":
-    raise cli.UserError(f"the distortion metric needs an SSN checkpoint, not {model.kind!r}")
+    raise errors.UserError(f"the distortion metric needs an SSN checkpoint, not {model.kind!r}")
   from jaxspatial.metrics.distortion import distortion
   r = distortion(model, num_samples=ctx.num_distortion, seed=ctx.seed,
                  truncation=ctx.truncation)
@@ -277,7 +278,7 @@ def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
 def comove_metric(model: Any, ctx: Context) -> dict[str, float]:
   """SpatialGAN co-move ratio (Table I) with the shapes-dataset object locator."""
   if model.kind != "spatialgan":
-    raise cli.UserError(f"the comove metric needs a SpatialGAN checkpoint, not {model.kind!r}")
+    raise errors.UserError(f"the comove metric needs a SpatialGAN checkpoint, not {model.kind!r}")
   from jaxspatial.metrics import comove
   return comove.comove_ratio(model, num=ctx.num_comove, seed=ctx.seed,
                              batch_size=ctx.batch_size, truncation=ctx.truncation)
@@ -288,7 +289,7 @@ def metric_names(text: str) -> tuple[str, ...]:
   names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
   unknown = [n for n in names if n not in METRICS]
   if unknown or not names:
-    raise cli.UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
+    raise errors.UserError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
                         f"choose from {', '.join(METRICS)}")
   return names
 
@@ -314,7 +315,7 @@ def evaluate(model: Any, ctx: Context) -> tuple[dict[str, float], dict[str, str]
       try:
         results.update(METRICS[name].fn(model, ctx))
         continue
-      except cli.UserError as e:
+      except errors.UserError as e:
         problem = str(e)
     errors[name] = problem
   return results, errors

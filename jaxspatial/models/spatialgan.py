@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.models import heatmaps as hm
 from jaxspatial.models import layers
 from jaxspatial.models import stylegan2 as sg2

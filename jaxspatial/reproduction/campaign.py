@@ -18,7 +18,7 @@ import statistics
 import time
 from typing import Iterator
 
-from jaxspatial import cli
+from jaxspatial import errors
 from jaxspatial.reproduction import ledger, runs
 
 TARGETS = {
@@ -195,7 +195,7 @@ def parse_budget(text: str) -> float:
   """``2h``, ``90m``, ``45min``, ``3600s`` or a plain number of hours -> seconds."""
   match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", text)
   if not match or float(match.group(1)) <= 0:
-    raise cli.UserError(f"--budget must be a positive duration such as 2h, 90m or 3600s, "
+    raise errors.UserError(f"--budget must be a positive duration such as 2h, 90m or 3600s, "
                         f"not {text!r}")
   return float(match.group(1)) * _UNITS[match.group(2) or "h"]
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from jaxspatial import cli, families
+from jaxspatial import errors, families
 from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
 from jaxspatial.reproduction import ledger
 
@@ -156,7 +156,7 @@ class Session:
     """The run of ``spec``: reused when its workdir holds ``total_steps`` with the same
     config, resumed when it holds fewer, trained from scratch otherwise. The unit's row
     takes the training time of the last run it asked for (its own model)."""
-    from jaxspatial.api import checkpoint
+    from jaxspatial import checkpoint
     from jaxspatial.training import loop
     config, workdir = spec.build(), spec.workdir(self.root)
     record_path = workdir / RECORD
@@ -169,10 +169,10 @@ class Session:
       diff = _differences(checkpoint.read_config(workdir), saved_form,
                           {k for k, _ in spec.overrides} | {"seed"})
       if diff:
-        raise cli.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
+        raise errors.UserError(f"{workdir} holds another run ({'; '.join(diff[:3])}); remove it "
                             "or give another --runs")
       if done > config.total_steps:
-        raise cli.UserError(f"{workdir} is trained to step {done}, past this target's "
+        raise errors.UserError(f"{workdir} is trained to step {done}, past this target's "
                             f"{config.total_steps}; remove it or give another --runs")
     shown = display(workdir)
     if done < config.total_steps or not found:
@@ -221,7 +221,7 @@ class Session:
     (a description of the measurement, e.g. its command), the checkpoint's step and the
     shared references' hashes, so that a unit cut short after it does not compute it again;
     its wall time is a phase."""
-    from jaxspatial.api import checkpoint
+    from jaxspatial import checkpoint
     key = f"{key} @ step {checkpoint.resolve_step(run.workdir)}"
     hashed = key + json.dumps(self.references, sort_keys=True)
     cache = run.workdir / "reproduce-eval" / (hashlib.sha256(hashed.encode()).hexdigest()[:16]
@@ -270,7 +270,7 @@ def _evaluate(workdir: pathlib.Path, metrics: str, options: dict[str, Any]) -> d
       metric_names=registry.metric_names(metrics))
   results, errors = registry.evaluate(model, ctx)
   if errors:
-    raise cli.UserError(f"evaluating {workdir}: " + "; ".join(
+    raise errors.UserError(f"evaluating {workdir}: " + "; ".join(
         f"{name}: {problem}" for name, problem in errors.items()))
   return results
 

@@ -24,7 +24,7 @@ import pathlib
 import sys
 import time
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,7 +73,7 @@ def build(args: argparse.Namespace):
   loaded = []
   for path in args.checkpoint:
     if not pathlib.Path(path).is_dir():
-      raise cli.UserError(f"--checkpoint {path}: no such directory")
+      raise errors.UserError(f"--checkpoint {path}: no such directory")
     engine = engines.load_engine(path)
     start = time.time()
     print(f"{engine.name}: {engine.kind} {engine.resolution}px, compiling its edits ...",
@@ -89,16 +89,16 @@ def build(args: argparse.Namespace):
 def main(argv=None) -> None:
   args = parse_args(argv)
   if not 0 < args.port < 65536:
-    raise cli.UserError(f"--port must be 1..65535, got {args.port}")
+    raise errors.UserError(f"--port must be 1..65535, got {args.port}")
   if args.max_sessions < 1 or args.max_history < 2 or args.max_memory < 1:
-    raise cli.UserError("--max-sessions and --max-memory must be >= 1 and --max-history >= 2")
+    raise errors.UserError("--max-sessions and --max-memory must be >= 1 and --max-history >= 2")
   if args.token is not None:
     from jaxspatial.studio.server import check_token
     check_token(args.token)
   try:
     import uvicorn
   except ImportError:
-    raise cli.UserError("the studio needs its extra: pip install 'jaxspatial[studio]'") from None
+    raise errors.UserError("the studio needs its extra: pip install 'jaxspatial[studio]'") from None
   if not is_loopback(args.host):
     print(f"warning: binding {args.host}: anyone who can reach this address and learns the "
           "token (it travels unencrypted) can use the studio", file=sys.stderr)

@@ -3,7 +3,7 @@
 ``OPS[name](session, body, studio) -> State | None`` runs under the session's lock (None:
 nothing new for the history, e.g. saving); ``STREAMED[name](session, body)`` yields progress
 events and ends with ``{"type": "done", ...}`` after pushing the new state. Every check that
-fails raises :class:`~jaxspatial.cli.UserError` (a 400) naming the field, in one line: a
+fails raises :class:`~jaxspatial.errors.UserError` (a 400) naming the field, in one line: a
 value is quoted through :func:`shown` (a list by its length, a huge integer by its size), never
 whole, and a list's length is checked before its elements (the server has already refused
 bodies of more than a few thousand arrays, before parsing them).
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from jaxspatial import imageio
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.stylegan2 import NOISE_MODES

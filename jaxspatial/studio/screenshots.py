@@ -14,7 +14,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
-from jaxspatial import cli
+from jaxspatial import cli, errors
 
 
 def _canvas_point(page, row: float, col: float, resolution: int) -> tuple[float, float]:
@@ -87,14 +87,14 @@ def main(argv=None) -> None:
     drag = tuple(tuple(float(v) for v in point.split(",")) for point in args.drag.split(":"))
     assert len(drag) == 2 and all(len(point) == 2 for point in drag)
   except (ValueError, AssertionError):
-    raise cli.UserError(f"--drag must be ROW,COL:ROW,COL, got {args.drag!r}") from None
+    raise errors.UserError(f"--drag must be ROW,COL:ROW,COL, got {args.drag!r}") from None
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:
-    raise cli.UserError("no system Chromium on PATH (apt-get install chromium)")
+    raise errors.UserError("no system Chromium on PATH (apt-get install chromium)")
   try:
     from playwright.sync_api import sync_playwright
   except ImportError:
-    raise cli.UserError("pip install playwright (the test extra has it)") from None
+    raise errors.UserError("pip install playwright (the test extra has it)") from None
   from jaxspatial.benchmarks.studio import serve
   from jaxspatial.studio import __main__ as studio_cmd
   from jaxspatial.studio import server

@@ -61,7 +61,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from jaxspatial import imageio
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.studio import ops
 from jaxspatial.studio.engines import Engine
 from jaxspatial.studio.sessions import Busy, Session, SessionStore

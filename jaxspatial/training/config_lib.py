@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import ml_collections
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache
@@ -160,7 +160,7 @@ def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
                     f"minibatch-stddev group (model.mbstd_group_size={group})")
   init_from = config.get("init_from", "")
   if init_from:
-    from jaxspatial.api import checkpoint
+    from jaxspatial import checkpoint
     kind = checkpoint.read_config(init_from).model.get("kind", "stylegan2")
     allowed = sorted({m.kind, "stylegan2"})
     if kind not in allowed:

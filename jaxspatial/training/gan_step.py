@@ -99,8 +99,8 @@ class StyleGAN2Family:
   def init_models(self, path: str) -> dict:
     """Models ``{"g", "g_ema", "d"}`` (those present) to start training from: a checkpoint
     of the same kind (fine-tuning, e.g. a converted PyTorch StyleGAN2)."""
-    from jaxspatial.api import checkpoint
-    from jaxspatial.cli import UserError
+    from jaxspatial import checkpoint
+    from jaxspatial.errors import UserError
     kind = checkpoint.read_config(path).model.kind
     if kind != self.config.model.kind:
       raise UserError(f"init_from={path} holds a {kind!r} model, this run trains "

@@ -20,8 +20,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxspatial import families, imageio
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache, gan_step
 from jaxspatial.training import logging as log_lib

@@ -21,8 +21,8 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxspatial import models as models_lib
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.losses import regressor as regression
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.training import loop

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.heatmaps import Heatmaps
 from jaxspatial.models.spatialgan import transfer_from_stylegan2

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxspatial.api import checkpoint
-from jaxspatial.cli import UserError
+from jaxspatial import checkpoint
+from jaxspatial.errors import UserError
 from jaxspatial.losses import ssn as losses_ssn
 from jaxspatial.models import ssn as ssn_lib
 from jaxspatial.training import gan_step

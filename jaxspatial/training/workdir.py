@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 LOCK_FILE = "train.lock"
 DAMAGED = "damaged_checkpoints"

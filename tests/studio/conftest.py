@@ -13,7 +13,7 @@ import ml_collections
 import pytest
 
 from jaxspatial import models
-from jaxspatial.api import checkpoint
+from jaxspatial import checkpoint
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import ssn as ssn_models
 from jaxspatial.models.spatialgan import spatialgan_model_config

@@ -10,7 +10,7 @@ converter's key map is mechanical and LPIPS can reuse the same backbone paramete
   here pool5 is flattened NHWC and the converter permutes ``classifier.0.weight`` to match.
 * :class:`AlexNetFeatures` -> the five LPIPS taps, ReLU outputs of conv1..conv5.
 
-:func:`preprocess` is the 224-px path of :func:`jaxspatial.metrics.vgg16_features`: bilinear
+:func:`preprocess` is the 224-px path of :func:`jaxspatial.nets.vgg16_features`: bilinear
 resize (half-pixel, no antialias) then ImageNet normalisation ``((x + 1)/2 - mean) / std``.
 """
 

@@ -1,7 +1,7 @@
 """Public feature functions: Inception pool3, VGG16 fc2 and LPIPS on host images.
 
 Images are NHWC float in [-1, 1], any size, numpy or jax arrays. Each function reads the
-converted weights from ``$JAXSPATIAL_HOME`` (:func:`jaxspatial.metrics.weights.load_params`),
+converted weights from ``$JAXSPATIAL_HOME`` (:func:`jaxspatial.nets.weights.load_params`),
 places them replicated on a ``("data",)`` mesh once, and runs fixed-size batches sharded over
 the mesh (``NamedSharding(mesh, P("data"))``): the batch size is rounded up to a multiple of the
 device count, the last batch is padded by repeating its final image and the padding is dropped,
@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from jaxspatial.metrics import inception, lpips_net, vgg
-from jaxspatial.metrics.weights import load_params
+from jaxspatial.nets import inception, lpips_net, vgg
+from jaxspatial.nets.weights import load_params
 
 DATA_AXIS = "data"
 
@@ -136,7 +136,7 @@ def lpips(x: Any, y: Any, net: str = "vgg", spatial: bool = False, *, batch_size
   """LPIPS v0.1 between image pairs (n, H, W, 3) in [-1, 1]: (n,), or (n, H, W) if ``spatial``.
 
   ``d(x, y) = sum_l mean_hw sum_c w^l_c (u^l_x - u^l_y)^2`` with unit-normalised backbone
-  taps u^l (see :mod:`jaxspatial.metrics.lpips_net`). Images are used at their own size.
+  taps u^l (see :mod:`jaxspatial.nets.lpips_net`). Images are used at their own size.
   """
   _check_lpips_net(net)
   xa, ya = _as_images(x, "x"), _as_images(y, "y")

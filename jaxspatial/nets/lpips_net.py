@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxspatial.metrics import vgg
+from jaxspatial.nets import vgg
 
 PRECISION = jax.lax.Precision.HIGHEST
 NETS = ("vgg", "alex")

@@ -2,7 +2,7 @@
 
 No weights are ever downloaded or initialised at random: every metric network reads a file
 that :func:`convert_net` wrote from the standard PyTorch checkpoint, and a missing file is a
-:class:`~jaxspatial.cli.UserError` that names the file, its official source and the command
+:class:`~jaxspatial.errors.UserError` that names the file, its official source and the command
 that converts it. The CLI is ``python -m jaxspatial.convert_torch --net NET [FILE]``.
 
 * ``inception``: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` -> ``inception.npz``
@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial.cli import UserError
-from jaxspatial.metrics import inception, lpips_net, vgg
+from jaxspatial.errors import UserError
+from jaxspatial.nets import inception, lpips_net, vgg
 
 NETS = ("inception", "vgg16", "alexnet", "lpips-vgg", "lpips-alex")
 _CONVERT = "python -m jaxspatial.convert_torch --net"

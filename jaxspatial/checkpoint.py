@@ -25,7 +25,7 @@ from absl import logging as absl_logging
 import ml_collections
 import orbax.checkpoint as ocp
 
-from jaxspatial.cli import UserError
+from jaxspatial.errors import UserError
 
 CHECKPOINTS = "checkpoints"
 ITEMS = ("models", "config", "train", "data")

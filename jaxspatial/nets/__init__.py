@@ -1,0 +1,5 @@
+"""Pretrained networks that losses, edits and metrics all use, and their weights: the
+pytorch-fid Inception (:mod:`.inception`), torchvision VGG16 (:mod:`.vgg`), LPIPS
+(:mod:`.lpips_net`), the converted-weights store (:mod:`.weights`) and feature functions by
+name (:mod:`.features`). A low layer: it imports only the plumbing, so ``losses`` may use LPIPS
+without reaching up into the evaluation code of ``metrics``."""
