@@ -1,0 +1,204 @@
+"""The package's import graph: no cycles, and imports run one way between the layers.
+
+Read with ``ast`` (nothing is imported, no jax): every ``import`` / ``from ... import`` in a
+module counts, wherever it stands (a function-level import is an edge like any other),
+relative imports resolved; ``from jaxspatial.models import stylegan2`` is an edge to the module
+``jaxspatial.models.stylegan2``, ``from jaxspatial.models import build_generator`` one to the
+package ``jaxspatial.models``. Strings looked up at run time with ``importlib``
+(``families.py``'s ``"module:attr"`` entries) are the declared seam and are not edges.
+
+The table below is docs/architecture.md's "Which way imports run"; change both together.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import functools
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "jaxspatial"
+
+# Layers, low to high. A module may import its own layer and the layers its row names; "*" is
+# anything. A module's layer is its first matching prefix (exact module or package) here, or
+# "top" for every other top-level module (the commands and the public namespaces js.ssn,
+# js.spatialgan, js.regressor, and jaxspatial/__init__ itself).
+LAYER_OF = {
+    "jaxspatial.errors": "errors",
+    "jaxspatial.cli": "plumbing",
+    "jaxspatial.imageio": "plumbing",
+    "jaxspatial.checkpoint": "plumbing",
+    "jaxspatial.families": "plumbing",   # looks up "module:attr" strings with importlib
+    "jaxspatial.models": "models",
+    "jaxspatial.nets": "nets",
+    "jaxspatial.data": "data",
+    "jaxspatial.losses": "losses",
+    "jaxspatial.training": "training",
+    "jaxspatial.api": "api",
+    "jaxspatial.convert": "convert",
+    "jaxspatial.edit": "edit",
+    "jaxspatial.metrics": "metrics",
+    "jaxspatial.studio": "top",
+    "jaxspatial.benchmarks": "top",
+    "jaxspatial.reproduction": "top",
+}
+
+_BASE = "nets data plumbing errors"
+MAY_IMPORT = {
+    "errors":   "",                               # a leaf: imports nothing of the package
+    "plumbing": "errors",
+    "models":   "errors",                         # Flax modules only
+    "nets":     "errors plumbing",                # pretrained networks, the critic network
+    "data":     "errors plumbing",
+    "losses":   f"models {_BASE}",
+    "training": f"losses models {_BASE}",         # never api, edit, metrics
+    "api":      f"losses models {_BASE}",         # never training: js.load runs without it
+    "convert":  f"models {_BASE}",
+    "edit":     f"api losses models {_BASE}",
+    "metrics":  f"edit api losses models {_BASE}",
+    "top":      "*",                              # and nothing below imports "top"
+}
+
+# Edges that break the table on purpose, each with its reason. Keep this short.
+EXCEPTIONS: dict[tuple[str, str], str] = {}
+
+
+def module_files() -> dict[str, pathlib.Path]:
+  out = {}
+  for path in sorted(PACKAGE.rglob("*.py")):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+      parts.pop()
+    out[".".join(parts)] = path
+  return out
+
+
+@functools.cache
+def import_graph() -> dict[str, set[str]]:
+  """{module: the package's modules it imports}, self-imports dropped."""
+  files = module_files()
+
+  def resolve(name: str) -> str | None:
+    while name and name not in files:
+      name = name.rpartition(".")[0]
+    return name or None
+
+  graph = {}
+  for module, path in files.items():
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+      if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+          up = package.split(".")[:len(package.split(".")) - node.level + 1]
+          base = ".".join(up + ([base] if base else []))
+        # ``from X import y``: the module X.y if there is one, else X.
+        names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base
+                 for alias in node.names]
+      else:
+        continue
+      targets.update(t for n in names if n.split(".")[0] == "jaxspatial"
+                     and (t := resolve(n)) is not None)
+    graph[module] = targets - {module}
+  return graph
+
+
+def layer(module: str) -> str | None:
+  """The module's row of :data:`MAY_IMPORT`; None for a folder the table does not name yet."""
+  for prefix, name in LAYER_OF.items():
+    if module == prefix or module.startswith(prefix + "."):
+      return name
+  is_folder = (PACKAGE / module.split(".")[1]).is_dir() if "." in module else False
+  return None if is_folder else "top"
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[tuple[list[str], set[str]]]:
+  """(one shortest cycle, the modules of its component) per strongly connected component of
+  more than one module."""
+  index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+  def visit(v: str) -> None:   # Tarjan; the graph is a few hundred modules
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    on_stack.add(v)
+    for w in sorted(graph[v]):
+      if w not in index:
+        visit(w)
+        low[v] = min(low[v], low[w])
+      elif w in on_stack:
+        low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+      component = set()
+      while True:
+        w = stack.pop()
+        on_stack.discard(w)
+        component.add(w)
+        if w == v:
+          break
+      if len(component) > 1:
+        components.append(component)
+
+  for v in sorted(graph):
+    if v not in index:
+      visit(v)
+  cycles = []
+  for component in components:
+    start = min(component)
+    parent, queue = {start: None}, collections.deque([start])
+    while queue:   # breadth first from start, back to it, inside the component
+      v = queue.popleft()
+      if start in graph[v]:
+        path = [v]
+        while parent[path[-1]] is not None:
+          path.append(parent[path[-1]])
+        cycles.append((path[::-1] + [start], component))
+        break
+      for w in sorted(graph[v] & component):
+        if w not in parent:
+          parent[w] = v
+          queue.append(w)
+  return cycles
+
+
+def broken_edges(graph: dict[str, set[str]]) -> list[str]:
+  out = []
+  for a in sorted(graph):
+    allowed = MAY_IMPORT[layer(a)].split()
+    for b in sorted(graph[a]):
+      if allowed == ["*"] or layer(b) == layer(a) or layer(b) in allowed:
+        continue
+      if (a, b) not in EXCEPTIONS:
+        out.append(f"{a} -> {b}  ({layer(a)} may not import {layer(b)})")
+  return out
+
+
+def test_graph_is_read():
+  graph = import_graph()
+  assert "jaxspatial.cli" in graph["jaxspatial.evaluate"]
+  assert "jaxspatial.models.stylegan2" in graph["jaxspatial.models.ssn"]   # relative or not
+  assert graph["jaxspatial.errors"] == set()
+  assert set(MAY_IMPORT) == set(LAYER_OF.values()) | {"top"}
+  unplaced = sorted(m for m in graph if layer(m) is None)
+  assert not unplaced, f"give these folders a row in LAYER_OF (and the docs): {unplaced}"
+  for a, b in EXCEPTIONS:
+    assert b in graph.get(a, ()), f"stale exception {a} -> {b}: remove it from EXCEPTIONS"
+
+
+def test_no_import_cycle():
+  cycles = find_cycles(import_graph())
+  if cycles:
+    pytest.fail("import cycles:\n" + "\n".join(
+        f"  {' -> '.join(cycle)}   (its whole cycle: {sorted(component)})"
+        for cycle, component in cycles), pytrace=False)
+
+
+def test_imports_run_down_the_layers():
+  broken = broken_edges(import_graph())
+  if broken:
+    pytest.fail("imports against the layer table (docs/architecture.md):\n"
+                + "\n".join(f"  {edge}" for edge in broken), pytrace=False)
