@@ -33,10 +33,12 @@ PRESETS = ("tiny", "demo", "paper256")
 
 
 def get_config(preset: str = "demo"):
-  """Returns the regressor config for ``preset`` (tiny | demo | paper256)."""
-  preset = preset or "demo"
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+  """The regressor config for ``preset`` (tiny | demo | paper256)::
+
+      python -m jaxspatial.train --config configs/regressor.py:demo --workdir runs/reg-demo \\
+          --config.generator=runs/sg2-demo
+  """
+  preset = config_lib.check_preset(preset, PRESETS)
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
@@ -66,7 +68,7 @@ def get_config(preset: str = "demo"):
     c.checkpoint_every, c.log_every, c.sample_every = 500, 50, 500
     c.data = config_lib.data_config(32)
     c.model.update(depth=18, width=32)
-  else:
+  else:  # the official StyleGAN2 encoder (latent-composition): batch 16, 680k steps
     c.batch_size, c.total_steps = 16, 680_000
     c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
     c.data = config_lib.data_config(256, source="folder")

@@ -31,44 +31,64 @@ scratch):
 Ablations (Tables I, IV, V) are ``--config.model.*`` switches: ``encoding`` (norm | concat |
 indoor | flatten | none), ``heatmaps`` (hierarchical | independent | multi),
 ``heatmap_input`` (gaussian | noise), ``coarse``; and ``--config.loss.align_weight=0``.
+
+Every value of a preset is set here, on top of ``config_lib.base_config`` (the shared defaults:
+stylegan2-ada paper256's optimiser, R1, path length, style mixing and EMA).
 """
 
 from jaxspatial.models.spatialgan import spatialgan_model_config
 from jaxspatial.training import config_lib
 
 PRESETS = ("tiny", "demo", "demo_indoor", "paper256")
-_SG2_KEYS = ("z_dim", "w_dim", "n_mlp", "channel_multiplier", "channel_base", "channel_max",
-             "mbstd_group_size")
 
 
 def get_config(preset: str = "demo"):
-  """Returns the SpatialGAN config for ``preset`` (tiny | demo | demo_indoor | paper256)."""
-  preset = preset or "demo"
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
-  base = "demo" if preset == "demo_indoor" else preset
-  config = config_lib.gan_config(base)
-  config.preset = preset
-  sg2 = config_lib.stylegan2_model(base)
-  kw = {k: sg2[k] for k in _SG2_KEYS}
-  config.loss.update(dict(align_weight=1.0, align_objective="plain", align_threshold=0.25,
-                          align_resolutions=(4, 8, 16)))
+  """The SpatialGAN config for ``preset`` (tiny | demo | demo_indoor | paper256)::
+
+      python -m jaxspatial.train --config configs/spatialgan.py:demo --workdir runs/sgan-demo
+  """
+  preset = config_lib.check_preset(preset, PRESETS)
+  c = config_lib.base_config(preset)
+  # GradCAM alignment on every G step (EqGAN-SA: weight 1), at D's 4, 8 and 16 px maps.
+  c.loss.update(align_weight=1.0, align_objective="plain", align_threshold=0.25,
+                align_resolutions=(4, 8, 16))
   if preset == "tiny":
-    config.model = spatialgan_model_config(sg2.resolution, sel_hidden=16, **kw)
-  elif preset == "demo":
-    config.model = spatialgan_model_config(sg2.resolution, sel_hidden=32, coarse=True,
-                                           sel_resolutions=(4, 8, 16), **kw)
-    config.data.update(max_objects=1, num_objects=1)
-    config.total_steps, config.checkpoint_every, config.sample_every = 3000, 1000, 500
-  elif preset == "demo_indoor":
-    config.model = spatialgan_model_config(
-        sg2.resolution, heatmaps="multi", encoding="indoor", num_objects=3,
-        object_sigma_scale=0.1, **kw)
-    config.data.update(max_objects=3, num_objects=3)
-    config.loss.align_objective = "min"
-  else:
-    config.model = spatialgan_model_config(sg2.resolution, **kw)
-    config.loss.update(pl_weight=0.0, style_mixing=0.0)
-    # The official EqGAN-SA command trains with --aug=noaug, unlike stylegan2-ada's paper256.
-    config.augment.kind = "none"
-  return config
+    c.batch_size, c.total_steps = 8, 4
+    c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
+    c.data = config_lib.data_config(16)
+    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=1)
+    c.ema_kimg = 0.01
+    c.num_samples = 4
+    c.model = spatialgan_model_config(16, sel_hidden=16, z_dim=32, w_dim=32, n_mlp=2,
+                                      channel_base=256, channel_max=32, mbstd_group_size=4)
+  elif preset in ("demo", "demo_indoor"):
+    c.batch_size = 16
+    c.total_steps, c.checkpoint_every, c.sample_every = (
+        (3000, 1000, 500) if preset == "demo" else (900, 300, 150))
+    c.log_every = 25
+    c.data = config_lib.data_config(32)
+    c.loss.update(r1_gamma=0.05, r1_every=16, pl_weight=0.0, style_mixing=0.0)
+    c.ema_kimg, c.ema_rampup = 2.0, 0.05
+    width = dict(z_dim=64, w_dim=64, n_mlp=2, channel_base=1024, channel_max=64,
+                 mbstd_group_size=4)
+    if preset == "demo":        # one object; SELs at 4, 8, 16 px, coarse heatmaps (see above)
+      c.data.update(max_objects=1, num_objects=1)
+      c.model = spatialgan_model_config(32, sel_hidden=32, coarse=True,
+                                        sel_resolutions=(4, 8, 16), **width)
+    else:                       # three objects, SEL_indoor, the indoor ``min`` alignment
+      c.data.update(max_objects=3, num_objects=3)
+      c.model = spatialgan_model_config(32, heatmaps="multi", encoding="indoor", num_objects=3,
+                                        object_sigma_scale=0.1, **width)
+      c.loss.align_objective = "min"
+  else:  # the EqGAN-SA command: stylegan2-ada cfg_specs['paper256'] (mb=64, kimg=25000,
+    #      fmaps=0.5, mbstd=8, lrate=0.0025, gamma=1, ema=20, map=8) with --aug=noaug,
+    #      pl_weight 0 and no style mixing
+    c.batch_size, c.total_steps = 64, 400_000      # 25,600 kimg
+    c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
+    c.data = config_lib.data_config(256, source="folder")
+    c.loss.update(r1_gamma=1.0, pl_weight=0.0, style_mixing=0.0)
+    c.ema_kimg = 20.0
+    c.augment.kind = "none"     # --aug=noaug, unlike stylegan2-ada's paper256 (ADA)
+    c.model = spatialgan_model_config(256, channel_base=16384, channel_max=512,
+                                      mbstd_group_size=8)
+  return c

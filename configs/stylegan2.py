@@ -15,19 +15,50 @@ The StyleGAN2 ``demo`` is tuned for a short CPU run (README, docs/benchmarks.md)
 at every resolution (``channel_max`` 32 instead of the other families' 64: ~2x the images/s),
 batch 8 and lr 0.005, 12000 steps (96 kimg). To start an SSN or SpatialGAN ``demo`` from it
 (``--config.init_from=runs/demo``) give that run the same width: ``--config.model.channel_max=32``.
+
+Every value of a preset is set here, on top of ``config_lib.base_config`` (the shared defaults:
+stylegan2-ada paper256's optimiser, R1, path length, style mixing and EMA).
 """
 
+from jaxspatial.models import stylegan2_model_config
 from jaxspatial.training import config_lib
+
+PRESETS = config_lib.PRESETS
 
 
 def get_config(preset: str = "demo"):
-  """Returns the StyleGAN2 config for ``preset`` (tiny | demo | paper256)."""
-  preset = preset or "demo"
-  config = config_lib.gan_config(preset)
-  config.model = config_lib.stylegan2_model(preset)
-  if preset == "demo":
-    config.model.channel_max = 32
-    config.batch_size = 8
-    config.optim.update(g_lr=0.005, d_lr=0.005)
-    config.total_steps, config.checkpoint_every, config.sample_every = 12000, 2000, 1000
-  return config
+  """The StyleGAN2 config for ``preset`` (tiny | demo | paper256)::
+
+      python -m jaxspatial.train --config configs/stylegan2.py:demo --workdir runs/sg2-demo
+  """
+  preset = config_lib.check_preset(preset, PRESETS)
+  c = config_lib.base_config(preset)
+  if preset == "tiny":
+    c.batch_size, c.total_steps = 8, 4
+    c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
+    c.data = config_lib.data_config(16)
+    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=1)
+    c.ema_kimg = 0.01
+    c.num_samples = 4
+    c.model = stylegan2_model_config(16, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
+                                     channel_max=32, mbstd_group_size=4)
+  elif preset == "demo":
+    c.batch_size, c.total_steps = 8, 12000                 # 96 kimg
+    c.checkpoint_every, c.log_every, c.sample_every = 2000, 25, 1000
+    c.data = config_lib.data_config(32)
+    c.optim.update(g_lr=0.005, d_lr=0.005)
+    c.loss.update(r1_gamma=0.05, r1_every=16, pl_weight=0.0, style_mixing=0.0)
+    c.ema_kimg, c.ema_rampup = 2.0, 0.05
+    c.model = stylegan2_model_config(32, z_dim=64, w_dim=64, n_mlp=2, channel_base=1024,
+                                     channel_max=32, mbstd_group_size=4)
+  else:  # stylegan2-ada train.py cfg_specs['paper256']: mb=64, kimg=25000, fmaps=0.5, mbstd=8,
+    #      lrate=0.0025, gamma=1, ema=20, ramp=None, map=8 (the rest: base_config)
+    c.batch_size, c.total_steps = 64, 400_000      # 25,600 kimg
+    c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
+    c.data = config_lib.data_config(256, source="folder")
+    c.loss.update(r1_gamma=1.0, pl_weight=2.0)
+    c.ema_kimg = 20.0
+    c.augment.kind = "ada"      # stylegan2-ada's --aug=ada default: bgc, target 0.6, 500 kimg
+    c.model = stylegan2_model_config(256, channel_base=16384, channel_max=512,   # fmaps 0.5
+                                     mbstd_group_size=8)
+  return c

@@ -1,12 +1,21 @@
-"""Shared config sections for every GAN family and the checks run before compiling.
+"""The shared defaults of every config, the one loader of ``configs/*.py``, and the checks
+run before compiling.
 
-Each ``configs/<family>.py`` builds on :func:`gan_config` and sets its ``model`` section.
-Keys shared by every family (DESIGN.md): ``seed``, ``batch_size`` (global), ``total_steps``,
-``checkpoint_every``, ``log_every``, ``sample_every``, ``data.*``, ``model.*``, ``optim.*``,
-``loss.*``.
+A preset is read in one file: ``configs/<family>.py`` starts from :func:`base_config` (the
+defaults every GAN family shares, stylegan2-ada's ``paper256`` values) and sets, per preset,
+everything else -- batch, steps, data, model width, and the R1, EMA and loss values that differ
+from those defaults. Keys shared by every family (DESIGN.md): ``seed``, ``batch_size``
+(global), ``total_steps``, ``checkpoint_every``, ``log_every``, ``sample_every``, ``data.*``,
+``model.*``, ``optim.*``, ``loss.*``.
+
+Load a preset with :func:`load` -- ``load("ssn", "demo")``, or the command-line form
+``load("configs/ssn.py:demo")`` -- never by importing the file by hand.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import pathlib
 
 import jax
 import ml_collections
@@ -17,6 +26,41 @@ from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache
 
 PRESETS = ("tiny", "demo", "paper256")
+"""The presets every family has (``configs/<family>.py``'s ``PRESETS`` may add some)."""
+
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
+"""The repository's ``configs/`` (next to the package in a source checkout)."""
+
+
+def load(config: str, preset: str | None = None) -> ml_collections.ConfigDict:
+  """``get_config(preset)`` of a config file: ``load("ssn", "demo")`` (a family's file in
+  :data:`CONFIGS_DIR`), ``load("configs/ssn.py:demo")`` (the ``--config`` form of
+  ``python -m jaxspatial.train``, relative to the working directory or the repository) or
+  ``load("/path/to/my_config.py", "tiny")``. Without a preset, the file's default. A missing
+  file is a :class:`UserError`; an unknown preset the file's ``ValueError``."""
+  path_text = config
+  if preset is None and ":" in config:
+    path_text, preset = config.rsplit(":", 1)
+  if path_text.endswith(".py"):
+    path = pathlib.Path(path_text)
+    if not path.is_absolute() and not path.is_file():
+      path = CONFIGS_DIR.parent / path
+  else:
+    path = CONFIGS_DIR / f"{path_text}.py"
+  if not path.is_file():
+    raise UserError(f"{path}: no such config file")
+  spec = importlib.util.spec_from_file_location(f"jaxspatial_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if preset is None else module.get_config(preset)
+
+
+def check_preset(preset: str | None, presets: tuple[str, ...] = PRESETS) -> str:
+  """``preset`` (empty: ``demo``), or a ValueError naming the choices."""
+  preset = preset or "demo"
+  if preset not in presets:
+    raise ValueError(f"unknown preset {preset!r}; choose one of {presets}")
+  return preset
 
 
 def data_config(resolution: int, source: str = "shapes") -> ml_collections.ConfigDict:
@@ -27,10 +71,17 @@ def data_config(resolution: int, source: str = "shapes") -> ml_collections.Confi
   return c
 
 
-def gan_config(preset: str) -> ml_collections.ConfigDict:
-  """Everything but ``model`` for a StyleGAN2-style GAN; ``paper256`` = stylegan2-ada paper256."""
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+def base_config(preset: str) -> ml_collections.ConfigDict:
+  """The defaults every GAN config starts from; each ``configs/<family>.py`` then sets
+  ``batch_size``, ``total_steps``, ``checkpoint_every``, ``log_every``, ``sample_every``,
+  ``data`` and ``model`` per preset, and whatever differs from these.
+
+  Training values are stylegan2-ada's ``paper256`` (Karras et al. 2020, "Training Generative
+  Adversarial Networks with Limited Data", train.py ``cfg_specs['paper256']`` and the loss's
+  defaults): Adam lr 0.0025 betas (0, 0.99); R1 γ = 1 every 16 steps (lazy); path length
+  weight 2 every 4 steps, decay 0.01, on half the batch; style mixing 0.9; EMA half-life
+  20 kimg, no ramp-up.
+  """
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
@@ -47,38 +98,7 @@ def gan_config(preset: str) -> ml_collections.ConfigDict:
   c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
   c.augment = augment_lib.default_config()   # what D sees (none | fixed | ada), see augment.py
   c.freeze_d = 0              # FreezeD: D's first N layers stay fixed (stylegan2-ada --freezed)
-  if preset == "tiny":
-    c.batch_size, c.total_steps = 8, 4
-    c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0
-    c.data = data_config(16)
-    c.loss.update(r1_gamma=0.1, r1_every=2, pl_every=2, pl_batch_shrink=1)
-    c.ema_kimg = 0.01
-    c.num_samples = 4
-  elif preset == "demo":
-    c.batch_size, c.total_steps = 16, 900
-    c.checkpoint_every, c.log_every, c.sample_every = 300, 25, 150
-    c.data = data_config(32)
-    c.loss.update(r1_gamma=0.05, r1_every=16, pl_weight=0.0, style_mixing=0.0)
-    c.ema_kimg = 2.0
-    c.ema_rampup = 0.05
-  else:
-    c.batch_size, c.total_steps = 64, 400_000      # 25,600 kimg
-    c.checkpoint_every, c.log_every, c.sample_every = 5_000, 100, 5_000
-    c.data = data_config(256, source="folder")
-    c.augment.kind = "ada"      # stylegan2-ada's --aug=ada default: bgc, target 0.6, 500 kimg
   return c
-
-
-def stylegan2_model(preset: str) -> ml_collections.ConfigDict:
-  """StyleGAN2 ``model`` section for a preset (paper256: ada's cbase 16384, cmax 512, map 8)."""
-  from jaxspatial.models import stylegan2_model_config
-  if preset == "tiny":
-    return stylegan2_model_config(16, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
-                                  channel_max=32, mbstd_group_size=4)
-  if preset == "demo":
-    return stylegan2_model_config(32, z_dim=64, w_dim=64, n_mlp=2, channel_base=1024,
-                                  channel_max=64, mbstd_group_size=4)
-  return stylegan2_model_config(256, channel_base=16384, channel_max=512, mbstd_group_size=8)
 
 
 def _validate_labels(m: ml_collections.ConfigDict, d: ml_collections.ConfigDict) -> None:
