@@ -1,9 +1,12 @@
 """The one registry of model families: ``config.model.kind`` -> everything that differs.
 
 A :class:`Family` names a kind's Flax builders, its training plug-in and trainer, the class
-``js.load`` returns, and the converters ``convert_torch --target`` offers. Every lookup by kind
-goes through :func:`get`: ``models.build_generator``, ``training.loop.Trainer`` and ``train``,
-``api.model.load``, ``convert_torch``.
+``js.load`` returns (whose methods say how edit/ projects and drags it), the studio engine that
+serves it, the metrics only it has, and the converters ``convert_torch --target`` offers. Every
+lookup by kind goes through :func:`get`: :func:`build_generator` / :func:`build_discriminator`,
+``training.loop.Trainer`` and ``train``, ``api.model.load``, ``studio.engines.load_engine``,
+``metrics.registry.evaluate``, ``project``, ``convert_torch``. Nothing else branches on a kind
+string: adding a family touches its own files plus one :func:`register` call.
 
 The built-in entries name their pieces as ``"module:attribute"`` strings, imported on first
 use: looking a family up imports nothing, so ``js.load`` of an SSN imports the SSN API class
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from jaxspatial.errors import UserError
 
@@ -47,8 +50,13 @@ class Family:
     generator: ``config.model -> Flax generator`` (None: the kind has no generator of its own,
       e.g. the regressor, whose generator is a frozen StyleGAN2).
     discriminator: ``config.model -> Flax discriminator``; None: StyleGAN2's.
-    encoder: ``config.model -> Flax encoder`` (the regressor's E), or None.
-    model: the :class:`jaxspatial.api.model.Model` subclass ``js.load`` returns.
+    model: the :class:`jaxspatial.api.model.Model` subclass ``js.load`` returns; its class
+      attributes and methods are the edit layer's hooks (``projection_spaces``, ``draggable``,
+      ``sample_w``, ``w_to_style``, ``synthesis``, ``edit_controls``, ... in ``api.model``).
+    studio: the ``studio.engines.Engine`` subclass the studio serves the kind with (its
+      ``edits``/``ops`` say what the page offers), or None: the studio cannot open it.
+    metrics: names of ``metrics.registry`` metrics that only this kind has (e.g. SSN's
+      ``distortion``); ``evaluate`` refuses them for other kinds.
     training: the GAN-step plug-in (a ``training.gan_step.StyleGAN2Family`` subclass) that
       ``training.loop.Trainer`` drives; None for a kind that is not trained as a GAN.
     trainer: ``config -> trainer`` used by ``python -m jaxspatial.train``
@@ -62,8 +70,9 @@ class Family:
   kind: str
   generator: Any = None
   discriminator: Any = None
-  encoder: Any = None
   model: Any = "jaxspatial.api.model:GeneratorModel"
+  studio: Any = "jaxspatial.studio.engines:Engine"
+  metrics: tuple[str, ...] = ()
   training: Any = "jaxspatial.training.gan_step:StyleGAN2Family"
   trainer: Any = "jaxspatial.training.loop:Trainer"
   validate: Any = "jaxspatial.training.config_lib:validate"
@@ -78,10 +87,6 @@ class Family:
   def build_discriminator(self, model_cfg) -> Any:
     return resolve(self.discriminator or FAMILIES["stylegan2"].discriminator)(model_cfg)
 
-  def build_encoder(self, model_cfg) -> Any:
-    if self.encoder is None:
-      raise UserError(f"model kind {self.kind!r} has no encoder")
-    return resolve(self.encoder)(model_cfg)
 
 
 FAMILIES: dict[str, Family] = {}
@@ -107,6 +112,22 @@ def get(kind: str | None) -> Family:
   return FAMILIES[kind]
 
 
+def build_generator(model_cfg) -> Any:
+  """``config.model`` -> the generator module of family ``model_cfg.kind``."""
+  return get(model_cfg.get("kind")).build_generator(model_cfg)
+
+
+def build_discriminator(model_cfg) -> Any:
+  """``config.model`` -> the discriminator module (StyleGAN2's unless the family has its own)."""
+  return get(model_cfg.get("kind")).build_discriminator(model_cfg)
+
+
+def kinds_with(test: Callable[[Family], Any]) -> list[str]:
+  """The registered kinds whose family passes ``test`` (in registration order), e.g. for an
+  error that says which kinds offer an operation."""
+  return [kind for kind, family in FAMILIES.items() if test(family)]
+
+
 def converters() -> dict[str, Any]:
   """Every ``convert_torch --target`` name -> its converter (:data:`Ref`)."""
   return {name: fn for family in FAMILIES.values() for name, fn in family.converters.items()}
@@ -121,17 +142,21 @@ register(Family(
     "ssn",
     generator="jaxspatial.models.ssn:build_generator",
     model="jaxspatial.api.ssn:SSNModel",
+    studio="jaxspatial.studio.engines:SSNEngine",
+    metrics=("distortion",),
     training="jaxspatial.training.ssn:SSNFamily",
     converters={"ssn": "jaxspatial.convert.rosinality:convert_ssn"}))
 register(Family(
     "spatialgan",
     generator="jaxspatial.models.spatialgan:build_generator",
     model="jaxspatial.api.spatialgan:SpatialGANModel",
+    studio="jaxspatial.studio.engines:SpatialGANEngine",
+    metrics=("comove",),
     training="jaxspatial.training.spatialgan:SpatialGANFamily"))
 register(Family(
     "regressor",
-    encoder="jaxspatial.models.regressor:build_regressor",
     model="jaxspatial.api.regressor:RegressorModel",
+    studio="jaxspatial.studio.engines:RegressorEngine",
     training=None,
     trainer="jaxspatial.training.regressor:RegressorTrainer",
     validate=None,

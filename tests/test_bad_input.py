@@ -45,6 +45,7 @@ from PIL import Image
 
 from jaxspatial import cli
 from jaxspatial import checkpoint
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from xla_env import xla_flags
 
@@ -302,14 +303,14 @@ def paths(tmp_path_factory):
   key = jax.random.key(0)
   small = dict(z_dim=16, w_dim=16, n_mlp=1, channel_base=128, channel_max=16)
   sg2_cfg = models_lib.stylegan2_model_config(RES, **small)
-  g = models_lib.build_generator(sg2_cfg)
+  g = families.build_generator(sg2_cfg)
   sg2_vars = _zeros(g.init, key, jnp.zeros((1, 16)))
   _save(root / "sg2", {"g_ema": sg2_vars}, sg2_cfg)
   ssn_cfg = ssn_model_config(RES, grid=(4, 4), **small)
-  g = models_lib.build_generator(ssn_cfg)
+  g = families.build_generator(ssn_cfg)
   _save(root / "ssn", {"g_ema": _zeros(g.init, key, jnp.zeros((1, 4, 4, 16)))}, ssn_cfg)
   sgan_cfg = spatialgan_model_config(RES, sel_hidden=8, **small)
-  g = models_lib.build_generator(sgan_cfg)
+  g = families.build_generator(sgan_cfg)
   init = lambda k: g.init({"params": k, "noise": k}, jnp.zeros((1, 16)), g.sample_heatmaps(k, 1))
   _save(root / "sgan", {"g_ema": _zeros(init, key)}, sgan_cfg)
   reg_cfg = R.regressor_model_config(sg2_cfg, depth=18, width=8)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial.benchmarks import device, profile, rosinality, time_interleaved
 from jaxspatial.cli import UserError
@@ -48,7 +49,7 @@ def test_rosinality_import_bypasses_its_cuda_extension_build(tmp_path):
 def _tiny_gan():
   cfg = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_base=256,
                                       channel_max=16)
-  g, d = models.build_generator(cfg), models.build_discriminator(cfg)
+  g, d = families.build_generator(cfg), families.build_discriminator(cfg)
   gv = g.init(jax.random.key(0), jnp.zeros((1, 16)))
   dv = d.init(jax.random.key(1), jnp.zeros((1, 16, 16, 3)))
   return g, d, gv, dv

@@ -15,6 +15,7 @@ import pytest
 
 import jaxspatial as js
 from jaxspatial import convert_torch
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
@@ -77,7 +78,7 @@ def save_generator(path, resolution: int) -> None:
   """A tiny random StyleGAN2 with w_dim 512 (the encoder only needs its config and num_ws)."""
   g_cfg = models_lib.stylegan2_model_config(resolution, z_dim=8, w_dim=W_DIM, n_mlp=1,
                                             channel_base=64, channel_max=8)
-  g = models_lib.build_generator(g_cfg)
+  g = families.build_generator(g_cfg)
   g_vars = jax.jit(g.init)({"params": jax.random.key(0)}, jnp.zeros((1, 8)))
   checkpoint.save_model_dir(path, {"g_ema": g_vars}, ml_collections.ConfigDict({"model": g_cfg}))
 

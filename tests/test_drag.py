@@ -13,6 +13,7 @@ from PIL import Image
 
 import jaxspatial as js
 from jaxspatial import drag as drag_cmd
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
@@ -30,13 +31,13 @@ def dirs(tmp_path_factory):
   key = jax.random.key(0)
   sg2_cfg = models.stylegan2_model_config(RES, z_dim=16, w_dim=16, n_mlp=1, channel_base=128,
                                           channel_max=16)
-  g = models.build_generator(sg2_cfg)
+  g = families.build_generator(sg2_cfg)
   g_vars = jax.jit(g.init)(key, jnp.zeros((1, 16)))
   checkpoint.save_model_dir(root / "sg2", {"g_ema": g_vars},
                             ml_collections.ConfigDict({"model": sg2_cfg}))
   sp_cfg = spatialgan_model_config(RES, z_dim=16, w_dim=16, n_mlp=1, channel_base=128,
                                    channel_max=16, sel_hidden=8)
-  g = models.build_generator(sp_cfg)
+  g = families.build_generator(sp_cfg)
   h = g.sample_heatmaps(key, 1)
   sp_vars = jax.jit(g.init)({"params": key, "noise": key}, jnp.zeros((1, 16)), h)
   checkpoint.save_model_dir(root / "sgan", {"g_ema": sp_vars},

@@ -94,7 +94,7 @@ def test_unknown_kinds_are_one_line_errors(tmp_path):
   with pytest.raises(UserError, match="unknown model kind 'nope'"):
     families.get("nope")
   cfg = models_lib.stylegan2_model_config(8)
-  g = models_lib.build_generator(cfg)
+  g = families.build_generator(cfg)
   v = jax.jit(g.init)(jax.random.key(0), jnp.zeros((1, cfg.z_dim)))
   cfg.kind = "nope"
   checkpoint.save_model_dir(tmp_path, {"g_ema": v}, ml_collections.ConfigDict({"model": cfg}))
@@ -106,7 +106,7 @@ def test_unknown_kinds_are_one_line_errors(tmp_path):
 
 def test_every_builtin_reference_resolves():
   for family in families.FAMILIES.values():
-    for field in ("generator", "discriminator", "encoder", "model", "training", "trainer",
+    for field in ("generator", "discriminator", "model", "studio", "training", "trainer",
                   "validate"):
       ref = getattr(family, field)
       assert ref is None or callable(families.resolve(ref)), (family.kind, field)
@@ -119,7 +119,7 @@ def test_every_builtin_reference_resolves():
 
 def _save_init(path, cfg, *init_inputs):
   """A checkpoint directory holding freshly initialised G variables of ``cfg``."""
-  g = models_lib.build_generator(cfg)
+  g = families.build_generator(cfg)
   v = jax.jit(g.init)({"params": jax.random.key(0), "noise": jax.random.key(1)}, *init_inputs)
   checkpoint.save_model_dir(path, {"g_ema": v}, ml_collections.ConfigDict({"model": cfg}))
 
@@ -131,10 +131,10 @@ def test_js_load_imports_no_training_module(tmp_path):
   tiny = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=32, channel_max=8)
   _save_init(tmp_path / "ssn", ssn_model_config(8, grid=(2, 2), **tiny), jnp.zeros((1, 2, 2, 8)))
   sgan_cfg = spatialgan_model_config(8, **tiny)
-  heatmaps = models_lib.build_generator(sgan_cfg).sample_heatmaps(jax.random.key(0), 1)
+  heatmaps = families.build_generator(sgan_cfg).sample_heatmaps(jax.random.key(0), 1)
   _save_init(tmp_path / "sgan", sgan_cfg, jnp.zeros((1, 8)), heatmaps)
   g_cfg = models_lib.stylegan2_model_config(16, **tiny)
-  g_vars = jax.jit(models_lib.build_generator(g_cfg).init)(jax.random.key(0),
+  g_vars = jax.jit(families.build_generator(g_cfg).init)(jax.random.key(0),
                                                            jnp.zeros((1, 8)))
   r_cfg = regressor_lib.regressor_model_config(g_cfg, depth=18, width=8)
   checkpoint.save_model_dir(tmp_path / "reg", {"e": regressor_lib.init_regressor(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxspatial import families
 from jaxspatial import generate, models, scene
 from jaxspatial import checkpoint
 from jaxspatial.benchmarks.projection_real import held_out_indices
@@ -24,7 +25,7 @@ def run_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("first_steps") / "run"
   cfg = models.stylegan2_model_config(RES, z_dim=16, w_dim=16, n_mlp=1, channel_base=128,
                                       channel_max=16)
-  g = models.build_generator(cfg)
+  g = families.build_generator(cfg)
   zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
                        jax.eval_shape(g.init, jax.random.key(0), jnp.zeros((1, 16))))
   config = ml_collections.ConfigDict({

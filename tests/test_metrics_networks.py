@@ -254,11 +254,12 @@ def tiny_generator_dir(tmp_path_factory) -> pathlib.Path:
   """A random 16-px StyleGAN2 saved as convert_torch would (config without a data section)."""
   import jax.numpy as jnp
   import ml_collections
+  from jaxspatial import families
   from jaxspatial import models
   from jaxspatial import checkpoint
   cfg = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_base=128,
                                       channel_max=16)
-  g_vars = jax.jit(models.build_generator(cfg).init)(jax.random.key(0), jnp.zeros((1, 16)))
+  g_vars = jax.jit(families.build_generator(cfg).init)(jax.random.key(0), jnp.zeros((1, 16)))
   out = tmp_path_factory.mktemp("tiny_g")
   checkpoint.save_model_dir(out, {"g_ema": g_vars}, ml_collections.ConfigDict({"model": cfg}))
   return out
@@ -309,10 +310,11 @@ def test_evaluate_critic_fd(tiny_generator_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.delenv("JAXSPATIAL_NO_PROGRESS", raising=False)
   monkeypatch.setenv("JAXSPATIAL_PROGRESS_SECONDS", "0")
   import jax.numpy as jnp
-  from jaxspatial import evaluate, models
+  from jaxspatial import families
+  from jaxspatial import evaluate
   from jaxspatial import checkpoint
   cfg = checkpoint.read_config(tiny_generator_dir)
-  d_vars = jax.jit(models.build_discriminator(cfg.model).init)(
+  d_vars = jax.jit(families.build_discriminator(cfg.model).init)(
       jax.random.key(1), jnp.zeros((1, 16, 16, 3)))
   critic = tmp_path / "critic"
   checkpoint.save_model_dir(critic, {**checkpoint.restore_models(tiny_generator_dir),

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxspatial import models
+from jaxspatial import families
 from jaxspatial.convert import rosinality as convert_rosinality
 from jaxspatial.training import gan_step, loop
 from rosinality_recipe import state_dicts, to_nhwc
@@ -36,7 +36,7 @@ def parity_outputs(request, reference_dir):
   out = {}
   for dtype in ("float32", "bfloat16"):
     cfg.compute_dtype = dtype
-    g, d = models.build_generator(cfg), models.build_discriminator(cfg)
+    g, d = families.build_generator(cfg), families.build_discriminator(cfg)
     out[dtype] = (np.asarray(g.apply(g_vars, inputs["z"])),
                   np.asarray(d.apply(d_vars, to_nhwc(inputs["d_images"]))))
   reference = to_nhwc(np.load(cfg_dir / "outputs.npz")["img_noise_buffers"])

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import jaxspatial as js
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial import checkpoint
 from jaxspatial import drag as drag_cmd
@@ -28,10 +29,10 @@ SMALL = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8)
 
 def _save(root, name, cfg, g_init_args, with_d=False):
   key = jax.random.key(0)
-  g = models.build_generator(cfg)
+  g = families.build_generator(cfg)
   variables = {"g_ema": jax.jit(g.init)({"params": key, "noise": key}, *g_init_args)}
   if with_d:
-    d = models.build_discriminator(cfg)
+    d = families.build_discriminator(cfg)
     variables["d"] = jax.jit(d.init)(key, jnp.zeros((1, RES, RES, 3)))
   checkpoint.save_model_dir(root / name, variables, ml_collections.ConfigDict({"model": cfg}))
   return js.load(root / name)
@@ -198,7 +199,7 @@ def ssn_projection(root):
 def sgan_projection(root):
   """A random SpatialGAN, an image of it and the image's 40-step projection."""
   cfg = spatialgan_model_config(RES, sel_hidden=8, **SMALL)
-  g = models.build_generator(cfg)
+  g = families.build_generator(cfg)
   m = _save(root, "sgan", cfg, (jnp.zeros((1, 8)), g.sample_heatmaps(jax.random.key(0), 1)))
   x = m.generate(m.sample_z(2, 1), heatmaps=m.sample_heatmaps(4, 1))
   p = m.project(x, steps=40, loss="mse", seed=1)

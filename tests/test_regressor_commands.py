@@ -17,6 +17,7 @@ from jaxspatial import cli
 from jaxspatial import composite as composite_cmd
 from jaxspatial import edit_attribute as edit_cmd
 from jaxspatial import inpaint as inpaint_cmd
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial import checkpoint
 from jaxspatial.api.regressor import RegressorModel
@@ -33,7 +34,7 @@ def dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("regressor")
   g_cfg = models_lib.stylegan2_model_config(RES, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
                                             channel_max=32)
-  generator = models_lib.build_generator(g_cfg)
+  generator = families.build_generator(g_cfg)
   g_vars = jax.jit(generator.init)({"params": jax.random.key(0)}, jnp.zeros((1, 32)))
   model_cfg = R.regressor_model_config(g_cfg, depth=18, width=8)
   e_vars = R.init_regressor(model_cfg, jax.random.key(1))
@@ -228,7 +229,7 @@ def test_bench_composite_table():
 def critic_dir(dirs):
   """A StyleGAN2 dir with a (random) discriminator at the regressor's resolution."""
   cfg = js.load(dirs["g"]).config
-  d = models_lib.build_discriminator(cfg.model)
+  d = families.build_discriminator(cfg.model)
   d_vars = jax.jit(d.init)(jax.random.key(2), jnp.zeros((1, RES, RES, 3)))
   g_vars = checkpoint.restore_models(dirs["g"])["g_ema"]
   path = dirs["root"] / "critic"

@@ -12,6 +12,7 @@ import optax
 import pytest
 import torch
 
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
@@ -133,7 +134,7 @@ def test_lpips_fn_resizes_and_masks():
 def setup():
   g_cfg = models_lib.stylegan2_model_config(16, z_dim=32, w_dim=32, n_mlp=2, channel_base=256,
                                             channel_max=32)
-  generator = models_lib.build_generator(g_cfg)
+  generator = families.build_generator(g_cfg)
   g_vars = jax.jit(generator.init)({"params": jax.random.key(0)}, jnp.zeros((1, 32)))
   cfg = ml_collections.ConfigDict(dict(
       batch_size=4, model=R.regressor_model_config(g_cfg, depth=18, width=8),

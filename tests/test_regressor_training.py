@@ -25,11 +25,11 @@ def train(config, workdir, *overrides):
 def generator_dir(tmp_path_factory):
   """The ``tiny`` StyleGAN2, randomly initialised and saved as a model directory: the regressor
   trains against whatever frozen generator it is given (a training run would add a minute)."""
-  from jaxspatial import models
+  from jaxspatial import families
   from jaxspatial import checkpoint
   from test_training import load_config
   config = load_config("tiny")
-  g = models.build_generator(config.model)
+  g = families.build_generator(config.model)
   g_vars = jax.jit(g.init)(jax.random.key(0), jnp.zeros((1, config.model.z_dim)))
   d = tmp_path_factory.mktemp("sg2")
   checkpoint.save_model_dir(d, {"g_ema": g_vars}, config)

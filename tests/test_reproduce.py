@@ -269,7 +269,7 @@ def test_every_spatialgan_unit_builds_its_networks(scale):
   config validates and its generator traces (no compile), so no unit of the campaign dies
   on a switch combination hours into its run."""
   import jax.numpy as jnp
-  from jaxspatial import models
+  from jaxspatial import families
   from jaxspatial.reproduction import spatialgan_ablations, spatialgan_table1
   from jaxspatial.training import config_lib
   specs = ([spatialgan.run_spec(scale, s, 0) for s in spatialgan.TARGET.settings] +
@@ -279,7 +279,7 @@ def test_every_spatialgan_unit_builds_its_networks(scale):
   for spec in specs:
     config = spec.build()
     config_lib.validate(config, num_devices=1, num_processes=1)
-    g = models.build_generator(config.model)
+    g = families.build_generator(config.model)
     key = jax.random.key(0)
     h = g.sample_heatmaps(key, 2)
     shapes = jax.eval_shape(lambda k: g.init({"params": k, "noise": k},

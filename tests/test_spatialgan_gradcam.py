@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from jaxspatial import models
+from jaxspatial import families
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models import heatmaps as hm
 from jaxspatial.models import spatialgan as sp
@@ -174,7 +174,7 @@ def np_init(module, seed, *args):
 def tiny_pair():
   cfg = sp.spatialgan_model_config(16, z_dim=8, w_dim=8, n_mlp=1, channel_base=64,
                                    channel_max=8, sel_hidden=8, mbstd_group_size=2)
-  G, D = models.build_generator(cfg), models.build_discriminator(cfg)
+  G, D = families.build_generator(cfg), families.build_discriminator(cfg)
   key = jax.random.key(1)
   h = G.sample_heatmaps(key, 2)
   z = jax.random.normal(key, (2, 8))

@@ -13,6 +13,7 @@ from PIL import Image
 
 import jaxspatial as js
 from jaxspatial import edit_heatmap
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial import checkpoint
 from jaxspatial.api.spatialgan import SpatialGANModel
@@ -45,7 +46,7 @@ def load_config(preset):
 
 @pytest.mark.parametrize("variant", [dict(), dict(heatmaps="multi", encoding="indoor")])
 def test_generator_runs_under_jit_and_grad(variant):
-  G = models.build_generator(sp.spatialgan_model_config(16, **TINY, **variant))
+  G = families.build_generator(sp.spatialgan_model_config(16, **TINY, **variant))
   key = jax.random.key(0, impl="rbg")     # cheaper to compile than threefry
   h = G.sample_heatmaps(key, 2)
   z = jax.random.normal(key, (2,) + G.latent_shape)
@@ -75,7 +76,7 @@ def test_generator_runs_under_jit_and_grad(variant):
 ])
 def test_ablation_variants(variant, steered):
   """Moving a centre changes the image iff the variant encodes the heatmap."""
-  G = models.build_generator(sp.spatialgan_model_config(16, **TINY, **variant))
+  G = families.build_generator(sp.spatialgan_model_config(16, **TINY, **variant))
   h = G.sample_heatmaps(jax.random.key(1), 1)
   z = jax.random.normal(jax.random.key(2), (1, 8))
   v = np_init(G, 1, z, h)
@@ -89,7 +90,7 @@ def test_ablation_variants(variant, steered):
 
 def test_sel_positions_official_default_and_paper_text():
   def synthesis_shapes(cfg):
-    G = models.build_generator(cfg)
+    G = families.build_generator(cfg)
     h = G.sample_heatmaps(jax.random.key(0), 1)
     return jax.eval_shape(lambda: G.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)),
                                          h))["params"]["synthesis"]
@@ -188,7 +189,7 @@ def test_model_api(trained):
 def test_indoor_model(tmp_path):
   config = load_config("tiny")
   config.model = sp.spatialgan_model_config(16, heatmaps="multi", encoding="indoor", **TINY)
-  G = models.build_generator(config.model)
+  G = families.build_generator(config.model)
   h = G.sample_heatmaps(jax.random.key(0), 1)
   g_vars = np_init(G, 2, jnp.zeros((1,) + G.latent_shape), h)
   checkpoint.save_model_dir(tmp_path, {"g_ema": g_vars}, config)
@@ -257,14 +258,14 @@ def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
       config.model.resolution, **{k: config.model[k] for k in (
           "z_dim", "w_dim", "n_mlp", "channel_base", "channel_max", "mbstd_group_size")})
   key = jax.random.key(7)
-  g = models.build_generator(sg2_cfg)
+  g = families.build_generator(sg2_cfg)
   g_vars = jax.jit(g.init)(key, jnp.zeros((1, sg2_cfg.z_dim)))
-  d_vars = jax.jit(models.build_discriminator(sg2_cfg).init)(
+  d_vars = jax.jit(families.build_discriminator(sg2_cfg).init)(
       key, jnp.zeros((1, sg2_cfg.resolution, sg2_cfg.resolution, 3)))
   checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars, "d": d_vars},
                             ml_collections.ConfigDict({"model": sg2_cfg}))
-  family = SpatialGANFamily(config, models.build_generator(config.model),
-                            models.build_discriminator(config.model))
+  family = SpatialGANFamily(config, families.build_generator(config.model),
+                            families.build_discriminator(config.model))
   out = family.init_models(str(tmp_path / "sg2"))
   src = traverse_util.flatten_dict(jax.tree.map(np.asarray, g_vars), sep="/")
   got = traverse_util.flatten_dict(jax.tree.map(np.asarray, out["g"]), sep="/")

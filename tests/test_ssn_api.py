@@ -180,11 +180,12 @@ def test_sigma_e_benchmark_table():
 
 
 def test_transfer_init_models_from_a_stylegan2_checkpoint(tmp_path):
+  from jaxspatial import families
   from jaxspatial import models
   from jaxspatial import checkpoint
   kw = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8)
   sg2_cfg = models.stylegan2_model_config(8, **kw)
-  g = models.build_generator(sg2_cfg)
+  g = families.build_generator(sg2_cfg)
   g_vars = jax.jit(g.init)(jax.random.key(0), jnp.zeros((1, 8)))
   checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars},
                             ml_collections.ConfigDict({"model": sg2_cfg}))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.losses import stylegan2 as L
 
@@ -84,7 +85,7 @@ def test_path_length_of_a_linear_generator_by_hand():
 def test_path_length_of_a_tiny_stylegan2_against_its_full_jacobian():
   cfg = models_lib.stylegan2_model_config(4, z_dim=4, w_dim=4, n_mlp=1, channel_base=16,
                                           channel_max=4)
-  g = models_lib.build_generator(cfg)
+  g = families.build_generator(cfg)
   v = g.init(jax.random.key(0), jnp.zeros((1, 4)))
   ws = jax.random.normal(jax.random.key(1), (2, g.num_ws, 4))
   synthesize = lambda ws: g.apply(v, ws, "const", method=type(g).synthesize)  # noqa: E731

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial.models import stylegan2 as sg2
 
@@ -14,7 +15,7 @@ CFG = models.stylegan2_model_config(16, z_dim=16, w_dim=16, n_mlp=2, channel_bas
 
 @pytest.fixture(scope="module")
 def nets():
-  g, d = models.build_generator(CFG), models.build_discriminator(CFG)
+  g, d = families.build_generator(CFG), families.build_discriminator(CFG)
   z = jnp.zeros((2, 16))
   return g, d, g.init(jax.random.key(0), z), d.init(jax.random.key(1), jnp.zeros((2, 16, 16, 3)))
 

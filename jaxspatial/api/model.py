@@ -19,7 +19,6 @@ import ml_collections
 import numpy as np
 
 from jaxspatial import families
-from jaxspatial import models as models_lib
 from jaxspatial import checkpoint
 from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
@@ -75,8 +74,8 @@ class GeneratorModel(Model):
     else:
       raise UserError("checkpoint holds no generator ('g_ema' or 'g')")
     self.d_vars = variables.get("d")
-    self.generator = models_lib.build_generator(config.model)
-    self.discriminator = (models_lib.build_discriminator(config.model)
+    self.generator = families.build_generator(config.model)
+    self.discriminator = (families.build_discriminator(config.model)
                           if self.d_vars is not None else None)
     g = self.generator
     labelled = lambda c: {} if c is None else {"labels": c}  # noqa: E731

@@ -192,8 +192,9 @@ def train_target(resolution: int = 64, channel_multiplier: int = 1, batch: int =
 def generator_target(resolution: int = 256, channel_multiplier: int = 2, batch: int = 8):
   """(compiled G forward with const noise, its args): row 1 of ``bench rosinality``."""
   import jax.numpy as jnp
+  from jaxspatial import families
   from jaxspatial import models
-  g = models.build_generator(models.stylegan2_model_config(
+  g = families.build_generator(models.stylegan2_model_config(
       resolution, channel_multiplier=channel_multiplier))
   variables = g.init(jax.random.key(1), jnp.zeros((1, g.z_dim)))
   z = jax.random.normal(jax.random.key(0), (batch, g.z_dim))

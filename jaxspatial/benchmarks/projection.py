@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial.api.model import GeneratorModel
 from jaxspatial.benchmarks import compile_with_flops, time_interleaved
@@ -37,7 +38,7 @@ def _model(spec: dict) -> GeneratorModel:
   cfg = models.stylegan2_model_config(spec["resolution"], **{k: v for k, v in spec.items()
                                                              if k != "resolution"})
   key = jax.random.key(0)
-  g, d = models.build_generator(cfg), models.build_discriminator(cfg)
+  g, d = families.build_generator(cfg), families.build_discriminator(cfg)
   r = spec["resolution"]
   variables = {"g_ema": jax.jit(g.init)(key, jnp.zeros((1, cfg.z_dim))),
                "d": jax.jit(d.init)(key, jnp.zeros((1, r, r, 3)))}

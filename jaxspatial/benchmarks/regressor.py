@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from jaxspatial import errors
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.losses import regressor as regression
 from jaxspatial.metrics.masked_l1 import masked_l1
@@ -66,7 +67,7 @@ def bench_composite(resolution: int = 256, *, channel_base: int = 16384, channel
       resolution, z_dim=w_dim, w_dim=w_dim, channel_multiplier=channel_multiplier,
       channel_base=channel_base, channel_max=channel_max)
   r_cfg = regressor_lib.regressor_model_config(g_cfg, depth=depth, width=width)
-  generator = models_lib.build_generator(g_cfg)
+  generator = families.build_generator(g_cfg)
   regressor = regressor_lib.build_regressor(r_cfg)
   k_g, k_e, k_x = jax.random.split(jax.random.key(seed), 3)
   g_vars = jax.jit(generator.init)({"params": k_g}, jnp.zeros((1, g_cfg.z_dim)))

@@ -115,6 +115,7 @@ def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int
                       batch: int = 8, repeats: int = 3) -> dict:
   """Row 1: G forward with constant noise, both sides on the same random latents."""
   import torch
+  from jaxspatial import families
   from jaxspatial import models
   torch.manual_seed(0)
   g_torch = rosinality.Generator(resolution, 512, 8, channel_multiplier=channel_multiplier).eval()
@@ -125,7 +126,7 @@ def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int
     with torch.no_grad():
       return g_torch([z_torch], randomize_noise=False)[0]
 
-  g = models.build_generator(models.stylegan2_model_config(
+  g = families.build_generator(models.stylegan2_model_config(
       resolution, channel_multiplier=channel_multiplier))
   variables = g.init(jax.random.key(1), jnp.zeros((1, 512)))   # eager: its jit took minutes
   z_jax = jnp.asarray(z)

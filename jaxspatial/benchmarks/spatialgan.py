@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspatial import cli, errors
-from jaxspatial import models as models_lib
+from jaxspatial import families
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
@@ -47,7 +47,7 @@ def _g_step(resolution: int, batch: int, encoding: str, with_align: bool, channe
                                 w_dim=channel_max, n_mlp=4, channel_base=channel_base,
                                 channel_max=channel_max, mbstd_group_size=4, coarse=True,
                                 sel_resolutions=(4, 8, 16))
-  G, D = models_lib.build_generator(cfg), models_lib.build_discriminator(cfg)
+  G, D = families.build_generator(cfg), families.build_discriminator(cfg)
   key = jax.random.key(seed)
   z = jax.random.normal(key, (batch, cfg.z_dim))
   h = G.sample_heatmaps(key, batch)

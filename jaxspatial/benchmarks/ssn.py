@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxspatial import cli, errors
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
@@ -69,7 +70,7 @@ def bench_ssn_vs_stylegan2(resolution: int = 32, batch: int = 16, *, channel_bas
   key = jax.random.key(seed)
   fns = {}
   for name, cfg in configs.items():
-    g = models_lib.build_generator(cfg)
+    g = families.build_generator(cfg)
     shape = (batch, z_dim) if name == "stylegan2" else (batch, *grid, z_dim)
     z = jax.random.normal(key, shape)
     variables = jax.jit(g.init)(key, z[:1])

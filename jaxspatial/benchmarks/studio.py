@@ -43,7 +43,7 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
   import jax.numpy as jnp
   import ml_collections
 
-  from jaxspatial import models
+  from jaxspatial import families
   from jaxspatial import checkpoint
   from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.models import regressor as regressor_lib
@@ -62,7 +62,7 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
           {"model": model_cfg, "loss": {"lpips_weight": 0.0}}))
       out.append(path)
       continue
-    g = models.build_generator(cfg.model)
+    g = families.build_generator(cfg.model)
     if family == "stylegan2":
       args = (jnp.zeros((1, cfg.model.z_dim)),)
     elif family == "ssn":

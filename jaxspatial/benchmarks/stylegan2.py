@@ -21,9 +21,10 @@ from jaxspatial.benchmarks import (CONFIGS_DIR, compile_with_flops, load_config_
 def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: int = 2,
                     iters: int = 2) -> list[dict]:
   """G forward (mapping + synthesis, const noise) with random weights."""
+  from jaxspatial import families
   from jaxspatial import models
   cfg = models.stylegan2_model_config(resolution, channel_multiplier=channel_multiplier)
-  g = models.build_generator(cfg)
+  g = families.build_generator(cfg)
   z = jax.random.normal(jax.random.key(0), (batch, cfg.z_dim))
   variables = jax.jit(g.init)(jax.random.key(1), z[:1])
   fwd, compile_s, flops = compile_with_flops(jax.jit(lambda v, z: g.apply(v, z)), variables, z)

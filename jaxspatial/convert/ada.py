@@ -37,6 +37,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.convert import rosinality
 from jaxspatial.convert.safe_pickle import Record
@@ -223,7 +224,7 @@ def _labels(cfg: ml_collections.ConfigDict) -> np.ndarray | None:
 
 
 def convert_generator(g: Record, cfg: ml_collections.ConfigDict, what: str) -> dict:
-  gen = models_lib.build_generator(cfg)
+  gen = families.build_generator(cfg)
   shapes = jax.eval_shape(functools.partial(gen.init, labels=_labels(cfg)), jax.random.key(0),
                           np.zeros((1, cfg.z_dim), np.float32))
   tree = rosinality._apply_rules(g.state_dict(), generator_rules(cfg),
@@ -234,7 +235,7 @@ def convert_generator(g: Record, cfg: ml_collections.ConfigDict, what: str) -> d
 
 
 def convert_discriminator(d: Record, cfg: ml_collections.ConfigDict) -> dict:
-  disc = models_lib.build_discriminator(cfg)
+  disc = families.build_discriminator(cfg)
   shapes = jax.eval_shape(functools.partial(disc.init, labels=_labels(cfg)), jax.random.key(0),
                           np.zeros((1, cfg.resolution, cfg.resolution, 3), np.float32))
   return rosinality._apply_rules(d.state_dict(), discriminator_rules(cfg),

@@ -24,7 +24,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxspatial import models as models_lib
+from jaxspatial import families
 from jaxspatial.convert import ada, rosinality
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models import spatialgan
@@ -76,7 +76,7 @@ def model_config(g, d) -> ml_collections.ConfigDict:
 
 
 def convert_generator(g, cfg: ml_collections.ConfigDict, what: str) -> dict:
-  gen = models_lib.build_generator(cfg)
+  gen = families.build_generator(cfg)
   shapes = jax.eval_shape(gen.init, jax.random.key(0), np.zeros((1, cfg.z_dim), np.float32),
                           heatmaps_lib.sample(jax.random.key(0), 1))
   return rosinality._apply_rules(g.state_dict(),

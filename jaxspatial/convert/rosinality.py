@@ -20,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.errors import UserError
 from jaxspatial.convert import torch as torch_io
@@ -220,7 +221,7 @@ def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict
 def convert_generator(g_sd: Mapping[str, np.ndarray], model_cfg: ml_collections.ConfigDict,
                       what: str = "generator") -> dict:
   """Generator state dict -> {"params": ..., "buffers": ...} (``w_avg`` left at zeros)."""
-  g = models_lib.build_generator(model_cfg)
+  g = families.build_generator(model_cfg)
   shapes = jax.eval_shape(g.init, jax.random.key(0), np.zeros((1, model_cfg.z_dim), np.float32))
   expected = _flatten(shapes)
   tree = _apply_rules(g_sd, G_RULES, expected, what)
@@ -235,7 +236,7 @@ def convert_discriminator(d_sd: Mapping[str, np.ndarray],
   if res != model_cfg.resolution:
     raise ConversionError(f"discriminator is for {res} px but the generator for "
                           f"{model_cfg.resolution} px")
-  d = models_lib.build_discriminator(model_cfg)
+  d = families.build_discriminator(model_cfg)
   shapes = jax.eval_shape(d.init, jax.random.key(0),
                           np.zeros((1, res, res, 3), np.float32))
   return _apply_rules(d_sd, D_RULES, _flatten(shapes), "discriminator")
@@ -244,7 +245,7 @@ def convert_discriminator(d_sd: Mapping[str, np.ndarray],
 def mean_w(g_vars: dict, model_cfg: ml_collections.ConfigDict, n: int = 10_000,
            seed: int = 0) -> np.ndarray:
   """Mean of ``mapping(z)`` over ``n`` standard-normal z drawn with ``seed``, (w_dim,)."""
-  g = models_lib.build_generator(model_cfg)
+  g = families.build_generator(model_cfg)
   z = jax.random.normal(jax.random.key(seed), (n, model_cfg.z_dim))
   w = jax.jit(lambda v, z: g.apply(v, z, method=stylegan2.Generator.mapping))(g_vars, z)
   return np.asarray(w.mean(0), np.float32)

@@ -99,14 +99,14 @@ def save_critic_file(model, path: str | pathlib.Path) -> pathlib.Path:
 def load_critic_file(path: str | pathlib.Path,
                      resolutions: Sequence[int] = FEATURE_RESOLUTIONS) -> Critic:
   """The :class:`Critic` saved by :func:`save_critic_file`."""
-  from jaxspatial import models
+  from jaxspatial import families
   try:
     with np.load(path) as f:
       config = ml_collections.ConfigDict(json.loads(str(f["config"])))
       flat = {k[2:]: f[k] for k in f.files if k.startswith("d/")}
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"{path} is not a critic file (written by save_critic_file): {e}") from None
-  d = models.build_discriminator(config.model)
+  d = families.build_discriminator(config.model)
   return critic_from_discriminator(d, traverse_util.unflatten_dict(flat, sep="/"), resolutions)
 
 

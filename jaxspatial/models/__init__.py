@@ -1,9 +1,10 @@
-"""Flax modules of every family. ``build_generator`` / ``build_discriminator`` turn a
-``config.model`` section into Flax modules through the family registry
-(:mod:`jaxspatial.families`: ``model.kind`` -> the family's builders).
+"""Flax modules of every family; StyleGAN2's builders (``stylegan2_generator`` /
+``stylegan2_discriminator``) and the config helpers every family's builders share.
 
-StyleGAN2's builders are here; every other family lives in ``jaxspatial/models/<kind>.py``
-(``build_generator(cfg)``; StyleGAN2's discriminator unless the family names its own).
+Every other family lives in ``jaxspatial/models/<kind>.py`` (``build_generator(cfg)``;
+StyleGAN2's discriminator unless the family names its own). ``config.model`` -> modules by
+kind is :func:`jaxspatial.families.build_generator` / ``build_discriminator``: this package
+imports only itself (and ``jaxspatial.errors``), never the registry.
 """
 
 from __future__ import annotations
@@ -45,18 +46,6 @@ def stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discrim
       conv_clamp=cfg.get("conv_clamp"), c_dim=int(cfg.get("c_dim", 0)),
       cmap_dim=int(cfg.get("cmap_dim", 0)), mapping_layers=int(cfg.get("d_mapping_layers", 8)),
       lr_mlp=cfg.lr_mlp)
-
-
-def build_generator(cfg: ml_collections.ConfigDict):
-  """``config.model`` -> generator module of family ``cfg.kind``."""
-  from jaxspatial import families
-  return families.get(cfg.kind).build_generator(cfg)
-
-
-def build_discriminator(cfg: ml_collections.ConfigDict):
-  """``config.model`` -> discriminator module (StyleGAN2's unless the family has its own)."""
-  from jaxspatial import families
-  return families.get(cfg.kind).build_discriminator(cfg)
 
 
 def stylegan2_model_config(resolution: int, *, z_dim: int = 512, w_dim: int = 512,

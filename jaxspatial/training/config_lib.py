@@ -167,11 +167,11 @@ def _validate_augment(aug: ml_collections.ConfigDict) -> None:
 def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
   """The family's own checks (its builders refuse a model section they cannot build), the
   discriminator's minibatch-stddev grouping, and ``init_from``'s kind -- all without tracing."""
-  from jaxspatial import models as models_lib
+  from jaxspatial import families
   m = config.model
   try:
-    models_lib.build_generator(m)
-    models_lib.build_discriminator(m)
+    families.build_generator(m)
+    families.build_discriminator(m)
   except ValueError as e:
     raise UserError(f"model: {e}") from None
   group = min(batch_size, int(m.get("mbstd_group_size", 1) or 1))

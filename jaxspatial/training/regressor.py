@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxspatial import models as models_lib
+from jaxspatial import families
 from jaxspatial import checkpoint
 from jaxspatial.errors import UserError
 from jaxspatial.losses import regressor as regression
@@ -53,7 +53,7 @@ class RegressorTrainer:
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
     o = config.optim
     self.optimizer = optax.adam(o.lr, b1=o.b1, b2=o.b2, eps=o.eps)
-    self.generator = models_lib.build_generator(config.model.generator)
+    self.generator = families.build_generator(config.model.generator)
     self.regressor = regressor_lib.build_regressor(config.model)
     self.g_vars = jax.device_put(g_vars, self.replicated)
     lpips_params = regression.load_lpips_params(config.loss)

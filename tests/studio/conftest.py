@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
+from jaxspatial import families
 from jaxspatial import models
 from jaxspatial import checkpoint
 from jaxspatial.models import regressor as regressor_lib
@@ -26,7 +27,7 @@ Z = SMALL["z_dim"]
 
 
 def _save(path, cfg, init_args, extra=None, transform=None):
-  g = models.build_generator(cfg)
+  g = families.build_generator(cfg)
   key = jax.random.key(0)
   g_vars = jax.jit(g.init)({"params": key, "noise": key}, *init_args(g))
   if transform is not None:
