@@ -238,13 +238,14 @@ def critic_dir(dirs):
 
 
 def test_critic_fd_is_zero_on_one_set_and_positive_between_sets(critic_dir):
-  from jaxspatial.metrics import critic as critic_lib
+  from jaxspatial.metrics.critic import critic_fd
+  from jaxspatial.nets import critic as critic_lib
   critic = critic_lib.critic_from_model(js.load(critic_dir))
   rng = np.random.default_rng(3)
   a = rng.uniform(-1, 1, (40, RES, RES, 3)).astype(np.float32)
   assert critic.features(a).shape == (40, critic.dim)
-  assert abs(critic_lib.critic_fd(critic, a, a, batch_size=16)) < 1e-6
-  assert critic_lib.critic_fd(critic, a, 0.2 * a + 0.5) > 1e-3
+  assert abs(critic_fd(critic, a, a, batch_size=16)) < 1e-6
+  assert critic_fd(critic, a, 0.2 * a + 0.5) > 1e-3
   with pytest.raises(UserError, match="no discriminator"):
     critic_lib.critic_from_model(js.load(critic_dir.parent / "g"))
   with pytest.raises(UserError, match="no block features"):

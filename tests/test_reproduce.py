@@ -307,8 +307,8 @@ def test_the_critic_file_scores_as_its_checkpoint(smoke):
   """The committed critic (.npz) is the checkpoint's discriminator, not an approximation:
   the same features and logits on the same images."""
   import jaxspatial as js
-  from jaxspatial.metrics import critic as critic_lib
   from jaxspatial.metrics.registry import open_critic
+  from jaxspatial.nets import critic as critic_lib
   root, _ = smoke
   run = runs.critic_spec("smoke").workdir(root / "runs" / "smoke")
   images = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxspatial.losses import ssn as losses_ssn
+from jaxspatial.losses.distortion import block_means, pixel_distortion
 
 N, NH, NW, NZ, BLOCK = 6, 2, 3, 4, 4          # images 8 x 12
 
@@ -71,7 +72,7 @@ def test_one_block_per_sample_is_unbiased_for_the_mean_over_blocks(latents):
   for a in range(nb):
     blocks = jnp.full((N,), a)
     x, xt = _mixing(z), _mixing(losses_ssn.replace_blocks(z, zp, blocks))
-    pb = losses_ssn.block_means(losses_ssn.pixel_distortion(x, xt), (NH, NW)).reshape(N, nb)
+    pb = block_means(pixel_distortion(x, xt), (NH, NW)).reshape(N, nb)
     exact.append((pb.sum(1) - pb[:, a]) / (nb - 1))
   exact = float(jnp.mean(jnp.stack(exact)))
   keys = jax.random.split(jax.random.key(3), 3000)

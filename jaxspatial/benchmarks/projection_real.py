@@ -10,7 +10,7 @@ regressor alone (0 steps from its prediction), the projector from ``w̄``, the p
 started from the regressor, and each followed by pivotal tuning of one generator copy per
 image. Metrics per image: PSNR (dB, range 2), masked L1 on the scene's objects (the union of
 its object masks, [-1, 1] units, the regressor paper's measure) and the critic distance
-(:func:`jaxspatial.metrics.critic.feature_distance` with the run's own discriminator; it is
+(:func:`jaxspatial.nets.critic.feature_distance` with the run's own discriminator; it is
 the projection loss when ``--loss critic``); mean ± 95% interval over the scenes.
 """
 
@@ -28,7 +28,7 @@ from PIL import Image
 
 from jaxspatial import cli, imageio
 from jaxspatial.edit import projection, pti
-from jaxspatial.metrics import critic
+from jaxspatial.nets import critic
 
 
 def held_out_indices(config, num: int) -> list[int]:

@@ -8,7 +8,7 @@ The method is stylegan2-ada's projector (Karras et al. 2020, ``projector.py``) f
 * per step ``t = step / steps``: the optimised latent is perturbed by Gaussian noise of scale
   ``σ_w · 0.05 · max(0, 1 - t / 0.75)²`` (:func:`latent_noise_scale`), rendered with the
   optimised per-layer noise maps, and scored by a distance to the target (``lpips``: LPIPS-VGG
-  of the ported network; ``mse``; ``critic``: :func:`jaxspatial.metrics.critic.feature_distance`
+  of the ported network; ``mse``; ``critic``: :func:`jaxspatial.nets.critic.feature_distance`
   on the model's own discriminator; ``auto``, the default: the first of those three the model
   can use, :func:`available_losses`) plus ``1e5 ×`` the multi-scale noise regulariser
   (:func:`noise_regularizer`);
@@ -264,7 +264,7 @@ def make_distance(model, loss: str) -> tuple[Callable, Callable, Any]:
     size = 256 if model.resolution > 256 else 0
     return (lambda p, x: x), (lambda p, y, x: regression.make_lpips_fn(p, "vgg", size)(y, x)), params
   if loss == "critic":
-    from jaxspatial.metrics import critic
+    from jaxspatial.nets import critic
     if getattr(model, "d_vars", None) is None:
       raise UserError("--loss critic needs a checkpoint with a discriminator ('d'); use "
                       "--loss lpips or --loss mse")

@@ -19,7 +19,8 @@ block's pixels.
 
 The distortion ``D`` is pluggable: any ``distortion_fn(x, x_tilde) -> (n, h, w)`` per-pixel
 map whose size is a multiple of the block grid (:func:`pixel_distortion` by default; an
-LPIPS spatial map works the same way).
+LPIPS spatial map works the same way). ``D`` and its block means are
+:mod:`jaxspatial.losses.distortion`, shared with the Table-2 metric.
 """
 
 from __future__ import annotations
@@ -29,15 +30,10 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxspatial.losses.distortion import block_means, pixel_distortion
+
 Array = jax.Array
 REDUCTIONS = ("mean", "sum")
-
-
-def pixel_distortion(x: Array, y: Array) -> Array:
-  """Squared Euclidean distance between pixels, ``Σ_c (x - y)²``, for images in the
-  generator's [-1, 1] range: (n, H, W, C) -> (n, H, W)."""
-  d = x.astype(jnp.float32) - y.astype(jnp.float32)
-  return jnp.sum(jnp.square(d), axis=-1)
 
 
 def replace_blocks(z: Array, z_prime: Array, blocks: Array) -> Array:
@@ -46,15 +42,6 @@ def replace_blocks(z: Array, z_prime: Array, blocks: Array) -> Array:
   n, nh, nw, _ = z.shape
   onehot = jax.nn.one_hot(blocks, nh * nw, dtype=jnp.bool_).reshape(n, nh, nw, 1)
   return jnp.where(onehot, z_prime, z)
-
-
-def block_means(dmap: Array, grid: tuple[int, int]) -> Array:
-  """Mean of a per-pixel map (n, h, w) over each block of a (nh, nw) grid -> (n, nh, nw)."""
-  n, h, w = dmap.shape
-  nh, nw = grid
-  if h % nh or w % nw:
-    raise ValueError(f"a {h}x{w} distortion map is not a whole number of {nh}x{nw} blocks")
-  return dmap.reshape(n, nh, h // nh, nw, w // nw).mean(axis=(2, 4))
 
 
 def distortion_regularizer(generate_fn: Callable[[Array], Array], z: Array, z_prime: Array,

@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxspatial import cli
 from jaxspatial.errors import UserError
-from jaxspatial.losses import ssn as losses_ssn
+from jaxspatial.losses.distortion import block_means, pixel_distortion
 
 
 def distortion(model, num_samples: int = 256, seed: int = 0,
@@ -22,7 +22,7 @@ def distortion(model, num_samples: int = 256, seed: int = 0,
   For ``num_samples`` latents ``z_i = sample_z(seed)`` and *every* block ``a``: ``z̃`` = ``z_i``
   with block ``a`` from ``z'_i = sample_z(resample_seed)`` (default ``seed + 1``); images are
   clipped to [-1, 1] and ``d_{i,a}`` is the mean over the pixels of the blocks ``b ≠ a`` of
-  :func:`jaxspatial.losses.ssn.pixel_distortion` (squared RGB distance), the quantity R_D
+  :func:`jaxspatial.losses.distortion.pixel_distortion` (squared RGB distance), the quantity R_D
   penalises. Reported: ``distortion`` = mean over i and a;
   ``ci95`` = half-width of the normal 95% interval from the per-sample means
   ``d_i = mean_a d_{i,a}`` (samples are independent, blocks of one sample are not).
@@ -43,7 +43,7 @@ def distortion(model, num_samples: int = 256, seed: int = 0,
     z_tilde = z.copy()
     z_tilde[:, r, c] = z_prime[:, r, c]
     x1 = clip(model.generate(z_tilde, truncation=truncation, noise=noise))
-    blocks = np.asarray(losses_ssn.block_means(losses_ssn.pixel_distortion(x1, x0), (nh, nw)))
+    blocks = np.asarray(block_means(pixel_distortion(x1, x0), (nh, nw)))
     keep = np.ones((nh, nw), bool)
     keep[r, c] = False
     per_block[:, a] = blocks[:, keep].mean(axis=1)

@@ -220,15 +220,16 @@ def prdc_metric(model: Any, ctx: Context) -> dict[str, float]:
 
 
 def open_critic(path: str | pathlib.Path):
-  """The :class:`~jaxspatial.metrics.critic.Critic` of a checkpoint directory (its
-  discriminator) or of a critic file (``.npz``, :func:`~jaxspatial.metrics.critic.save_critic_file`)."""
-  from jaxspatial.metrics import critic as critic_lib
+  """The :class:`~jaxspatial.nets.critic.Critic` of a checkpoint directory (its
+  discriminator) or of a critic file (``.npz``, :func:`~jaxspatial.nets.critic.save_critic_file`)."""
+  from jaxspatial.metrics.critic import load_critic_file
+  from jaxspatial.nets import critic as critic_lib
   if str(path).endswith(critic_lib.CRITIC_FILE_SUFFIX):
     if not pathlib.Path(path).is_file():
       raise errors.UserError(f"critic file {path} does not exist")
-    return critic_lib.load_critic_file(path)
-  import jaxspatial as js
-  return critic_lib.critic_from_model(js.load(path))
+    return load_critic_file(path)
+  from jaxspatial.api.model import load
+  return critic_lib.critic_from_model(load(path))
 
 
 @register("critic_fd", nets=(), needs_data=True)
@@ -308,7 +309,7 @@ def _missing_requirements(name: str, ctx: Context) -> str | None:
 def evaluate(model: Any, ctx: Context) -> tuple[dict[str, float], dict[str, str]]:
   """Runs ``ctx.metric_names``; returns (results, errors by metric name)."""
   results: dict[str, float] = {}
-  errors: dict[str, str] = {}
+  failed: dict[str, str] = {}   # not "errors": that is the module whose UserError is caught
   for name in ctx.metric_names:
     problem = _missing_requirements(name, ctx)
     if problem is None:
@@ -317,5 +318,5 @@ def evaluate(model: Any, ctx: Context) -> tuple[dict[str, float], dict[str, str]
         continue
       except errors.UserError as e:
         problem = str(e)
-    errors[name] = problem
-  return results, errors
+    failed[name] = problem
+  return results, failed

@@ -196,7 +196,7 @@ class Session:
     path = self.out / "references" / f"critic-{self.scale}.npz"
     if not path.is_file():
       import jaxspatial as js
-      from jaxspatial.metrics import critic as critic_lib
+      from jaxspatial.nets import critic as critic_lib
       run = self.train(critic_spec(self.scale))
       critic_lib.save_critic_file(js.load(run.workdir), path)
       self.train_seconds = None
