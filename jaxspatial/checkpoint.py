@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 from absl import logging as absl_logging
@@ -100,12 +100,32 @@ def saved_items(mngr: ocp.CheckpointManager, step: int) -> set[str]:
   return {p.name for p in path.iterdir() if p.is_dir()} & set(ITEMS) if path.is_dir() else set()
 
 
-def read_config(directory: str | pathlib.Path, step: int | None = None) -> ml_collections.ConfigDict:
+def read_config(directory: str | pathlib.Path, step: int | None = None, *,
+                kind: str | Sequence[str] | None = None, name: str | None = None,
+                user: str = "this command", hint: str = "") -> ml_collections.ConfigDict:
+  """The config a checkpoint was saved with (cheap: no arrays are read).
+
+  With ``kind`` (a model kind, or the kinds the caller accepts), a checkpoint of another kind
+  is a one-line UserError naming it, the kind it holds and the kinds needed::
+
+      {name} holds a 'ssn' model; {user} needs a stylegan2 checkpoint{hint}
+
+  ``name`` is how the user gave the directory (e.g. ``"--generator runs/g"``; the directory by
+  default), ``user`` who needs it (e.g. ``"SSN training"``), ``hint`` text added at the end.
+  """
   step = resolve_step(directory, step)
   path = checkpoint_root(directory) / str(step) / "config" / "metadata"
   if not path.is_file():
     raise UserError(f"{path.parent} is missing: not a jaxspatial checkpoint")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  if kind is not None:
+    wanted = (kind,) if isinstance(kind, str) else tuple(kind)
+    found = (config.get("model") or {}).get("kind")
+    if found not in wanted:
+      either = " or ".join(filter(None, (", ".join(wanted[:-1]), wanted[-1])))
+      raise UserError(f"{name or directory} holds a {found!r} model; {user} needs a {either} "
+                      f"checkpoint{hint}")
+  return config
 
 
 @contextlib.contextmanager
