@@ -79,11 +79,9 @@ def encoder_variables(sd: Mapping[str, np.ndarray], model_cfg: ml_collections.Co
 
 
 def _generator(generator_dir: str) -> tuple[ml_collections.ConfigDict, dict]:
-  config = checkpoint.read_config(generator_dir)
-  g_cfg = config.get("model", {})
-  if g_cfg.get("kind") != "stylegan2":
-    raise UserError(f"--generator {generator_dir} holds a {g_cfg.get('kind')!r} model; the "
-                    "encoder needs a converted StyleGAN2 directory")
+  g_cfg = checkpoint.read_config(
+      generator_dir, kind="stylegan2", name=f"--generator {generator_dir}", user="the encoder",
+      hint=" (a converted StyleGAN2 directory)").model
   models = checkpoint.restore_models(generator_dir)
   if "g_ema" not in models:
     raise UserError(f"--generator {generator_dir} holds no g_ema")

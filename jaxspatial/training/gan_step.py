@@ -100,11 +100,8 @@ class StyleGAN2Family:
     """Models ``{"g", "g_ema", "d"}`` (those present) to start training from: a checkpoint
     of the same kind (fine-tuning, e.g. a converted PyTorch StyleGAN2)."""
     from jaxspatial import checkpoint
-    from jaxspatial.errors import UserError
-    kind = checkpoint.read_config(path).model.kind
-    if kind != self.config.model.kind:
-      raise UserError(f"init_from={path} holds a {kind!r} model, this run trains "
-                      f"{self.config.model.kind!r}")
+    kind = self.config.model.kind
+    checkpoint.read_config(path, kind=kind, name=f"init_from={path}", user=f"a {kind} run")
     models = checkpoint.restore_models(path)
     if "g" not in models and "g_ema" in models:
       models["g"] = models["g_ema"]

@@ -150,11 +150,8 @@ def load_generator(directory: str | pathlib.Path) -> tuple[ml_collections.Config
   if not directory:
     raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a StyleGAN2 "
                     "checkpoint from 'python -m jaxspatial.train' or 'jaxspatial.convert_torch')")
-  config = checkpoint.read_config(directory)
-  kind = config.get("model", {}).get("kind")
-  if kind != "stylegan2":
-    raise UserError(f"--config.generator={directory} holds a {kind!r} model; the regressor needs "
-                    "a stylegan2 generator")
+  config = checkpoint.read_config(directory, kind="stylegan2",
+                                  name=f"--config.generator={directory}", user="the regressor")
   variables = checkpoint.restore_models(directory)
   g_vars = variables.get("g_ema", variables.get("g"))
   if g_vars is None:

@@ -76,17 +76,13 @@ def transfer_init_models(path: str | pathlib.Path,
   Returns ``{"g", "g_ema", "d"}`` (whichever the checkpoint has; ``g`` falls back to
   ``g_ema``). UserError if the architectures differ.
   """
-  src_config = checkpoint.read_config(path)
+  src_config = checkpoint.read_config(path, kind=("stylegan2", "ssn"), user="SSN training")
   models = checkpoint.restore_models(path)
-  kind = src_config.model.kind
-  if kind == "stylegan2":
+  if src_config.model.kind == "stylegan2":
     models, src_config, _ = ssn_lib.transfer_from_stylegan2(
         models, src_config, [], grid=ssn_lib.grid_of(model_cfg),
         encoder_blocks=int(model_cfg.get("encoder_blocks", 1)),
         style_upsample=model_cfg.get("style_upsample", "nearest"))
-  elif kind != "ssn":
-    raise UserError(f"{path} holds a {kind!r} model; SSN training can start from a "
-                    "stylegan2 or ssn checkpoint")
   keys = ("resolution", "z_dim", "w_dim", "n_mlp", "grid_h", "grid_w", "encoder_blocks")
   diff = [k for k in keys if src_config.model.get(k) != model_cfg.get(k)]
   if ssn_lib.build_generator(src_config.model).channels != ssn_lib.build_generator(
