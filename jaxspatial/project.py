@@ -110,11 +110,9 @@ def main(argv=None) -> None:
   reg_dir = parse_init(args.init)
   import jaxspatial as js
   from jaxspatial import checkpoint
-  config = checkpoint.read_config(args.checkpoint, args.step)
-  kind = config.model.get("kind")
-  if kind not in proj_lib.KINDS:
-    raise errors.UserError(f"{args.checkpoint} holds a {kind} model; projection needs a "
-                        f"{', '.join(proj_lib.KINDS)} one")
+  config = checkpoint.read_config(args.checkpoint, args.step, kind=proj_lib.KINDS,
+                                  user="projection")
+  kind = config.model.kind
   x, notice = load_target(args.image, int(config.model.resolution))
   if notice:
     print(notice)

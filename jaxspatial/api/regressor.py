@@ -308,12 +308,9 @@ def regressor_config(path: str, step: int | None = None) -> ml_collections.Confi
   """The config of a regressor checkpoint (cheap: no arrays are read); one-line
   :class:`UserError` for a missing directory or another kind of model."""
   from jaxspatial import checkpoint
-  config = checkpoint.read_config(path, step)
-  kind = config.get("model", {}).get("kind")
-  if kind != "regressor":
-    raise UserError(f"{path} holds a {kind!r} model; this command needs a regressor checkpoint "
-                    "(python -m jaxspatial.train --config configs/regressor.py ...)")
-  return config
+  return checkpoint.read_config(
+      path, step, kind="regressor",
+      hint=" (python -m jaxspatial.train --config configs/regressor.py ...)")
 
 
 def load_regressor(path: str, step: int | None = None) -> RegressorModel:

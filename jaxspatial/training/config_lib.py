@@ -181,8 +181,5 @@ def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
   init_from = config.get("init_from", "")
   if init_from:
     from jaxspatial import checkpoint
-    kind = checkpoint.read_config(init_from).model.get("kind", "stylegan2")
-    allowed = sorted({m.kind, "stylegan2"})
-    if kind not in allowed:
-      raise UserError(f"init_from={init_from} holds a {kind!r} model; a {m.kind!r} run starts "
-                      f"from a {' or '.join(map(repr, allowed))} checkpoint")
+    checkpoint.read_config(init_from, kind=sorted({m.kind, "stylegan2"}),
+                           name=f"init_from={init_from}", user=f"a {m.kind} run")
