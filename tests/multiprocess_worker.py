@@ -9,7 +9,6 @@ saves a checkpoint with every process taking part.
 """
 
 import hashlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -30,13 +29,9 @@ distributed.initialize(f"localhost:{port}", int(nproc), int(pid), heartbeat_time
 
 from jaxspatial import checkpoint  # noqa: E402
 from jaxspatial.data import pipeline  # noqa: E402
-from jaxspatial.training import loop  # noqa: E402
+from jaxspatial.training import config_lib, loop  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / "stylegan2.py")
-cfg_module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cfg_module)
-config = cfg_module.get_config("tiny")
+config = config_lib.load("stylegan2", "tiny")
 
 trainer = loop.Trainer(config)
 trainer.initialize()

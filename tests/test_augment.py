@@ -9,7 +9,6 @@ share one jitted program (debug_percentile and p are traced).
 
 import collections
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -266,12 +265,8 @@ def test_resampling_gradients_are_the_adjoints(pair, shape):
 def test_presets_augment_as_the_official_commands(family, preset, kind):
   """stylegan2-ada's paper256 trains with ADA (bgc, target 0.6, 500 kimg, interval 4, p0 0);
   the official EqGAN-SA command with --aug=noaug; the small presets augment nothing."""
-  import importlib.util
-  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{family}.py"
-  spec = importlib.util.spec_from_file_location(family, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  aug = module.get_config(preset).augment
+  from jaxspatial.training import config_lib
+  aug = config_lib.load(family, preset).augment
   assert aug.kind == kind
   assert (aug.spec, aug.p, aug.target, aug.speed_kimg, aug.interval) == ("bgc", 0.0, 0.6, 500, 4)
 

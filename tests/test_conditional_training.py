@@ -2,9 +2,7 @@
 ``dataset.json`` reach G's label embedding and D's label mapping, two steps train both, and
 the trained run opens with js.load as a conditional model."""
 
-import importlib.util
 import json
-import os
 
 import jax
 import numpy as np
@@ -15,15 +13,8 @@ import jaxspatial as js
 from jaxspatial.cli import UserError
 from jaxspatial.training import config_lib, loop
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def tiny_config():
-  spec = importlib.util.spec_from_file_location("sg2", os.path.join(REPO, "configs",
-                                                                    "stylegan2.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config("tiny")
+  return config_lib.load("stylegan2", "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The family registry: a family defined inside a test trains, saves and loads through the
 package's own paths without any package file naming it; ``js.load`` never imports the trainer."""
 
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -20,15 +19,13 @@ from jaxspatial import models as models_lib
 from jaxspatial import checkpoint
 from jaxspatial.cli import UserError
 from jaxspatial.models import stylegan2 as sg2
+from jaxspatial.training import config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(name: str, preset: str = "tiny") -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location(f"config_{name}", REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
+  return config_lib.load(name, preset)
 
 
 # ------------------------------------------------------------------ a toy family

@@ -17,9 +17,8 @@ import ml_collections
 import pytest
 
 from jaxspatial import checkpoint
-from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
 from jaxspatial.losses import regressor as regression
-from jaxspatial.training import gan_step, loop
+from jaxspatial.training import config_lib, gan_step, loop
 from jaxspatial.training import regressor as regressor_training
 
 pytestmark = pytest.mark.slow     # each test trains two small runs
@@ -39,7 +38,7 @@ def fast_prng():
 
 def gan_config(family: str, **loss) -> ml_collections.ConfigDict:
   """The family's ``tiny`` preset on one device."""
-  config = load_config_file(CONFIGS_DIR / f"{family}.py", "tiny")
+  config = config_lib.load(family, "tiny")
   config.mesh.data = 1
   config.loss.update(loss)
   return config
@@ -125,7 +124,7 @@ def test_regressor_training_lowers_its_loss(generator_dir):
   learning off (lr 0) keeps E's parameters at their initial values bit for bit (Adam's update
   is lr × a finite ratio), so its loss is the loss of the initial parameters, measured here
   without a second compile."""
-  config = load_config_file(CONFIGS_DIR / "regressor.py", "tiny")
+  config = config_lib.load("regressor", "tiny")
   config.update(generator=str(generator_dir), mesh=ml_collections.ConfigDict(dict(data=1)))
   config.optim.lr = 1e-3
   trainer = regressor_training.RegressorTrainer(config)

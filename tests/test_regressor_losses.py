@@ -1,9 +1,6 @@
 """Latent-regression pieces: mask sampler, losses, the training/finetuning loss functions,
 collages."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,6 +17,7 @@ from jaxspatial.data import collages
 from jaxspatial.losses import regressor as rg
 from jaxspatial.metrics.masked_l1 import masked_l1
 from jaxspatial.models import regressor as R
+from jaxspatial.training import config_lib
 from jaxspatial.training import regressor as regressor_training
 
 # ---------------------------------------------------------------------------- masks
@@ -190,11 +188,7 @@ def test_finetune_loss_ignores_unknown_pixels(setup):
 
 
 def _regressor_config(preset):
-  spec = importlib.util.spec_from_file_location(
-      "regressor_config", pathlib.Path(__file__).parents[1] / "configs" / "regressor.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
+  return config_lib.load("regressor", preset)
 
 
 def test_configs_and_attach_generator(tmp_path, setup):

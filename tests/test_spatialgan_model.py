@@ -1,9 +1,6 @@
 """SpatialGAN generator variants under jit/grad, the model API (js.load), the training family
 with the real GAN step, and the edit_heatmap command."""
 
-import importlib.util
-import os
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -20,8 +17,8 @@ from jaxspatial.api.spatialgan import SpatialGANModel
 from jaxspatial.cli import UserError
 from jaxspatial.models import heatmaps as hm
 from jaxspatial.models import spatialgan as sp
+from jaxspatial.training import config_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8, sel_hidden=8,
             mbstd_group_size=2)
 
@@ -37,11 +34,7 @@ def np_init(module, seed, *args, **kw):
 
 
 def load_config(preset):
-  spec = importlib.util.spec_from_file_location(
-      "spatialgan_cfg", os.path.join(REPO, "configs", "spatialgan.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
+  return config_lib.load("spatialgan", preset)
 
 
 @pytest.mark.parametrize("variant", [dict(), dict(heatmaps="multi", encoding="indoor")])

@@ -3,17 +3,14 @@ and AdaIN with spatial styles (eq. 6) against direct numpy computations, the lay
 them against a numpy conv, and the generator building, running and training one step with
 each variant -- the ``ssn-droplets`` reproduction trains all three."""
 
-import importlib.util
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxspatial.models import ssn
+from jaxspatial.training import config_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _np_norm(h, scale, bias, axes):
@@ -105,10 +102,7 @@ def _tiny(conditioning):
   """The ``tiny`` SSN preset with ``conditioning``, at 8 px (one resolution block fewer to
   compile: every kind of layer is still there, the 2x up-sampling conv included) and without
   R_D (two more generator passes to compile; it sees the layers only through G's output)."""
-  spec = importlib.util.spec_from_file_location("ssn_cfg", os.path.join(REPO, "configs", "ssn.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("tiny")
+  config = config_lib.load("ssn", "tiny")
   assert config.model.spatial_conditioning == "modconv"      # the default is the paper's layer
   config.update_from_flattened_dict({"model.spatial_conditioning": conditioning,
                                      "model.resolution": 8, "data.resolution": 8,

@@ -8,23 +8,17 @@ Reference implementations that tests compare against live in the library next to
 ones (e.g. :func:`jaxspatial.models.layers.upfirdn2d_reference`), never here. Figures on a
 shared CPU are noisy: compare rows measured in the same run.
 
-This module holds the helpers they share: timing, XLA FLOP counts, the source checkout's
-config files, and the markdown table.
+This module holds the helpers they share: timing, XLA FLOP counts and the markdown table
+(config files are loaded with :func:`jaxspatial.training.config_lib.load`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
-"""The repository's ``configs/`` (next to the package in a source checkout)."""
-
 
 def time_call(fn: Callable, *args, iters: int = 3) -> tuple[float, float]:
   """(first call incl. compile, best steady-state call) in seconds; blocks on results."""
@@ -74,15 +68,6 @@ def compile_with_flops(jitted, *args) -> tuple[Callable, float, float]:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return compiled, seconds, float(cost.get("flops", float("nan"))) if cost else float("nan")
-
-
-def load_config_file(path: str | pathlib.Path, preset: str):
-  """``get_config(preset)`` of a config file (configs/<family>.py)."""
-  path = pathlib.Path(path)
-  spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
 
 
 def print_table(rows: list[dict]) -> None:

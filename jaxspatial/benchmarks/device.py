@@ -53,8 +53,8 @@ def chip_peak_tflops(device: jax.Device) -> tuple[float, str]:
 
 
 def family_config(family: str, preset: str, batch: int, dtype: str):
-  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
-  config = load_config_file(CONFIGS_DIR / f"{family}.py", preset)
+  from jaxspatial.training import config_lib
+  config = config_lib.load(family, preset)
   config.batch_size = batch or config.batch_size
   config.mesh.data = 1
   config.model.compute_dtype = dtype

@@ -192,8 +192,8 @@ def train_config(resolution: int = 64, channel_multiplier: int = 1, batch: int =
   ``resolution`` px, rosinality's channel table, mbstd group 4, one device, no regularisers
   scheduled at the timed step (the plain phase is compiled explicitly)."""
   from jaxspatial import models
-  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
-  config = load_config_file(CONFIGS_DIR / "stylegan2.py", "paper256")
+  from jaxspatial.training import config_lib
+  config = config_lib.load("stylegan2", "paper256")
   config.model = models.stylegan2_model_config(resolution, channel_multiplier=channel_multiplier)
   config.data.resolution = resolution
   config.data.source = "shapes"

@@ -100,10 +100,10 @@ def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int 
   return rows
 
 
-TRAIN_VARIANTS = (("stylegan2", "stylegan2.py", None),
-                  ("spatialgan, no alignment", "spatialgan.py", 0.0),
-                  ("spatialgan", "spatialgan.py", None))
-"""(name, config file in configs/, loss.align_weight override)."""
+TRAIN_VARIANTS = (("stylegan2", "stylegan2", None),
+                  ("spatialgan, no alignment", "spatialgan", 0.0),
+                  ("spatialgan", "spatialgan", None))
+"""(name, family of its config file in configs/, loss.align_weight override)."""
 
 
 def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
@@ -114,15 +114,14 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   Returns dicts: ``variant``, ``batch``, ``seconds``, ``compile_s``, ``relative`` (to
   ``stylegan2``).
   """
-  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
-  from jaxspatial.training import gan_step, loop
+  from jaxspatial.training import config_lib, gan_step, loop
   if repeats < 1:
     raise errors.UserError(f"--repeats must be positive, got {repeats}")
   plain = gan_step.Phase(r1=False, path_length=False)
   steps, first_s, batch_size = [], [], 0
-  reference = load_config_file(CONFIGS_DIR / "spatialgan.py", preset)
-  for _, path, align_weight in TRAIN_VARIANTS:
-    config = load_config_file(CONFIGS_DIR / path, preset)
+  reference = config_lib.load("spatialgan", preset)
+  for _, family, align_weight in TRAIN_VARIANTS:
+    config = config_lib.load(family, preset)
     # The StyleGAN2 demo preset is narrower (a fast CPU demo): compare at SpatialGAN's size.
     config.model.update(channel_base=reference.model.channel_base,
                         channel_max=reference.model.channel_max)

@@ -45,16 +45,16 @@ def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
 
   from jaxspatial import families
   from jaxspatial import checkpoint
-  from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
   from jaxspatial.models import regressor as regressor_lib
   from jaxspatial.models import ssn as ssn_models
+  from jaxspatial.training import config_lib
   key = jax.random.key(0)
   out, g_vars = [], None
   for family in FAMILIES:
-    cfg = load_config_file(CONFIGS_DIR / f"{family}.py", "demo")
+    cfg = config_lib.load(family, "demo")
     path = root / family
     if family == "regressor":
-      g_cfg = load_config_file(CONFIGS_DIR / "stylegan2.py", "demo").model
+      g_cfg = config_lib.load("stylegan2", "demo").model
       model_cfg = regressor_lib.regressor_model_config(g_cfg, depth=cfg.model.depth,
                                                        width=cfg.model.width)
       e_vars = regressor_lib.init_regressor(model_cfg, key)

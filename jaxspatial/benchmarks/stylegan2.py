@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspatial.benchmarks import (CONFIGS_DIR, compile_with_flops, load_config_file,
-                                   matmul_peak_gflops, time_call)
+from jaxspatial.benchmarks import compile_with_flops, matmul_peak_gflops, time_call
+from jaxspatial.training import config_lib
 
 
 def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: int = 2,
@@ -41,8 +41,7 @@ def _train_config(preset: str):
   """``configs/stylegan2.py`` at ``preset``, on one device. ``demo64``: the demo at the other
   families' width (``channel_max`` 64, batch 16); ``256``: 256 px with thin channels, so a CPU
   step takes seconds, not minutes."""
-  config = load_config_file(CONFIGS_DIR / "stylegan2.py",
-                            {"256": "tiny", "demo64": "demo"}.get(preset, preset))
+  config = config_lib.load("stylegan2", {"256": "tiny", "demo64": "demo"}.get(preset, preset))
   config.mesh.data = 1
   if preset == "demo64":
     config.model.channel_max = 64
@@ -118,10 +117,9 @@ def bench_flops(families=("stylegan2", "ssn", "spatialgan"), preset: str = "pape
   from jaxspatial.training.gan_step import Phase
   rows = []
   for family in families:
-    path = CONFIGS_DIR / f"{family}.py"
-    if not path.exists():
+    if not (config_lib.CONFIGS_DIR / f"{family}.py").exists():
       continue
-    config = load_config_file(str(path), preset)
+    config = config_lib.load(family, preset)
     loss = config.loss
     base = train_step_flops(config, Phase(r1=False, path_length=False))
     r1 = pl = 0.0

@@ -22,7 +22,6 @@ from typing import Any, Callable
 import ml_collections
 
 from jaxspatial import errors, families
-from jaxspatial.benchmarks import CONFIGS_DIR, load_config_file
 from jaxspatial.reproduction import ledger
 
 RECORD = "reproduce.json"
@@ -50,7 +49,8 @@ class RunSpec:
     return root / self.target / f"{self.setting}-s{self.seed}"
 
   def build(self) -> ml_collections.ConfigDict:
-    config = load_config_file(CONFIGS_DIR / self.config, self.preset)
+    from jaxspatial.training import config_lib
+    config = config_lib.load(str(config_lib.CONFIGS_DIR / self.config), self.preset)
     config.seed = self.seed
     for key, value in self.overrides:
       *path, leaf = key.split(".")
