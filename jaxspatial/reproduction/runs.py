@@ -268,10 +268,10 @@ def _evaluate(workdir: pathlib.Path, metrics: str, options: dict[str, Any]) -> d
       truncation=1.0, num_distortion=int(options.get("num_distortion", 256)),
       num_comove=int(options.get("num_comove", 256)), critic=options.get("critic"),
       metric_names=registry.metric_names(metrics))
-  results, errors = registry.evaluate(model, ctx)
-  if errors:
+  results, failed = registry.evaluate(model, ctx)
+  if failed:
     raise errors.UserError(f"evaluating {workdir}: " + "; ".join(
-        f"{name}: {problem}" for name, problem in errors.items()))
+        f"{name}: {problem}" for name, problem in failed.items()))
   return results
 
 
