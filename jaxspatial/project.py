@@ -86,12 +86,12 @@ def regressor_start(model, directory: str, x: np.ndarray) -> np.ndarray:
   """The regressor's W+ for ``x``; UserError unless it was trained on this generator's shape."""
   from jaxspatial import regressor
   r = regressor.load_regressor(directory)
-  keys = ("resolution", "z_dim", "w_dim", "n_mlp", "channel_base", "channel_max")
+  keys = ("kind", "resolution", "z_dim", "w_dim", "n_mlp", "channel_base", "channel_max")
   g_cfg = r.config.model.generator
   diff = [k for k in keys if g_cfg.get(k) != model.config.model.get(k)]
-  if model.kind != "stylegan2" or diff:
+  if diff:
     raise errors.UserError(f"the regressor {directory} was trained for another generator "
-                        f"({', '.join(diff) or model.kind}); it needs the stylegan2 it inverts")
+                           f"({', '.join(diff)}); it needs the {g_cfg.get('kind')} it inverts")
   return r.invert(x)
 
 
@@ -110,8 +110,8 @@ def main(argv=None) -> None:
   reg_dir = parse_init(args.init)
   import jaxspatial as js
   from jaxspatial import checkpoint
-  config = checkpoint.read_config(args.checkpoint, args.step, kind=proj_lib.KINDS,
-                                  user="projection")
+  config = checkpoint.read_config(args.checkpoint, args.step,
+                                  kind=tuple(proj_lib.projectable_kinds()), user="projection")
   kind = config.model.kind
   x, notice = load_target(args.image, int(config.model.resolution))
   if notice:

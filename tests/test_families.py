@@ -1,5 +1,6 @@
-"""The family registry: a family defined inside a test trains, saves and loads through the
-package's own paths without any package file naming it; ``js.load`` never imports the trainer."""
+"""The family registry: a family defined inside a test trains, saves, loads, projects, drags
+and opens in the studio through the package's own paths without any package file naming it;
+``js.load`` never imports the trainer."""
 
 import json
 import pathlib
@@ -52,26 +53,32 @@ def build_offset_generator(cfg):
                          dtype=models_lib.compute_dtype(cfg))
 
 
-@pytest.fixture
-def offset_family():
+@pytest.fixture(scope="module")
+def offset_run(tmp_path_factory):
+  """The toy family, registered (one ``register`` call: no package file names it) and trained
+  two tiny steps: ``(family, trainer, checkpoint dir)``, shared by this module's tests."""
+  from jaxspatial.training import loop
   family = families.register(families.Family("stylegan2_offset",
                                              generator=build_offset_generator))
-  yield family
-  families.unregister(family.kind)
+  try:
+    config = _config("stylegan2")
+    config.model.kind = family.kind
+    config.update(total_steps=2, checkpoint_every=0, sample_every=0, log_every=1)
+    config.loss.update(r1_gamma=0.0, pl_weight=0.0)   # one step program to compile
+    config.mesh.data = 1
+    trainer = loop.Trainer(config)
+    path = tmp_path_factory.mktemp("offset_run")
+    loop.train(config, path, trainer)
+    yield family, trainer, path
+  finally:
+    families.unregister(family.kind)
 
 
 @pytest.mark.slow
-def test_a_family_registered_in_a_test_trains_saves_and_loads(offset_family, tmp_path):
-  from jaxspatial.training import loop
-  config = _config("stylegan2")
-  config.model.kind = offset_family.kind
-  config.update(total_steps=2, checkpoint_every=0, sample_every=0, log_every=1)
-  config.loss.update(r1_gamma=0.0, pl_weight=0.0)   # one step program to compile
-  config.mesh.data = 1
-  trainer = loop.Trainer(config)
+def test_a_family_registered_in_a_test_trains_saves_and_loads(offset_run):
+  offset_family, trainer, path = offset_run
   assert isinstance(trainer.family.generator, OffsetGenerator)
-  loop.train(config, tmp_path, trainer)
-  m = js.load(tmp_path)
+  m = js.load(path)
   assert type(m) is js.GeneratorModel and m.step == 2
   assert isinstance(m.generator, OffsetGenerator)
   params = m.g_vars["params"]["synthesis"]
@@ -85,6 +92,44 @@ def test_a_family_registered_in_a_test_trains_saves_and_loads(offset_family, tmp
       k: (jnp.zeros_like(v) if k.startswith("offset_") else v) for k, v in params.items()}}}
   x0 = np.asarray(m.generator.apply(zeroed, jnp.asarray(z)))
   assert x.shape == (2, 16, 16, 3) and np.abs(x - x0).max() > 1e-4   # the offsets are used
+
+
+@pytest.mark.slow
+def test_a_family_registered_in_a_test_projects_drags_and_opens_in_the_studio(offset_run):
+  """The edit layer and the studio take the toy family through the hooks its model class
+  inherits (``GeneratorModel``) and the engine its family defaults to: no kind lists to extend."""
+  from starlette.testclient import TestClient
+
+  from jaxspatial.edit import drag
+  from jaxspatial.studio import engines, server, sessions
+  family, _, path = offset_run
+  m = js.load(path)
+  assert m.kind == family.kind and m.projection_spaces == ("w", "wplus") and m.draggable
+  target = m.generate(m.sample_z(7, 1))[0]
+  p = m.project(target, steps=3, loss="mse")
+  assert p.kind == family.kind and p.ws.shape == (1, m.num_ws, m.w_dim) and p.steps == 3
+  assert p.image.shape == (1, 16, 16, 3) and np.isfinite(p.loss).all()
+  r = drag.drag(m, p.ws, [[8, 4]], [[8, 9]], noise=p.noise,
+                config=drag.DragConfig(max_steps=3))
+  assert r.image.shape == (16, 16, 3) and 1 <= r.steps <= 3 and r.heatmaps is None
+  assert not np.allclose(r.ws, p.ws)                       # the latent moved
+
+  engine = engines.load_engine(path)
+  assert type(engine) is engines.Engine and "drag" in engine.edits
+  studio = server.Studio([engine], sessions.SessionStore(max_sessions=2, max_history=3))
+  with TestClient(server.create_app(studio), base_url="http://127.0.0.1",
+                  headers={"X-Studio-Token": studio.token}) as client:
+    models = client.get("/api/models").json()["models"]
+    assert [(d["kind"], d["projection"]["spaces"]) for d in models] == [
+        (family.kind, ["w", "wplus"])]
+    s = client.post("/api/session", json={"model": engine.name, "seed": 3}).json()
+    g = client.post(f"/api/s/{s['sid']}/generate", json={"seed": 4}).json()
+    assert g["seed"] == 4 and g["image"].startswith("data:image/png") and g["image"] != s["image"]
+    d = client.post(f"/api/s/{s['sid']}/drag", json={"handles": [[8, 4]], "targets": [[8, 9]],
+                                                     "max_steps": 2})
+    assert d.status_code == 200 and '"type": "done"' in d.text
+    refused = client.post(f"/api/s/{s['sid']}/resample", json={"blocks": [[0, 0]]})
+    assert refused.status_code == 400 and "needs a ssn model" in refused.json()["error"]
 
 
 def test_unknown_kinds_are_one_line_errors(tmp_path):
@@ -101,14 +146,36 @@ def test_unknown_kinds_are_one_line_errors(tmp_path):
     families.register(families.Family("ssn"))
 
 
-def test_every_builtin_reference_resolves():
+# What loop.train calls on a trainer (the GAN Trainer and the regressor's alike).
+TRAINER_METHODS = ("initialize", "global_batch", "step", "save", "restore", "sample_inputs",
+                   "samples")
+
+
+def test_every_builtin_reference_names_an_object_of_its_role():
+  """Each built-in "module:attr" string names an object that can play its field's role: the
+  builders give Flax modules for the kind's own tiny preset, the classes derive from the base
+  their callers drive, a trainer has what ``loop.train`` calls, the rest are functions."""
+  from jaxspatial.api.model import Model
+  from jaxspatial.studio.engines import Engine
+  from jaxspatial.training import gan_step
+  bases = {"model": Model, "studio": Engine, "training": gan_step.StyleGAN2Plugin}
   for family in families.FAMILIES.values():
-    for field in ("generator", "discriminator", "model", "studio", "training", "trainer",
-                  "validate"):
+    for field, base in bases.items():
+      ref = getattr(family, field)
+      obj = None if ref is None else families.resolve(ref)
+      assert obj is None or (isinstance(obj, type) and issubclass(obj, base)), (family.kind, field)
+    trainer = families.resolve(family.trainer)
+    missing = [m for m in TRAINER_METHODS if not callable(getattr(trainer, m, None))]
+    assert not missing, (family.kind, missing)
+    for field in ("validate", "complete"):
       ref = getattr(family, field)
       assert ref is None or callable(families.resolve(ref)), (family.kind, field)
-    for ref in family.converters.values():
-      assert callable(families.resolve(ref))
+    for name, ref in family.converters.items():
+      assert callable(families.resolve(ref)), (family.kind, name)
+    model_cfg = config_lib.load(family.kind, "tiny").model
+    if family.generator is not None:
+      assert isinstance(family.build_generator(model_cfg), nn.Module), family.kind
+      assert isinstance(family.build_discriminator(model_cfg), nn.Module), family.kind
 
 
 # ------------------------------------------------------------------ js.load stays light

@@ -5,6 +5,17 @@ numpy-in/numpy-out methods (NHWC float32 images in [-1, 1]) that are jitted insi
 compiled once per input shape. Families with extra operations (SSN, SpatialGAN, the
 regressor) subclass :class:`GeneratorModel` (or :class:`Model`); the family registry
 (:mod:`jaxspatial.families`) says which class ``load`` returns for a ``model.kind``.
+
+A model class is also where the edit layer (:mod:`jaxspatial.edit`) learns what differs per
+family: :attr:`GeneratorModel.projection_spaces`, :attr:`~GeneratorModel.draggable` and the
+pure, jax-traceable hooks of :class:`GeneratorModel` ("hooks of the edit layer": the latent a
+projection optimises, how it becomes styles, the synthesis with the family's extra controls
+such as SpatialGAN's heatmaps). edit/ calls them and never branches on ``model.kind``; its
+compiled programs live in the model's :meth:`Model.cached` store, jitted with :meth:`Model.jit`.
+
+This package does not import :mod:`jaxspatial.edit`: ``GeneratorModel.project`` reaches the
+projector through :data:`PROJECT`, a ``"module:attr"`` string resolved on first call (the one
+declared seam from api up to edit).
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
+PROJECT = "jaxspatial.edit.projection:project"
+"""The projector ``GeneratorModel.project`` calls (resolved with :func:`families.resolve`)."""
 
 
 class Model:
@@ -38,8 +51,15 @@ class Model:
     self.path = path
     self.step = step
     self.precision = precision
+    self._cache: dict[Any, Any] = {}
 
   batch_size = 16  # images per compiled call; larger requests are chunked
+
+  projection_spaces: tuple[str, ...] = ()
+  """The ``space`` values :mod:`jaxspatial.edit.projection` can project into (none: the model
+  cannot be projected into)."""
+  draggable: bool = False
+  """Whether :mod:`jaxspatial.edit.drag` can drag this model's images."""
 
   def _chunked(self, fn: Callable[[int, slice], Any], n: int) -> np.ndarray:
     """``fn(i, s)`` on the i-th ``batch_size`` slice ``s`` of ``range(n)``, concatenated."""
@@ -47,8 +67,9 @@ class Model:
             for i, start in enumerate(range(0, n, self.batch_size))]
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
-  def _jit(self, fn: Callable, **kw) -> Callable:
-    """jit ``fn`` and run it under this model's matmul/conv precision."""
+  def jit(self, fn: Callable, **kw) -> Callable:
+    """``jax.jit(fn, **kw)`` run under this model's matmul/conv precision (every compiled
+    program of a model, its own and the edit layer's, goes through here)."""
     jitted = jax.jit(fn, **kw)
 
     @functools.wraps(fn)
@@ -56,6 +77,14 @@ class Model:
       with jax.default_matmul_precision(self.precision):
         return jitted(*args, **kwargs)
     return call
+
+  def cached(self, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()`` once per hashable ``key`` for this model, then the same object: where the edit
+    layer keeps what it compiled for a model (a projection step, a PTI step), so that it
+    compiles once per model and goes away with it."""
+    if key not in self._cache:
+      self._cache[key] = build()
+    return self._cache[key]
 
   def __repr__(self) -> str:
     where = f", path={str(self.path)!r}, step={self.step}" if self.path else ""
@@ -79,21 +108,21 @@ class GeneratorModel(Model):
                           if self.d_vars is not None else None)
     g = self.generator
     labelled = lambda c: {} if c is None else {"labels": c}  # noqa: E731
-    self._mapping = self._jit(lambda v, z, c: g.apply(v, z, method=type(g).mapping,
+    self._mapping = self.jit(lambda v, z, c: g.apply(v, z, method=type(g).mapping,
                                                       **labelled(c)))
-    self._synthesize = self._jit(
+    self._synthesize = self.jit(
         lambda v, ws, noise_mode, key: g.apply(v, ws, noise_mode, method=type(g).synthesize,
                                                rngs={"noise": key}),
         static_argnums=2)
-    self._synthesize_maps = self._jit(
+    self._synthesize_maps = self.jit(
         lambda v, ws, maps: g.apply(v, ws, "const", maps, method=type(g).synthesize))
-    self._truncate = self._jit(
+    self._truncate = self.jit(
         lambda v, w, psi, cutoff: g.apply(v, w, psi, method=type(g).truncate,
                                           **({} if cutoff is None else {"cutoff": cutoff})),
         static_argnums=3)
     if self.discriminator is not None:
       d = self.discriminator
-      self._discriminate = self._jit(lambda v, x, c: d.apply(v, x, **labelled(c)))
+      self._discriminate = self.jit(lambda v, x, c: d.apply(v, x, **labelled(c)))
 
   # ------------------------------------------------------------------ properties
 
@@ -237,9 +266,74 @@ class GeneratorModel(Model):
   def project(self, image: np.ndarray, **options: Any):
     """Projects real image(s) (H, W, 3) or (n, H, W, 3) in [-1, 1] into this generator ->
     :class:`jaxspatial.edit.projection.Projection`; ``options`` are
-    :func:`jaxspatial.edit.projection.project`'s (steps, space, loss, init_ws, seed, ...)."""
-    from jaxspatial.edit import projection
-    return projection.project(self, image, **options)
+    :func:`jaxspatial.edit.projection.project`'s (steps, space, loss, init_ws, seed, ...).
+    The projector is :data:`PROJECT`, looked up on first call (api does not import edit)."""
+    return families.resolve(PROJECT)(self, image, **options)
+
+  def check_ws(self, ws: Any, n: int | None = None, name: str = "ws") -> np.ndarray:
+    """``ws`` as float32 W+ (n, num_ws, *style_shape) of this model; UserError otherwise."""
+    return check_shape(ws, (n, self.num_ws, *self.style_shape), name)
+
+  # ------------------------------------------------------------------ hooks of the edit layer
+  # Pure functions of the generator variables ``g_vars`` (jax-traceable: edit/ jits them with
+  # its own steps) and the checks around them. They say what a projection, PTI and a drag
+  # optimise for this family; a family whose latent or synthesis differs overrides them here
+  # (api/<kind>.py), never in edit/.
+
+  projection_spaces = ("w", "wplus")   # w: one latent for every layer; wplus: one per layer
+  draggable = True
+
+  def sample_w(self, g_vars: Any, key: jax.Array, n: int) -> jax.Array:
+    """(n, *w) mapped from fresh z: the samples the projector's W statistics (its start
+    ``w̄`` and ``σ_w``) are computed from; ``w̄`` is broadcast to ``style_shape``."""
+    g = self.generator
+    z = jax.random.normal(key, (n, *self.latent_shape))
+    return g.apply(g_vars, z, method=type(g).mapping)
+
+  def w_to_style(self, g_vars: Any, w: jax.Array) -> jax.Array:
+    """A ``w``-space latent (n, *style_shape) -> the style every layer takes (n, *style_shape):
+    the latent itself here (SSN: its block encoder)."""
+    return w
+
+  def sample_styles(self, g_vars: Any, key: jax.Array, n: int) -> jax.Array:
+    """(n, *style_shape): per-layer styles of ``n`` fresh latents (PTI's locality samples)."""
+    return self.w_to_style(g_vars, self.sample_w(g_vars, key, n))
+
+  def w_from_styles(self, ws: np.ndarray) -> np.ndarray:
+    """W+ (n, num_ws, *style_shape) -> the ``w``-space latent a projection starts from
+    (``init_ws``): its mean over the layers."""
+    return np.asarray(ws).mean(axis=1)
+
+  def synthesis(self, g_vars: Any, ws: jax.Array, controls: Any, noise: Any,
+                features: bool = False) -> Any:
+    """W+ (n, num_ws, *style_shape) -> images (n, H, W, 3) (and the per-block features with
+    ``features``), with explicit per-layer ``noise`` maps (None: the stored ones) and the
+    family's ``controls`` (None here; SpatialGAN: its heatmaps)."""
+    g = self.generator
+    return g.apply(g_vars, ws, "const", noise, features, method=type(g).synthesize)
+
+  def edit_controls(self, controls: Any, n: int, seed: int | None = None) -> Any:
+    """The controls an edit of ``n`` images renders with, checked (numpy): ``controls`` if given
+    (one is repeated), else drawn from ``seed`` or, without a seed, an error when the family
+    needs them. None here: a StyleGAN2 has no controls (given ones are ignored)."""
+    return None
+
+  def control_params(self, controls: Any, edit: str) -> dict[str, Any]:
+    """The arrays of ``controls`` that ``edit`` ("project" or "drag") optimises, by name
+    (projection scales their lr by ``heatmap_lr_ratio``; a drag steps them with ``center_lr``);
+    {} here."""
+    return {}
+
+  def with_control_params(self, controls: Any, params: dict[str, Any]) -> Any:
+    """``controls`` with the optimised arrays of ``params`` (:meth:`control_params`' names; other
+    keys ignored) put back (traceable)."""
+    return controls
+
+  def drag_controls(self, controls: Any, handles: np.ndarray, targets: np.ndarray,
+                    alpha: float, radius: float) -> Any:
+    """The controls before a drag of ``handles`` to ``targets`` (pixels) starts (SpatialGAN: the
+    optimisation-free coarse heatmap move, eq. 6); unchanged here."""
+    return controls
 
   def discriminate(self, x: np.ndarray, labels: Any = None) -> np.ndarray:
     """Images (n, H, W, 3) in [-1, 1] [, labels] -> logits (n,). Batches are scored as given

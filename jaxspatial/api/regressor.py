@@ -89,8 +89,8 @@ class RegressorModel(Model):
       ws = encode(e_vars, x, m)
       return g.apply(g_vars, ws, self.noise, method=type(g).synthesize, rngs={"noise": key})
 
-    self._encode = self._jit(encode)
-    self._reconstruct = self._jit(reconstruct)
+    self._encode = self.jit(encode)
+    self._reconstruct = self.jit(reconstruct)
 
   # ------------------------------------------------------------------ properties
 
@@ -243,7 +243,7 @@ class RegressorModel(Model):
       updates, opt_state = optimizer.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), opt_state, metrics
 
-    self._finetune_steps[cache_key] = (self._jit(step), optimizer)
+    self._finetune_steps[cache_key] = (self.jit(step), optimizer)
     return self._finetune_steps[cache_key]
 
   # ------------------------------------------------------------------ independence

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxspatial.api.model import GeneratorModel, check_noise, check_shape, slice_maps
@@ -41,12 +42,12 @@ class SpatialGANModel(GeneratorModel):
     super().__init__(config, variables, **kw)
     g = self.generator
     cls = type(g)
-    self._mapping = self._jit(lambda v, z, h: g.apply(v, z, h, method=cls.mapping))
-    self._synthesize = self._jit(
+    self._mapping = self.jit(lambda v, z, h: g.apply(v, z, h, method=cls.mapping))
+    self._synthesize = self.jit(
         lambda v, ws, h, noise_mode, key: g.apply(v, ws, h, noise_mode, method=cls.synthesize,
                                                   rngs={"noise": key}),
         static_argnums=3)
-    self._synthesize_maps = self._jit(
+    self._synthesize_maps = self.jit(
         lambda v, ws, h, maps: g.apply(v, ws, h, "const", maps, method=cls.synthesize))
     self._sample_heatmaps = jax.jit(g.sample_heatmaps, static_argnums=1)
     self._levels, self._parents = heatmaps_lib.structure(g.heatmaps, g.num_objects)
@@ -61,6 +62,11 @@ class SpatialGANModel(GeneratorModel):
   @property
   def latent_shape(self) -> tuple[int, ...]:
     return tuple(self.generator.latent_shape)
+
+  @property
+  def style_shape(self) -> tuple[int, ...]:
+    """Per-sample, per-layer w shape: (w_dim,), indoor (1 + K, w_dim)."""
+    return (*self.latent_shape[:-1], self.w_dim)
 
   @property
   def num_centers(self) -> int:
@@ -141,7 +147,7 @@ class SpatialGANModel(GeneratorModel):
     x = check_shape(x, (None, self.resolution, self.resolution, 3), "x")
     if self._gradcam is None:
       d_apply = align.discriminator_apply(self.discriminator)
-      self._gradcam = self._jit(lambda d, images: align.normalized_cams(d_apply, d, images))
+      self._gradcam = self.jit(lambda d, images: align.normalized_cams(d_apply, d, images))
     cams = self._gradcam(d_vars, x)
     return {align.level_index(res): np.asarray(c) for res, c in cams.items()}
 
@@ -171,7 +177,7 @@ class SpatialGANModel(GeneratorModel):
             d_apply, d, img, h, resolutions=resolutions,
             threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
             objective=loss_cfg.get("align_objective", "plain"))
-      self._alignment = self._jit(loss, static_argnums=4)
+      self._alignment = self.jit(loss, static_argnums=4)
     total, metrics = self._alignment(self.variables[network], d_vars, z, h, noise,
                                      jax.random.key(seed))
     out: dict[Any, float] = {"total": float(total)}
@@ -182,6 +188,47 @@ class SpatialGANModel(GeneratorModel):
     if self.d_vars is None:
       raise UserError("GradCAM needs the discriminator; this checkpoint holds none ('d')")
     return self.d_vars
+
+  # ------------------------------------------------------------------ hooks of the edit layer
+  # (GeneratorModel's: the heatmaps are the controls; a projection optimises their centres and
+  # log-sigmas, a drag their centres, after the coarse move of eq. 6)
+
+  def sample_w(self, g_vars, key, n):
+    g = self.generator
+    z = jax.random.normal(key, (n, *self.latent_shape))
+    h = g.sample_heatmaps(jax.random.fold_in(key, 1), n)
+    return g.apply(g_vars, z, h, method=type(g).mapping)
+
+  def synthesis(self, g_vars, ws, controls, noise, features=False):
+    g = self.generator
+    return g.apply(g_vars, ws, controls, "const", noise, features, method=type(g).synthesize)
+
+  def edit_controls(self, controls, n, seed=None):
+    """The image's heatmaps, checked; drawn from ``seed`` when not given (a projection's
+    start); without either, UserError: a drag needs the heatmaps of the image it edits."""
+    if controls is None:
+      if seed is None:
+        raise UserError("a SpatialGAN edit needs the image's heatmaps (heatmaps=...)")
+      controls = self.sample_heatmaps(seed, n)
+    return self.check_heatmaps(controls, n)
+
+  def control_params(self, controls, edit):
+    if edit == "drag":
+      return {"centers": controls.centers}
+    return {"centers": controls.centers, "log_sigmas": jnp.log(controls.sigmas)}
+
+  def with_control_params(self, controls, params):
+    kw = {}
+    if "centers" in params:
+      kw["centers"] = params["centers"]
+    if "log_sigmas" in params:
+      kw["sigmas"] = jnp.exp(params["log_sigmas"])
+    return controls.replace(**kw) if kw else controls
+
+  def drag_controls(self, controls, handles, targets, alpha, radius):
+    """Every root centre within ``radius`` (heatmap units) of a handle moves by
+    ``alpha (t - p)`` with its children (SpatialGAN eq. 6, :func:`coarse_move`)."""
+    return coarse_move(controls, handles, targets, self.resolution, alpha, radius)
 
   # ------------------------------------------------------------------ helpers
 
@@ -203,3 +250,22 @@ class SpatialGANModel(GeneratorModel):
     if h.batch_size != n:
       raise UserError(f"{h.batch_size} heatmaps for {n} latents (give 1 or {n})")
     return h
+
+
+def coarse_move(heatmaps: Heatmaps, handles: np.ndarray, targets: np.ndarray, size: int,
+                alpha: float, radius: float) -> Heatmaps:
+  """SpatialGAN eq. 6 on a one-sample ``heatmaps``: every root centre within ``radius``
+  (heatmap units) of a handle ``(row, col)`` (pixels of a ``size`` image) moves by
+  ``alpha (t - p)`` with its children -- the optimisation-free coarse move before a drag."""
+  to_unit = 2.0 / (size - 1)
+  p = np.asarray(handles, np.float64) * to_unit - 1.0
+  shift = (np.asarray(targets, np.float64) - np.asarray(handles, np.float64)) * to_unit
+  centres = np.asarray(heatmaps.centers)[0]
+  for i, parent in enumerate(heatmaps.parents):
+    if parent != -1:
+      continue
+    near = np.linalg.norm(p - centres[i], axis=-1) <= radius
+    if near.any():
+      dy, dx = alpha * shift[near].mean(axis=0)
+      heatmaps = heatmaps.move(i, float(dy), float(dx))
+  return heatmaps

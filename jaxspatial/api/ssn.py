@@ -92,6 +92,8 @@ class SSNModel(GeneratorModel):
   """``js.load`` result for kind "ssn": spatial latents (n, nh, nw, nz), spatial W+
   (n, num_ws, nh, nw, w_dim), and :meth:`resample`."""
 
+  draggable = False   # DragGAN is not defined on a block grid here (resample blocks instead)
+
   def __init__(self, config, variables, **kw):
     super().__init__(config, variables, **kw)
     self.grid: tuple[int, int] = ssn_lib.grid_of(config.model)
@@ -114,3 +116,54 @@ class SSNModel(GeneratorModel):
     """:func:`resample_blocks` after checking ``z`` against this model's grid."""
     z = check_shape(z, (None, *self.latent_shape), "z")
     return resample_blocks(z, blocks, seed)
+
+  def resample_latent(self, latent: np.ndarray, ws: np.ndarray, space: str,
+                      blocks: Iterable[Sequence[int]], seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A projected latent of ``space`` and its W+ with latent ``blocks`` ``(row, col)`` redrawn
+    from ``seed`` (:func:`sample_z`'s rule) -> (latent, W+). ``w``: the blocks of the
+    pre-encoder grid become the new blocks' MLP output and the grid is re-encoded, exactly as
+    resampling ``z`` would; ``wplus``: the blocks of every layer become the new sample's mapped
+    grid. (:func:`jaxspatial.edit.projection.resampled_projection` on a ``Projection``.)"""
+    n = len(ws)
+    mask = np.zeros((1, *self.grid, 1), bool)
+    for r, c in _block_list(blocks, self.grid):
+      mask[0, r, c] = True
+    z_new = sample_z(seed, n, self.grid, self.z_dim)
+    if space == "w":
+      block_mapping, expand = self.cached("ssn.resample_w", self._block_fns)
+      latent = np.where(mask, np.asarray(block_mapping(self.g_vars, z_new)), latent)
+      return latent, np.asarray(expand(self.g_vars, jnp.asarray(latent)))
+    ws = np.where(mask[:, None], self.mapping(z_new)[:, None], ws)
+    return ws, ws
+
+  def _block_fns(self):
+    """The jitted per-block MLP (z grid -> pre-encoder grid) and ``w``-space expansion."""
+    g = self.generator
+    mapping = self.jit(lambda v, z: g.apply(v, z, method=lambda mod, z: mod.mapping_network(z)))
+
+    def expand(v, latent):
+      style = self.w_to_style(v, latent)
+      return jnp.broadcast_to(style[:, None], (style.shape[0], self.num_ws) + style.shape[1:])
+    return mapping, self.jit(expand)
+
+  # ------------------------------------------------------------------ hooks of the edit layer
+  # (GeneratorModel's: a projection's ``w`` is the per-block MLP output *before* the block
+  # encoder, so that a block can be redrawn and re-encoded)
+
+  def sample_w(self, g_vars, key, n):
+    """(n, w_dim): one block's MLP output per fresh z (the W statistics are per block)."""
+    z = jax.random.normal(key, (n, self.z_dim))
+    return self.generator.apply(g_vars, z, method=lambda mod, z: mod.mapping_network(z))
+
+  def w_to_style(self, g_vars, w):
+    return self.generator.apply(g_vars, w, method=lambda mod, u: mod.encoder(u))
+
+  def sample_styles(self, g_vars, key, n):
+    g = self.generator
+    z = jax.random.normal(key, (n, *self.latent_shape))
+    return g.apply(g_vars, z, method=type(g).mapping)
+
+  def w_from_styles(self, ws):
+    raise UserError("an SSN projection in w space starts from its pre-encoder block grid, "
+                    "which a W+ does not give; start from init_ws with space='wplus'")

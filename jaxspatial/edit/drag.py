@@ -28,6 +28,11 @@ every step). The paper gives neither ``α`` nor the radius nor a learning rate f
 centres; ours are ``DragConfig.coarse_alpha = 1``, ``coarse_radius = 0.3`` (heatmap units,
 [-1, 1]) and ``center_lr = 0.01``.
 
+What differs per family is the model's (its ``js.load`` class): ``draggable``, ``synthesis``
+(the image and block features, with the family's controls), ``edit_controls``,
+``drag_controls`` (SpatialGAN's coarse move) and ``control_params`` / ``with_control_params``
+(the centres optimised with the latent); nothing here branches on ``model.kind``.
+
 Points are ``(row, col)`` in pixels of the generator's output. :func:`drag` runs a drag to
 the end; :class:`Dragger` keeps the compiled step of a model and advances a drag one iteration
 at a time (:class:`DragRun`), which the studio streams to the browser.
@@ -51,6 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxspatial import families
+from jaxspatial.api.spatialgan import coarse_move  # noqa: F401 -- eq. 6, named here with DragGAN
 from jaxspatial.errors import UserError
 from jaxspatial.models.heatmaps import Heatmaps
 
@@ -239,24 +246,6 @@ def track_points(feat: Array, reference: Array, handles: Array, r2: float) -> Ar
   return jnp.take_along_axis(cand, jnp.argmin(dist, axis=1)[:, None, None], axis=1)[:, 0]
 
 
-def coarse_move(heatmaps: Heatmaps, handles: np.ndarray, targets: np.ndarray, size: int,
-                alpha: float, radius: float) -> Heatmaps:
-  """SpatialGAN eq. 6 on a one-sample ``heatmaps``: every root centre within ``radius``
-  (heatmap units) of a handle moves by ``alpha (t - p)`` with its children."""
-  to_unit = 2.0 / (size - 1)
-  p = np.asarray(handles, np.float64) * to_unit - 1.0
-  shift = (np.asarray(targets, np.float64) - np.asarray(handles, np.float64)) * to_unit
-  centres = np.asarray(heatmaps.centers)[0]
-  for i, parent in enumerate(heatmaps.parents):
-    if parent != -1:
-      continue
-    near = np.linalg.norm(p - centres[i], axis=-1) <= radius
-    if near.any():
-      dy, dx = alpha * shift[near].mean(axis=0)
-      heatmaps = heatmaps.move(i, float(dy), float(dx))
-  return heatmaps
-
-
 def check_points(a: Any, name: str, size: int) -> np.ndarray:
   """``(n, 2)`` float32 (row, col) points inside a ``size`` x ``size`` image, else UserError."""
   a = np.asarray(a, np.float32).reshape(-1, 2) if np.size(a) else np.zeros((0, 2), np.float32)
@@ -278,15 +267,16 @@ class Dragger:
   """
 
   def __init__(self, model, config: DragConfig = DragConfig(), max_points: int = 8):
-    if model.kind not in ("stylegan2", "spatialgan"):
-      raise UserError(f"dragging works on stylegan2 and spatialgan models, not {model.kind!r}")
+    if not getattr(model, "draggable", False):
+      kinds = families.kinds_with(lambda f: getattr(families.resolve(f.model), "draggable", False))
+      raise UserError(f"dragging works on {' and '.join(kinds)} models, not {model.kind!r}")
     self.model, self.config, self.max_points = model, config, int(max_points)
-    self.spatial = model.kind == "spatialgan"
     size = model.resolution
     self.r1, self.r2, self.stop = radii(size)
     self.n_opt = 1 if config.w_space else min(config.num_layers, model.num_ws)
     self.block = min(config.feature_block, int(round(math.log2(size))) - 2)
-    self.optimizers = {"ws": optax.adam(config.lr), "centers": optax.adam(config.center_lr)}
+    self.optimizers = {"ws": optax.adam(config.lr)}
+    self.control_optimizer = optax.adam(config.center_lr)   # the family's controls (centres)
     self._offsets = jnp.asarray(disk_offsets(self.r1))
     self._features = jax.jit(lambda g_vars, params, fixed: self._synthesis(g_vars, params,
                                                                            fixed)[1])
@@ -295,16 +285,12 @@ class Dragger:
 
   def _synthesis(self, g_vars, params, fixed):
     """(image (H, W, 3), block features upsampled to (H, W, C)) for the optimised ``params``."""
-    g, size = self.model.generator, self.model.resolution
+    model, size = self.model, self.model.resolution
     full = self._full_ws(params, fixed)
-    if self.spatial:
-      h = fixed["heatmaps"]
-      h = h.replace(centers=params["centers"]) if "centers" in params else h
-      img, feats = g.apply(g_vars, full, h, "const", fixed.get("noise"), True,
-                           method=type(g).synthesize)
-    else:
-      img, feats = g.apply(g_vars, full, "const", fixed.get("noise"), True,
-                           method=type(g).synthesize)
+    controls = fixed.get("controls")
+    if controls is not None:
+      controls = model.with_control_params(controls, params)
+    img, feats = model.synthesis(g_vars, full, controls, fixed.get("noise"), True)
     f = feats[self.block][0]
     return img[0], jax.image.resize(f, (size, size, f.shape[-1]), "bilinear")
 
@@ -336,13 +322,16 @@ class Dragger:
     alternate = self.config.alternate and len(params) > 1
     new_params, new_state = {}, {}
     for k in params:
-      updates, state = self.optimizers[k].update(grads[k], opt_state[k], params[k])
+      updates, state = self._optimizer(k).update(grads[k], opt_state[k], params[k])
       turn = step % 2 == (0 if k == "ws" else 1)
       move = ~done & (turn if alternate else True)
       new_params[k] = jax.tree.map(lambda a, u: jnp.where(move, a + u, a), params[k], updates)
       new_state[k] = jax.tree.map(lambda new, old: jnp.where(move, new, old), state,
                                   opt_state[k])
     return new_params, new_state, new_p, done, img
+
+  def _optimizer(self, name: str) -> optax.GradientTransformation:
+    return self.optimizers.get(name, self.control_optimizer)
 
   def start(self, ws: np.ndarray, handles: Any, targets: Any, *,
             heatmaps: Heatmaps | None = None, mask: np.ndarray | None = None,
@@ -351,8 +340,7 @@ class Dragger:
     """A drag of ``handles`` to ``targets`` on ``model.synthesize(ws, ...)`` (arguments as
     :func:`drag`)."""
     model, size = self.model, self.model.resolution
-    if self.spatial and heatmaps is None:
-      raise UserError("a SpatialGAN drag needs the image's heatmaps")
+    controls = model.edit_controls(heatmaps, 1)   # SpatialGAN: UserError without them
     handles, targets = check_points(handles, "handle", size), check_points(targets, "target", size)
     if handles.shape != targets.shape:
       raise UserError(f"{len(handles)} handle(s) but {len(targets)} target(s)")
@@ -374,15 +362,14 @@ class Dragger:
     if noise is not None:
       fixed["noise"] = [jnp.asarray(m) for m in model.check_noise_maps(noise, 1)]
     params = {"ws": jnp.asarray(ws[:, :self.n_opt])}
-    if self.spatial:
-      heatmaps = model.check_heatmaps(heatmaps, 1)
+    if controls is not None:
       if coarse:
-        heatmaps = coarse_move(heatmaps, handles, targets, size, self.config.coarse_alpha,
-                               self.config.coarse_radius)
-      heatmaps = jax.tree.map(jnp.asarray, heatmaps)
-      fixed["heatmaps"] = heatmaps
+        controls = model.drag_controls(controls, handles, targets, self.config.coarse_alpha,
+                                       self.config.coarse_radius)
+      controls = jax.tree.map(jnp.asarray, controls)
+      fixed["controls"] = controls
       if optimise_centers:
-        params["centers"] = heatmaps.centers
+        params.update(model.control_params(controls, "drag"))
     pad = self.max_points - len(handles)
     p = np.concatenate([handles, np.zeros((pad, 2), np.float32)])
     fixed["targets"] = jnp.asarray(np.concatenate([targets, np.zeros((pad, 2), np.float32)]))
@@ -390,7 +377,7 @@ class Dragger:
     feat0 = self._features(model.g_vars, params, fixed)
     fixed["feat0"] = feat0
     fixed["f_handles"] = bilinear_sample(feat0, jnp.asarray(p))
-    opt_state = {k: self.optimizers[k].init(v) for k, v in params.items()}
+    opt_state = {k: self._optimizer(k).init(v) for k, v in params.items()}
     return DragRun(self, params, opt_state, jnp.asarray(p), fixed, len(handles))
 
 
@@ -434,11 +421,9 @@ class DragRun:
     image, _, self.p, done = d._render(d.model.g_vars, self.params, self.p, self.fixed)
     ws = d._full_ws({"ws": np.asarray(self.params["ws"])},
                     {"ws_rest": np.asarray(self.fixed["ws_rest"])})
-    heatmaps = None
-    if d.spatial:
-      h = self.fixed["heatmaps"]
-      heatmaps = (h.replace(centers=self.params["centers"]) if "centers" in self.params
-                  else h).numpy()
+    heatmaps = self.fixed.get("controls")
+    if heatmaps is not None:
+      heatmaps = jax.tree.map(np.asarray, d.model.with_control_params(heatmaps, self.params))
     return DragResult(ws=ws, heatmaps=heatmaps, image=np.asarray(image), handles=self.handles,
                       path=[*(path or []), self.handles], steps=self.steps,
                       converged=bool(done))

@@ -32,8 +32,11 @@ target of a shape (the schedule is computed from the traced step index); the loo
 back only for the progress snapshots and at the end. :mod:`jaxspatial.edit.pti` tunes the
 generator around a projection (PTI).
 
-The module is one file of ~500 lines on purpose: the step, the per-family adapter (``_Space``)
-and the ``latent.npz`` format change together whenever a family's latent changes.
+What differs per family is the model's (``js.load``'s class, :mod:`jaxspatial.api`): its
+``projection_spaces``, and the hooks ``sample_w`` (the W statistics), ``w_to_style`` (SSN's block
+encoder), ``synthesis`` with the family's controls and ``edit_controls`` / ``control_params`` /
+``with_control_params`` (SpatialGAN's heatmaps); :class:`_Space` only broadcasts over layers.
+Nothing here branches on ``model.kind``; a new family overrides those hooks in its api class.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxspatial.api.model import check_shape
+from jaxspatial import families
 from jaxspatial.errors import UserError, existing_file
 from jaxspatial.models.heatmaps import Heatmaps
 
@@ -56,7 +59,16 @@ Array = jax.Array
 SPACES = ("w", "wplus")
 LOSSES = ("lpips", "mse", "critic")
 LOSS_CHOICES = ("auto", *LOSSES)       # "auto": resolve_loss
-KINDS = ("stylegan2", "ssn", "spatialgan")
+
+
+def projectable(model_class) -> bool:
+  """Whether models of this class (a family's ``model``) can be projected into."""
+  return bool(getattr(model_class, "projection_spaces", ()))
+
+
+def projectable_kinds() -> list[str]:
+  """The registered kinds whose models can be projected into (for error messages)."""
+  return families.kinds_with(lambda f: projectable(families.resolve(f.model)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +167,12 @@ def load_projection(path: str | pathlib.Path, model=None) -> Projection:
   if model is not None:
     if model.kind != p.kind:
       raise UserError(f"{path} was projected into a {p.kind} model; this one is {model.kind}")
-    want = (model.num_ws,) + tuple(model.style_shape if model.kind != "spatialgan"
-                                   else model.latent_shape[:-1] + (model.w_dim,))
+    want = (model.num_ws, *model.style_shape)
     if p.ws.shape[1:] != want:
       raise UserError(f"{path} holds W+ of shape {p.ws.shape[1:]}; this model takes {want}")
     model.check_noise_maps(p.noise, len(p.ws))
     if heatmaps is not None:
-      model.check_heatmaps(heatmaps, len(p.ws))
+      model.edit_controls(heatmaps, len(p.ws))
   return p
 
 
@@ -279,63 +290,49 @@ def make_distance(model, loss: str) -> tuple[Callable, Callable, Any]:
 
 
 class _Space:
-  """What one family optimises and how it becomes an image (pure functions of ``g_vars``)."""
+  """What a projection of ``model`` in ``space`` optimises and how it becomes an image: the
+  model's hooks (pure functions of ``g_vars``), broadcast over the layers."""
 
   def __init__(self, model, space: str):
-    if model.kind not in KINDS:
-      raise UserError(f"projection works on {', '.join(KINDS)} models, not {model.kind!r}")
-    self.model, self.space, self.g = model, space, model.generator
+    spaces = getattr(model, "projection_spaces", ())
+    if not spaces:
+      raise UserError(f"projection works on {', '.join(projectable_kinds())} models, not "
+                      f"{model.kind!r}")
+    if space not in spaces:
+      raise UserError(f"a {model.kind} model is projected in space {'|'.join(spaces)}, "
+                      f"not {space!r}")
+    self.model, self.space = model, space
     self.num_ws = model.num_ws
 
   def sample_w(self, g_vars, key: Array, n: int) -> Array:
-    """(n, *per-layer latent shape) mapped from fresh z (SSN: one block's MLP output)."""
-    g, m = self.g, self.model
-    if m.kind == "ssn":
-      z = jax.random.normal(key, (n, m.z_dim))
-      return g.apply(g_vars, z, method=lambda mod, z: mod.mapping_network(z))
-    z = jax.random.normal(key, (n, *m.latent_shape))
-    if m.kind == "spatialgan":
-      h = g.sample_heatmaps(jax.random.fold_in(key, 1), n)
-      return g.apply(g_vars, z, h, method=type(g).mapping)
-    return g.apply(g_vars, z, method=type(g).mapping)
+    """(n, *w) mapped from fresh z (SSN: one block's MLP output)."""
+    return self.model.sample_w(g_vars, key, n)
 
   def sample_ws(self, g_vars, key: Array, n: int) -> Array:
     """W+ of ``n`` fresh latents (SSN: a whole block grid, encoded)."""
-    m = self.model
-    if m.kind == "ssn":
-      z = jax.random.normal(key, (n, *m.latent_shape))
-      return self.expand(g_vars, self.g.apply(g_vars, z, method=type(self.g).mapping), False)
-    w = self.sample_w(g_vars, key, n)
-    return jnp.broadcast_to(w[:, None], (n, self.num_ws) + w.shape[1:])
+    return self._layers(self.model.sample_styles(g_vars, key, n))
 
   def start(self, g_vars, w_avg: Array, n: int) -> Array:
-    """The start latent for ``n`` images: ``w̄`` in this space."""
-    if self.model.kind == "ssn":
-      grid = jnp.broadcast_to(w_avg, (n, *self.model.grid, w_avg.shape[-1]))
-      return grid if self.space == "w" else self.expand(g_vars, grid)
-    lat = jnp.broadcast_to(w_avg, (n, *w_avg.shape))
+    """The start latent for ``n`` images: ``w̄`` (broadcast to ``style_shape``) in this space."""
+    lat = jnp.broadcast_to(w_avg, (n, *self.model.style_shape))
     return lat if self.space == "w" else self.expand(g_vars, lat)
 
-  def expand(self, g_vars, latent: Array, encode: bool = True) -> Array:
-    """A ``w``-space latent -> W+ (SSN: the block encoder first, unless ``encode`` is off)."""
-    if self.model.kind == "ssn" and encode:
-      latent = self.g.apply(g_vars, latent, method=lambda mod, u: mod.encoder(u))
-    return jnp.broadcast_to(latent[:, None], (latent.shape[0], self.num_ws) + latent.shape[1:])
+  def expand(self, g_vars, latent: Array) -> Array:
+    """A ``w``-space latent -> W+ (the model's ``w_to_style``, then every layer)."""
+    return self._layers(self.model.w_to_style(g_vars, latent))
+
+  def _layers(self, style: Array) -> Array:
+    return jnp.broadcast_to(style[:, None], (style.shape[0], self.num_ws) + style.shape[1:])
 
   def ws(self, g_vars, latent: Array) -> Array:
     return self.expand(g_vars, latent) if self.space == "w" else latent
 
-  def render(self, g_vars, ws: Array, heatmaps: Heatmaps | None, noise) -> Array:
-    g = self.g
-    if heatmaps is not None:
-      return g.apply(g_vars, ws, heatmaps, "const", noise, method=type(g).synthesize)
-    return g.apply(g_vars, ws, "const", noise, method=type(g).synthesize)
+  def render(self, g_vars, ws: Array, controls, noise) -> Array:
+    return self.model.synthesis(g_vars, ws, controls, noise)
 
-
-def _heatmaps(params: dict, base: Heatmaps | None) -> Heatmaps | None:
-  if base is None:
-    return None
-  return base.replace(centers=params["centers"], sigmas=jnp.exp(params["log_sigmas"]))
+  def controls(self, params: dict, base):
+    """The controls (SpatialGAN: heatmaps) with the optimised arrays of ``params``."""
+    return None if base is None else self.model.with_control_params(base, params)
 
 
 def w_statistics(model, num_samples: int, seed: int = 123) -> tuple[np.ndarray, float]:
@@ -369,12 +366,14 @@ class _Compiled:
     self.distance_fn = distance
     self.w_avg, self.w_std = w_statistics(model, cfg.w_avg_samples)
     self.adam = optax.scale_by_adam(b1=0.9, b2=0.999)
-    multipliers = {"centers": cfg.heatmap_lr_ratio, "log_sigmas": cfg.heatmap_lr_ratio}
     adam = self.adam
+
+    def lr_scale(name: str) -> float:   # the family's controls (heatmaps) move slower
+      return 1.0 if name in ("latent", "noise") else cfg.heatmap_lr_ratio
 
     def image(v, params, base, latent=None):
       latent = params["latent"] if latent is None else latent
-      return fam.render(v, fam.ws(v, latent), _heatmaps(params, base), params.get("noise"))
+      return fam.render(v, fam.ws(v, latent), fam.controls(params, base), params.get("noise"))
 
     def loss_fn(params, t, key, v, loss_params, target, base, w_std):
       latent = params["latent"]
@@ -393,18 +392,18 @@ class _Compiled:
                                                     loss_params, target, base, w_std)
       updates, opt_state = adam.update(grads, opt_state)
       lr = learning_rate(t, cfg)
-      params = {k: jax.tree.map(lambda p, u: p - lr * multipliers.get(k, 1.0) * u, val,
-                                updates[k]) for k, val in params.items()}
+      params = {k: jax.tree.map(lambda p, u: p - lr * lr_scale(k) * u, val, updates[k])
+                for k, val in params.items()}
       if "noise" in params:
         params["noise"] = normalize_noise(params["noise"])
       return params, opt_state, dist
 
-    self.step = model._jit(step)
-    self.image = model._jit(image)
-    self.distance = model._jit(lambda v, lp, params, target, base: distance(
+    self.step = model.jit(step)
+    self.image = model.jit(image)
+    self.distance = model.jit(lambda v, lp, params, target, base: distance(
         lp, image(v, params, base), target))
-    self.prepare_target = model._jit(self.prepare)
-    self.ws = model._jit(fam.ws)
+    self.prepare_target = model.jit(self.prepare)
+    self.ws = model.jit(fam.ws)
 
 
 def compiled(model, cfg: ProjectionConfig) -> _Compiled:
@@ -412,15 +411,7 @@ def compiled(model, cfg: ProjectionConfig) -> _Compiled:
   loss ``auto`` resolved, :func:`resolve_loss`)."""
   cfg = dataclasses.replace(cfg, loss=resolve_loss(model, cfg.loss)[0])
   key = dataclasses.replace(cfg, steps=0, seed=0, snapshots=0)
-  return _cached(model, key, lambda: _Compiled(model, cfg))
-
-
-def _cached(model, key, build: Callable[[], Any]) -> Any:
-  """``build()`` once per ``model`` and ``key`` (jitted functions compile once per model)."""
-  cache = model.__dict__.setdefault("_projection_compiled", {})
-  if key not in cache:
-    cache[key] = build()
-  return cache[key]
+  return model.cached(("projection", key), lambda: _Compiled(model, cfg))
 
 
 def project(model, image, *, steps: int | None = None, space: str | None = None,
@@ -433,11 +424,13 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
   """Projects ``image`` (H, W, 3) or (n, H, W, 3) in [-1, 1] into ``model`` (module docstring).
 
   Args:
-    model: a loaded stylegan2, ssn or spatialgan model (``js.load``).
+    model: a loaded model with ``projection_spaces`` (``js.load``: stylegan2, ssn, spatialgan).
     steps, space, loss, seed: override ``config``'s (``ProjectionConfig`` defaults otherwise).
-    init_ws: optional start W+ (n, num_ws, w_dim), e.g. a regressor's prediction
-      (``RegressorModel.invert``); in ``space="w"`` its mean over layers is the start ``w``.
-    init_heatmaps: SpatialGAN only: the start heatmaps (default ``sample_heatmaps(seed, n)``).
+    init_ws: optional start W+ (n, num_ws, *style_shape), e.g. a regressor's prediction
+      (``RegressorModel.invert``); in ``space="w"`` the model's ``w_from_styles`` (the mean over
+      layers) is the start ``w``.
+    init_heatmaps: the start controls of a family that has them (SpatialGAN: heatmaps; default
+      ``model.edit_controls(None, n, seed)``, i.e. ``sample_heatmaps(seed, n)``).
     callback: called with the step index after every step (progress bars).
     on_snapshot: called as ``(step, images, loss)`` at each of ``config.snapshots`` steps after
       the first (the projection so far and each image's distance at that step; live previews).
@@ -455,20 +448,16 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
   g_vars = model.g_vars
   params: dict[str, Any] = {"latent": c.fam.start(g_vars, jnp.asarray(c.w_avg), n)}
   if init_ws is not None:
-    if model.kind != "stylegan2":
-      raise UserError("a regressor start (init_ws) needs a stylegan2 model")
-    init_ws = check_shape(init_ws, (n, model.num_ws, model.w_dim), "init_ws")
-    params["latent"] = jnp.asarray(init_ws.mean(axis=1) if cfg.space == "w" else init_ws)
+    init_ws = model.check_ws(init_ws, n, "init_ws")
+    params["latent"] = jnp.asarray(model.w_from_styles(init_ws) if cfg.space == "w" else init_ws)
   const_noise = [jnp.broadcast_to(jnp.asarray(b), (n,) + b.shape[1:])
                  for b in model.noise_maps("const")]
   if cfg.optimize_noise:
     params["noise"] = const_noise
-  base = None
-  if model.kind == "spatialgan":
-    base = model.check_heatmaps(init_heatmaps if init_heatmaps is not None
-                                else model.sample_heatmaps(cfg.seed, n), n)
+  base = model.edit_controls(init_heatmaps, n, seed=cfg.seed)
+  if base is not None:
     base = jax.tree.map(jnp.asarray, base)
-    params.update(centers=base.centers, log_sigmas=jnp.log(base.sigmas))
+    params.update(model.control_params(base, "project"))
   target = c.prepare_target(c.loss_params, jnp.asarray(x))
   opt_state = c.adam.init(params)
   key, num_steps, w_std = jax.random.key(cfg.seed), jnp.int32(cfg.steps), jnp.float32(c.w_std)
@@ -491,42 +480,26 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
       kind=model.kind, space=cfg.space, latent=np.asarray(params["latent"]),
       ws=np.asarray(c.ws(g_vars, params["latent"])),
       noise=[np.asarray(m) for m in params.get("noise", const_noise)],
-      heatmaps=None if base is None else _heatmaps(params, base).numpy(),
+      heatmaps=None if base is None else jax.tree.map(np.asarray, c.fam.controls(params, base)),
       image=out, target=x, loss=np.asarray(c.distance(g_vars, c.loss_params, params, target, base)),
       psnr=psnr(out, x), steps=taken, seconds=time.perf_counter() - started,
       snapshots=snapshots)
 
 
 def resample_projected(model, projection: Projection, blocks, seed: int) -> Projection:
-  """SSN: ``projection`` (each image of its batch) with latent ``blocks`` ``(row, col)`` redrawn
-  from ``seed`` (``js.ssn.sample_z``'s rule): ``latent`` and ``ws`` replaced, the noise maps
-  kept. A ``w``-space projection replaces the blocks of its pre-encoder grid by the new blocks'
-  MLP output and re-encodes, exactly as resampling ``z`` would; a ``wplus`` one replaces the
-  blocks of every layer by the new sample's mapped grid. The result resamples again."""
-  from jaxspatial.api import ssn
-  if model.kind != "ssn" or projection.kind != "ssn":
-    raise UserError("block resampling needs an SSN model and an SSN projection")
-  n = len(projection.ws)
-  mask = np.zeros((1, *model.grid, 1), bool)
-  for r, c in ssn._block_list(blocks, model.grid):
-    mask[0, r, c] = True
-  z_new = ssn.sample_z(seed, n, model.grid, model.z_dim)
-  if projection.space == "w":
-    block_mapping, expand = _cached(model, "resample_w", lambda: _block_fns(model))
-    latent = np.where(mask, block_mapping(model.g_vars, z_new), projection.latent)
-    ws = np.asarray(expand(model.g_vars, jnp.asarray(latent)))
-  else:
-    ws = latent = np.where(mask[:, None], model.mapping(z_new)[:, None], projection.ws)
+  """``projection`` (each image of its batch) with latent ``blocks`` ``(row, col)`` redrawn from
+  ``seed`` by the model's ``resample_latent`` (SSN: a ``w``-space projection re-encodes its
+  pre-encoder grid, a ``wplus`` one replaces the blocks of every layer,
+  :meth:`jaxspatial.api.ssn.SSNModel.resample_latent`): ``latent`` and ``ws`` replaced, the noise
+  maps kept. The result resamples again."""
+  if getattr(model, "resample_latent", None) is None or projection.kind != model.kind:
+    raise UserError(f"block resampling needs a model with a latent block grid (ssn) and a "
+                    f"projection into it; this is a {model.kind} model and a "
+                    f"{projection.kind} projection")
+  latent, ws = model.resample_latent(projection.latent, projection.ws, projection.space,
+                                     blocks, seed)
   return dataclasses.replace(projection, latent=latent, ws=ws, image=None, loss=None, psnr=None,
                              snapshots=[])
-
-
-def _block_fns(model) -> tuple[Callable, Callable]:
-  """SSN's jitted per-block MLP (z grid -> pre-encoder grid) and ``w``-space expansion."""
-  fam = _Space(model, "w")
-  mapping = model._jit(lambda v, z: fam.g.apply(
-      v, z, method=lambda mod, z: mod.mapping_network(z)))
-  return (lambda v, z: np.asarray(mapping(v, z))), model._jit(fam.expand)
 
 
 def resample_projection(model, projection: Projection, blocks, seed: int) -> np.ndarray:

@@ -111,7 +111,7 @@ def _make_step(model, cfg: PTIConfig, c, optimizer):
     updates, opt_state = optimizer.update(grads, opt_state, tuned)
     return optax.apply_updates(tuned, updates), opt_state
 
-  return model._jit(step), model._jit(pt_loss), model._jit(render)
+  return model.jit(step), model.jit(pt_loss), model.jit(render)
 
 
 def pivotal_tuning(model, projection: proj_lib.Projection, config: PTIConfig = PTIConfig(),
@@ -125,11 +125,8 @@ def pivotal_tuning(model, projection: proj_lib.Projection, config: PTIConfig = P
   pcfg = proj_lib.ProjectionConfig(space=projection.space, loss=config.loss)
   c = proj_lib.compiled(model, pcfg)
   optimizer = optax.adam(config.lr)
-  cache = model.__dict__.setdefault("_pti_steps", {})
-  key_ = (dataclasses.replace(config, steps=0, seed=0), pcfg)
-  if key_ not in cache:
-    cache[key_] = _make_step(model, config, c, optimizer)
-  step, pt_loss, render = cache[key_]
+  key_ = ("pti", dataclasses.replace(config, steps=0, seed=0), pcfg)
+  step, pt_loss, render = model.cached(key_, lambda: _make_step(model, config, c, optimizer))
   original = model.g_vars
   tuned, rest = _split(original)
   x = jnp.asarray(projection.target)

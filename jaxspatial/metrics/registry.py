@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import ml_collections
 import numpy as np
 
-from jaxspatial import errors
+from jaxspatial import errors, families
 from jaxspatial.metrics import fid, ppl, prdc
 from jaxspatial.nets import features, weights
 
@@ -62,6 +62,14 @@ def register(name: str, nets: tuple[str, ...], needs_data: bool):
     METRICS[name] = Metric(fn, nets, needs_data)
     return fn
   return wrap
+
+
+def family_metric(model: Any, name: str, checkpoints: str) -> None:
+  """UserError unless ``model``'s family lists metric ``name`` as its own
+  (``families.Family.metrics``, e.g. SSN's distortion); ``checkpoints`` names those families
+  for the message ("an SSN")."""
+  if name not in families.get(model.kind).metrics:
+    raise errors.UserError(f"the {name} metric needs {checkpoints} checkpoint, not {model.kind!r}")
 
 
 # --------------------------------------------------------------------------- real data
@@ -267,8 +275,7 @@ def critic_fd_metric(model: Any, ctx: Context) -> dict[str, float]:
 @register("distortion", nets=(), needs_data=False)
 def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
   """SSN block-resampling distortion (Table 2; definition in docs/ssn.md)."""
-  if model.kind != "ssn":
-    raise errors.UserError(f"the distortion metric needs an SSN checkpoint, not {model.kind!r}")
+  family_metric(model, "distortion", "an SSN")
   from jaxspatial.metrics.distortion import distortion
   r = distortion(model, num_samples=ctx.num_distortion, seed=ctx.seed,
                  truncation=ctx.truncation)
@@ -278,8 +285,7 @@ def distortion_metric(model: Any, ctx: Context) -> dict[str, float]:
 @register("comove", nets=(), needs_data=False)
 def comove_metric(model: Any, ctx: Context) -> dict[str, float]:
   """SpatialGAN co-move ratio (Table I) with the shapes-dataset object locator."""
-  if model.kind != "spatialgan":
-    raise errors.UserError(f"the comove metric needs a SpatialGAN checkpoint, not {model.kind!r}")
+  family_metric(model, "comove", "a SpatialGAN")
   from jaxspatial.metrics import comove
   return comove.comove_ratio(model, num=ctx.num_comove, seed=ctx.seed,
                              batch_size=ctx.batch_size, truncation=ctx.truncation)

@@ -137,7 +137,7 @@ class FeatureMaps:
   def __init__(self, model):
     g = model.generator
     self.model = model
-    self._fn = model._jit(lambda v, z: g.apply(v, z, noise_mode="const", return_features=True))
+    self._fn = model.jit(lambda v, z: g.apply(v, z, noise_mode="const", return_features=True))
 
   def __call__(self, z: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     import jax

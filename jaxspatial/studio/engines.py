@@ -12,6 +12,12 @@ so a drag or a heatmap move of a projected photo runs the same compiled programs
 generated image, and ``latent.npz`` holds exactly the maps the page shows. The module is one
 file of ~430 lines on purpose: the four engines share :class:`State` and the base engine's
 latents, rendering and export.
+
+Which engine serves a model is its family's (``families.Family.studio``, :func:`load_engine`);
+what it offers is the engine's: ``edits`` (the page's controls) and ``ops`` (the requests
+:mod:`~jaxspatial.studio.ops` lets through). A family whose model is a ``GeneratorModel`` with
+the edit layer's hooks gets latents, projection and (if ``draggable``) DragGAN from
+:class:`Engine` as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from jaxspatial import families
 from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
@@ -67,9 +74,13 @@ class State:
 
 
 class Engine:
-  """A StyleGAN2 (the base of every generator engine): latents and DragGAN."""
+  """A StyleGAN2 (the base of every generator engine): latents, projection and DragGAN (the
+  last two when the model offers them: ``projection_spaces``, ``draggable``)."""
 
   edits: tuple[str, ...] = ("generate", "drag", "project")
+  """What the page offers (its controls)."""
+  ops: frozenset[str] = frozenset({"settings", "drag", "project"})
+  """The requests beyond :data:`jaxspatial.studio.ops.EVERY_ENGINE` that this engine answers."""
 
   def __init__(self, name: str, model):
     self.name, self.model = name, model
@@ -77,6 +88,12 @@ class Engine:
     self.resolution: int = model.resolution
     self._draggers: dict[bool, drag_lib.Dragger] = {}
     self._fixed_maps: dict[str, tuple[np.ndarray, ...]] = {}
+    if not getattr(model, "draggable", False):   # a family's model may not drag
+      self.edits = tuple(e for e in self.edits if e != "drag")
+      self.ops = self.ops - {"drag"}
+    if not getattr(model, "projection_spaces", ()):
+      self.edits = tuple(e for e in self.edits if e != "project")
+      self.ops = self.ops - {"project"}
     self.losses = proj_lib.available_losses(model) if "project" in self.edits else ()
 
   def describe(self) -> dict[str, Any]:
@@ -85,7 +102,8 @@ class Engine:
             "edits": list(self.edits), "num_ws": int(self.model.num_ws),
             "max_points": MAX_POINTS,
             **({"projection": {"losses": list(self.losses), "steps": PROJECT_STEPS,
-                               "spaces": list(proj_lib.SPACES)}} if self.losses else {})}
+                               "spaces": list(self.model.projection_spaces)}}
+               if self.losses else {})}
 
   # ------------------------------------------------------------------ latents
 
@@ -196,6 +214,13 @@ class Engine:
   def _drag_kw(self, state: State, coarse: bool) -> dict[str, Any]:
     return {}
 
+  # ------------------------------------------------------------------ uploads
+
+  def upload(self, state: State, image: np.ndarray, label: str) -> State | None:
+    """An uploaded photo (H, W, 3): a new state, or None (here: it becomes the target of the
+    next projection, kept by the session)."""
+    return None
+
   # ------------------------------------------------------------------ export
 
   def export(self, state: State) -> dict[str, np.ndarray]:
@@ -214,10 +239,12 @@ class Engine:
 
   def warm_up(self) -> None:
     """Compiles every edit of this kind once (the first real edit is then as fast as later ones):
-    here the latents, the projection (default loss, W space) and the drags."""
+    here the latents, the projection (default loss, the first of its spaces) and the drags."""
     state = self.new(0)
     self.settings(state, 0.7, "random")
-    self.project(state, state.image, steps=2, loss=self.losses[0], space="w")
+    if "project" in self.edits:
+      self.project(state, state.image, steps=2, loss=self.losses[0],
+                   space=self.model.projection_spaces[0])
     if "drag" in self.edits:
       r = self.resolution - 1
       for w_space in (False, True):
@@ -231,6 +258,7 @@ class SpatialGANEngine(Engine):
   coarse centre move (the paper's synergy)."""
 
   edits = ("generate", "drag", "heatmaps", "new_latent", "project")
+  ops = Engine.ops | {"heatmap", "new_latent", "restyle"}
 
   def describe(self) -> dict[str, Any]:
     out = super().describe()
@@ -309,6 +337,7 @@ class SSNEngine(Engine):
   """SSN: the latent block grid; resample the selected blocks into a strip of candidates."""
 
   edits = ("generate", "resample", "project")
+  ops = frozenset({"settings", "resample", "pick", "project"})
 
   def describe(self):
     return {**super().describe(), "grid": list(self.model.grid), "candidates": CANDIDATES}
@@ -345,14 +374,15 @@ class SSNEngine(Engine):
     super().warm_up()
     state = self.new(0)
     self.resample(state, [(0, 0)], 1)
-    self.resample(self.project(state, state.image, steps=1, loss=self.losses[0], space="w"),
-                  [(0, 0)], 1)
+    self.resample(self.project(state, state.image, steps=1, loss=self.losses[0],
+                               space=self.model.projection_spaces[0]), [(0, 0)], 1)
 
 
 class RegressorEngine(Engine):
   """Latent regressor: collages of brushed parts, ``G(E(collage, mask))``, finetuning."""
 
   edits = ("sources", "composite", "finetune", "upload")
+  ops = frozenset({"source", "remove_source", "composite", "finetune"})
 
   def new(self, seed, truncation=1.0, noise="const") -> State:
     """Two generated sources (seeds ``seed``, ``seed + 1``), nothing brushed yet."""
@@ -371,6 +401,10 @@ class RegressorEngine(Engine):
     blank = np.zeros((self.resolution, self.resolution, 1), np.float32)
     return state.replace(sources=(*state.sources, image), masks=(*state.masks, blank),
                          edit=label)
+
+  def upload(self, state, image, label):
+    """An uploaded photo becomes a new collage source."""
+    return self.add_source(state, image, label)
 
   def remove_source(self, state: State, index: int) -> State:
     if not 0 <= index < len(state.sources) or len(state.sources) == 1:
@@ -415,14 +449,22 @@ class RegressorEngine(Engine):
     self.finetune(state, 1, lambda i: False)
 
 
-ENGINES: dict[str, type[Engine]] = {"stylegan2": Engine, "spatialgan": SpatialGANEngine,
-                                    "ssn": SSNEngine, "regressor": RegressorEngine}
+def engine_class(kind: str) -> type[Engine] | None:
+  """The engine of ``kind`` (its family's ``studio``), None when the studio cannot open it."""
+  ref = families.get(kind).studio
+  return None if ref is None else families.resolve(ref)
+
+
+def kinds_offering(op: str) -> list[str]:
+  """The registered kinds whose engine answers request ``op`` (for error messages)."""
+  return families.kinds_with(lambda f: f.studio is not None and op in families.resolve(f.studio).ops)
 
 
 def load_engine(path: str | pathlib.Path) -> Engine:
   """``js.load(path)`` wrapped in the engine of its kind, named after the directory."""
   import jaxspatial as js
   model = js.load(path)
-  if model.kind not in ENGINES:
+  cls = engine_class(model.kind)
+  if cls is None:
     raise UserError(f"{path}: the studio has no editor for {model.kind!r} models")
-  return ENGINES[model.kind](pathlib.Path(path).name, model)
+  return cls(pathlib.Path(path).name, model)

@@ -7,6 +7,11 @@ fails raises :class:`~jaxspatial.errors.UserError` (a 400) naming the field, in 
 value is quoted through :func:`shown` (a list by its length, a huge integer by its size), never
 whole, and a list's length is checked before its elements (the server has already refused
 bodies of more than a few thousand arrays, before parsing them).
+
+Which edits a model offers is its engine's (``Engine.ops``, the engine its family names in
+:mod:`jaxspatial.families`): :func:`check_kind` refuses the others, naming the kinds that offer
+them. This module imports nothing of the server (the server imports it): the PNG helpers
+:func:`png` / :func:`data_url` live here.
 """
 
 from __future__ import annotations
@@ -29,26 +34,35 @@ from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
 from jaxspatial.models.stylegan2 import NOISE_MODES
-from jaxspatial.studio.engines import CANDIDATES, MAX_POINTS, PROJECT_STEPS, State
+from jaxspatial.studio.engines import (CANDIDATES, MAX_POINTS, PROJECT_STEPS, State,
+                                       kinds_offering)
 
 MAX_UPLOAD_BYTES = 16 * 2 ** 20
 MAX_UPLOAD_PIXELS = 4096 * 4096
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP")     # Pillow decodes ~40 formats; a photo needs these
 
-# edit -> the model kinds that offer it (everything else: every kind)
-KINDS = {"settings": ("stylegan2", "spatialgan", "ssn"), "drag": ("stylegan2", "spatialgan"),
-         "heatmap": ("spatialgan",),
-         "new_latent": ("spatialgan",), "restyle": ("spatialgan",), "resample": ("ssn",),
-         "pick": ("ssn",), "source": ("regressor",), "remove_source": ("regressor",),
-         "composite": ("regressor",), "finetune": ("regressor",),
-         "project": proj_lib.KINDS}
+# requests every engine answers; every other op is offered by the engines that list it in
+# their ``ops`` (``Engine.ops``)
+EVERY_ENGINE = ("generate", "undo", "redo", "reset", "upload", "save")
 
 
 def check_kind(engine, op: str) -> None:
-  kinds = KINDS.get(op)
-  if kinds is not None and engine.kind not in kinds:
-    raise UserError(f"{op!r} needs a {' or '.join(kinds)} model; {engine.name} is "
+  """UserError unless ``engine`` offers ``op``, naming the kinds whose engines do."""
+  if op not in EVERY_ENGINE and op not in engine.ops:
+    raise UserError(f"{op!r} needs a {' or '.join(kinds_offering(op))} model; {engine.name} is "
                     f"{engine.kind}")
+
+
+def png(image: np.ndarray) -> bytes:
+  """PNG bytes of an image in [-1, 1], or of one already uint8 (a session's history)."""
+  buf = io.BytesIO()
+  Image.fromarray(image if image.dtype == np.uint8 else imageio.to_uint8(image)).save(
+      buf, format="PNG")
+  return buf.getvalue()
+
+
+def data_url(image: np.ndarray) -> str:
+  return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
 # ---------------------------------------------------------------------------- field checks
@@ -246,15 +260,16 @@ def op_remove_source(session, body, studio) -> State:
 
 
 def op_upload(session, body: bytes, studio) -> State | None:
-  """A photo: a new collage source (regressor), else the target of the next ``project``.
-  It must be RGB; another size is centre-cropped and resized, and ``session.notice`` says so."""
+  """A photo: what the engine makes of it (``Engine.upload``: the regressor's a new collage
+  source), else the target of the next ``project``. It must be RGB; another size is
+  centre-cropped and resized, and ``session.notice`` says so."""
   engine = session.engine
   img = decode_image(body, "the upload")
   x, session.notice = imageio.rgb_target(img, engine.resolution, "the upload")
-  if engine.kind == "regressor":
-    return engine.add_source(session.state, x, f"upload {img.width}x{img.height}")
-  session.target = x
-  return None
+  new = engine.upload(session.state, x, f"upload {img.width}x{img.height}")
+  if new is None:
+    session.target = x
+  return new
 
 
 def op_composite(session, body, studio) -> State:
@@ -273,7 +288,6 @@ def op_save(session, body, studio):
   number whose two files are both new, each created exclusively (``O_EXCL``: no save, of this
   tab or another, ever overwrites one), refused once ``--out`` holds ``studio.max_saves``
   files or ``studio.max_save_bytes`` bytes (a page cannot fill the disk)."""
-  from jaxspatial.studio.server import png
   out = studio.out
   if out is None:
     raise UserError("start the studio with --out DIR to save on the server (or use the "
@@ -337,7 +351,6 @@ def drag_report(before: np.ndarray, after: np.ndarray, handles: Any, targets: An
 def stream_drag(session, body) -> Iterator[dict]:
   """DragGAN, one event per step: the image, the tracked handles, the step counter; the
   last event (arrived, out of steps, or stopped) adds the :func:`drag_report`."""
-  from jaxspatial.studio.server import data_url
   engine = session.engine
   res = engine.resolution
   handles = pairs(body, "handles", res, MAX_POINTS)
@@ -422,13 +435,13 @@ def stream_project(session, body) -> Iterator[dict]:
   """Projects the uploaded photo (``POST .../upload`` first): an event per step (its
   ``PREVIEWS`` snapshots add the projection so far, its loss and PSNR), then the projected
   photo becomes the current state (undo returns to the image before)."""
-  from jaxspatial.studio.server import data_url
   engine, target = session.engine, session.target
   if target is None:
     raise UserError("upload a photo first: POST the image to .../upload, then project")
   steps = integer(body, "steps", PROJECT_STEPS, 1, 5000)
   loss = choice(body, "loss", engine.losses[0], engine.losses)
-  space = choice(body, "space", "w", proj_lib.SPACES)
+  spaces = engine.model.projection_spaces
+  space = choice(body, "space", spaces[0], spaces)
   yield {"type": "step", "step": 0, "steps": steps}
 
   def work(emit):

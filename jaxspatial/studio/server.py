@@ -39,7 +39,6 @@ that forbids framing, foreign scripts and HTML-string sinks (Trusted Types).
 from __future__ import annotations
 
 import asyncio
-import base64
 import http.cookies
 import io
 import json
@@ -52,7 +51,6 @@ from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl
 
 import numpy as np
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -60,9 +58,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from jaxspatial import imageio
 from jaxspatial.errors import UserError
 from jaxspatial.studio import ops
+from jaxspatial.studio.ops import data_url, png
 from jaxspatial.studio.engines import Engine
 from jaxspatial.studio.sessions import Busy, Session, SessionStore
 
@@ -92,18 +90,6 @@ class ApiError(Exception):
   def __init__(self, status: int, message: str):
     super().__init__(message)
     self.status = status
-
-
-def png(image: np.ndarray) -> bytes:
-  """PNG bytes of an image in [-1, 1], or of one already uint8 (a session's history)."""
-  buf = io.BytesIO()
-  Image.fromarray(image if image.dtype == np.uint8 else imageio.to_uint8(image)).save(
-      buf, format="PNG")
-  return buf.getvalue()
-
-
-def data_url(image: np.ndarray) -> str:
-  return "data:image/png;base64," + base64.b64encode(png(image)).decode()
 
 
 def payload(session: Session, ms: float | None = None) -> dict[str, Any]:

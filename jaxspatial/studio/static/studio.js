@@ -76,7 +76,7 @@ function draw() {
   const s = scale();
   ctx.imageSmoothingEnabled = false;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (studio.model.kind === "regressor") { drawRegressor(); return; }
+  if (hasEdit("composite")) { drawRegressor(); return; }
   ctx.drawImage(studio.image, 0, 0, canvas.width, canvas.height);
   const ov = studio.state.overlay || {};
   if (ov.grid) { drawGrid(ov.grid); }
@@ -414,9 +414,10 @@ async function composite() {
 // ------------------------------------------------------------------ set-up
 
 function configure() {
-  const kind = studio.model.kind;
+  // the controls follow the engine's edits, never the kind: a family registered at run time
+  // with a StyleGAN2-like engine gets the generator's controls
   const show = (sel, on) => document.querySelectorAll(sel).forEach((e) => e.classList.toggle("hidden", !on));
-  show(".only-generator", kind !== "regressor");
+  show(".only-generator", hasEdit("generate"));
   show(".only-drag", hasEdit("drag"));
   show(".only-project", hasEdit("project"));
   if (studio.model.projection) {
@@ -424,12 +425,17 @@ function configure() {
       const o = document.createElement("option"); o.textContent = l; return o;
     }));
     $("project-steps").value = studio.model.projection.steps;
+    $("project-space").replaceChildren(...studio.model.projection.spaces.map((sp) => {
+      const o = document.createElement("option"); o.value = sp;
+      o.textContent = { w: "W", wplus: "W+" }[sp] || sp; return o;
+    }));
   }
-  show(".only-spatialgan", kind === "spatialgan");
+  show(".only-spatialgan", hasEdit("heatmaps"));
   show(".only-indoor", hasEdit("restyle"));
-  show(".only-ssn", kind === "ssn");
-  show(".only-regressor", kind === "regressor");
-  const first = { stylegan2: "points", spatialgan: "heatmap", ssn: "blocks", regressor: "keep" }[kind];
+  show(".only-ssn", hasEdit("resample"));
+  show(".only-regressor", hasEdit("composite"));
+  const first = hasEdit("heatmaps") ? "heatmap" : hasEdit("resample") ? "blocks"
+    : hasEdit("composite") ? "keep" : "points";
   document.querySelector(`input[name="tool"][value="${first}"]`).checked = true;
   studio.handles = []; studio.targets = []; studio.blocks.clear(); studio.dragMask = null;
   studio.selected = null; studio.activeSource = 0;
