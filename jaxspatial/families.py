@@ -15,7 +15,7 @@ test, a user's own model) may give the objects themselves::
 
     families.register(families.Family(
         "mygan", generator=build_my_generator,                # config.model -> Flax module
-        training="jaxspatial.training.gan_step:StyleGAN2Family"))
+        training="jaxspatial.training.gan_step:StyleGAN2Plugin"))
     # python -m jaxspatial.train / Trainer / js.load now handle model.kind = "mygan"
 
 How to add a family (the files it touches): docs/architecture.md.
@@ -57,7 +57,7 @@ class Family:
       ``edits``/``ops`` say what the page offers), or None: the studio cannot open it.
     metrics: names of ``metrics.registry`` metrics that only this kind has (e.g. SSN's
       ``distortion``); ``evaluate`` refuses them for other kinds.
-    training: the GAN-step plug-in (a ``training.gan_step.StyleGAN2Family`` subclass) that
+    training: the GAN-step plug-in (a ``training.gan_step.StyleGAN2Plugin`` subclass) that
       ``training.loop.Trainer`` drives; None for a kind that is not trained as a GAN.
     trainer: ``config -> trainer`` used by ``python -m jaxspatial.train``
       (``training.loop.Trainer`` or one with the same methods).
@@ -73,7 +73,7 @@ class Family:
   model: Any = "jaxspatial.api.model:GeneratorModel"
   studio: Any = "jaxspatial.studio.engines:Engine"
   metrics: tuple[str, ...] = ()
-  training: Any = "jaxspatial.training.gan_step:StyleGAN2Family"
+  training: Any = "jaxspatial.training.gan_step:StyleGAN2Plugin"
   trainer: Any = "jaxspatial.training.loop:Trainer"
   validate: Any = "jaxspatial.training.config_lib:validate"
   complete: Any = None
@@ -144,7 +144,7 @@ register(Family(
     model="jaxspatial.api.ssn:SSNModel",
     studio="jaxspatial.studio.engines:SSNEngine",
     metrics=("distortion",),
-    training="jaxspatial.training.ssn:SSNFamily",
+    training="jaxspatial.training.ssn:SSNPlugin",
     converters={"ssn": "jaxspatial.convert.rosinality:convert_ssn"}))
 register(Family(
     "spatialgan",
@@ -152,7 +152,7 @@ register(Family(
     model="jaxspatial.api.spatialgan:SpatialGANModel",
     studio="jaxspatial.studio.engines:SpatialGANEngine",
     metrics=("comove",),
-    training="jaxspatial.training.spatialgan:SpatialGANFamily"))
+    training="jaxspatial.training.spatialgan:SpatialGANPlugin"))
 register(Family(
     "regressor",
     model="jaxspatial.api.regressor:RegressorModel",

@@ -20,7 +20,7 @@ from jaxspatial import convert_torch
 from jaxspatial.losses import spatialgan as L
 from jaxspatial.convert import ada, eqgan, formats
 from jaxspatial.models.spatialgan import resize_aligned
-from jaxspatial.training.spatialgan import SpatialGANFamily
+from jaxspatial.training.spatialgan import SpatialGANPlugin
 
 LEVELS = {"b8": 4, "b16": 8, "b32": 16}   # official heatmap level key -> D feature resolution
 
@@ -166,7 +166,7 @@ def test_gradcam_equals_compute_gradcam_multi(cfg, model):
 def test_alignment_losses_and_g_gradients(cfg, model):
   """Gmain of loss.py with G (train copy), const noise, the fixed heatmaps, no mixing:
   the losses, then every stored G gradient of ``softplus(-D(G)) + align`` where ``align``
-  is the term our training step adds (``SpatialGANFamily.extra_generator_loss``)."""
+  is the term our training step adds (``SpatialGANPlugin.extra_generator_loss``)."""
   inputs, out = cfg
   h = official_heatmaps(inputs)
   z = inputs["z"]
@@ -177,14 +177,14 @@ def test_alignment_losses_and_g_gradients(cfg, model):
 
   config = ml_collections.ConfigDict({"model": model.config.model.to_dict(),
                                       "loss": {"align_weight": 1.0}})
-  family = SpatialGANFamily(config, model.generator, model.discriminator)
+  plugin = SpatialGANPlugin(config, model.generator, model.discriminator)
   g, d_vars, hj = model.generator, model.d_vars, jax.tree.map(jnp.asarray, h)
 
   def g_loss(params):
     g_vars = {**model.variables["g"], "params": params}
     fake = g.apply(g_vars, jnp.asarray(z), hj, noise_mode="const")
     adv = jax.nn.softplus(-model.discriminator.apply(d_vars, fake)).mean()
-    align, _ = family.extra_generator_loss(g_vars, d_vars, {"heatmaps": hj}, None, fake,
+    align, _ = plugin.extra_generator_loss(g_vars, d_vars, {"heatmaps": hj}, None, fake,
                                            jax.random.key(0))
     return adv + align, adv
 

@@ -77,7 +77,7 @@ def offset_run(tmp_path_factory):
 @pytest.mark.slow
 def test_a_family_registered_in_a_test_trains_saves_and_loads(offset_run):
   offset_family, trainer, path = offset_run
-  assert isinstance(trainer.family.generator, OffsetGenerator)
+  assert isinstance(trainer.plugin.generator, OffsetGenerator)
   m = js.load(path)
   assert type(m) is js.GeneratorModel and m.step == 2
   assert isinstance(m.generator, OffsetGenerator)

@@ -1,13 +1,13 @@
 """Each family's training term acts: steps with it lower what it penalises, against the same
 run (same seeds, same initial state; bit-identical on CPU) with the term off.
 
-* SSN: R_D (measured by the library's own ``SSNFamily.extra_generator_loss``) after training
+* SSN: R_D (measured by the library's own ``SSNPlugin.extra_generator_loss``) after training
   with λ_D = 100 vs λ_D = 0;
 * SpatialGAN: the GradCAM alignment loss after training with ``align_weight`` 10 vs 0;
 * regressor: its loss after training vs the same run with learning off (lr 0).
 
 Measured on held-out draws (a seed no training step uses). Checked by mutation: with the
-term's contribution multiplied by 0 inside the library (``SSNFamily`` / ``SpatialGANFamily``
+term's contribution multiplied by 0 inside the library (``SSNPlugin`` / ``SpatialGANPlugin``
 ``.extra_generator_loss``, the total of ``losses.regressor.regression_losses``) each pair of
 runs came out bit-identical and every test failed.
 """
@@ -53,7 +53,7 @@ def train_generator(config: ml_collections.ConfigDict, steps: int) -> loop.Train
   compiles half the program of a whole iteration."""
   trainer = loop.Trainer(config)
   trainer.initialize()
-  ctx = gan_step.StepContext(config, trainer.family, trainer.opt_g, trainer.opt_d)
+  ctx = gan_step.StepContext(config, trainer.plugin, trainer.opt_g, trainer.opt_d)
 
   def step(state):
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
@@ -67,17 +67,17 @@ def train_generator(config: ml_collections.ConfigDict, steps: int) -> loop.Train
 
 
 def extra_term(measure: loop.Trainer, name: str):
-  """``(g, d) -> value`` of the metric ``name`` of ``measure``'s family extra G loss (the term
+  """``(g, d) -> value`` of the metric ``name`` of ``measure``'s plug-in's extra G loss (the term
   on), on held-out inputs; one compiled program for every run measured."""
-  family = measure.family
+  plugin = measure.plugin
   k_in, k_style, k_noise, k_extra = jax.random.split(jax.random.key(HELD_OUT), 4)
 
   @jax.jit
   def fn(g, d):
-    inputs = family.sample_inputs(k_in, measure.config.batch_size)
-    ws, _ = family.styles(g, inputs, k_style, 0.0)
-    fake = family.synthesize(g, ws, inputs, k_noise)
-    return family.extra_generator_loss(g, d, inputs, ws, fake, k_extra)[1][name]
+    inputs = plugin.sample_inputs(k_in, measure.config.batch_size)
+    ws, _ = plugin.styles(g, inputs, k_style, 0.0)
+    fake = plugin.synthesize(g, ws, inputs, k_noise)
+    return plugin.extra_generator_loss(g, d, inputs, ws, fake, k_extra)[1][name]
 
   return lambda trainer: float(fn(trainer.state.g, trainer.state.d))
 

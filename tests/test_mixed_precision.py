@@ -1,5 +1,5 @@
 """bfloat16 compute (``model.compute_dtype``): parameters and Adam state stay float32, the
-networks compute in bfloat16, R1 and path length in float32 (``gan_step.float32_family``).
+networks compute in bfloat16, R1 and path length in float32 (``gan_step.float32_plugin``).
 
 Tolerances (bfloat16 keeps 8 mantissa bits, ~0.4% per rounding):
 * generator images on the rosinality parity configs: RMS error <= 2% of the float32 images'
@@ -101,10 +101,10 @@ def test_sharded_bf16_steps_equal_single_device_bf16(bf16_runs):
 def test_regularisers_run_in_float32():
   config = load_config("tiny")
   config.model.compute_dtype = "bfloat16"
-  family = loop.make_family(config)
-  reg = gan_step.float32_family(family)
-  assert family.generator.dtype == jnp.bfloat16 and reg.generator.dtype == jnp.float32
-  assert reg.discriminator.dtype == jnp.float32 and type(reg) is type(family)
+  plugin = loop.make_plugin(config)
+  reg = gan_step.float32_plugin(plugin)
+  assert plugin.generator.dtype == jnp.bfloat16 and reg.generator.dtype == jnp.float32
+  assert reg.discriminator.dtype == jnp.float32 and type(reg) is type(plugin)
   config.model.compute_dtype = "float32"
-  same = loop.make_family(config)
-  assert gan_step.float32_family(same) is same
+  same = loop.make_plugin(config)
+  assert gan_step.float32_plugin(same) is same

@@ -245,7 +245,7 @@ def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
   from flax import traverse_util
 
   from jaxspatial.models.spatialgan import transfer_from_stylegan2
-  from jaxspatial.training.spatialgan import SpatialGANFamily
+  from jaxspatial.training.spatialgan import SpatialGANPlugin
   config = ml_collections.ConfigDict(load_config("tiny"))
   sg2_cfg = models.stylegan2_model_config(
       config.model.resolution, **{k: config.model[k] for k in (
@@ -257,9 +257,9 @@ def test_transfer_from_stylegan2_copies_every_stylegan2_weight(tmp_path):
       key, jnp.zeros((1, sg2_cfg.resolution, sg2_cfg.resolution, 3)))
   checkpoint.save_model_dir(tmp_path / "sg2", {"g_ema": g_vars, "d": d_vars},
                             ml_collections.ConfigDict({"model": sg2_cfg}))
-  family = SpatialGANFamily(config, families.build_generator(config.model),
+  plugin = SpatialGANPlugin(config, families.build_generator(config.model),
                             families.build_discriminator(config.model))
-  out = family.init_models(str(tmp_path / "sg2"))
+  out = plugin.init_models(str(tmp_path / "sg2"))
   src = traverse_util.flatten_dict(jax.tree.map(np.asarray, g_vars), sep="/")
   got = traverse_util.flatten_dict(jax.tree.map(np.asarray, out["g"]), sep="/")
   assert set(src) < set(got) and any("heatmap" in k or "sel" in k.lower() for k in set(got) - set(src))

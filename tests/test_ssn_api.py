@@ -147,15 +147,15 @@ def test_family_distortion_loss_is_differentiable():
                                            channel_base=64, channel_max=8),
       "loss": {"distortion_weight": 100.0}})
   g = ssn_models.build_generator(cfg.model)
-  family = ssn_training.SSNFamily(cfg, g, None)
-  inputs = family.sample_inputs(jax.random.key(0), 4)
+  plugin = ssn_training.SSNPlugin(cfg, g, None)
+  inputs = plugin.sample_inputs(jax.random.key(0), 4)
   assert inputs["z_resample"].shape == (4, 2, 2, 4)
-  variables = jax.jit(g.init)(jax.random.key(1), *family.init_inputs())
+  variables = jax.jit(g.init)(jax.random.key(1), *plugin.init_inputs())
 
   @jax.jit
   def loss_and_grad(params):
     def f(p):
-      loss, metrics = family.extra_generator_loss({**variables, "params": p}, None, inputs,
+      loss, metrics = plugin.extra_generator_loss({**variables, "params": p}, None, inputs,
                                                   None, None, jax.random.key(2))
       return loss, metrics
     return jax.value_and_grad(f, has_aux=True)(params)
@@ -165,7 +165,7 @@ def test_family_distortion_loss_is_differentiable():
   assert float(loss) > 0
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(grads))
   cfg.loss.distortion_weight = 0.0
-  off, _ = ssn_training.SSNFamily(cfg, g, None).extra_generator_loss(
+  off, _ = ssn_training.SSNPlugin(cfg, g, None).extra_generator_loss(
       variables, None, inputs, None, None, jax.random.key(2))
   assert float(off) == 0.0
 

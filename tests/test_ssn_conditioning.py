@@ -120,16 +120,16 @@ def test_each_variant_builds_runs_and_trains_a_step(conditioning):
   from jaxspatial.training import gan_step, loop
   from jaxspatial.training import state as state_lib
   config = _tiny(conditioning)
-  family = loop.make_family(config)
+  plugin = loop.make_plugin(config)
   opt_g, opt_d = state_lib.make_optimizers(config)
-  ctx = gan_step.StepContext(config, family, opt_g, opt_d)
-  g = family.generator
+  ctx = gan_step.StepContext(config, plugin, opt_g, opt_d)
+  g = plugin.generator
   z = jax.random.normal(jax.random.key(3), (3, 4, 4, config.model.z_dim))
   z2 = z.at[0].set(-z[0])
 
   @jax.jit
   def run():
-    state = gan_step.init_state(config, family, opt_g, opt_d, jax.random.key(0))
+    state = gan_step.init_state(config, plugin, opt_g, opt_d, jax.random.key(0))
     new, metrics = gan_step.generator_step(ctx, state, jax.random.key(1))
     images = [g.apply(new.g, x, noise_mode="const") for x in (z, z2)]
     return state.g["params"], new.g["params"], metrics, images

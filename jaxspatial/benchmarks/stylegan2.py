@@ -99,10 +99,10 @@ def train_step_flops(config, phase) -> float:
   """FLOPs of one compiled GAN iteration of ``phase`` (XLA's HLO cost analysis)."""
   from jaxspatial.training import gan_step, loop
   from jaxspatial.training import state as state_lib
-  family = loop.make_family(config)
+  plugin = loop.make_plugin(config)
   opt_g, opt_d = state_lib.make_optimizers(config)
-  step = gan_step.make_train_step(config, family, opt_g, opt_d, phase)
-  abstract = jax.eval_shape(lambda k: gan_step.init_state(config, family, opt_g, opt_d, k),
+  step = gan_step.make_train_step(config, plugin, opt_g, opt_d, phase)
+  abstract = jax.eval_shape(lambda k: gan_step.init_state(config, plugin, opt_g, opt_d, k),
                             jax.random.key(0))
   res = config.model.resolution
   batch = {"image": jax.ShapeDtypeStruct((config.batch_size, res, res, 3), jnp.float32)}

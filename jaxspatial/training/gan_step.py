@@ -19,7 +19,7 @@ The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losse
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
 With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 and steps 2 and 4 in
-float32 (:func:`float32_family`); parameters and optimiser state are float32 throughout.
+float32 (:func:`float32_plugin`); parameters and optimiser state are float32 throughout.
 Which regularisers a step runs is a :class:`Phase`, fixed when the step is built: the trainer
 compiles one program per phase and picks it on the host from the step number, as stylegan2-ada
 schedules its phases. (A ``lax.cond`` inside one program would do the same on paper, but
@@ -27,8 +27,10 @@ XLA:CPU runs weight-gradient convolutions inside a conditional branch ~30x slowe
 level: the R1 step cost 8 plain steps on the ``demo`` preset.)
 Keys are ``fold_in(key(seed), step)`` split per use, so runs are reproducible and resumable.
 
-A *family* adapts the generator: it samples the generator's inputs, maps them to styles
-(with style mixing) and synthesises images from styles; see :class:`StyleGAN2Family`.
+A family's *plug-in* adapts the generator: it samples the generator's inputs, maps them to
+styles (with style mixing) and synthesises images from styles; see :class:`StyleGAN2Plugin`
+(not to be confused with :class:`jaxspatial.families.Family`, the registry record that names
+the plug-in in its ``training`` field).
 
 Conditional models (``model.c_dim > 0``, stylegan2-ada): ``batch["labels"]`` (N, c_dim)
 condition D on the reals; each generated batch takes the labels of a random permutation of
@@ -55,8 +57,9 @@ Array = jax.Array
 W_AVG_BETA = 0.995
 
 
-class StyleGAN2Family:
-  """How the GAN step drives a StyleGAN2 generator; other families override pieces.
+class StyleGAN2Plugin:
+  """How the GAN step drives a StyleGAN2 generator; other families' plug-ins subclass it and
+  override pieces.
 
   ``sample_inputs(key, n) -> dict`` of per-sample generator inputs (leading axis n);
   ``styles(g_vars, inputs, key, mixing_prob) -> (ws, w_mean)``; ``synthesize(g_vars, ws,
@@ -144,18 +147,18 @@ def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
   return sg2.mix_layers(ws, w2, jnp.where(jax.random.uniform(k2) < prob, cutoff, num_ws))
 
 
-def float32_family(family: StyleGAN2Family) -> StyleGAN2Family:
-  """``family`` with its generator and discriminator computing in float32 (the same family
+def float32_plugin(plugin: StyleGAN2Plugin) -> StyleGAN2Plugin:
+  """``plugin`` with its generator and discriminator computing in float32 (the same plugin
   when they already do). Mixed-precision runs take R1 and the path-length penalty through
   it: both are gradients of gradients and squared norms, the terms stylegan2-ada keeps out
   of reduced precision."""
   def f32(module):
     dtype = getattr(module, "dtype", jnp.float32)
     return module if dtype == jnp.float32 else module.clone(dtype=jnp.float32)
-  g, d = f32(family.generator), f32(family.discriminator)
-  if g is family.generator and d is family.discriminator:
-    return family
-  return type(family)(family.config, g, d)
+  g, d = f32(plugin.generator), f32(plugin.discriminator)
+  if g is plugin.generator and d is plugin.discriminator:
+    return plugin
+  return type(plugin)(plugin.config, g, d)
 
 
 def _adam_step(opt: optax.GradientTransformation, params, opt_state, grads, frozen=None):
@@ -205,11 +208,11 @@ def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
 
 @dataclasses.dataclass(frozen=True)
 class StepContext:
-  """What every part of one training step reads: the run config, the family, the two
+  """What every part of one training step reads: the run config, the plug-in, the two
   optimisers and ``constrain`` (pins per-sample arrays drawn inside the step to the batch
   sharding) and ``pipe``, the augmentation of every image D sees (None: none)."""
   config: ml_collections.ConfigDict
-  family: StyleGAN2Family
+  plugin: StyleGAN2Plugin
   opt_g: optax.GradientTransformation
   opt_d: optax.GradientTransformation
   constrain: Callable[[Array], Array] = lambda x: x
@@ -224,22 +227,22 @@ class StepContext:
     """Fresh generator inputs; a conditional model's take a random draw of ``labels``
     (the batch's)."""
     k_in, k_c = jax.random.split(key)
-    inputs = self.family.sample_inputs(k_in, n)
+    inputs = self.plugin.sample_inputs(k_in, n)
     if labels is not None:
       inputs["labels"] = jax.random.permutation(k_c, labels)[:n]
     return jax.tree.map(self.constrain, inputs)
 
   @property
-  def float32(self) -> StyleGAN2Family:
-    """The family computing in float32: R1 and path length run through it."""
-    return float32_family(self.family)
+  def float32(self) -> StyleGAN2Plugin:
+    """The plug-in computing in float32: R1 and path length run through it."""
+    return float32_plugin(self.plugin)
 
   def generate(self, g_vars: Any, key: Array, n: int, labels: Array | None = None):
     """(inputs, W+, mean w, images) of ``n`` fresh samples, with style mixing."""
     k_in, k_mix, k_noise = jax.random.split(key, 3)
     inputs = self.inputs(k_in, n, labels)
-    ws, w_mean = self.family.styles(g_vars, inputs, k_mix, self.config.loss.style_mixing)
-    return inputs, ws, w_mean, self.family.synthesize(g_vars, ws, inputs, k_noise)
+    ws, w_mean = self.plugin.styles(g_vars, inputs, k_mix, self.config.loss.style_mixing)
+    return inputs, ws, w_mean, self.plugin.synthesize(g_vars, ws, inputs, k_noise)
 
 
 def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array, key: Array,
@@ -249,14 +252,14 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
   fakes, then (``r1``) the lazy R1 update. Every image D sees is augmented (``aug_key``), R1's
   gradient is taken through the augmentation to the real images. ``sign_sum``/``sign_count``
   (in the metrics) are the signs of D's real logits, from both passes when R1 runs."""
-  D, loss = ctx.family.discriminator, ctx.config.loss
+  D, loss = ctx.plugin.discriminator, ctx.config.loss
   k_fake, k_real, k_r1 = (None,) * 3 if aug_key is None else jax.random.split(aug_key, 3)
   p = state.augment["p"]
   inputs, _, _, fake = ctx.generate(state.g, key, real.shape[0], labels)
   fake = ctx.augment(jax.lax.stop_gradient(fake), k_fake, p)
   real_seen = ctx.augment(real, k_real, p)
-  fake_c = ctx.family.label_kwargs(inputs.get("labels"))
-  real_c = ctx.family.label_kwargs(labels)
+  fake_c = ctx.plugin.label_kwargs(inputs.get("labels"))
+  real_c = ctx.plugin.label_kwargs(labels)
 
   def d_loss_fn(d_params):
     d_vars = {**state.d, "params": d_params}
@@ -299,10 +302,10 @@ def generator_step(ctx: StepContext, state: state_lib.GANState, key: Array,
   def g_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
     inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size, labels)
-    logits = ctx.family.discriminator.apply(state.d, ctx.augment(fake, aug_key, state.augment["p"]),
-                                            **ctx.family.label_kwargs(inputs.get("labels")))
+    logits = ctx.plugin.discriminator.apply(state.d, ctx.augment(fake, aug_key, state.augment["p"]),
+                                            **ctx.plugin.label_kwargs(inputs.get("labels")))
     adv = sg2_losses.g_nonsaturating_loss(logits)
-    extra, extra_metrics = ctx.family.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
+    extra, extra_metrics = ctx.plugin.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
                                                            k_extra)
     return adv + extra, ({"g_loss": adv, **extra_metrics}, w_mean)
 
@@ -326,12 +329,12 @@ def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
   def pl_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
     inputs = ctx.inputs(k_in, n, labels)
-    family = ctx.float32
-    ws, _ = family.styles(g_vars, inputs, k_mix, loss.style_mixing)
+    plugin = ctx.float32
+    ws, _ = plugin.styles(g_vars, inputs, k_mix, loss.style_mixing)
     res = config.model.resolution
     y = ctx.constrain(jax.random.normal(k_y, (n, res, res, 3))) / res
     penalty, pl_mean = sg2_losses.path_length_penalty(
-        lambda ws: family.synthesize(g_vars, ws, inputs, k_noise), ws, y, state.pl_mean,
+        lambda ws: plugin.synthesize(g_vars, ws, inputs, k_noise), ws, y, state.pl_mean,
         loss.pl_decay)
     return penalty * loss.pl_weight * loss.pl_every, (penalty, pl_mean)
 
@@ -346,7 +349,7 @@ def path_length_step(ctx: StepContext, state: state_lib.GANState, key: Array,
                      "pl_applied": float(path_length)}
 
 
-def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
+def make_train_step(config: ml_collections.ConfigDict, plugin: StyleGAN2Plugin,
                     opt_g: optax.GradientTransformation, opt_d: optax.GradientTransformation,
                     phase: Phase, constrain: Callable[[Array], Array] = lambda x: x):
   """Returns ``train_step(state, batch) -> (state, metrics)`` (pure; jit it with shardings)
@@ -358,10 +361,10 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch; conditional models
   also ``batch["labels"]`` (N, c_dim).
   """
-  ctx = StepContext(config, family, opt_g, opt_d, constrain, augment_lib.pipe_from_config(config))
+  ctx = StepContext(config, plugin, opt_g, opt_d, constrain, augment_lib.pipe_from_config(config))
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):
-    labels = batch["labels"] if family.c_dim else None
+    labels = batch["labels"] if plugin.c_dim else None
     key = jax.random.fold_in(jax.random.key(config.seed), state.step)
     k_d, k_g, k_pl = jax.random.split(key, 3)
     k_aug_d, k_aug_g = jax.random.split(jax.random.fold_in(key, 3))
@@ -382,14 +385,14 @@ def make_train_step(config: ml_collections.ConfigDict, family: StyleGAN2Family,
   return train_step
 
 
-def init_state(config: ml_collections.ConfigDict, family: StyleGAN2Family,
+def init_state(config: ml_collections.ConfigDict, plugin: StyleGAN2Plugin,
                opt_g: optax.GradientTransformation, opt_d: optax.GradientTransformation,
                key: Array) -> state_lib.GANState:
   """Fresh state: G and D initialised from ``key`` (works under ``jax.eval_shape``)."""
   k_g, k_d = jax.random.split(key)
-  g_vars = family.generator.init(k_g, *family.init_inputs(), **family.label_kwargs())
+  g_vars = plugin.generator.init(k_g, *plugin.init_inputs(), **plugin.label_kwargs())
   res = config.model.resolution
-  d_vars = family.discriminator.init(k_d, jnp.zeros((1, res, res, 3)), **family.label_kwargs())
+  d_vars = plugin.discriminator.init(k_d, jnp.zeros((1, res, res, 3)), **plugin.label_kwargs())
   return state_lib.GANState(
       step=jnp.zeros((), jnp.int32), g=g_vars, g_ema=g_vars, d=d_vars,
       opt_g=opt_g.init(g_vars["params"]), opt_d=opt_d.init(d_vars["params"]),

@@ -28,7 +28,7 @@ from jaxspatial.training import logging as log_lib
 from jaxspatial.training import workdir as workdir_lib
 from jaxspatial.training import state as state_lib
 
-def make_family(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Family:
+def make_plugin(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Plugin:
   """The GAN-step plug-in of ``config.model.kind`` (``families.Family.training``) with the
   family's generator and discriminator."""
   family = families.get(config.model.kind)
@@ -67,17 +67,17 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None):
     self.config = config
     self.mesh = mesh or make_mesh(config)
-    self.family = make_family(config)
+    self.plugin = make_plugin(config)
     self.opt_g, self.opt_d = state_lib.make_optimizers(config)
     self.replicated = NamedSharding(self.mesh, P())
     self.batch_sharding = NamedSharding(self.mesh, P("data"))
-    init = lambda key: gan_step.init_state(config, self.family, self.opt_g, self.opt_d, key)
+    init = lambda key: gan_step.init_state(config, self.plugin, self.opt_g, self.opt_d, key)
     self.abstract_state = jax.eval_shape(init, jax.random.key(config.seed))
     self.state_sharding = jax.tree.map(lambda _: self.replicated, self.abstract_state)
     self._init = jax.jit(init, out_shardings=self.state_sharding)
     self._steps: dict[gan_step.Phase, Any] = {}   # one jitted program per phase, on first use
     self._next_step = 0          # host copy of state.step: picks the phase without a device sync
-    self._render = jax.jit(self.family.render)
+    self._render = jax.jit(self.plugin.render)
     self.state: state_lib.GANState | None = None
 
   def initialize(self) -> None:
@@ -88,7 +88,7 @@ class Trainer:
     init_from = self.config.get("init_from", "")
     if not init_from:
       return
-    models = self.family.init_models(init_from)
+    models = self.plugin.init_models(init_from)
     updates = {}
     for name in ("g", "g_ema", "d"):
       if name not in models:
@@ -106,7 +106,7 @@ class Trainer:
   def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Process-local numpy batch -> global arrays sharded over ``data`` (the images, and
     the labels a conditional model trains on)."""
-    keys = ("image", "labels") if self.family.c_dim else ("image",)
+    keys = ("image", "labels") if self.plugin.c_dim else ("image",)
     return {k: jax.make_array_from_process_local_data(self.batch_sharding, local[k])
             for k in keys}
 
@@ -115,7 +115,7 @@ class Trainer:
     in/out shardings."""
     if phase not in self._steps:
       step = gan_step.make_train_step(
-          self.config, self.family, self.opt_g, self.opt_d, phase,
+          self.config, self.plugin, self.opt_g, self.opt_d, phase,
           constrain=lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding))
       self._steps[phase] = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
                                    out_shardings=(self.state_sharding, self.replicated),
@@ -170,7 +170,7 @@ class Trainer:
 
   def sample_inputs(self) -> dict[str, jax.Array]:
     key = jax.random.fold_in(jax.random.key(self.config.seed), 2**31 - 1)
-    return self.family.sample_inputs(key, self.config.num_samples)
+    return self.plugin.sample_inputs(key, self.config.num_samples)
 
   def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
     return np.asarray(jax.device_get(self._render(self.state.g_ema, inputs)))

@@ -1,6 +1,6 @@
 """SpatialGAN's training plug-in: the shared GAN step with heatmaps.
 
-``SpatialGANFamily`` samples ``z`` and a fresh heatmap per sample on every step, feeds the
+``SpatialGANPlugin`` samples ``z`` and a fresh heatmap per sample on every step, feeds the
 heatmaps to G, and adds ``config.loss.align_weight`` x the GradCAM alignment loss to every G
 step.
 """
@@ -21,7 +21,7 @@ from jaxspatial.training import gan_step
 Array = jax.Array
 
 
-class SpatialGANFamily(gan_step.StyleGAN2Family):
+class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
   """``gan_step`` adapter: inputs ``{"z", "z_mix", "heatmaps"}`` (a fresh heatmap per sample
   and step), G fed the heatmaps, and ``loss.align_weight`` x GradCAM alignment on every G
   step (``loss.align_objective`` plain | min, ``loss.align_threshold``,

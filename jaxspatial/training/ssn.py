@@ -19,7 +19,7 @@ from jaxspatial.training import gan_step
 Array = jax.Array
 
 
-class SSNFamily(gan_step.StyleGAN2Family):
+class SSNPlugin(gan_step.StyleGAN2Plugin):
   """How the shared GAN step drives an SSN: spatial latents and the R_D regulariser.
 
   Config keys read (``loss.*``): ``distortion_weight`` (λ_D; 0 disables R_D),
