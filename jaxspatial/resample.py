@@ -77,7 +77,7 @@ def projection_images(m, args, blocks, first: int) -> np.ndarray:
   from jaxspatial.edit import projection
   p = projection.load_projection(args.latent, m)
   p = dataclasses.replace(p, ws=p.ws[:1], latent=p.latent[:1], noise=[n[:1] for n in p.noise])
-  ws = np.concatenate([p.ws] + [projection.resample_projection(m, p, blocks, first + k)
+  ws = np.concatenate([p.ws] + [projection.resampled_ws(m, p, blocks, first + k)
                                 for k in cli.progress(range(args.num), desc="resample")])
   return m.synthesize(ws, noise=p.noise)
 

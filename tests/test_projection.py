@@ -215,7 +215,7 @@ def test_ssn_projection_then_resampling_changes_only_the_resampled_block(ssn_pro
   m, z, x, p = ssn_projection
   assert p.latent.shape == (1, 4, 4, 8) and p.ws.shape == (1, 6, 4, 4, 8)
   assert p.psnr[0] > 28
-  ws = projection.resample_projection(m, p, [(0, 0)], seed=7)
+  ws = projection.resampled_ws(m, p, [(0, 0)], seed=7)
   change = _block_change(m.synthesize(ws, noise=p.noise), p.image)
   reference = _block_change(m.generate(m.resample(z, [(0, 0)], 7)), x)
   outside = np.ones((4, 4), bool)
@@ -223,11 +223,11 @@ def test_ssn_projection_then_resampling_changes_only_the_resampled_block(ssn_pro
   assert change[0, 0] > 0.1
   assert (change[outside] <= 1.5 * reference[outside] + 0.02).all(), (change, reference)
   assert change[3, 3] < 0.1 * change[0, 0]
-  again = projection.resample_projected(m, projection.resample_projected(m, p, [(0, 0)], 7),
-                                        [(3, 3)], 8)               # a resample resamples again
+  again = projection.resampled_projection(m, projection.resampled_projection(m, p, [(0, 0)], 7),
+                                         [(3, 3)], 8)               # a resample resamples again
   kept = np.abs(again.latent - p.latent).max(-1)[0] == 0
   assert kept.sum() == 14 and not kept[0, 0] and not kept[3, 3]
-  np.testing.assert_allclose(again.ws, projection.resample_projection(
+  np.testing.assert_allclose(again.ws, projection.resampled_ws(
       m, dataclasses.replace(p, latent=again.latent), [], 0), atol=1e-6)
 
 
@@ -324,7 +324,7 @@ def test_resample_command_takes_a_projection(ssn_projection, root):
                  "--save-npy", str(root / "strip.npy")])
   images = np.load(root / "strip.npy")
   np.testing.assert_allclose(images[0], p.image[0], atol=1e-5)
-  want = m.synthesize(projection.resample_projection(m, p, [(0, 0)], seed=1), noise=p.noise)
+  want = m.synthesize(projection.resampled_ws(m, p, [(0, 0)], seed=1), noise=p.noise)
   np.testing.assert_allclose(images[1], want[0], atol=1e-5)
 
 

@@ -18,7 +18,7 @@ The method is stylegan2-ada's projector (Karras et al. 2020, ``projector.py``) f
 Per family, the optimised latent (``Projection.latent``) is: StyleGAN2 ``w`` (n, w_dim) repeated
 over layers (``space="w"``) or W+ (n, num_ws, w_dim) (``"wplus"``); SSN the per-block mapping
 output (n, nh, nw, w_dim) *before* the block encoder (``"w"``, so a block can be redrawn and
-re-encoded, :func:`resample_projection`) or the spatial W+ (n, num_ws, nh, nw, w_dim); SpatialGAN
+re-encoded, :func:`resampled_ws`) or the spatial W+ (n, num_ws, nh, nw, w_dim); SpatialGAN
 ``w`` or W+ plus the heatmap centres and log-sigmas (lr × ``heatmap_lr_ratio``), so the result
 can be edited by moving heatmaps.
 
@@ -486,7 +486,7 @@ def project(model, image, *, steps: int | None = None, space: str | None = None,
       snapshots=snapshots)
 
 
-def resample_projected(model, projection: Projection, blocks, seed: int) -> Projection:
+def resampled_projection(model, projection: Projection, blocks, seed: int) -> Projection:
   """``projection`` (each image of its batch) with latent ``blocks`` ``(row, col)`` redrawn from
   ``seed`` by the model's ``resample_latent`` (SSN: a ``w``-space projection re-encodes its
   pre-encoder grid, a ``wplus`` one replaces the blocks of every layer,
@@ -502,6 +502,6 @@ def resample_projected(model, projection: Projection, blocks, seed: int) -> Proj
                              snapshots=[])
 
 
-def resample_projection(model, projection: Projection, blocks, seed: int) -> np.ndarray:
-  """The W+ of :func:`resample_projected` (what ``synthesize`` takes)."""
-  return resample_projected(model, projection, blocks, seed).ws
+def resampled_ws(model, projection: Projection, blocks, seed: int) -> np.ndarray:
+  """The W+ of :func:`resampled_projection` (what ``synthesize`` takes)."""
+  return resampled_projection(model, projection, blocks, seed).ws

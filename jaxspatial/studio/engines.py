@@ -2,7 +2,7 @@
 
 An engine turns a request into a new :class:`State` by calling the library's public API
 (``js.load`` models, :mod:`jaxspatial.edit.drag`, ``Heatmaps`` edits, ``js.ssn.resample_blocks``,
-``m.project`` and :func:`~jaxspatial.edit.projection.resample_projected` for uploaded photos,
+``m.project`` and :func:`~jaxspatial.edit.projection.resampled_projection` for uploaded photos,
 ``RegressorModel.composite`` / ``finetune``); it never holds per-tab data (that is the
 :class:`~jaxspatial.studio.sessions.Session`'s). :meth:`Engine.warm_up` runs every edit once
 on a throw-away state, so that each jitted function is compiled before the page says ready.
@@ -349,7 +349,7 @@ class SSNEngine(Engine):
       raise UserError("select at least one block to resample")
     seeds = range(seed, seed + CANDIDATES)
     if state.z is None:
-      picks = [proj_lib.resample_projected(self.model, self.projection(state), blocks, s)
+      picks = [proj_lib.resampled_projection(self.model, self.projection(state), blocks, s)
                for s in seeds]
       changes = [{"ws": p.ws, "latent": p.latent if state.latent is not None else None}
                  for p in picks]

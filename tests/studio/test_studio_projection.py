@@ -119,7 +119,7 @@ def test_a_projected_ssn_photo_resamples_its_blocks_and_resample_reads_it(client
   first = post(client, s, "resample", blocks=[[0, 0]], seed=11).json()
   assert len(first["candidates"]) == 6 and first["image"] == ev[-1]["state"]["image"]
   picked = post(client, s, "pick", index=1).json()
-  want = projection.resample_projection(m, engine.projection(held.history[-2]), [(0, 0)], 12)
+  want = projection.resampled_ws(m, engine.projection(held.history[-2]), [(0, 0)], 12)
   np.testing.assert_allclose(image_of(picked["image"]), imageio.to_uint8(
       m.synthesize(want, noise=list(held.state.noise_maps))[0]), atol=1)
   path = tmp_path / "ssn.npz"
