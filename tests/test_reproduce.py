@@ -19,6 +19,7 @@ import pytest
 from scipy import stats
 
 from jaxspatial import reproduce
+from jaxspatial.errors import UserError
 from jaxspatial.reproduction import campaign, ledger, report, runs, spatialgan
 
 INTERVAL = re.compile(r"^-?\d+\.\d+ ± \d+\.\d+$")
@@ -210,7 +211,7 @@ def test_budget_parsing():
   assert campaign.parse_budget("2h") == 7200 and campaign.parse_budget("90m") == 5400
   assert campaign.parse_budget("45min") == 2700 and campaign.parse_budget("1.5") == 5400
   for bad in ("", "0h", "two hours", "-1h"):
-    with pytest.raises(runs.cli.UserError, match="--budget"):
+    with pytest.raises(UserError, match="--budget"):
       campaign.parse_budget(bad)
 
 
@@ -225,7 +226,7 @@ def test_a_different_run_in_the_way_is_refused(smoke):
   root, _ = smoke
   spec = runs.RunSpec(spatialgan.NAME, "aligned", 0, "spatialgan.py", "tiny",
                       runs.SMOKE_OVERRIDES + (("loss.align_weight", 5.0),))
-  with pytest.raises(runs.cli.UserError, match="holds another run .*align_weight"):
+  with pytest.raises(UserError, match="holds another run .*align_weight"):
     runs.Session(root / "runs", "smoke", root / "out").train(spec)
 
 
@@ -237,7 +238,7 @@ def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
   copy = spec.workdir(tmp_path / "smoke")
   shutil.copytree(found, copy)
   (copy / "checkpoints" / "0").rename(copy / "checkpoints" / "5")
-  with pytest.raises(runs.cli.UserError, match="trained to step 5, past this target's 0"):
+  with pytest.raises(UserError, match="trained to step 5, past this target's 0"):
     runs.Session(tmp_path, "smoke", tmp_path / "out").train(spec)
 
 
@@ -316,7 +317,7 @@ def test_the_critic_file_scores_as_its_checkpoint(smoke):
   saved = open_critic(root / "out" / "references" / "critic-smoke.npz")
   np.testing.assert_array_equal(saved.features(images), direct.features(images))
   np.testing.assert_array_equal(saved.logits(images), direct.logits(images))
-  with pytest.raises(runs.cli.UserError, match="does not exist"):
+  with pytest.raises(UserError, match="does not exist"):
     open_critic(root / "missing.npz")
 
 
