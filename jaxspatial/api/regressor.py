@@ -30,7 +30,6 @@ import numpy as np
 import optax
 
 from jaxspatial import cli
-from jaxspatial import families
 from jaxspatial.api.model import NOISE_MODES, GeneratorModel, Model
 from jaxspatial.errors import UserError
 from jaxspatial.data import collages
@@ -78,7 +77,7 @@ class RegressorModel(Model):
     self.generator = GeneratorModel(ml_collections.ConfigDict({"model": g_cfg}),
                                     {"g_ema": variables["g_ema"]}, precision=self.precision)
     self.regressor = regressor_lib.build_regressor(config.model)
-    self._g_module = families.build_generator(g_cfg)
+    self._g_module = self.generator.generator     # the Flax module, built once (above)
     self._finetune_steps: dict[tuple, Any] = {}
     e, g = self.regressor, self._g_module
 
