@@ -10,7 +10,7 @@ shapes alone. Supported: G architecture 'skip', D 'resnet', RGB - what train.py 
 default and what NVIDIA, DragGAN and EqGAN-SA publish. ``use_fp16`` only flags blocks to
 run in float16 on a GPU; the stored weights are float32 and are converted as such.
 
-Key mapping (torch -> Flax, layouts as in :mod:`convert.rosinality`)::
+Key mapping (torch -> Flax, layouts as in :mod:`convert.rules`)::
 
     synthesis.b4.const                 params/synthesis/const         [C,4,4] -> (1,4,4,C)
     synthesis.b4.conv1 / torgb         params/synthesis/conv1 / to_rgb1
@@ -39,13 +39,10 @@ import numpy as np
 
 from jaxspatial import families
 from jaxspatial import models as models_lib
-from jaxspatial.convert import rosinality
+from jaxspatial.convert import rules as rules_lib
+from jaxspatial.convert.rules import ConversionError, Rule, exact
 from jaxspatial.convert.safe_pickle import Record
 from jaxspatial.models import stylegan2
-
-Rule = rosinality.Rule
-ConversionError = rosinality.ConversionError
-
 
 def _const(a: np.ndarray) -> np.ndarray:       # [C, 4, 4] -> (1, 4, 4, C)
   return a.transpose(1, 2, 0)[None]
@@ -55,19 +52,15 @@ def _noise(a: np.ndarray) -> np.ndarray:       # [R, R] -> (1, R, R, 1)
   return a[None, :, :, None]
 
 
-def _exact(key: str, target: str | None, transform=lambda a: a) -> Rule:
-  return Rule(re.escape(key), target, transform)
-
-
 def _layer_rules(src: str, dst: str, noise_index: int | None) -> list[Rule]:
-  rules = [_exact(f"{src}.weight", f"params/synthesis/{dst}/conv/weight", rosinality._conv),
-           _exact(f"{src}.bias", f"params/synthesis/{dst}/bias"),
-           _exact(f"{src}.affine.weight", f"params/synthesis/{dst}/conv/modulation/weight",
-                  rosinality._linear),
-           _exact(f"{src}.affine.bias", f"params/synthesis/{dst}/conv/modulation/bias")]
+  rules = [exact(f"{src}.weight", f"params/synthesis/{dst}/conv/weight", rules_lib.conv),
+           exact(f"{src}.bias", f"params/synthesis/{dst}/bias"),
+           exact(f"{src}.affine.weight", f"params/synthesis/{dst}/conv/modulation/weight",
+                 rules_lib.linear),
+           exact(f"{src}.affine.bias", f"params/synthesis/{dst}/conv/modulation/bias")]
   if noise_index is not None:
-    rules += [_exact(f"{src}.noise_strength", f"params/synthesis/{dst}/noise/weight"),
-              _exact(f"{src}.noise_const", f"buffers/synthesis/noise_{noise_index}", _noise)]
+    rules += [exact(f"{src}.noise_strength", f"params/synthesis/{dst}/noise/weight"),
+              exact(f"{src}.noise_const", f"buffers/synthesis/noise_{noise_index}", _noise)]
   return rules
 
 
@@ -75,8 +68,8 @@ def _mapping_rules(num_layers: int, conditional: bool) -> list[Rule]:
   rules = []
   for name, dst in ([("embed", "embed")] if conditional else []) + [
       (f"fc{i}", f"dense_{i + 1}") for i in range(num_layers)]:
-    rules += [_exact(f"mapping.{name}.weight", f"params/mapping/{dst}/weight", rosinality._linear),
-              _exact(f"mapping.{name}.bias", f"params/mapping/{dst}/bias")]
+    rules += [exact(f"mapping.{name}.weight", f"params/mapping/{dst}/weight", rules_lib.linear),
+              exact(f"mapping.{name}.bias", f"params/mapping/{dst}/bias")]
   return rules
 
 
@@ -84,8 +77,8 @@ _FIR = Rule(r"(.+\.)?resample_filter", None, fir_gain=1.0)
 
 
 def generator_rules(cfg: ml_collections.ConfigDict) -> list[Rule]:
-  rules = [_exact("synthesis.b4.const", "params/synthesis/const", _const), _FIR,
-           _exact("mapping.w_avg", "buffers/w_avg")]
+  rules = [exact("synthesis.b4.const", "params/synthesis/const", _const), _FIR,
+           exact("mapping.w_avg", "buffers/w_avg")]
   rules += _layer_rules("synthesis.b4.conv1", "conv1", 0)
   rules += _layer_rules("synthesis.b4.torgb", "to_rgb1", None)
   for r in range(stylegan2.log2_resolution(cfg.resolution) - 2):
@@ -98,22 +91,22 @@ def generator_rules(cfg: ml_collections.ConfigDict) -> list[Rule]:
 
 def discriminator_rules(cfg: ml_collections.ConfigDict) -> list[Rule]:
   log_res = stylegan2.log2_resolution(cfg.resolution)
-  rules = [_FIR, _exact(f"b{cfg.resolution}.fromrgb.weight", "params/from_rgb/weight",
-                        rosinality._conv),
-           _exact(f"b{cfg.resolution}.fromrgb.bias", "params/from_rgb/bias")]
+  rules = [_FIR, exact(f"b{cfg.resolution}.fromrgb.weight", "params/from_rgb/weight",
+                       rules_lib.conv),
+           exact(f"b{cfg.resolution}.fromrgb.bias", "params/from_rgb/bias")]
   for n in range(1, log_res - 1):
     b, dst = f"b{2 ** (log_res - n + 1)}", f"params/blocks_{n}"
     for src, name in (("conv0", "conv1"), ("conv1", "conv2")):
-      rules += [_exact(f"{b}.{src}.weight", f"{dst}/{name}/weight", rosinality._conv),
-                _exact(f"{b}.{src}.bias", f"{dst}/{name}/bias")]
-    rules.append(_exact(f"{b}.skip.weight", f"{dst}/skip/weight", rosinality._conv))
-  rules += [_exact("b4.conv.weight", "params/final_conv/weight", rosinality._conv),
-            _exact("b4.conv.bias", "params/final_conv/bias"),
-            _exact("b4.fc.weight", "params/final_dense/weight",
-                   rosinality._flatten_rows_nchw_to_nhwc),
-            _exact("b4.fc.bias", "params/final_dense/bias"),
-            _exact("b4.out.weight", "params/out/weight", rosinality._linear),
-            _exact("b4.out.bias", "params/out/bias")]
+      rules += [exact(f"{b}.{src}.weight", f"{dst}/{name}/weight", rules_lib.conv),
+                exact(f"{b}.{src}.bias", f"{dst}/{name}/bias")]
+    rules.append(exact(f"{b}.skip.weight", f"{dst}/skip/weight", rules_lib.conv))
+  rules += [exact("b4.conv.weight", "params/final_conv/weight", rules_lib.conv),
+            exact("b4.conv.bias", "params/final_conv/bias"),
+            exact("b4.fc.weight", "params/final_dense/weight",
+                  rules_lib.flatten_rows_nchw_to_nhwc),
+            exact("b4.fc.bias", "params/final_dense/bias"),
+            exact("b4.out.weight", "params/out/weight", rules_lib.linear),
+            exact("b4.out.bias", "params/out/bias")]
   return rules + _mapping_rules(cfg.d_mapping_layers, cfg.c_dim > 0)
 
 
@@ -227,8 +220,8 @@ def convert_generator(g: Record, cfg: ml_collections.ConfigDict, what: str) -> d
   gen = families.build_generator(cfg)
   shapes = jax.eval_shape(functools.partial(gen.init, labels=_labels(cfg)), jax.random.key(0),
                           np.zeros((1, cfg.z_dim), np.float32))
-  tree = rosinality._apply_rules(g.state_dict(), generator_rules(cfg),
-                                 rosinality._flatten(shapes), what)
+  tree = rules_lib.apply_rules(g.state_dict(), generator_rules(cfg),
+                               rules_lib.flatten_shapes(shapes), what)
   if "w_avg" not in tree.get("buffers", {}):
     raise ConversionError(f"{what} has no mapping.w_avg (built with w_avg_beta=None)")
   return tree
@@ -238,8 +231,8 @@ def convert_discriminator(d: Record, cfg: ml_collections.ConfigDict) -> dict:
   disc = families.build_discriminator(cfg)
   shapes = jax.eval_shape(functools.partial(disc.init, labels=_labels(cfg)), jax.random.key(0),
                           np.zeros((1, cfg.resolution, cfg.resolution, 3), np.float32))
-  return rosinality._apply_rules(d.state_dict(), discriminator_rules(cfg),
-                                 rosinality._flatten(shapes), "D")
+  return rules_lib.apply_rules(d.state_dict(), discriminator_rules(cfg),
+                               rules_lib.flatten_shapes(shapes), "D")
 
 
 def fp16_blocks(rec: Record) -> list[str]:

@@ -18,24 +18,20 @@ Extra keys (``<layer>`` = ada's layer -> ours, as in :mod:`convert.ada`)::
 
 from __future__ import annotations
 
-import re
-
 import jax
 import ml_collections
 import numpy as np
 
 from jaxspatial import families
-from jaxspatial.convert import ada, rosinality
+from jaxspatial.convert import ada
+from jaxspatial.convert import rules as rules_lib
+from jaxspatial.convert.rules import exact
 from jaxspatial.models import heatmaps as heatmaps_lib
 from jaxspatial.models import spatialgan
 from jaxspatial.models import stylegan2 as sg2
 
 HEATMAP_LEVELS = {"b8": 0, "b16": 1, "b32": 2}
 SEL_PARTS = {"shared.0": "shared", "sigma": "sigma", "mu": "mu", "output.1": "output"}
-
-
-def _rule(key: str, target: str, transform=lambda a: a) -> rosinality.Rule:
-  return rosinality.Rule(re.escape(key), target, transform)
 
 
 def synthesis_layers(resolution: int) -> list[tuple[str, str]]:
@@ -48,19 +44,19 @@ def synthesis_layers(resolution: int) -> list[tuple[str, str]]:
   return layers
 
 
-def heatmap_rules(resolution: int) -> list[rosinality.Rule]:
+def heatmap_rules(resolution: int) -> list[rules_lib.Rule]:
   """Rules for the heatmap encoders and every SEL (on top of ``ada.generator_rules``)."""
   rules = []
   for key, level in HEATMAP_LEVELS.items():
     for j in (0, 1):
       src, dst = f"synthesis.hm_conv{j}_{key}", f"params/synthesis/heatmap_embed_{level}/conv{j}"
-      rules += [_rule(f"{src}.weight", f"{dst}/weight", rosinality._conv),
-                _rule(f"{src}.bias", f"{dst}/bias")]
+      rules += [exact(f"{src}.weight", f"{dst}/weight", rules_lib.conv),
+                exact(f"{src}.bias", f"{dst}/bias")]
   for src, ours in synthesis_layers(resolution):
     for part, name in SEL_PARTS.items():
       dst = f"params/synthesis/sel_{ours}/{name}"
-      rules += [_rule(f"{src}.sel.{part}.weight", f"{dst}/weight", rosinality._conv),
-                _rule(f"{src}.sel.{part}.bias", f"{dst}/bias")]
+      rules += [exact(f"{src}.sel.{part}.weight", f"{dst}/weight", rules_lib.conv),
+                exact(f"{src}.sel.{part}.bias", f"{dst}/bias")]
   return rules
 
 
@@ -79,9 +75,9 @@ def convert_generator(g, cfg: ml_collections.ConfigDict, what: str) -> dict:
   gen = families.build_generator(cfg)
   shapes = jax.eval_shape(gen.init, jax.random.key(0), np.zeros((1, cfg.z_dim), np.float32),
                           heatmaps_lib.sample(jax.random.key(0), 1))
-  return rosinality._apply_rules(g.state_dict(),
-                                 heatmap_rules(cfg.resolution) + ada.generator_rules(cfg),
-                                 rosinality._flatten(shapes), what)
+  return rules_lib.apply_rules(g.state_dict(),
+                               heatmap_rules(cfg.resolution) + ada.generator_rules(cfg),
+                               rules_lib.flatten_shapes(shapes), what)
 
 
 def _describe(cfg: ml_collections.ConfigDict) -> str:

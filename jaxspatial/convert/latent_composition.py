@@ -24,7 +24,8 @@ import numpy as np
 
 from jaxspatial import checkpoint
 from jaxspatial.errors import UserError
-from jaxspatial.convert import rosinality
+from jaxspatial.convert import rules as rules_lib
+from jaxspatial.convert.rules import Rule
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2
 
@@ -33,21 +34,21 @@ _BN_LEAVES = {"weight": "params/{}/scale", "bias": "params/{}/bias",
               "running_mean": "batch_stats/{}/mean", "running_var": "batch_stats/{}/var"}
 
 
-def _rules() -> list[rosinality.Rule]:
+def _rules() -> list[Rule]:
   """torch key -> Flax path of :class:`~jaxspatial.models.regressor.Regressor` (torch's
   ``num_batches_tracked`` buffers are dropped before: eval BN does not read them)."""
-  rules = [rosinality.Rule(r"layer5\.conv5\.weight", "params/conv5/kernel", rosinality._conv),
-           rosinality.Rule(r"layer5\.conv5\.bias", "params/conv5/bias")]
+  rules = [Rule(r"layer5\.conv5\.weight", "params/conv5/kernel", rules_lib.conv),
+           Rule(r"layer5\.conv5\.bias", "params/conv5/bias")]
   for torch_name, ours in (("conv1", "conv1"), ("conv2", "conv2"),
                            ("downsample\\.0", "downsample_conv")):
-    rules.append(rosinality.Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.weight",
-                                 rf"params/layer\1_\2/{ours}/kernel", rosinality._conv))
-  rules.append(rosinality.Rule(r"conv1\.weight", "params/conv1/kernel", rosinality._conv))
+    rules.append(Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.weight",
+                      rf"params/layer\1_\2/{ours}/kernel", rules_lib.conv))
+  rules.append(Rule(r"conv1\.weight", "params/conv1/kernel", rules_lib.conv))
   for leaf, target in _BN_LEAVES.items():
     for torch_name, ours in (("bn1", "bn1"), ("bn2", "bn2"), ("downsample\\.1", "downsample_bn")):
-      rules.append(rosinality.Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.{leaf}",
-                                   target.format(rf"layer\1_\2/{ours}")))
-    rules.append(rosinality.Rule(rf"bn1\.{leaf}", target.format("bn1")))
+      rules.append(Rule(rf"layer(\d)\.(\d+)\.{torch_name}\.{leaf}",
+                        target.format(rf"layer\1_\2/{ours}")))
+    rules.append(Rule(rf"bn1\.{leaf}", target.format("bn1")))
   return rules
 
 
@@ -74,8 +75,8 @@ def encoder_variables(sd: Mapping[str, np.ndarray], model_cfg: ml_collections.Co
   abstract = jax.eval_shape(regressor_lib.build_regressor(model_cfg).init, jax.random.key(0),
                             jnp.zeros((1, res, res, 3)), jnp.zeros((1, res, res, 1)))
   sd = {k: v for k, v in sd.items() if not k.endswith(".num_batches_tracked")}
-  return rosinality._apply_rules(sd, _rules(), rosinality._flatten(abstract),
-                                 "latent-composition encoder")
+  return rules_lib.apply_rules(sd, _rules(), rules_lib.flatten_shapes(abstract),
+                               "latent-composition encoder")
 
 
 def _generator(generator_dir: str) -> tuple[ml_collections.ConfigDict, dict]:
@@ -121,7 +122,7 @@ def convert_encoder(obj, generator_dir: str | None = None):
       use_mask=in_ch == 4)
   e_vars = encoder_variables(sd, model_cfg)
   config = ml_collections.ConfigDict({"model": model_cfg})
-  n_params = sum(int(np.prod(s)) for s in rosinality._flatten(e_vars["params"]).values())
+  n_params = sum(int(np.prod(s)) for s in rules_lib.flatten_shapes(e_vars["params"]).values())
   summary = [
       f"latent-composition encoder: ResNet-{depth}, width {width}, "
       f"{'RGB+mask' if in_ch == 4 else 'RGB'} input area-resized to "

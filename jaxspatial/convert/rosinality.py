@@ -1,20 +1,20 @@
 """rosinality/stylegan2-pytorch state dicts <-> jaxspatial StyleGAN2 variables.
 
 Pure numpy: the torch file is read by :mod:`jaxspatial.convert.torch` and written by
-``export_torch``. Each torch key maps to one Flax variable through a rule (regex -> path
-template, layout transform and its inverse); the result is checked against the shapes
-``jax.eval_shape`` gives for the inferred architecture, so a missing key, an unexpected key
-or a shape mismatch is reported by name. FIR ``.kernel`` buffers are verified against the
-[1,3,3,1] filter, not copied. Export walks the same rules backwards over the key list
-rosinality's modules register (:func:`generator_keys`, :func:`discriminator_keys`). Both
-directions stay in this one ~400-line file because they share the one rule table.
+``export_torch``. Each torch key maps to one Flax variable through a rule of
+:mod:`jaxspatial.convert.rules` (regex -> path template, layout transform and its inverse);
+the result is checked against the shapes ``jax.eval_shape`` gives for the inferred
+architecture, so a missing key, an unexpected key or a shape mismatch is reported by name.
+FIR ``.kernel`` buffers are verified against the [1,3,3,1] filter, not copied. Export walks
+the same rules backwards over the key list rosinality's modules register
+(:func:`generator_keys`, :func:`discriminator_keys`). Both directions stay in this one file
+because they share the one rule table (:data:`G_RULES`, :data:`D_RULES`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from typing import Callable, Mapping
+from typing import Mapping
 
 import jax
 import ml_collections
@@ -23,75 +23,24 @@ import numpy as np
 from jaxspatial import families
 from jaxspatial import models as models_lib
 from jaxspatial.errors import UserError
+from jaxspatial.convert import rules
 from jaxspatial.convert import torch as torch_io
-from jaxspatial.models import layers, stylegan2
+from jaxspatial.models import stylegan2
 
 
-class ConversionError(UserError):
-  """The state dict does not match what the architecture expects."""
-
-
-def _conv(w: np.ndarray) -> np.ndarray:          # torch OIHW -> HWIO
-  return w.transpose(2, 3, 1, 0)
-
-
-def _conv_back(w: np.ndarray) -> np.ndarray:     # HWIO -> OIHW
-  return w.transpose(3, 2, 0, 1)
-
-
-def _modconv(w: np.ndarray) -> np.ndarray:       # [1, O, I, k, k] -> HWIO
-  return w[0].transpose(2, 3, 1, 0)
-
-
-def _modconv_back(w: np.ndarray) -> np.ndarray:
-  return w.transpose(3, 2, 0, 1)[None]
-
-
-def _linear(w: np.ndarray) -> np.ndarray:        # [out, in] <-> (in, out)
-  return w.T
-
-
-def _nchw_to_nhwc(w: np.ndarray) -> np.ndarray:  # [1, C, H, W] -> [1, H, W, C]
-  return w.transpose(0, 2, 3, 1)
-
-
-def _nhwc_to_nchw(w: np.ndarray) -> np.ndarray:
-  return w.transpose(0, 3, 1, 2)
-
-
-def _flatten_rows_nchw_to_nhwc(w: np.ndarray) -> np.ndarray:
-  """final_linear.0 [out, C*4*4] reads an NCHW flatten; our D flattens NHWC."""
-  out, fan_in = w.shape
-  c = fan_in // 16
-  return w.reshape(out, c, 4, 4).transpose(2, 3, 1, 0).reshape(16 * c, out)
-
-
-def _flatten_rows_nhwc_to_nchw(w: np.ndarray) -> np.ndarray:
-  fan_in, out = w.shape
-  return w.reshape(4, 4, fan_in // 16, out).transpose(3, 2, 0, 1).reshape(out, fan_in)
-
-
-def _identity(a: np.ndarray) -> np.ndarray:
-  return a
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-  pattern: str                      # regex over the torch key
-  target: str | None                # "collection/a/b" with \1 groups; None = FIR constant
-  transform: Callable[[np.ndarray], np.ndarray] = _identity
-  fir_gain: float = 1.0             # for target None: expected kernel = gain * K
-  inverse: Callable[[np.ndarray], np.ndarray] = _identity   # Flax layout -> torch layout
+ConversionError = rules.ConversionError     # the state dict does not fit the architecture
+Rule = rules.Rule
 
 
 G_RULES = [
-    Rule(r"style\.(\d+)\.weight", r"params/mapping/dense_\1/weight", _linear, inverse=_linear),
+    Rule(r"style\.(\d+)\.weight", r"params/mapping/dense_\1/weight", rules.linear,
+         inverse=rules.linear),
     Rule(r"style\.(\d+)\.bias", r"params/mapping/dense_\1/bias"),
-    Rule(r"input\.input", "params/synthesis/const", _nchw_to_nhwc, inverse=_nhwc_to_nchw),
+    Rule(r"input\.input", "params/synthesis/const", rules.nchw_to_nhwc, inverse=rules.nhwc_to_nchw),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.weight",
-         r"params/synthesis/\1/conv/weight", _modconv, inverse=_modconv_back),
+         r"params/synthesis/\1/conv/weight", rules.modconv, inverse=rules.modconv_back),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.weight",
-         r"params/synthesis/\1/conv/modulation/weight", _linear, inverse=_linear),
+         r"params/synthesis/\1/conv/modulation/weight", rules.linear, inverse=rules.linear),
     Rule(r"(conv1|convs\.\d+|to_rgb1|to_rgbs\.\d+)\.conv\.modulation\.bias",
          r"params/synthesis/\1/conv/modulation/bias"),
     Rule(r"(conv1|convs\.\d+)\.noise\.weight", r"params/synthesis/\1/noise/weight",
@@ -99,29 +48,29 @@ G_RULES = [
     Rule(r"(conv1|convs\.\d+)\.activate\.bias", r"params/synthesis/\1/bias"),
     Rule(r"(to_rgb1|to_rgbs\.\d+)\.bias", r"params/synthesis/\1/bias", lambda a: a.reshape(-1),
          inverse=lambda a: a.reshape(1, -1, 1, 1)),
-    Rule(r"noises\.noise_(\d+)", r"buffers/synthesis/noise_\1", _nchw_to_nhwc,
-         inverse=_nhwc_to_nchw),
+    Rule(r"noises\.noise_(\d+)", r"buffers/synthesis/noise_\1", rules.nchw_to_nhwc,
+         inverse=rules.nhwc_to_nchw),
     Rule(r"convs\.\d+\.conv\.blur\.kernel", None, fir_gain=4.0),
     Rule(r"to_rgbs\.\d+\.upsample\.kernel", None, fir_gain=4.0),
 ]
 
 D_RULES = [
-    Rule(r"convs\.0\.0\.weight", "params/from_rgb/weight", _conv, inverse=_conv_back),
+    Rule(r"convs\.0\.0\.weight", "params/from_rgb/weight", rules.conv, inverse=rules.conv_back),
     Rule(r"convs\.0\.1\.bias", "params/from_rgb/bias"),
-    Rule(r"convs\.(\d+)\.conv1\.0\.weight", r"params/blocks_\1/conv1/weight", _conv,
-         inverse=_conv_back),
+    Rule(r"convs\.(\d+)\.conv1\.0\.weight", r"params/blocks_\1/conv1/weight", rules.conv,
+         inverse=rules.conv_back),
     Rule(r"convs\.(\d+)\.conv1\.1\.bias", r"params/blocks_\1/conv1/bias"),
-    Rule(r"convs\.(\d+)\.conv2\.1\.weight", r"params/blocks_\1/conv2/weight", _conv,
-         inverse=_conv_back),
+    Rule(r"convs\.(\d+)\.conv2\.1\.weight", r"params/blocks_\1/conv2/weight", rules.conv,
+         inverse=rules.conv_back),
     Rule(r"convs\.(\d+)\.conv2\.2\.bias", r"params/blocks_\1/conv2/bias"),
-    Rule(r"convs\.(\d+)\.skip\.1\.weight", r"params/blocks_\1/skip/weight", _conv,
-         inverse=_conv_back),
-    Rule(r"final_conv\.0\.weight", "params/final_conv/weight", _conv, inverse=_conv_back),
+    Rule(r"convs\.(\d+)\.skip\.1\.weight", r"params/blocks_\1/skip/weight", rules.conv,
+         inverse=rules.conv_back),
+    Rule(r"final_conv\.0\.weight", "params/final_conv/weight", rules.conv, inverse=rules.conv_back),
     Rule(r"final_conv\.1\.bias", "params/final_conv/bias"),
-    Rule(r"final_linear\.0\.weight", "params/final_dense/weight", _flatten_rows_nchw_to_nhwc,
-         inverse=_flatten_rows_nhwc_to_nchw),
+    Rule(r"final_linear\.0\.weight", "params/final_dense/weight", rules.flatten_rows_nchw_to_nhwc,
+         inverse=rules.flatten_rows_nhwc_to_nchw),
     Rule(r"final_linear\.0\.bias", "params/final_dense/bias"),
-    Rule(r"final_linear\.1\.weight", "params/out/weight", _linear, inverse=_linear),
+    Rule(r"final_linear\.1\.weight", "params/out/weight", rules.linear, inverse=rules.linear),
     Rule(r"final_linear\.1\.bias", "params/out/bias"),
     Rule(r"convs\.\d+\.(conv2\.0|skip\.0)\.kernel", None, fir_gain=1.0),
 ]
@@ -153,78 +102,12 @@ def discriminator_resolution(d_sd: Mapping[str, np.ndarray]) -> int:
   return 2 ** (n_convs + 1)
 
 
-def _set(tree: dict, path: str, value: np.ndarray) -> None:
-  *parents, leaf = path.split("/")
-  for p in parents:
-    tree = tree.setdefault(p, {})
-  tree[leaf] = value
-
-
-def _flatten(tree: Mapping, prefix: str = "") -> dict[str, tuple[int, ...]]:
-  out = {}
-  for k, v in tree.items():
-    path = f"{prefix}/{k}" if prefix else k
-    if isinstance(v, Mapping):
-      out.update(_flatten(v, path))
-    else:
-      out[path] = tuple(v.shape)
-  return out
-
-
-def _target_path(match: re.Match, rule: Rule) -> str:
-  return match.expand(rule.target).replace("convs.", "convs_").replace("to_rgbs.", "to_rgbs_")
-
-
-def _apply_rules(sd: Mapping[str, np.ndarray], rules: list[Rule], expected: dict, what: str) -> dict:
-  tree: dict = {}
-  unexpected, mismatched, bad_fir = [], [], []
-  filled = set()
-  for key, value in sd.items():
-    value = np.asarray(value, np.float32)
-    for rule in rules:
-      m = re.fullmatch(rule.pattern, key)
-      if m is None:
-        continue
-      if rule.target is None:
-        if not np.allclose(value, layers.fir_kernel(gain=rule.fir_gain), atol=1e-6):
-          bad_fir.append(key)
-        break
-      path = _target_path(m, rule)
-      arr = rule.transform(value)
-      if path not in expected:
-        unexpected.append(key)
-      elif tuple(arr.shape) != expected[path]:
-        mismatched.append(f"{key} {tuple(value.shape)} (expected {path} {expected[path]})")
-      else:
-        _set(tree, path, arr)
-        filled.add(path)
-      break
-    else:
-      unexpected.append(key)
-  missing = sorted(p for p in expected if p not in filled and p != "buffers/w_avg")
-  problems = []
-  if unexpected:
-    problems.append(f"unexpected keys: {', '.join(sorted(unexpected)[:8])}"
-                    + (" ..." if len(unexpected) > 8 else ""))
-  if missing:
-    problems.append(f"missing: {', '.join(missing[:8])}" + (" ..." if len(missing) > 8 else ""))
-  if mismatched:
-    problems.append(f"shape mismatch: {'; '.join(mismatched[:4])}"
-                    + (" ..." if len(mismatched) > 4 else ""))
-  if bad_fir:
-    problems.append(f"FIR kernels differ from [1,3,3,1]: {', '.join(bad_fir[:4])}")
-  if problems:
-    raise ConversionError(f"{what}: " + " | ".join(problems))
-  return tree
-
-
 def convert_generator(g_sd: Mapping[str, np.ndarray], model_cfg: ml_collections.ConfigDict,
                       what: str = "generator") -> dict:
   """Generator state dict -> {"params": ..., "buffers": ...} (``w_avg`` left at zeros)."""
   g = families.build_generator(model_cfg)
   shapes = jax.eval_shape(g.init, jax.random.key(0), np.zeros((1, model_cfg.z_dim), np.float32))
-  expected = _flatten(shapes)
-  tree = _apply_rules(g_sd, G_RULES, expected, what)
+  tree = rules.apply_rules(g_sd, G_RULES, rules.flatten_shapes(shapes), what)
   tree["buffers"]["w_avg"] = np.zeros((model_cfg.w_dim,), np.float32)
   return tree
 
@@ -239,7 +122,7 @@ def convert_discriminator(d_sd: Mapping[str, np.ndarray],
   d = families.build_discriminator(model_cfg)
   shapes = jax.eval_shape(d.init, jax.random.key(0),
                           np.zeros((1, res, res, 3), np.float32))
-  return _apply_rules(d_sd, D_RULES, _flatten(shapes), "discriminator")
+  return rules.apply_rules(d_sd, D_RULES, rules.flatten_shapes(shapes), "discriminator")
 
 
 def mean_w(g_vars: dict, model_cfg: ml_collections.ConfigDict, n: int = 10_000,
@@ -373,30 +256,13 @@ def exportable(model_cfg: ml_collections.ConfigDict) -> None:
     raise UserError("cannot export to rosinality's architecture: " + "; ".join(problems))
 
 
-def _lookup(tree: Mapping, path: str) -> np.ndarray:
-  for part in path.split("/"):
-    tree = tree[part]
-  return np.asarray(tree, np.float32)
-
-
-def _export(tree: Mapping, keys: list[str], rules: list[Rule]) -> dict[str, np.ndarray]:
-  out = {}
-  for key in keys:
-    rule, m = next((r, m) for r in rules if (m := re.fullmatch(r.pattern, key)))
-    if rule.target is None:
-      out[key] = layers.fir_kernel(gain=rule.fir_gain)
-    else:
-      out[key] = np.ascontiguousarray(rule.inverse(_lookup(tree, _target_path(m, rule))))
-  return out
-
-
 def export_generator(g_vars: Mapping, model_cfg: ml_collections.ConfigDict) -> dict:
   """Our generator variables -> a state dict rosinality's ``Generator`` loads (numpy)."""
   exportable(model_cfg)
-  return _export(g_vars, generator_keys(model_cfg), G_RULES)
+  return rules.export_state_dict(g_vars, generator_keys(model_cfg), G_RULES)
 
 
 def export_discriminator(d_vars: Mapping, model_cfg: ml_collections.ConfigDict) -> dict:
   """Our discriminator variables -> a state dict rosinality's ``Discriminator`` loads."""
   exportable(model_cfg)
-  return _export(d_vars, discriminator_keys(model_cfg), D_RULES)
+  return rules.export_state_dict(d_vars, discriminator_keys(model_cfg), D_RULES)
