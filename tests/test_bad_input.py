@@ -421,7 +421,7 @@ def test_unreadable_file_is_named(paths, tmp_path):
 def test_batch_vs_processes(processes, message):
   """Multi-process runs cannot be started here; validate() is told the process count."""
   from jaxspatial.training import config_lib
-  from test_training import load_config
+  from helpers import load_config
   config = load_config("tiny")
   with pytest.raises(cli.UserError, match=message):
     config_lib.validate(config, num_devices=1, num_processes=processes)

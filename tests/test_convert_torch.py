@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import Opaque
 from jaxspatial.cli import UserError
 from rosinality_recipe import state_dicts
 
@@ -79,20 +80,15 @@ def test_wrong_fir_kernel_is_reported(tmp_path, small):
   assert_one_line_error(convert(tmp_path / "bad.pt", "--out", tmp_path / "o"), "FIR")
 
 
-class Opaque:  # a class torch's weights_only unpickler refuses
-  pass
-
-
 def test_untrusted_pickle_needs_flag(tmp_path, small):
   g, _ = small
   torch.save({"g_ema": g, "args": Opaque()}, tmp_path / "pickled.pt")
   assert_one_line_error(convert(tmp_path / "pickled.pt", "--out", tmp_path / "o"),
                         "--trust-pickle")
-  # With the flag the file loads; unpickling then needs this test module importable.
+  # With the flag the file loads; unpickling then imports tests/helpers.py (Opaque's module).
   out = subprocess.run(
       [sys.executable, "-c",
-       "import sys; sys.path.insert(0, %r); import test_convert_torch as t, __main__; "
-       "__main__.Opaque = t.Opaque; from jaxspatial import convert_torch as c; "
+       "import sys; sys.path.insert(0, %r); from jaxspatial import convert_torch as c; "
        "c.cli.run(lambda: c.main(sys.argv[1:]))" % str(__file__.rsplit("/", 1)[0]),
        str(tmp_path / "pickled.pt"), "--out", str(tmp_path / "o"), "--trust-pickle",
        "--w-avg-samples", "64"], capture_output=True, text=True)

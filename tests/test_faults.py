@@ -31,7 +31,7 @@ from jaxspatial.cli import UserError
 from jaxspatial.data import shapes
 from jaxspatial.training import loop
 from jaxspatial.training import workdir as workdir_lib
-from test_training import load_config
+from helpers import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 10

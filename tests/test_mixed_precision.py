@@ -22,7 +22,7 @@ from jaxspatial import families
 from jaxspatial.convert import rosinality as convert_rosinality
 from jaxspatial.training import gan_step, loop
 from rosinality_recipe import state_dicts, to_nhwc
-from test_training import batches, load_config, run_steps
+from helpers import batches, load_config, run_steps
 
 
 @pytest.fixture(scope="module", params=["cfgA_small", "cfgA"])

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from test_training import batches, load_config
+from helpers import batches, load_config
 from xla_env import xla_flags
 
 pytestmark = pytest.mark.multiprocess

@@ -27,7 +27,7 @@ def generator_dir(tmp_path_factory):
   trains against whatever frozen generator it is given (a training run would add a minute)."""
   from jaxspatial import families
   from jaxspatial import checkpoint
-  from test_training import load_config
+  from helpers import load_config
   config = load_config("tiny")
   g = families.build_generator(config.model)
   g_vars = jax.jit(g.init)(jax.random.key(0), jnp.zeros((1, config.model.z_dim)))

@@ -2,7 +2,6 @@
 lazy regularisation schedule and corrections, EMA half-life, config validation."""
 
 import copy
-import importlib.util
 import json
 import os
 import signal
@@ -18,39 +17,8 @@ import pytest
 from jaxspatial.cli import UserError
 from jaxspatial.training import config_lib, loop
 from jaxspatial.training import state as state_lib
+from helpers import REPO, batches, load_config, run_steps
 from xla_env import xla_flags
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(preset="tiny", name="stylegan2"):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(preset)
-
-
-def batches(config, n):
-  from jaxspatial.data import pipeline
-  it = pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
-                              seed=config.seed, process_index=0, process_count=1)
-  return [next(it) for _ in range(n)]
-
-
-def run_steps(config, devices, data):
-  config = copy.deepcopy(config)
-  config.mesh.data = devices
-  trainer = loop.Trainer(config)
-  trainer.initialize()
-  history = []
-  g_params = [jax.device_get(trainer.state.g["params"])]   # G after 0, 1, ... steps
-  for b in data:
-    m = trainer.step(trainer.global_batch(b))
-    history.append(jax.device_get(m))
-    g_params.append(jax.device_get(trainer.state.g["params"]))
-  trainer.g_params_history = g_params
-  return trainer, history
-
 
 @pytest.fixture(scope="module")
 def tiny():

@@ -1,0 +1,49 @@
+"""Helpers shared by test modules, so that no test module imports another: the repository
+root, a ``configs/<name>.py`` preset, batches of the configured dataset, a few trainer steps
+with the history of G's parameters, and a class no safe unpickler accepts.
+
+Importing this module imports neither jax nor jaxspatial (a subprocess unpickles
+:class:`Opaque` through it)."""
+
+import copy
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(preset="tiny", name="stylegan2"):
+  """``get_config(preset)`` of ``configs/<name>.py`` (``config_lib.load``)."""
+  from jaxspatial.training import config_lib
+  return config_lib.load(name, preset)
+
+
+def batches(config, n):
+  """The first ``n`` global batches of ``config.data`` (one process)."""
+  from jaxspatial.data import pipeline
+  it = pipeline.make_iterator(config.data, global_batch_size=config.batch_size,
+                              seed=config.seed, process_index=0, process_count=1)
+  return [next(it) for _ in range(n)]
+
+
+def run_steps(config, devices, data):
+  """A fresh ``loop.Trainer`` on ``devices`` devices stepped once per batch of ``data``:
+  (trainer, per-step metrics); ``trainer.g_params_history`` holds G after 0, 1, ... steps."""
+  import jax
+  from jaxspatial.training import loop
+  config = copy.deepcopy(config)
+  config.mesh.data = devices
+  trainer = loop.Trainer(config)
+  trainer.initialize()
+  history = []
+  g_params = [jax.device_get(trainer.state.g["params"])]   # G after 0, 1, ... steps
+  for b in data:
+    m = trainer.step(trainer.global_batch(b))
+    history.append(jax.device_get(m))
+    g_params.append(jax.device_get(trainer.state.g["params"]))
+  trainer.g_params_history = g_params
+  return trainer, history
+
+
+class Opaque:
+  """A class torch's ``weights_only`` unpickler refuses (a pickle holding one needs
+  ``--trust-pickle``); a process unpickling it needs ``tests/`` on its path."""
