@@ -406,15 +406,36 @@ def test_subprocess_entry_points(paths, tmp_path):
     assert_one_error_line(proc.returncode, stderr, expect, out)
 
 
-def test_unreadable_file_is_named(paths, tmp_path):
-  """A file the user may not read (skipped as root, who reads everything)."""
-  if os.geteuid() == 0:
-    pytest.skip("root can read a mode-000 file")
-  locked = tmp_path / "locked.pt"
-  locked.write_bytes(b"PK\x03\x04")
-  locked.chmod(0)
-  status, stderr = run_in_process("convert_torch", [str(locked), "--out", str(tmp_path / "o")])
-  assert_one_error_line(status, stderr, str(locked), str(tmp_path / "o"))
+# Root reads a mode-000 file, but not these: procfs checks a sysctl's own mode bits even for
+# root, and a write-only one (0200) refuses every read with EACCES.
+_UNREADABLE_EVEN_AS_ROOT = ("/proc/sys/vm/compact_memory", "/proc/sys/vm/drop_caches")
+
+
+def _unreadable_file(tmp_path) -> str:
+  """A regular file whose ``open(path, "rb")`` raises PermissionError in this process: a
+  mode-000 file, or as root (CI runs as root) a write-only sysctl file."""
+  if os.geteuid() != 0:
+    locked = tmp_path / "locked.pt"
+    locked.write_bytes(b"PK\x03\x04")
+    locked.chmod(0)
+    return str(locked)
+  for path in _UNREADABLE_EVEN_AS_ROOT:
+    try:
+      open(path, "rb").close()
+    except PermissionError:
+      if os.path.isfile(path):
+        return path
+    except OSError:
+      pass
+  pytest.skip("running as root without a procfs file root may not read")
+
+
+def test_unreadable_file_is_named(tmp_path):
+  """A file the user may not read is named in the one-line error (no traceback)."""
+  unreadable = _unreadable_file(tmp_path)
+  status, stderr = run_in_process("convert_torch", [unreadable, "--out", str(tmp_path / "o")])
+  assert_one_error_line(status, stderr, unreadable, str(tmp_path / "o"))
+  assert "cannot read" in stderr and "Permission denied" in stderr, stderr
 
 
 @pytest.mark.parametrize("processes,message", [(3, "3 processes"), (16, "16 processes")])

@@ -74,10 +74,13 @@ def container_of(path: pathlib.Path) -> str:
   """``torch`` for ``torch.save`` files (zip, or legacy streams starting with torch's magic
   number), ``pickle`` for other pickles (protocol 2+, as torch and stylegan2-ada write them);
   UserError for anything else, before any unpickling."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(14)
+  except OSError as e:
+    raise UserError(f"{path}: cannot read ({e.strerror})") from None
   if zipfile.is_zipfile(path):
     return TORCH
-  with open(path, "rb") as f:
-    head = f.read(14)
   if not head:
     raise UserError(f"{path} is empty (0 bytes)")
   if not head.startswith(b"\x80"):
