@@ -33,7 +33,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxspatial import cli, errors, imageio
+from jaxspatial import cli, errors, families, imageio
 from jaxspatial.edit import drag as drag_lib
 
 HANDLE, TARGET = (255, 48, 48), (48, 96, 255)
@@ -89,9 +89,10 @@ def start_latent(model, args) -> tuple[np.ndarray, dict]:
     return p.ws[:1], kw
   z = model.sample_z(args.seed, 1)
   kw = {}
-  if model.kind == "spatialgan":
-    kw["heatmaps"] = model.sample_heatmaps(args.seed, 1)
-    w = model.mapping(z, kw["heatmaps"])
+  controls = model.edit_controls(None, 1, seed=args.seed)   # SpatialGAN: fresh heatmaps
+  if controls is not None:
+    kw["heatmaps"] = controls
+    w = model.mapping(z, controls)
   else:
     w = model.mapping(z)
   if args.truncation != 1.0:
@@ -108,9 +109,10 @@ def main(argv=None) -> None:
     raise errors.UserError("--steps must be positive and --size at least 8")
   import jaxspatial as js
   model = js.load(args.checkpoint, args.step)
-  if model.kind not in ("stylegan2", "spatialgan"):
+  if not getattr(model, "draggable", False):
+    kinds = families.kinds_with(lambda f: getattr(families.resolve(f.model), "draggable", False))
     raise errors.UserError(f"{args.checkpoint} holds a {model.kind} model; dragging needs a "
-                        "stylegan2 or spatialgan one")
+                           f"{' or '.join(kinds)} one")
   res = model.resolution
   drag_lib.check_points(args.handle, "handle", res)     # before anything is compiled
   drag_lib.check_points(args.target, "target", res)
