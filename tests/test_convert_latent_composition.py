@@ -158,13 +158,20 @@ def test_area_resize_is_the_official_one_at_96px(cfg):
   np.testing.assert_allclose(np.asarray(got), ref, rtol=0, atol=_tol(ref))
 
 
-def test_inpaint_and_composite_run(reg):
+def test_inpaint_and_composite_are_the_generator_of_the_encoding(reg):
+  """inpaint is G(E(x ⊙ m, m)) and composite the inpainting of the pasted collage (paper
+  Eq. 4), both rebuilt here from invert (E, checked against the official encoder above) and
+  synthesize (G) and a collage pasted by hand."""
   x = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
   m = np.zeros((2, 16, 16, 1), np.float32)
   m[:, :8] = 1
-  assert reg.inpaint(x, m).shape == (2, 16, 16, 3)
-  y = reg.composite([(x, m), (x[::-1], 1 - m)])
-  assert y.shape == (2, 16, 16, 3) and np.isfinite(y).all()
+  want = reg.synthesize(reg.invert(x * m, m))
+  np.testing.assert_allclose(reg.inpaint(x, m), want, rtol=0, atol=_tol(want))
+  y = reg.composite([(x, m), (x[::-1], 1 - m)])       # the second part covers the rest
+  collage = x * m + x[::-1] * (1 - m)
+  want = reg.synthesize(reg.invert(collage, np.ones_like(m)))
+  np.testing.assert_allclose(y, want, rtol=0, atol=_tol(want))
+  assert np.abs(y - reg.inpaint(x, m)).max() > 10 * _tol(want)   # the pasted part matters
 
 
 def test_num_ws_mismatch_and_missing_generator_are_user_errors(files, tmp_path):
