@@ -61,11 +61,15 @@ def family_config(family: str, preset: str, batch: int, dtype: str):
   return config
 
 
-def amortised_flop_ratio(config, plain_flops: float) -> float:
-  """FLOPs per iteration over the lazy-regularisation schedule / FLOPs of a plain step."""
+def amortised_flop_ratio(config) -> float:
+  """FLOPs per iteration over the lazy-regularisation schedule / FLOPs of a plain step, all
+  three phases from the same analysis (the lowered step, :func:`train_step_flops`): the
+  compiled program's count differs from the lowered one's (by ~25% on CPU), so mixing the two
+  would misstate what the regularisers add."""
   from jaxspatial.benchmarks.stylegan2 import train_step_flops
   from jaxspatial.training.gan_step import Phase
   loss = config.loss
+  plain_flops = train_step_flops(config, Phase(False, False))
   extra = 0.0
   if loss.r1_gamma > 0:
     extra += (train_step_flops(config, Phase(True, False)) - plain_flops) / loss.r1_every
@@ -113,7 +117,7 @@ def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
       seconds.append(time.perf_counter() - t)
   step_s = statistics.median(seconds)
   finite = bool(np.isfinite(float(metrics["d_loss"])) and np.isfinite(float(metrics["g_loss"])))
-  ratio = amortised_flop_ratio(config, flops)
+  ratio = amortised_flop_ratio(config)
   tflops = flops / step_s / 1e12
   return {"family": family, "preset": preset, "res": res, "batch": batch, "dtype": dtype,
           "images/s": round(batch / step_s, 1), "s/kimg": round(1000 * step_s / batch, 2),
