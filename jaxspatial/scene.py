@@ -41,6 +41,7 @@ def main(argv=None) -> None:
     raise errors.UserError(f"--index must be >= 0, got {args.index}")
   from jaxspatial import checkpoint
   from jaxspatial.benchmarks.projection_real import held_out_indices
+  from jaxspatial.data import pipeline
   from jaxspatial.data.shapes import CLASS_NAMES, ShapesSource
   config = checkpoint.read_config(args.checkpoint, args.step)
   data = config.get("data")
@@ -55,9 +56,10 @@ def main(argv=None) -> None:
   if not held_out:
     print(f"note: the run trained on scene {index}; its first held-out scene is {first}")
   resolution = int(config.model.get("resolution", data.resolution))
-  src = ShapesSource(resolution, max_objects=int(data.get("max_objects", 4)),
-                     num_objects=int(data.get("num_objects", 0)), seed=int(data.get("seed", 0)),
-                     length=int(data.get("length", 1_000_000)))
+  data = pipeline.with_defaults(data)
+  src = ShapesSource(resolution, max_objects=int(data.max_objects),
+                     num_objects=int(data.num_objects), seed=int(data.seed),
+                     length=int(data.length))
   if index >= len(src):
     raise errors.UserError(f"--index {index} is outside the run's {len(src)} scenes")
   example = src[index]

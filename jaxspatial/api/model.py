@@ -32,6 +32,7 @@ import numpy as np
 from jaxspatial import families
 from jaxspatial import checkpoint
 from jaxspatial.errors import UserError
+from jaxspatial import models as models_lib
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.models.stylegan2 import NOISE_MODES
 
@@ -145,7 +146,7 @@ class GeneratorModel(Model):
   @property
   def c_dim(self) -> int:
     """Label dimension of a conditional model (0: unconditional)."""
-    return int(self.config.model.get("c_dim", 0))
+    return int(models_lib.setting(self.config.model, "c_dim"))
 
   @property
   def latent_shape(self) -> tuple[int, ...]:

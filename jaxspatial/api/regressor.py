@@ -69,7 +69,7 @@ class RegressorModel(Model):
     if "g_ema" not in variables:
       raise UserError("regressor checkpoint holds no generator ('g_ema'); save it with the "
                       "frozen generator's variables bundled")
-    self.noise: str = config.model.get("noise_mode", "const")
+    self.noise: str = config.model.get("noise_mode", regressor_lib.REGRESSOR_DEFAULTS["noise_mode"])
     if self.noise not in NOISE_MODES:
       raise UserError(f"model.noise_mode must be one of {'|'.join(NOISE_MODES)}, got "
                       f"{self.noise!r}")
@@ -182,7 +182,8 @@ class RegressorModel(Model):
   # ------------------------------------------------------------------ finetuning
 
   def finetune(self, x: np.ndarray, mask: np.ndarray | None = None, steps: int = FINETUNE_STEPS,
-               lr: float = FINETUNE_LR, seed: int = 0, lpips_weight: float = 1.0,
+               lr: float = FINETUNE_LR, seed: int = 0,
+               lpips_weight: float = regression.LOSS_DEFAULTS["lpips_weight"],
                show_progress: bool = True,
                callback: Callable[[int], bool | None] | None = None) -> "RegressorModel":
     """A copy whose regressor is finetuned on ``x`` (the paper's per-image finetuning).
@@ -230,8 +231,8 @@ class RegressorModel(Model):
                                      "loss": loss_cfg.to_dict()})
     optimizer = optax.adam(lr, *FINETUNE_BETAS)
     g_module, noise = self._g_module, self.noise
-    lpips_net = loss_cfg.get("lpips_net", "vgg")
-    lpips_res = int(loss_cfg.get("lpips_resolution", 0))
+    lpips_net = loss_cfg.get("lpips_net", regression.LOSS_DEFAULTS["lpips_net"])
+    lpips_res = int(loss_cfg.get("lpips_resolution", regression.LOSS_DEFAULTS["lpips_resolution"]))
 
     def step(params, opt_state, e_state, g_vars, lpips_params, key, x, mask):
       g_apply = regression.generator_fns(g_module, g_vars, noise, key)

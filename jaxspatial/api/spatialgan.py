@@ -167,7 +167,8 @@ class SpatialGANModel(GeneratorModel):
     h = self._default_heatmaps(heatmaps, len(z), seed)
     loss_cfg = self.config.get("loss", {})
     resolutions = align.cam_resolutions(
-        self.resolution, tuple(loss_cfg.get("align_resolutions", align.CAM_RESOLUTIONS)))
+        self.resolution, tuple(loss_cfg.get("align_resolutions",
+                                            align.ALIGN_DEFAULTS["align_resolutions"])))
     if self._alignment is None:
       g, d_apply = self.generator, align.discriminator_apply(self.discriminator)
 
@@ -175,8 +176,9 @@ class SpatialGANModel(GeneratorModel):
         img = g.apply(g_vars, z, h, noise_mode=noise_mode, rngs={"noise": key})
         return align.gradcam_alignment_loss(
             d_apply, d, img, h, resolutions=resolutions,
-            threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
-            objective=loss_cfg.get("align_objective", "plain"))
+            threshold=float(loss_cfg.get("align_threshold",
+                                         align.ALIGN_DEFAULTS["align_threshold"])),
+            objective=loss_cfg.get("align_objective", align.ALIGN_DEFAULTS["align_objective"]))
       self._alignment = self.jit(loss, static_argnums=4)
     total, metrics = self._alignment(self.variables[network], d_vars, z, h, noise,
                                      jax.random.key(seed))

@@ -27,14 +27,14 @@ import numpy as np
 from PIL import Image
 
 from jaxspatial import cli, imageio
+from jaxspatial.data import pipeline
 from jaxspatial.edit import projection, pti
 from jaxspatial.nets import critic
 
 
 def held_out_indices(config, num: int) -> list[int]:
   """The first ``num`` shapes indices the run ``config`` never trained on."""
-  data = config.data
-  length = int(data.get("length", 1_000_000))
+  length = int(pipeline.with_defaults(config.data).length)
   seen_positions = min(int(config.total_steps) * int(config.batch_size), length)
   order = grain.MapDataset.range(length).seed(int(config.seed)).shuffle()
   seen = {order[i] for i in range(seen_positions)}
@@ -49,9 +49,9 @@ def held_out_indices(config, num: int) -> list[int]:
 def scenes(config, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
   """(images (n, R, R, 3) in [-1, 1], object masks (n, R, R, 1) in {0, 1})."""
   from jaxspatial.data.shapes import ShapesSource
-  data = config.data
-  src = ShapesSource(int(data.resolution), max_objects=int(data.get("max_objects", 4)),
-                     num_objects=int(data.get("num_objects", 0)), seed=int(data.get("seed", 0)))
+  data = pipeline.with_defaults(config.data)
+  src = ShapesSource(int(data.resolution), max_objects=int(data.max_objects),
+                     num_objects=int(data.num_objects), seed=int(data.seed))
   ex = [src[i] for i in indices]
   x = imageio.from_uint8(np.stack([e["image"] for e in ex]))
   m = np.stack([e["masks"].max(axis=0) for e in ex]).astype(np.float32)[..., None]

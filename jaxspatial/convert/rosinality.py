@@ -237,21 +237,25 @@ def discriminator_keys(model_cfg: ml_collections.ConfigDict) -> list[str]:
 def exportable(model_cfg: ml_collections.ConfigDict) -> None:
   """UserError unless rosinality's Generator/Discriminator can hold this architecture."""
   m = model_cfg
+
+  def get(key):
+    return models_lib.setting(m, key)
+
   problems = []
   if m.get("kind") != "stylegan2":
     problems.append(f"kind {m.get('kind')!r} (only plain StyleGAN2)")
-  if m.get("channel_base", 0):
+  if get("channel_base"):
     problems.append(f"channels min({m.channel_base} // res, {m.channel_max}) (rosinality has "
                     "a fixed table: 512 up to 32 px, then channel_multiplier)")
   if m.z_dim != m.w_dim:
     problems.append(f"z_dim {m.z_dim} != w_dim {m.w_dim}")
-  if m.get("c_dim", 0) or m.get("conv_clamp") is not None:
+  if get("c_dim") or get("conv_clamp") is not None:
     problems.append("labels / conv_clamp (stylegan2-ada features)")
-  if (m.get("mbstd_group_size", 4), m.get("mbstd_num_channels", 1)) != (4, 1):
-    problems.append(f"minibatch stddev {m.mbstd_group_size} x {m.mbstd_num_channels} "
+  if (get("mbstd_group_size"), get("mbstd_num_channels")) != (4, 1):
+    problems.append(f"minibatch stddev {get('mbstd_group_size')} x {get('mbstd_num_channels')} "
                     "(rosinality: 4 x 1)")
-  if abs(m.get("lr_mlp", 0.01) - 0.01) > 1e-9:
-    problems.append(f"lr_mlp {m.lr_mlp} (rosinality: 0.01)")
+  if abs(get("lr_mlp") - 0.01) > 1e-9:
+    problems.append(f"lr_mlp {get('lr_mlp')} (rosinality: 0.01)")
   if problems:
     raise UserError("cannot export to rosinality's architecture: " + "; ".join(problems))
 

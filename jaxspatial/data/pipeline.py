@@ -64,8 +64,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   })
 
 
-def _with_defaults(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """``data_cfg`` with any key it lacks taken from :func:`default_data_config`."""
+def with_defaults(data_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``data_cfg`` with any key it lacks taken from :func:`default_data_config` (a run saved
+  before the key existed): read a saved ``data`` section through this, not ``.get``."""
   full = default_data_config()
   full.update(data_cfg.to_dict() if isinstance(data_cfg, ml_collections.ConfigDict)
               else dict(data_cfg))
@@ -75,7 +76,7 @@ def _with_defaults(data_cfg: ml_collections.ConfigDict) -> ml_collections.Config
 def validate_data_config(data_cfg: ml_collections.ConfigDict) -> None:
   """Raises :class:`UserError` on a bad ``data`` config, without reading any data. Keys
   missing from ``data_cfg`` take their :func:`default_data_config` values."""
-  data_cfg = _with_defaults(data_cfg)
+  data_cfg = with_defaults(data_cfg)
   source = data_cfg.source
   if source not in SOURCES:
     raise UserError(f"unknown data.source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -109,7 +110,7 @@ def make_source(data_cfg: ml_collections.ConfigDict) -> grain.sources.RandomAcce
   """The random-access source a ``data`` config names (validated first; errors are
   :class:`UserError`). Examples are dicts of numpy arrays with at least ``image`` uint8
   ``(R, R, 3)``; shapes examples add ``masks``, ``centres``, ``class_ids``, ``num_objects``."""
-  data_cfg = _with_defaults(data_cfg)
+  data_cfg = with_defaults(data_cfg)
   validate_data_config(data_cfg)
   res = data_cfg.resolution
   if data_cfg.source == "shapes":
@@ -232,7 +233,7 @@ def make_iterator(data_cfg: ml_collections.ConfigDict, *, global_batch_size: int
     a :class:`BatchIterator` yielding dicts of numpy arrays with leading dimension
     ``B = G // process_count`` as described in :func:`_to_model_batch`.
   """
-  data_cfg = _with_defaults(data_cfg)
+  data_cfg = with_defaults(data_cfg)
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size < 1 or global_batch_size % process_count:

@@ -47,6 +47,12 @@ LpipsFn = Callable[..., Array]
 
 MASK_T_RANGE = (0.3, 1.0)
 MASK_GRID = 6
+LOSS_DEFAULTS = dict(mse_weight=1.0, lpips_weight=1.0, latent_weight=1.0, lpips_net="vgg",
+                     lpips_resolution=0)
+"""The one default of each ``loss.<key>`` a config may lack (a converted latent-composition
+checkpoint has no ``loss`` section): Eq. 3's terms, the per-image finetuning's LPIPS included,
+each of weight 1 as in the official code (docs/regressor.md), LPIPS(VGG) at the generator's
+resolution (0). ``configs/regressor.py`` writes its presets' values out."""
 
 
 # --------------------------------------------------------------------------- masks
@@ -134,11 +140,11 @@ def load_lpips_params(loss_cfg: ml_collections.ConfigDict,
   """The converted LPIPS weights named by ``loss.lpips_net`` (pass them into the jitted step and
   build :func:`make_lpips_fn` there), or None when ``loss.lpips_weight`` is 0. A missing weight
   file is a one-line :class:`UserError` saying how to get it, or ``hint``."""
-  if not loss_cfg.get("lpips_weight", 1.0):
+  if not loss_cfg.get("lpips_weight", LOSS_DEFAULTS["lpips_weight"]):
     return None
   from jaxspatial.nets import weights
   try:
-    return weights.load_params(f"lpips-{loss_cfg.get('lpips_net', 'vgg')}")
+    return weights.load_params(f"lpips-{loss_cfg.get('lpips_net', LOSS_DEFAULTS['lpips_net'])}")
   except UserError as e:
     raise UserError(f"{e} (or {hint})") from None
 
@@ -178,9 +184,8 @@ def generator_fns(generator: sg2.Generator, g_vars: Any, noise_mode: str = "cons
 
 
 def _loss_weights(loss_cfg: ml_collections.ConfigDict) -> dict[str, float]:
-  return dict(mse_weight=float(loss_cfg.get("mse_weight", 1.0)),
-              lpips_weight=float(loss_cfg.get("lpips_weight", 1.0)),
-              latent_weight=float(loss_cfg.get("latent_weight", 1.0)))
+  return {k: float(loss_cfg.get(k, LOSS_DEFAULTS[k]))
+          for k in ("mse_weight", "lpips_weight", "latent_weight")}
 
 
 def _mask_args(loss_cfg: ml_collections.ConfigDict) -> dict[str, Any]:

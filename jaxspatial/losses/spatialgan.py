@@ -39,6 +39,10 @@ Array = jax.Array
 CAM_RESOLUTIONS = (4, 8, 16)
 ALIGN_THRESHOLD = 0.25
 OBJECTIVES = ("plain", "min")
+ALIGN_DEFAULTS = dict(align_weight=0.0, align_resolutions=CAM_RESOLUTIONS,
+                      align_threshold=ALIGN_THRESHOLD, align_objective="plain")
+"""The one default of each ``loss.align_*`` a config may lack: no alignment term, D's 4, 8 and
+16 px CAMs, threshold 0.25, eq. 4. ``configs/spatialgan.py`` sets them (weight 1)."""
 DApply = Callable[..., Any]   # d_apply(d_params, images, taps=None, return_features=False)
 
 

@@ -34,6 +34,10 @@ from jaxspatial.losses.distortion import block_means, pixel_distortion
 
 Array = jax.Array
 REDUCTIONS = ("mean", "sum")
+DISTORTION_DEFAULTS = dict(distortion_weight=0.0, distortion_reduction="mean",
+                           distortion_batch_shrink=1)
+"""The one default of each ``loss.distortion_*`` a config may lack: no R_D term, the per-pixel
+mean (the Table-2 scale), the whole batch. ``configs/ssn.py`` sets them (λ_D = 100)."""
 
 
 def replace_blocks(z: Array, z_prime: Array, blocks: Array) -> Array:

@@ -16,16 +16,30 @@ from jaxspatial.models import stylegan2
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
+STYLEGAN2_DEFAULTS = dict(
+    z_dim=512, w_dim=512, n_mlp=8, lr_mlp=0.01, channel_multiplier=2, channel_base=0,
+    channel_max=512, mbstd_group_size=4, mbstd_num_channels=1, compute_dtype="float32", c_dim=0,
+    conv_clamp=None, cmap_dim=0, d_mapping_layers=8)
+"""The StyleGAN2 keys of ``config.model`` and their one default: rosinality's config-f with
+stylegan2-ada's switches off. :func:`stylegan2_model_config` writes them unless told
+otherwise; the builders read a model section saved before a key existed with it
+(:func:`setting`)."""
+
+
+def setting(cfg: ml_collections.ConfigDict, key: str, defaults: dict = STYLEGAN2_DEFAULTS):
+  """``cfg[key]``, or ``defaults[key]`` for a model section saved before ``key`` existed."""
+  return cfg.get(key, defaults[key])
+
 
 def channel_table(cfg: ml_collections.ConfigDict) -> stylegan2.ChannelTable:
   return stylegan2.ChannelTable(
-      channel_multiplier=int(cfg.get("channel_multiplier", 2)),
-      channel_base=int(cfg.get("channel_base", 0)),
-      channel_max=int(cfg.get("channel_max", 512)))
+      channel_multiplier=int(setting(cfg, "channel_multiplier")),
+      channel_base=int(setting(cfg, "channel_base")),
+      channel_max=int(setting(cfg, "channel_max")))
 
 
 def compute_dtype(cfg: ml_collections.ConfigDict):
-  name = cfg.get("compute_dtype", "float32")
+  name = setting(cfg, "compute_dtype")
   if name not in _DTYPES:
     raise ValueError(f"model.compute_dtype must be one of {sorted(_DTYPES)}, got {name!r}")
   return _DTYPES[name]
@@ -35,33 +49,42 @@ def stylegan2_generator(cfg: ml_collections.ConfigDict) -> stylegan2.Generator:
   return stylegan2.Generator(
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg),
-      c_dim=int(cfg.get("c_dim", 0)), conv_clamp=cfg.get("conv_clamp"))
+      c_dim=int(setting(cfg, "c_dim")), conv_clamp=setting(cfg, "conv_clamp"))
 
 
 def stylegan2_discriminator(cfg: ml_collections.ConfigDict) -> stylegan2.Discriminator:
   return stylegan2.Discriminator(
       resolution=cfg.resolution, channels=channel_table(cfg),
       mbstd_group_size=cfg.mbstd_group_size,
-      mbstd_num_channels=cfg.get("mbstd_num_channels", 1), dtype=compute_dtype(cfg),
-      conv_clamp=cfg.get("conv_clamp"), c_dim=int(cfg.get("c_dim", 0)),
-      cmap_dim=int(cfg.get("cmap_dim", 0)), mapping_layers=int(cfg.get("d_mapping_layers", 8)),
+      mbstd_num_channels=setting(cfg, "mbstd_num_channels"), dtype=compute_dtype(cfg),
+      conv_clamp=setting(cfg, "conv_clamp"), c_dim=int(setting(cfg, "c_dim")),
+      cmap_dim=int(setting(cfg, "cmap_dim")),
+      mapping_layers=int(setting(cfg, "d_mapping_layers")),
       lr_mlp=cfg.lr_mlp)
 
 
-def stylegan2_model_config(resolution: int, *, z_dim: int = 512, w_dim: int = 512,
-                           n_mlp: int = 8, channel_multiplier: int = 2,
-                           channel_base: int = 0, channel_max: int = 512,
-                           mbstd_group_size: int = 4, c_dim: int = 0,
-                           conv_clamp: float | None = None) -> ml_collections.ConfigDict:
-  """The ``config.model`` section of a StyleGAN2 (defaults: rosinality config-f).
+_D = STYLEGAN2_DEFAULTS
+
+
+def stylegan2_model_config(resolution: int, *, z_dim: int = _D["z_dim"],
+                           w_dim: int = _D["w_dim"], n_mlp: int = _D["n_mlp"],
+                           channel_multiplier: int = _D["channel_multiplier"],
+                           channel_base: int = _D["channel_base"],
+                           channel_max: int = _D["channel_max"],
+                           mbstd_group_size: int = _D["mbstd_group_size"],
+                           c_dim: int = _D["c_dim"],
+                           conv_clamp: float | None = _D["conv_clamp"]
+                           ) -> ml_collections.ConfigDict:
+  """The ``config.model`` section of a StyleGAN2 (defaults: :data:`STYLEGAN2_DEFAULTS`,
+  rosinality config-f).
 
   stylegan2-ada switches: ``c_dim`` > 0 makes G and D conditional on (N, c_dim) labels
   (``cmap_dim`` 0 = D's 4 px width, ``d_mapping_layers`` its label mapping's depth);
   ``conv_clamp`` clips conv outputs (None: off).
   """
   return ml_collections.ConfigDict(dict(
-      kind="stylegan2", resolution=resolution, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp,
-      lr_mlp=0.01, channel_multiplier=channel_multiplier, channel_base=channel_base,
-      channel_max=channel_max, mbstd_group_size=mbstd_group_size, mbstd_num_channels=1,
-      compute_dtype="float32", c_dim=c_dim, conv_clamp=conv_clamp, cmap_dim=0,
-      d_mapping_layers=8))
+      kind="stylegan2", resolution=resolution, **dict(
+          STYLEGAN2_DEFAULTS, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp,
+          channel_multiplier=channel_multiplier, channel_base=channel_base,
+          channel_max=channel_max, mbstd_group_size=mbstd_group_size, c_dim=c_dim,
+          conv_clamp=conv_clamp)))

@@ -150,10 +150,20 @@ class Regressor(nn.Module):
     return out[:, 0, 0].reshape(out.shape[0], self.num_ws, self.w_dim)
 
 
-def regressor_model_config(generator: ml_collections.ConfigDict, *, depth: int = 34,
-                           width: int = 64, input_size: int | None = None,
-                           use_mask: bool = True, noise_mode: str = "const",
-                           compute_dtype: str = "float32") -> ml_collections.ConfigDict:
+REGRESSOR_DEFAULTS = dict(depth=34, width=64, use_mask=True, noise_mode="const",
+                          compute_dtype="float32")
+"""The regressor's ``config.model`` keys and their one default (the official StyleGAN2
+encoder: ResNet-34, RGB+mask input, the generator's constant noise): what
+:func:`regressor_model_config` writes unless told otherwise, and what a model section saved
+before a key existed is read with."""
+_R = REGRESSOR_DEFAULTS
+
+
+def regressor_model_config(generator: ml_collections.ConfigDict, *, depth: int = _R["depth"],
+                           width: int = _R["width"], input_size: int | None = None,
+                           use_mask: bool = _R["use_mask"], noise_mode: str = _R["noise_mode"],
+                           compute_dtype: str = _R["compute_dtype"]
+                           ) -> ml_collections.ConfigDict:
   """The ``config.model`` section of a regressor for the generator ``generator`` (that
   generator's own ``model`` section, kept whole under ``model.generator`` so the checkpoint
   rebuilds both networks).

@@ -68,6 +68,17 @@ from jaxspatial.models import stylegan2 as sg2
 Array = jax.Array
 ENCODINGS = ("norm", "concat", "indoor", "flatten", "none")
 HEATMAP_INPUTS = ("gaussian", "noise")
+SPATIALGAN_DEFAULTS = dict(
+    encoding="norm", heatmaps="hierarchical", heatmap_input="gaussian", coarse=False,
+    num_objects=hm.MULTI_OBJECTS, object_std=hm.MULTI_STD,
+    object_sigma_scale=hm.MULTI_SIGMA_SCALE, sel_hidden=64)
+"""SpatialGAN's own ``config.model`` keys and their one default (the official EqGAN-SA network;
+``sel_resolutions`` empty: every block, :func:`default_sel_resolutions`): what
+:func:`spatialgan_model_config` writes unless told otherwise, and what a model section saved
+before a key existed is read with -- except ``coarse``: :data:`LEGACY_COARSE`."""
+LEGACY_COARSE = True
+"""``model.coarse`` of a model section saved before the key existed: those models were trained
+with coarse heatmaps (no embedding at image resolution), the form the official one replaced."""
 EMBED_HIDDEN, EMBED_CHANNELS = 16, 32
 SEL_RESIDUAL_GAIN = 0.1
 IN_EPS = 1e-5
@@ -343,8 +354,12 @@ def default_sel_resolutions(resolution: int, heatmaps: str, official: bool = Tru
 
 def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
   """``config.model`` (kind "spatialgan") -> :class:`SpatialGenerator`."""
-  from jaxspatial.models import channel_table, compute_dtype
-  heatmaps = cfg.get("heatmaps", "hierarchical")
+  from jaxspatial.models import channel_table, compute_dtype, setting
+
+  def get(key):
+    return setting(cfg, key, SPATIALGAN_DEFAULTS)
+
+  heatmaps = get("heatmaps")
   # Configs written before the official form became the default leave this empty for the
   # form they were trained with (4, 8, 16; every block for multi-object heatmaps).
   sel_res = cfg.get("sel_resolutions", None) or default_sel_resolutions(
@@ -352,22 +367,25 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
   return SpatialGenerator(
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=channel_table(cfg), dtype=compute_dtype(cfg),
-      encoding=cfg.get("encoding", "norm"), heatmaps=heatmaps,
-      heatmap_input=cfg.get("heatmap_input", "gaussian"), coarse=bool(cfg.get("coarse", True)),
-      sel_resolutions=tuple(int(r) for r in sel_res),
-      num_objects=int(cfg.get("num_objects", hm.MULTI_OBJECTS)),
-      object_std=float(cfg.get("object_std", hm.MULTI_STD)),
-      object_sigma_scale=float(cfg.get("object_sigma_scale", hm.MULTI_SIGMA_SCALE)),
-      sel_hidden=int(cfg.get("sel_hidden", 64)), conv_clamp=cfg.get("conv_clamp"))
+      encoding=get("encoding"), heatmaps=heatmaps, heatmap_input=get("heatmap_input"),
+      coarse=bool(cfg.get("coarse", LEGACY_COARSE)),
+      sel_resolutions=tuple(int(r) for r in sel_res), num_objects=int(get("num_objects")),
+      object_std=float(get("object_std")), object_sigma_scale=float(get("object_sigma_scale")),
+      sel_hidden=int(get("sel_hidden")), conv_clamp=setting(cfg, "conv_clamp"))
 
 
-def spatialgan_model_config(resolution: int, *, encoding: str = "norm",
-                            heatmaps: str = "hierarchical", heatmap_input: str = "gaussian",
-                            coarse: bool = False, sel_resolutions: Sequence[int] = (),
-                            num_objects: int = hm.MULTI_OBJECTS,
-                            object_std: float = hm.MULTI_STD,
-                            object_sigma_scale: float = hm.MULTI_SIGMA_SCALE,
-                            sel_hidden: int = 64, **stylegan2_kw) -> ml_collections.ConfigDict:
+_SGAN = SPATIALGAN_DEFAULTS
+
+
+def spatialgan_model_config(resolution: int, *, encoding: str = _SGAN["encoding"],
+                            heatmaps: str = _SGAN["heatmaps"],
+                            heatmap_input: str = _SGAN["heatmap_input"],
+                            coarse: bool = _SGAN["coarse"], sel_resolutions: Sequence[int] = (),
+                            num_objects: int = _SGAN["num_objects"],
+                            object_std: float = _SGAN["object_std"],
+                            object_sigma_scale: float = _SGAN["object_sigma_scale"],
+                            sel_hidden: int = _SGAN["sel_hidden"],
+                            **stylegan2_kw) -> ml_collections.ConfigDict:
   """The ``config.model`` section of a SpatialGAN: StyleGAN2's keys (see
   ``stylegan2_model_config``) plus the heatmap/encoding switches of the module docstring.
   The defaults are the official EqGAN-SA network (``jaxspatial.convert.eqgan`` loads its

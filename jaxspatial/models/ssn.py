@@ -79,6 +79,11 @@ class BlockEncoder(nn.Module):
 CONDITIONINGS = ("modconv", "spade", "adain")
 """``model.spatial_conditioning``: the spatially modulated conv (the paper's layer), or a
 plain conv followed by SPADE (eq. 3) or by AdaIN with spatial styles (eq. 6)."""
+SSN_DEFAULTS = dict(grid_h=4, grid_w=4, encoder_blocks=1, style_upsample="nearest",
+                    spatial_conditioning="modconv")
+"""SSN's own ``config.model`` keys and their one default (the paper's 4×4 grid and spatially
+modulated conv): what :func:`ssn_model_config` writes unless told otherwise, and what a model
+section saved before a key existed is read with."""
 
 NORM_EPS = 1e-8
 """Added to the variance before the square root in :func:`spade` and :func:`adain`: StyleGAN's
@@ -228,11 +233,21 @@ def _check_grid(resolution: int, grid: Sequence[int]) -> tuple[int, int]:
   return gh, gw
 
 
-def ssn_model_config(resolution: int, *, grid: Sequence[int] = (4, 4), z_dim: int = 512,
-                     w_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
-                     channel_base: int = 0, channel_max: int = 512, mbstd_group_size: int = 4,
-                     encoder_blocks: int = 1, style_upsample: str = "nearest",
-                     spatial_conditioning: str = "modconv") -> ml_collections.ConfigDict:
+_SG2, _SSN = models_lib.STYLEGAN2_DEFAULTS, SSN_DEFAULTS
+
+
+def ssn_model_config(resolution: int, *,
+                     grid: Sequence[int] = (_SSN["grid_h"], _SSN["grid_w"]),
+                     z_dim: int = _SG2["z_dim"], w_dim: int = _SG2["w_dim"],
+                     n_mlp: int = _SG2["n_mlp"],
+                     channel_multiplier: int = _SG2["channel_multiplier"],
+                     channel_base: int = _SG2["channel_base"],
+                     channel_max: int = _SG2["channel_max"],
+                     mbstd_group_size: int = _SG2["mbstd_group_size"],
+                     encoder_blocks: int = _SSN["encoder_blocks"],
+                     style_upsample: str = _SSN["style_upsample"],
+                     spatial_conditioning: str = _SSN["spatial_conditioning"]
+                     ) -> ml_collections.ConfigDict:
   """The ``config.model`` section of an SSN: StyleGAN2's knobs plus ``grid_h``, ``grid_w``
   (latent blocks; paper 4×4), ``encoder_blocks``, ``style_upsample`` and
   ``spatial_conditioning`` (:data:`CONDITIONINGS`). ``z_dim`` is the size of one block (paper
@@ -251,16 +266,17 @@ def ssn_model_config(resolution: int, *, grid: Sequence[int] = (4, 4), z_dim: in
 
 def grid_of(cfg: ml_collections.ConfigDict) -> tuple[int, int]:
   """``(grid_h, grid_w)`` of an SSN ``config.model`` (validated against the resolution)."""
-  return _check_grid(int(cfg.resolution), (cfg.get("grid_h", 4), cfg.get("grid_w", 4)))
+  return _check_grid(int(cfg.resolution), (models_lib.setting(cfg, "grid_h", SSN_DEFAULTS),
+                                           models_lib.setting(cfg, "grid_w", SSN_DEFAULTS)))
 
 
 def build_generator(cfg: ml_collections.ConfigDict) -> SSNGenerator:
   """``config.model`` (kind "ssn") -> :class:`SSNGenerator`."""
-  upsample = cfg.get("style_upsample", "nearest")
+  upsample = models_lib.setting(cfg, "style_upsample", SSN_DEFAULTS)
   if upsample not in sm.UPSAMPLE_MODES:
     raise ValueError(f"model.style_upsample must be one of {sm.UPSAMPLE_MODES}, "
                      f"got {upsample!r}")
-  conditioning = cfg.get("spatial_conditioning", "modconv")
+  conditioning = models_lib.setting(cfg, "spatial_conditioning", SSN_DEFAULTS)
   if conditioning not in CONDITIONINGS:
     raise ValueError(f"model.spatial_conditioning must be one of {CONDITIONINGS}, "
                      f"got {conditioning!r}")
@@ -268,7 +284,8 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SSNGenerator:
       resolution=cfg.resolution, z_dim=cfg.z_dim, w_dim=cfg.w_dim, n_mlp=cfg.n_mlp,
       lr_mlp=cfg.lr_mlp, channels=models_lib.channel_table(cfg),
       dtype=models_lib.compute_dtype(cfg), grid=grid_of(cfg),
-      encoder_blocks=int(cfg.get("encoder_blocks", 1)), upsample=upsample,
+      encoder_blocks=int(models_lib.setting(cfg, "encoder_blocks", SSN_DEFAULTS)),
+      upsample=upsample,
       conditioning=conditioning)
 
 
@@ -307,7 +324,7 @@ def transfer_generator(sg2_vars: dict, ssn_cfg: ml_collections.ConfigDict,
   from the StyleGAN2 with the same shape and every StyleGAN2 variable must be used, else
   ValueError naming the offenders.
   """
-  conditioning = ssn_cfg.get("spatial_conditioning", "modconv")
+  conditioning = models_lib.setting(ssn_cfg, "spatial_conditioning", SSN_DEFAULTS)
   if conditioning != "modconv":
     raise ValueError(f"a StyleGAN2 transfers into the modconv SSN only; {conditioning!r} "
                      "layers have other parameters (train them from scratch)")
@@ -315,7 +332,7 @@ def transfer_generator(sg2_vars: dict, ssn_cfg: ml_collections.ConfigDict,
   g = build_generator(ssn_cfg)
   gh, gw = grid_of(ssn_cfg)
   expected = _flat(jax.eval_shape(g.init, key, jnp.zeros((1, gh, gw, ssn_cfg.z_dim))))
-  encoder = BlockEncoder(int(ssn_cfg.get("encoder_blocks", 1))).init(
+  encoder = BlockEncoder(int(models_lib.setting(ssn_cfg, "encoder_blocks", SSN_DEFAULTS))).init(
       key, jnp.zeros((1, gh, gw, ssn_cfg.w_dim)))["params"]
   flat = {k: np.asarray(v) for k, v in _flat(sg2_vars).items()}
   flat.update({f"params/encoder/{k}": np.asarray(v) for k, v in _flat(encoder).items()})
@@ -332,8 +349,10 @@ def transfer_generator(sg2_vars: dict, ssn_cfg: ml_collections.ConfigDict,
 
 
 def transfer_from_stylegan2(models: dict, config: ml_collections.ConfigDict,
-                            summary: list[str], grid: Sequence[int] = (4, 4),
-                            encoder_blocks: int = 1, style_upsample: str = "nearest",
+                            summary: list[str],
+                            grid: Sequence[int] = (_SSN["grid_h"], _SSN["grid_w"]),
+                            encoder_blocks: int = _SSN["encoder_blocks"],
+                            style_upsample: str = _SSN["style_upsample"],
                             seed: int = 0) -> tuple[dict, ml_collections.ConfigDict, list[str]]:
   """A converted StyleGAN2 (``convert_torch.convert_stylegan2`` output) -> an SSN.
 
@@ -344,12 +363,13 @@ def transfer_from_stylegan2(models: dict, config: ml_collections.ConfigDict,
   m = config.model
   ssn_cfg = ssn_model_config(
       int(m.resolution), grid=grid, z_dim=int(m.z_dim), w_dim=int(m.w_dim), n_mlp=int(m.n_mlp),
-      channel_multiplier=int(m.get("channel_multiplier", 2)),
-      channel_base=int(m.get("channel_base", 0)), channel_max=int(m.get("channel_max", 512)),
-      mbstd_group_size=int(m.get("mbstd_group_size", 4)), encoder_blocks=encoder_blocks,
-      style_upsample=style_upsample)
-  ssn_cfg.lr_mlp = float(m.get("lr_mlp", 0.01))
-  ssn_cfg.compute_dtype = m.get("compute_dtype", "float32")
+      channel_multiplier=int(models_lib.setting(m, "channel_multiplier")),
+      channel_base=int(models_lib.setting(m, "channel_base")),
+      channel_max=int(models_lib.setting(m, "channel_max")),
+      mbstd_group_size=int(models_lib.setting(m, "mbstd_group_size")),
+      encoder_blocks=encoder_blocks, style_upsample=style_upsample)
+  ssn_cfg.lr_mlp = float(models_lib.setting(m, "lr_mlp"))
+  ssn_cfg.compute_dtype = models_lib.setting(m, "compute_dtype")
   key = jax.random.key(seed)
   out = dict(models)
   for name in ("g_ema", "g"):

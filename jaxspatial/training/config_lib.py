@@ -20,6 +20,7 @@ import pathlib
 import jax
 import ml_collections
 
+from jaxspatial import models as models_lib
 from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.training import augment as augment_lib
@@ -104,7 +105,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
 def _validate_labels(m: ml_collections.ConfigDict, d: ml_collections.ConfigDict) -> None:
   """A conditional model (``model.c_dim > 0``) needs a folder/zip whose ``dataset.json``
   labels have ``c_dim`` dimensions (lists the files, reads no image)."""
-  c_dim = int(m.get("c_dim", 0))
+  c_dim = int(models_lib.setting(m, "c_dim"))
   if not c_dim:
     return
   if d.source not in ("folder", "zip"):
@@ -149,7 +150,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
   if config.total_steps < 0:
     raise UserError(f"total_steps must be >= 0, got {config.total_steps}")
   _validate_augment(augment_lib.augment_config(config))
-  if config.get("freeze_d", 0) < 0:
+  if config.freeze_d < 0:
     raise UserError(f"freeze_d must be >= 0, got {config.freeze_d}")
   _validate_model(config, b)
 
@@ -174,11 +175,11 @@ def _validate_model(config: ml_collections.ConfigDict, batch_size: int) -> None:
     families.build_discriminator(m)
   except ValueError as e:
     raise UserError(f"model: {e}") from None
-  group = min(batch_size, int(m.get("mbstd_group_size", 1) or 1))
+  group = min(batch_size, int(models_lib.setting(m, "mbstd_group_size") or 1))
   if batch_size % group:
     raise UserError(f"batch_size {batch_size} is not divisible by the discriminator's "
                     f"minibatch-stddev group (model.mbstd_group_size={group})")
-  init_from = config.get("init_from", "")
+  init_from = config.init_from
   if init_from:
     from jaxspatial import checkpoint
     checkpoint.read_config(init_from, kind=sorted({m.kind, "stylegan2"}),

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxspatial import models as models_lib
 from jaxspatial.losses import stylegan2 as sg2_losses
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.training import augment as augment_lib
@@ -77,7 +78,7 @@ class StyleGAN2Plugin:
 
   @property
   def c_dim(self) -> int:
-    return int(self.config.model.get("c_dim", 0))
+    return int(models_lib.setting(self.config.model, "c_dim"))
 
   def sample_inputs(self, key: Array, n: int) -> dict[str, Array]:
     """z, z_mix and, for a conditional model, ``labels`` cycling through the classes (the
@@ -272,7 +273,7 @@ def discriminator_step(ctx: StepContext, state: state_lib.GANState, real: Array,
 
   grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d["params"])
   metrics["grad_norm/d"] = _global_norm(grads)
-  frozen = frozen_discriminator_layers(state.d["params"], ctx.config.get("freeze_d", 0))
+  frozen = frozen_discriminator_layers(state.d["params"], ctx.config.freeze_d)
   d_params, opt_d_state = _adam_step(ctx.opt_d, state.d["params"], state.opt_d, grads, frozen)
 
   def r1_loss_fn(d_params):

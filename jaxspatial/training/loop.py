@@ -85,7 +85,7 @@ class Trainer:
     checkpoint (the family decides how: same-kind weights, or SSN's StyleGAN2 transfer)."""
     self.state = self._init(jax.random.key(self.config.seed))
     self._next_step = 0
-    init_from = self.config.get("init_from", "")
+    init_from = self.config.init_from
     if not init_from:
       return
     models = self.plugin.init_models(init_from)
@@ -216,7 +216,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   ``uses_data = False``). The run holds the workdir's lock, resumes from its newest intact
   checkpoint and reports a full disk in one line (:mod:`jaxspatial.training.workdir`).
   """
-  compile_cache.enable(config.get("compile_cache_dir", ""))
+  compile_cache.enable(config.compile_cache_dir)
   # Progress opens first: building the trainer, restoring and the first compilation can take
   # minutes on a loaded machine, and its lines (output redirected) cover them too.
   with log_lib.Progress(config.total_steps, config.batch_size) as progress:

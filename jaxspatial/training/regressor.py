@@ -169,13 +169,13 @@ def attach_generator(config: ml_collections.ConfigDict
   generator's. Save the returned config with the checkpoint and the models item
   ``{"e": e_vars, "g_ema": g_vars}``: ``js.load`` then needs nothing else.
   """
-  g_model, g_vars = load_generator(config.get("generator", ""))
+  g_model, g_vars = load_generator(config.generator)
   m = config.model
   out = ml_collections.ConfigDict(config.to_dict())
   out.model = regressor_lib.regressor_model_config(
       g_model, depth=int(m.depth), width=int(m.width), input_size=int(m.input_size) or None,
       use_mask=bool(m.use_mask), noise_mode=str(m.noise_mode),
-      compute_dtype=str(m.get("compute_dtype", "float32")))
+      compute_dtype=str(m.compute_dtype))
   if "data" in out:
     out.data.resolution = int(g_model.resolution)
   return out, g_vars

@@ -47,7 +47,7 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
     if checkpoint.read_config(path).model.kind != "stylegan2":
       return super().init_models(path)
     models = checkpoint.restore_models(path)
-    key = jax.random.key(int(self.config.get("seed", 0)))
+    key = jax.random.key(int(self.config.seed))
     fresh = jax.jit(self.generator.init)({"params": key, "noise": key}, *self.init_inputs())
     out = {"d": models["d"]} if "d" in models else {}
     for name in ("g", "g_ema"):
@@ -80,12 +80,15 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
                            fake: Array, key: Array) -> tuple[Array, dict]:
     loss_cfg = self.config.loss
-    weight = float(loss_cfg.get("align_weight", 0.0))
+
+    def get(key):
+      return loss_cfg.get(key, align.ALIGN_DEFAULTS[key])
+
+    weight = float(get("align_weight"))
     if weight == 0.0:
       return jnp.zeros((), jnp.float32), {}
     loss, metrics = align.gradcam_alignment_loss(
         self.d_apply, d_vars, fake, inputs["heatmaps"],
-        resolutions=tuple(loss_cfg.get("align_resolutions", align.CAM_RESOLUTIONS)),
-        threshold=float(loss_cfg.get("align_threshold", align.ALIGN_THRESHOLD)),
-        objective=loss_cfg.get("align_objective", "plain"))
+        resolutions=tuple(get("align_resolutions")), threshold=float(get("align_threshold")),
+        objective=get("align_objective"))
     return weight * loss, {"align_loss": loss, **metrics}

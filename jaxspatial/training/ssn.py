@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxspatial import checkpoint
+from jaxspatial import models as models_lib
 from jaxspatial.errors import UserError
 from jaxspatial.losses import ssn as losses_ssn
 from jaxspatial.models import ssn as ssn_lib
@@ -51,11 +52,15 @@ class SSNPlugin(gan_step.StyleGAN2Plugin):
                            fake: Array, key: Array) -> tuple[Array, dict]:
     """``λ_D · R_D`` on fresh images of (z, z̃) without style mixing, one noise draw for both."""
     loss_cfg = self.config.loss
-    weight = float(loss_cfg.get("distortion_weight", 0.0))
+
+    def get(key):
+      return loss_cfg.get(key, losses_ssn.DISTORTION_DEFAULTS[key])
+
+    weight = float(get("distortion_weight"))
     if weight <= 0:
       return jnp.zeros((), jnp.float32), {}
     k_block, k_noise = jax.random.split(key)
-    n = max(inputs["z"].shape[0] // int(loss_cfg.get("distortion_batch_shrink", 1)), 1)
+    n = max(inputs["z"].shape[0] // int(get("distortion_batch_shrink")), 1)
 
     def generate(z: Array) -> Array:
       w = self.mapping(g_vars, z)
@@ -64,7 +69,7 @@ class SSNPlugin(gan_step.StyleGAN2Plugin):
 
     reg, _ = losses_ssn.distortion_regularizer(
         generate, inputs["z"][:n], inputs["z_resample"][:n], k_block,
-        reduction=loss_cfg.get("distortion_reduction", "mean"))
+        reduction=get("distortion_reduction"))
     return weight * reg, {"distortion_reg": reg}
 
 
@@ -81,8 +86,8 @@ def transfer_init_models(path: str | pathlib.Path,
   if src_config.model.kind == "stylegan2":
     models, src_config, _ = ssn_lib.transfer_from_stylegan2(
         models, src_config, [], grid=ssn_lib.grid_of(model_cfg),
-        encoder_blocks=int(model_cfg.get("encoder_blocks", 1)),
-        style_upsample=model_cfg.get("style_upsample", "nearest"))
+        encoder_blocks=int(models_lib.setting(model_cfg, "encoder_blocks", ssn_lib.SSN_DEFAULTS)),
+        style_upsample=models_lib.setting(model_cfg, "style_upsample", ssn_lib.SSN_DEFAULTS))
   keys = ("resolution", "z_dim", "w_dim", "n_mlp", "grid_h", "grid_w", "encoder_blocks")
   diff = [k for k in keys if src_config.model.get(k) != model_cfg.get(k)]
   if ssn_lib.build_generator(src_config.model).channels != ssn_lib.build_generator(
