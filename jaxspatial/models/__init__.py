@@ -80,8 +80,11 @@ def stylegan2_model_config(resolution: int, *, z_dim: int = _D["z_dim"],
 
   stylegan2-ada switches: ``c_dim`` > 0 makes G and D conditional on (N, c_dim) labels
   (``cmap_dim`` 0 = D's 4 px width, ``d_mapping_layers`` its label mapping's depth);
-  ``conv_clamp`` clips conv outputs (None: off).
+  ``conv_clamp`` clips conv outputs (None: off, held as a float placeholder so that
+  ``--config.model.conv_clamp=256`` can still set it: fine-tuning NVIDIA's networks needs it).
   """
+  if conv_clamp is None:
+    conv_clamp = ml_collections.config_dict.placeholder(float)
   return ml_collections.ConfigDict(dict(
       kind="stylegan2", resolution=resolution, **dict(
           STYLEGAN2_DEFAULTS, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp,

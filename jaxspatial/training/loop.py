@@ -88,6 +88,7 @@ class Trainer:
     init_from = self.config.init_from
     if not init_from:
       return
+    _check_same_function(init_from, self.config.model)
     models = self.plugin.init_models(init_from)
     updates = {}
     for name in ("g", "g_ema", "d"):
@@ -310,6 +311,26 @@ def _train(trainer: Trainer, workdir: pathlib.Path, progress: log_lib.Progress
           f"{checkpoint.checkpoint_root(workdir)}, samples: {samples_dir}, metrics: "
           f"{writer.path} (open with js.load({str(workdir)!r}))")
   return workdir
+
+
+# ``model.*`` keys that change what a network computes but not the shapes of its weights: a run
+# started from a checkpoint built with other values would load it and silently train another
+# network (a stylegan2-ada pickle converts with its conv_clamp, 256 for NVIDIA's; presets have none).
+_FUNCTION_KEYS = ("conv_clamp", "lr_mlp")
+
+
+def _check_same_function(directory: str, model: ml_collections.ConfigDict) -> None:
+  """UserError when ``config.init_from``'s networks were built with other
+  :data:`_FUNCTION_KEYS` values than ``model``, naming the flags that match them."""
+  saved = checkpoint.read_config(directory).model
+  diff = [k for k in _FUNCTION_KEYS if k in saved and k in model and saved[k] != model[k]]
+  if diff:
+    held = ", ".join(f"{k}={saved[k]}" for k in diff)
+    has = ", ".join(f"{k}={model[k]}" for k in diff)
+    fix = " ".join(f"--config.model.{k}={saved[k]}" if saved[k] is not None
+                   else f"no --config.model.{k}" for k in diff)
+    raise UserError(f"init_from={directory} was built with {held}, config.model has {has}: its "
+                    f"weights would load but compute another network; give {fix}")
 
 
 def _model_differences(directory: str, model: ml_collections.ConfigDict) -> str:
