@@ -265,14 +265,50 @@ def tiny_generator_dir(tmp_path_factory) -> pathlib.Path:
   return out
 
 
+def _frechet_distance_of_samples(a: np.ndarray, b: np.ndarray) -> float:
+  """FID of two small samples (n << dim) without a matrix square root: with centred rows A, B
+  and unbiased covariances, tr sqrt(S_a S_b) is the sum of the singular values of
+  A B^T / sqrt((n_a - 1)(n_b - 1))."""
+  ca, cb = a - a.mean(0), b - b.mean(0)
+  na, nb = len(a) - 1, len(b) - 1
+  tr_sqrt = np.linalg.svd(ca @ cb.T, compute_uv=False).sum() / np.sqrt(na * nb)
+  return float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.sum(ca ** 2) / na
+               + np.sum(cb ** 2) / nb - 2 * tr_sqrt)
+
+
+def _prdc_of_samples(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+  """Precision, recall, density, coverage (Naeem et al. 2020) from full distance matrices."""
+  dist = lambda x, y: np.sqrt(((x[:, None] - y[None]) ** 2).sum(-1))
+  r_real = np.sort(dist(real, real), axis=1)[:, k]       # k-th neighbour, itself excluded
+  r_fake = np.sort(dist(fake, fake), axis=1)[:, k]
+  d = dist(real, fake)                                    # (real, fake)
+  inside = d < r_real[:, None]
+  return {"precision": float(inside.any(0).mean()),
+          "recall": float((d < r_fake[None, :]).any(1).mean()),
+          "density": float(inside.sum(0).mean() / k),
+          "coverage": float((d.min(1) < r_real).mean())}
+
+
 @pytest.mark.slow
 def test_evaluate_command_end_to_end(home, tiny_generator_dir, tmp_path, capsys, monkeypatch):
   """fid, kid and ppl with the converted recipe networks; prdc's glue with a stand-in feature
-  function (VGG16 itself is covered by test_vgg16_fc2_parity, and is the slowest network)."""
+  function (VGG16 itself is covered by test_vgg16_fc2_parity, and is the slowest network).
+  FID and PRDC are recomputed here from the features the command drew (real first)."""
   from jaxspatial import evaluate
   from jaxspatial.metrics import registry
-  monkeypatch.setattr(registry.features, "vgg16_features",
-                      lambda x: np.tile(np.asarray(x).mean(axis=(1, 2)), (1, 1366))[:, :4096])
+  drawn = {"inception": [], "vgg16": []}
+
+  def recorded(name, fn):
+    def features(x):
+      out = np.asarray(fn(x))
+      drawn[name].append(out)
+      return out
+    return features
+
+  monkeypatch.setattr(registry.features, "inception_features",
+                      recorded("inception", registry.features.inception_features))
+  monkeypatch.setattr(registry.features, "vgg16_features", recorded(
+      "vgg16", lambda x: np.tile(np.asarray(x).mean(axis=(1, 2)), (1, 1366))[:, :4096]))
   out = tmp_path / "metrics.json"
   evaluate.main(["--checkpoint", str(tiny_generator_dir), "--metrics", "fid,kid,ppl,prdc",
                  "--data", "source=shapes,resolution=16,length=100", "--num", "8",
@@ -281,8 +317,14 @@ def test_evaluate_command_end_to_end(home, tiny_generator_dir, tmp_path, capsys,
   assert report["errors"] == {}
   got = report["metrics"]
   assert set(got) == {"fid", "kid", "ppl_wend", "precision", "recall", "density", "coverage"}
-  assert all(np.isfinite(v) for v in got.values()) and got["fid"] > 0 and got["ppl_wend"] > 0
+  assert all(np.isfinite(v) for v in got.values()) and got["ppl_wend"] > 0
   assert "fid: " in capsys.readouterr().out
+  assert [len(calls) for calls in drawn.values()] == [2, 2]        # real, then generated
+  real, gen = (np.asarray(f[:8], np.float64) for f in drawn["inception"])
+  assert got["fid"] == pytest.approx(_frechet_distance_of_samples(real, gen), rel=1e-3)
+  real, gen = (np.asarray(f[:8], np.float64) for f in drawn["vgg16"])
+  want = _prdc_of_samples(real, gen, k=5)
+  assert {k: got[k] for k in want} == pytest.approx(want, abs=1e-9)
   stats = sorted(p.name for p in (home / "stats").iterdir())   # real stats cached per data spec
   assert len(stats) == 2 and stats[0].startswith("shapes-16-inception-")
   assert stats[1].startswith("shapes-16-vgg16-")
