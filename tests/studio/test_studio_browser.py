@@ -190,7 +190,10 @@ def test_brush_parts_on_two_sources_shows_the_composite(page, screenshots):
   assert after["history"][-2:] == ["composite", "composite"]
   assert first["image"] != before["image"] and after["image"] != first["image"]
   result = page.evaluate("document.getElementById('result').toDataURL()")
-  assert decode(result)[..., :3].std() > 0           # the composite is drawn
+  # The result panel shows the composite the server returned, 16x nearest-neighbour (256 px).
+  scale = 256 // RES
+  want = decode(after["image"])[..., :3].repeat(scale, axis=0).repeat(scale, axis=1)
+  np.testing.assert_allclose(decode(result)[..., :3], want, atol=1)
   page.screenshot(path=screenshots / "composite.png")
 
 
