@@ -15,7 +15,6 @@ and moves 0.1 every 2 steps, so the resumed step needs the signs step 1 accumula
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import zipfile
@@ -29,10 +28,9 @@ from PIL import Image
 import jaxspatial as js
 from jaxspatial import checkpoint, convert_torch
 from jaxspatial.errors import UserError
-from jaxspatial.training import loop
+from jaxspatial.training import config_lib, loop
 from parity import assert_close
 from rosinality_recipe import to_nhwc
-from shared_paths import REPO
 
 FREEZE_D = 2     # from_rgb and blocks_1/conv1 (the 32 px block's first conv)
 FROZEN = (("from_rgb",), ("blocks_1", "conv1"))
@@ -40,11 +38,7 @@ TRAINED = (("blocks_1", "conv2"), ("blocks_2", "conv1"), ("final_dense",), ("out
 
 
 def paper256():
-  spec = importlib.util.spec_from_file_location("stylegan2_config",
-                                                REPO / "configs" / "stylegan2.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config("paper256")
+  return config_lib.load("stylegan2", "paper256")
 
 
 @pytest.fixture(scope="module")
