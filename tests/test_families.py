@@ -2,6 +2,7 @@
 and opens in the studio through the package's own paths without any package file naming it;
 ``js.load`` never imports the trainer."""
 
+import contextlib
 import json
 import pathlib
 import subprocess
@@ -53,25 +54,41 @@ def build_offset_generator(cfg):
                          dtype=models_lib.compute_dtype(cfg))
 
 
-@pytest.fixture(scope="module")
-def offset_run(tmp_path_factory):
-  """The toy family, registered (one ``register`` call: no package file names it) and trained
-  two tiny steps: ``(family, trainer, checkpoint dir)``, shared by this module's tests."""
-  from jaxspatial.training import loop
-  family = families.register(families.Family("stylegan2_offset",
-                                             generator=build_offset_generator))
+OFFSET = families.Family("stylegan2_offset", generator=build_offset_generator)
+"""The toy family: one ``register`` call, and no package file names it."""
+
+
+@contextlib.contextmanager
+def registered(family: families.Family):
+  """``family`` registered for the ``with`` block only (other tests see the built-ins alone)."""
+  families.register(family)
   try:
+    yield family
+  finally:
+    families.unregister(family.kind)
+
+
+@pytest.fixture(scope="module")
+def offset_trained(tmp_path_factory):
+  """The toy family trained two tiny steps, once for this module: ``(trainer, checkpoint dir)``."""
+  from jaxspatial.training import loop
+  with registered(OFFSET):
     config = _config("stylegan2")
-    config.model.kind = family.kind
+    config.model.kind = OFFSET.kind
     config.update(total_steps=2, checkpoint_every=0, sample_every=0, log_every=1)
     config.loss.update(r1_gamma=0.0, pl_weight=0.0)   # one step program to compile
     config.mesh.data = 1
     trainer = loop.Trainer(config)
     path = tmp_path_factory.mktemp("offset_run")
     loop.train(config, path, trainer)
-    yield family, trainer, path
-  finally:
-    families.unregister(family.kind)
+  return trainer, path
+
+
+@pytest.fixture
+def offset_run(offset_trained):
+  """``(family, trainer, checkpoint dir)``, the family registered during the test."""
+  with registered(OFFSET) as family:
+    yield (family, *offset_trained)
 
 
 @pytest.mark.slow
@@ -144,6 +161,41 @@ def test_unknown_kinds_are_one_line_errors(tmp_path):
     js.load(tmp_path)
   with pytest.raises(ValueError, match="already registered"):
     families.register(families.Family("ssn"))
+
+
+class WPlusOnlyModel(js.GeneratorModel):
+  """A family's model class saying what the edit layer may do with it: project in W+ only,
+  no drag."""
+  projection_spaces = ("wplus",)
+  draggable = False
+
+
+def test_the_edit_layer_and_the_studio_ask_the_models_class(tmp_path):
+  """What a family's model class declares is what projection, drag and the studio offer: no
+  kind list in edit/ or studio/ to extend, and refusals name the registered kinds that do
+  offer it."""
+  from jaxspatial.edit import drag, projection
+  from jaxspatial.studio import engines, ops
+  with registered(families.Family("wplus_only", generator=build_offset_generator,
+                                  model=WPlusOnlyModel)) as family:
+    cfg = models_lib.stylegan2_model_config(8, z_dim=8, w_dim=8, n_mlp=1, channel_base=32,
+                                            channel_max=8)
+    cfg.kind = family.kind
+    _save_init(tmp_path, cfg, jnp.zeros((1, 8)))
+    m = js.load(tmp_path)
+    assert type(m) is WPlusOnlyModel
+    with pytest.raises(UserError, match=r"projected in space wplus, not 'w'"):
+      m.project(np.zeros((8, 8, 3)), steps=0, space="w", loss="mse")
+    with pytest.raises(UserError, match="dragging works on stylegan2 and spatialgan models, not "
+                                        "'wplus_only'"):
+      drag.Dragger(m)
+    assert "wplus_only" in projection.projectable_kinds()
+    engine = engines.load_engine(tmp_path)
+    assert "drag" not in engine.edits and "drag" not in engine.ops
+    assert engine.describe()["projection"]["spaces"] == ["wplus"]
+    with pytest.raises(UserError, match="'drag' needs a stylegan2 or spatialgan model"):
+      ops.check_kind(engine, "drag")
+    ops.check_kind(engine, "project")
 
 
 # What loop.train calls on a trainer (the GAN Trainer and the regressor's alike).

@@ -32,7 +32,6 @@ from jaxspatial import families
 from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
-from jaxspatial.losses import regressor as regression
 from jaxspatial.models.heatmaps import Heatmaps
 
 MAX_POINTS = 8          # DragGAN handle/target pairs per drag (one compiled step for all)
@@ -89,13 +88,18 @@ class Engine:
     self.resolution: int = model.resolution
     self._draggers: dict[bool, drag_lib.Dragger] = {}
     self._fixed_maps: dict[str, tuple[np.ndarray, ...]] = {}
-    if not getattr(model, "draggable", False):   # a family's model may not drag
-      self.edits = tuple(e for e in self.edits if e != "drag")
-      self.ops = self.ops - {"drag"}
-    if not getattr(model, "projection_spaces", ()):
-      self.edits = tuple(e for e in self.edits if e != "project")
-      self.ops = self.ops - {"project"}
+    self.ops = self.ops_for(type(model))
+    self.edits = tuple(e for e in self.edits if e not in ("drag", "project") or e in self.ops)
     self.losses = proj_lib.available_losses(model) if "project" in self.edits else ()
+
+  @classmethod
+  def ops_for(cls, model_class: type) -> frozenset[str]:
+    """:attr:`ops` less what models of ``model_class`` cannot do (``draggable``,
+    ``projection_spaces``: a family's model class may turn DragGAN or projection off)."""
+    off = {"drag"} if not getattr(model_class, "draggable", False) else set()
+    if not getattr(model_class, "projection_spaces", ()):
+      off.add("project")
+    return cls.ops - off
 
   def describe(self) -> dict[str, Any]:
     """What the page needs to build its controls for this model."""
@@ -427,10 +431,7 @@ class RegressorEngine(Engine):
     """A copy of the regressor finetuned on the current collage (the paper's ~30 steps)."""
     collage, union = self.model.collage([(x[None], m[None])
                                          for x, m in zip(state.sources, state.masks)])
-    # The library's default for a checkpoint without one (a converted encoder: LPIPS on, as
-    # RegressorModel.finetune and --finetune-lpips); no LPIPS weights here: without it below.
-    lpips = float(self.model.config.get("loss", {}).get("lpips_weight",
-                                                        regression.LOSS_DEFAULTS["lpips_weight"]))
+    lpips = float(self.model.config.get("loss", {}).get("lpips_weight", 0.0))
     try:
       return self.model.finetune(collage, union, steps=steps, lpips_weight=lpips,
                                  show_progress=False, callback=callback)
@@ -461,7 +462,8 @@ def engine_class(kind: str) -> type[Engine] | None:
 
 def kinds_offering(op: str) -> list[str]:
   """The registered kinds whose engine answers request ``op`` (for error messages)."""
-  return families.kinds_with(lambda f: f.studio is not None and op in families.resolve(f.studio).ops)
+  return families.kinds_with(lambda f: f.studio is not None and op in families.resolve(
+      f.studio).ops_for(families.resolve(f.model)))
 
 
 def load_engine(path: str | pathlib.Path) -> Engine:
