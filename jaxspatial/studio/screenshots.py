@@ -34,17 +34,20 @@ def _ready(page, base: str, token: str, name: str, seed: int) -> dict:
   return page.evaluate("window.studio.state")
 
 
-def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> None:
-  """One representative edit of ``kind`` with mouse events, waiting for its result."""
+def _edit(page, edits: list[str], res: int, drag: tuple[tuple[float, float], ...]) -> None:
+  """One representative edit of a model offering ``edits`` (its engine's, as the page gets
+  them: heatmaps, else block resampling, else the collage, else a drag) with mouse events,
+  waiting for its result."""
   at = lambda r, c: _canvas_point(page, r, c, res)  # noqa: E731
   n = page.evaluate("window.studio.state.history.length")
-  if kind == "stylegan2":
+  style = next((e for e in ("heatmaps", "resample", "composite", "drag") if e in edits), None)
+  if style == "drag":
     page.mouse.click(*at(*drag[0]))
     page.mouse.click(*at(*drag[1]))
     page.fill("#max-steps", "60")
     page.click("#drag-start")
     page.wait_for_function("() => window.studio.lastEvent?.type === 'done'", timeout=600_000)
-  elif kind == "spatialgan":
+  elif style == "heatmaps":
     c = page.evaluate("window.studio.state.overlay.centres[0]")
     page.mouse.move(*at(c["row"], c["col"]))
     page.mouse.down()
@@ -53,13 +56,13 @@ def _edit(page, kind: str, res: int, drag: tuple[tuple[float, float], ...]) -> N
       page.mouse.move(*at(c["row"], c["col"] + dc * k / 8))
     page.mouse.up()
     page.wait_for_function(f"() => window.studio.state.history.length > {n}", timeout=300_000)
-  elif kind == "ssn":
+  elif style == "resample":
     grid = page.evaluate("window.studio.model.grid")
     for r, c in ((0, 1), (0, 2)):
       page.mouse.click(*at((r + 0.5) * res / grid[0], (c + 0.5) * res / grid[1]))
     page.click("#resample")
     page.wait_for_selector("#candidates img[data-index='5']", timeout=300_000)
-  elif kind == "regressor":
+  elif style == "composite":
     for source, row in ((0, res * 0.7), (1, res * 0.35)):
       page.click(f"#sources canvas[title='source {source}']")
       page.wait_for_selector(f"#sources canvas.active[title='source {source}']")
@@ -112,7 +115,8 @@ def main(argv=None) -> None:
         name = pathlib.Path(path).name
         state = _ready(page, base, studio.token, name, args.seed)
         kind = state["kind"]
-        _edit(page, kind, page.evaluate("window.studio.model.resolution"), drag)
+        _edit(page, page.evaluate("window.studio.model.edits"),
+              page.evaluate("window.studio.model.resolution"), drag)
         page.screenshot(path=out / f"studio_{kind}.png")
         print(f"wrote {out / f'studio_{kind}.png'} ({name})")
         page.close()
