@@ -32,6 +32,9 @@ from jaxspatial.training import config_lib, loop
 from parity import assert_close
 from rosinality_recipe import to_nhwc
 
+# ~35 s of CPU (three training runs, one step program): scheduled first under xdist
+pytestmark = pytest.mark.slow
+
 FREEZE_D = 2     # from_rgb and blocks_1/conv1 (the 32 px block's first conv)
 FROZEN = (("from_rgb",), ("blocks_1", "conv1"))
 TRAINED = (("blocks_1", "conv2"), ("blocks_2", "conv1"), ("final_dense",), ("out",))
