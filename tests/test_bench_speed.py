@@ -115,5 +115,53 @@ def test_device_bench_reports_every_column():
   assert r["TFLOP/step"] == pytest.approx(cost["flops"] / 1e12, rel=0.02)
   steps_per_s = r["images/s"] / r["batch"]
   assert r["TFLOP/s"] == pytest.approx(r["TFLOP/step"] * steps_per_s, rel=0.02)
+  assert r["GFLOP/s"] == pytest.approx(1e3 * r["TFLOP/s"], rel=0.01)   # the shared columns
+  assert r["% of peak"].endswith("%")
   state_gib = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)) / 2 ** 30
   assert r["peak_mem_GiB"] >= 0.99 * state_gib, (r["peak_mem_GiB"], state_gib)
+
+
+def test_a_bench_tables_gflops_are_its_compiled_flops_over_its_time_against_the_printed_peak(
+    capsys):
+  """Issue 37, point 2, on the smallest table (bench conv_transpose at batch 1): the rate is
+  recomputed here from XLA's cost analysis of the three programs each row times and the
+  row's own times, and the share of the peak from the peak line the run printed."""
+  import re
+  from jaxspatial import benchmarks
+  from jaxspatial.benchmarks import layers as layer_bench
+  from jaxspatial.models import layers
+  benchmarks._PEAK.clear()                              # a fresh run: the peak is measured
+  rows = layer_bench.bench_conv_transpose(batch=1)
+  layer_bench.bench_conv_transpose(batch=1)             # a second table: the same peak
+  out = capsys.readouterr().out
+  peaks = re.findall(r"^peak: ([\d.]+) GFLOP/s \(float32 2048x2048 matmul on .*, measured in "
+                     r"this run\)$", out, re.M)
+  assert len(peaks) == 1, out
+  peak = float(peaks[0])
+  impls = {"lhs_dilation": layers.conv_transpose_2x_reference,
+           "sub-pixel phases": layers.conv_transpose_2x}
+  shapes = iter([(8, 64, 64)] * 2 + [(16, 64, 32)] * 2)
+  for r in rows:
+    size, cin, cout = next(shapes)
+    x = jax.random.normal(jax.random.key(0), (1, size, size, cin))
+    w = jax.random.normal(jax.random.key(1), (3, 3, cin, cout))
+    f = impls[r["impl"]]
+    loss = lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w)))
+    flops = 0.0
+    for fn in (f, jax.grad(loss, 1), jax.grad(loss, 0)):
+      cost = jax.jit(fn).lower(x, w).compile().cost_analysis()
+      flops += (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"]
+    seconds = (r["fwd_ms"] + r["grad_w_ms"] + r["grad_x_ms"]) / 1e3
+    assert r["GFLOP/s"] == pytest.approx(flops / seconds / 1e9, rel=2e-3), r
+    assert float(r["% of peak"].rstrip("%")) == pytest.approx(100 * r["GFLOP/s"] / peak,
+                                                               rel=0.01, abs=0.06), r
+
+
+def test_a_table_without_a_flop_rate_says_why_in_its_note(capsys):
+  from jaxspatial.benchmarks import no_flop_rate, print_table
+  print_table([{"bench": "a", **no_flop_rate("data loading: no XLA program")},
+               {"bench": "b", **no_flop_rate("data loading: no XLA program")}])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "| bench | GFLOP/s | % of peak |"
+  assert lines[2] == "| a | n/a | n/a |"
+  assert lines[4:] == ["note: data loading: no XLA program"]

@@ -100,3 +100,5 @@ def test_bench_shapes_table():
   assert result["resolution"] == 16
   assert {"images", "batch_size", "render_images_per_s", "render_images_per_cpu_s",
           "pipeline_images_per_s"} <= set(result)
+  # No XLA program, so no invented FLOP rate: n/a, and the reason as the table's note.
+  assert result["GFLOP/s"] == result["% of peak"] == "n/a" and "host" in result["_note"]

@@ -8,8 +8,11 @@ Reference implementations that tests compare against live in the library next to
 ones (e.g. :func:`jaxspatial.models.layers.upfirdn2d_reference`), never here. Figures on a
 shared CPU are noisy: compare rows measured in the same run.
 
-This module holds the helpers they share: timing, XLA FLOP counts and the markdown table
-(config files are loaded with :func:`jaxspatial.training.config_lib.load`).
+This module holds the helpers they share: timing, XLA FLOP counts, the markdown table and the
+two columns every table has (:func:`flop_rate`: achieved GFLOP/s and its share of the peak that
+:func:`peak_gflops` measures in the same run and prints; :func:`no_flop_rate` where FLOPs make
+no sense, with the reason as the table's note). Config files are loaded with
+:func:`jaxspatial.training.config_lib.load`.
 """
 
 from __future__ import annotations
@@ -60,22 +63,72 @@ def matmul_peak_gflops(n: int = 2048) -> float:
   return 2 * n ** 3 / best / 1e9
 
 
-def compile_with_flops(jitted, *args) -> tuple[Callable, float, float]:
+_PEAK: dict[str, float] = {}
+
+
+def peak_gflops() -> float:
+  """This run's reference peak, GFLOP/s: a large matmul on the default device, measured on the
+  first call and printed as the ``peak:`` line above the table (float32 2048^2 on a CPU;
+  bfloat16 8192^2 on a GPU/TPU, the tensor-core rate that training's bf16 steps aim at)."""
+  if "gflops" not in _PEAK:
+    device = jax.devices()[0]
+    n, dtype = (2048, jnp.float32) if device.platform == "cpu" else (8192, jnp.bfloat16)
+    a = jnp.ones((n, n), dtype)
+    _, best = time_call(jax.jit(lambda a: a @ a), a, iters=5)
+    _PEAK["gflops"] = 2 * n ** 3 / best / 1e9
+    print(f"peak: {_PEAK['gflops']:.1f} GFLOP/s ({jnp.dtype(dtype).name} {n}x{n} matmul on "
+          f"{device.device_kind}, measured in this run)")
+  return _PEAK["gflops"]
+
+
+def flop_rate(flops: float, seconds: float, prefix: str = "") -> dict:
+  """The two columns every bench table carries: ``GFLOP/s`` achieved (XLA's cost-analysis
+  FLOPs of the timed program over its measured seconds) and ``% of peak`` (of
+  :func:`peak_gflops`, measured in the same run). ``prefix`` names whose rate it is when a row
+  has several (rosinality's and ours)."""
+  gflops = flops / seconds / 1e9
+  return {f"{prefix}GFLOP/s": float(f"{gflops:.4g}"),
+          f"{prefix}% of peak": f"{100 * gflops / peak_gflops():.1f}%"}
+
+
+def no_flop_rate(reason: str, prefix: str = "") -> dict:
+  """The same columns where a FLOP rate would be an invented number (data loading, HTTP
+  round trips, counts that are not timed): ``n/a``, and ``reason`` printed as the table's
+  note (the ``_note`` key is no column)."""
+  return {f"{prefix}GFLOP/s": "n/a", f"{prefix}% of peak": "n/a", "_note": reason}
+
+
+def compile_with_flops(jitted, *args, **kwargs) -> tuple[Callable, float, float]:
   """(compiled executable, compile seconds, FLOPs per call from XLA's cost analysis)."""
   t = time.perf_counter()
-  compiled = jitted.lower(*args).compile()
+  compiled = jitted.lower(*args, **kwargs).compile()
   seconds = time.perf_counter() - t
+  return compiled, seconds, executable_flops(compiled)
+
+
+def executable_flops(compiled) -> float:
+  """FLOPs per call of a compiled executable (XLA's cost analysis; nan if it has none)."""
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return compiled, seconds, float(cost.get("flops", float("nan"))) if cost else float("nan")
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def time_with_flops(jitted, *args, iters: int = 3) -> tuple[float, float]:
+  """(best steady-state seconds, FLOPs per call) of ``jitted(*args)``, compiled once ahead of
+  time (:func:`compile_with_flops`) and that executable timed (:func:`time_call`)."""
+  compiled, _, flops = compile_with_flops(jitted, *args)
+  return time_call(compiled, *args, iters=iters)[1], flops
 
 
 def print_table(rows: list[dict]) -> None:
-  """Markdown table of the union of the rows' keys."""
+  """Markdown table of the union of the rows' keys; the rows' ``_note`` s (see
+  :func:`no_flop_rate`) follow it, each once."""
   keys: list[str] = []
   for r in rows:
-    keys += [k for k in r if k not in keys]
+    keys += [k for k in r if k not in keys and not k.startswith("_")]
   print("| " + " | ".join(keys) + " |")
   print("|" + "---|" * len(keys))
   for r in rows:
     print("| " + " | ".join(str(r.get(k, "")) for k in keys) + " |")
+  for note in dict.fromkeys(r["_note"] for r in rows if "_note" in r):
+    print(f"note: {note}")

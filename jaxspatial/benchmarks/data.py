@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from jaxspatial.benchmarks import no_flop_rate
 from jaxspatial.data.pipeline import default_data_config, make_iterator
 from jaxspatial.data.shapes import ShapesSource
 
@@ -42,5 +43,8 @@ def bench_shapes(resolution: int = 64, n: int = 2000, batch_size: int = 64) -> d
   it.close()
   return {"resolution": resolution, "images": n, "batch_size": batch_size,
           "render_images_per_s": round(render, 1), "render_images_per_cpu_s": round(render_cpu, 1),
-          "pipeline_images_per_s": round(pipeline, 1)}
+          "pipeline_images_per_s": round(pipeline, 1),
+          **no_flop_rate("shapes and the input pipeline render and batch on the host (numpy "
+                         "and grain, no XLA program): images/s is their measure, a FLOP rate "
+                         "would be invented")}
 

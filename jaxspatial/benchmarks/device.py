@@ -11,7 +11,9 @@ step scaled by the FLOPs of the lazy-regularisation schedule (R1 every 16, path 
 4, from XLA's cost analysis of each phase: the regularised steps are assumed to run at the
 plain step's FLOP rate, not timed); compile seconds; achieved TFLOP/s (XLA's FLOPs of the
 step over its time) and its share of the chip's dense bf16 peak (``PEAK_TFLOPS`` by device
-kind; on a CPU the measured float32 matmul rate); peak device memory (the allocator's
+kind; on a CPU the measured float32 matmul rate); the same rate as ``GFLOP/s`` with its
+``% of peak`` of a large matmul measured in this run (bf16 8192^2 on an accelerator:
+:func:`jaxspatial.benchmarks.peak_gflops`); peak device memory (the allocator's
 ``peak_bytes_in_use`` where the backend reports it, else XLA's memory analysis of the step).
 
 Budget: one compile and a few dozen steps per family, under 5 minutes on one GPU/TPU chip.
@@ -27,6 +29,7 @@ import time
 import jax
 import numpy as np
 
+from jaxspatial.benchmarks import flop_rate
 from jaxspatial.errors import UserError
 
 FAMILIES = ("stylegan2", "ssn", "spatialgan")
@@ -124,6 +127,7 @@ def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
           "s/kimg amortised": round(1000 * step_s * ratio / batch, 2),
           "compile_s": round(compile_s, 1), "TFLOP/step": float(f"{flops / 1e12:.3g}"),
           "TFLOP/s": float(f"{tflops:.3g}"), "utilisation": f"{tflops / peak_tflops:.1%}",
+          **flop_rate(flops, step_s),
           "peak_mem_GiB": float(f"{_peak_memory_gib(jax.devices()[0], compiled):.3g}"),
           "losses_finite": finite}
 

@@ -71,7 +71,7 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m jaxspatial.bench drag-report"):
-  from jaxspatial.benchmarks import print_table
+  from jaxspatial.benchmarks import no_flop_rate, print_table
   p = cli.ArgumentParser(prog=prog, description=__doc__.strip().partition("\n\n")[0])
   p.add_checkpoint("a stylegan2 model directory (the demo run)")
   p.add_argument("--num", type=int, default=30, help="drags (default 30)")
@@ -85,5 +85,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m jaxspatial.bench 
   if model.kind != "stylegan2":
     raise errors.UserError(f"{args.checkpoint} holds a {model.kind} model; this measures stylegan2")
   rows = measure(model, args.num, args.seed, tuple(args.distance), args.steps)
-  print_table(rows)
-  print_table([summary(rows)])
+  na = no_flop_rate("drag-report counts drag outcomes (steps, warnings), it times nothing: "
+                    "a drag step's FLOP rate is in bench projection and bench alignment")
+  print_table([{**r, **na} for r in rows])
+  print_table([{**summary(rows), **na}])

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxspatial.benchmarks import compile_with_flops, flop_rate
 from jaxspatial.nets import features, inception
 
 
@@ -32,6 +33,9 @@ def bench_inception(batch: int = 32, iters: int = 3, size: int = 256) -> dict:
   first = once()
   times = [once() for _ in range(iters)]
   per_batch = float(np.median(times))
+  # The FLOPs of the one batch's program (preprocessing and network; the transfers and the
+  # host-side batching around it are in the time, not in the count).
+  _, _, flops = compile_with_flops(jax.jit(features._inception_fn), params, jnp.asarray(images))
   return {
       "bench": f"Inception pool3 (pytorch-fid), {size}px -> 299",
       "images_per_s": round(batch / per_batch, 2),
@@ -41,4 +45,5 @@ def bench_inception(batch: int = 32, iters: int = 3, size: int = 256) -> dict:
       "input_size": size,
       "devices": jax.device_count(),
       "platform": jax.devices()[0].platform,
+      **flop_rate(flops, per_batch),
   }

@@ -137,7 +137,10 @@ def _trace_events(run: Callable[[], object], calls: int) -> tuple[list[dict], fl
 
 def profile(compiled, args: tuple, calls: int = 2, label: str = "") -> list[dict]:
   """Rows ``{target, network, pass, kind, ms/call, share}`` for a compiled executable
-  (``jax.jit(f).lower(*args).compile()``), largest first, plus a total row."""
+  (``jax.jit(f).lower(*args).compile()``), largest first, plus a total row, which alone has a
+  FLOP rate (the program's FLOPs over its wall time per call): XLA's cost analysis counts a
+  whole program, not each kernel kind."""
+  from jaxspatial.benchmarks import executable_flops, flop_rate, no_flop_rate
   kinds = classify(compiled.as_text())
   jax.block_until_ready(compiled(*args))
   events, wall = _trace_events(lambda: jax.block_until_ready(compiled(*args)), calls)
@@ -147,10 +150,14 @@ def profile(compiled, args: tuple, calls: int = 2, label: str = "") -> list[dict
       totals[kinds[e["name"]]] += e["dur"] / 1e3 / calls      # microseconds -> ms per call
   kernel_ms = sum(totals.values())
   rows = [{"target": label, "network": n, "pass": p, "kind": k, "ms/call": round(ms, 1),
-           "share": f"{ms / kernel_ms:.1%}"}
+           "share": f"{ms / kernel_ms:.1%}",
+           **no_flop_rate("XLA's cost analysis counts FLOPs per program, not per kernel kind: "
+                          "the rate is on the total row (the program's FLOPs over its wall "
+                          "time per call)")}
           for (n, p, k), ms in sorted(totals.items(), key=lambda kv: -kv[1])]
   rows.append({"target": label, "network": "all", "pass": "", "kind": "kernels (sum)",
-               "ms/call": round(kernel_ms, 1), "share": f"wall {wall * 1e3:.0f} ms/call"})
+               "ms/call": round(kernel_ms, 1), "share": f"wall {wall * 1e3:.0f} ms/call",
+               **flop_rate(executable_flops(compiled), wall)})
   return rows
 
 
@@ -181,6 +188,9 @@ def train_target(resolution: int = 64, channel_multiplier: int = 1, batch: int =
     """Calls the compiled step on the trainer's current state (the old one is donated)."""
     def as_text(self):
       return compiled.as_text()
+
+    def cost_analysis(self):
+      return compiled.cost_analysis()
 
     def __call__(self, images):
       trainer.state, metrics = compiled(trainer.state, images)

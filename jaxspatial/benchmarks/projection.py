@@ -24,7 +24,7 @@ import numpy as np
 from jaxspatial import families
 from jaxspatial import models
 from jaxspatial.api.model import GeneratorModel
-from jaxspatial.benchmarks import compile_with_flops, time_interleaved
+from jaxspatial.benchmarks import compile_with_flops, flop_rate, time_interleaved
 from jaxspatial.edit import projection
 from jaxspatial.models import stylegan2 as sg2
 
@@ -97,5 +97,7 @@ def bench_projection(rounds: int = 60) -> list[dict]:
                    "baseline": f"{base} fwd+bwd", "baseline s": f"{best[base]:.4f}",
                    "step / baseline": f"{best[loss] / best[base]:.2f}",
                    "GFLOP step / baseline": f"{flops[loss] / 1e9:.3f} / {flops[base] / 1e9:.3f}",
-                   "FLOP ratio": f"{flops[loss] / flops[base]:.3f}"})
+                   "FLOP ratio": f"{flops[loss] / flops[base]:.3f}",
+                   **flop_rate(flops[loss], best[loss], prefix="step "),
+                   **flop_rate(flops[base], best[base], prefix="baseline ")})
   return rows

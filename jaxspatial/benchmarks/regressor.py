@@ -28,6 +28,7 @@ import optax
 
 from jaxspatial import errors
 from jaxspatial import families
+from jaxspatial.benchmarks import compile_with_flops, flop_rate
 from jaxspatial import models as models_lib
 from jaxspatial.losses import regressor as regression
 from jaxspatial.metrics.masked_l1 import masked_l1
@@ -80,9 +81,9 @@ def bench_composite(resolution: int = 256, *, channel_base: int = 16384, channel
   def composite(e_vars, g_vars, x, m):
     return regression.generator_fns(generator, g_vars).synthesize(regressor.apply(e_vars, x, m))
 
-  t0 = time.perf_counter()
-  jax.block_until_ready(composite(e_vars, g_vars, x, mask))
-  compile_composite = time.perf_counter() - t0
+  composite, compile_composite, composite_flops = compile_with_flops(
+      composite, e_vars, g_vars, x, mask)
+  jax.block_until_ready(composite(e_vars, g_vars, x, mask))     # warm-up
   composite_s = _median_seconds(lambda: composite(e_vars, g_vars, x, mask), repeats)
 
   optimizer = optax.adam(0.01)
@@ -96,9 +97,8 @@ def bench_composite(resolution: int = 256, *, channel_base: int = 16384, channel
     return optax.apply_updates(ws, updates), opt_state, loss
 
   state = (ws0, optimizer.init(ws0))
-  t0 = time.perf_counter()
-  state = jax.block_until_ready(opt_step(*state, g_vars, x, mask)[:2])
-  compile_opt = time.perf_counter() - t0
+  opt_step, compile_opt, step_flops = compile_with_flops(opt_step, *state, g_vars, x, mask)
+  state = jax.block_until_ready(opt_step(*state, g_vars, x, mask)[:2])     # warm-up
   step_times = []
   for _ in range(measure_steps):
     t0 = time.perf_counter()
@@ -114,12 +114,13 @@ def bench_composite(resolution: int = 256, *, channel_base: int = 16384, channel
   return [
       dict(method="regressor composite: one forward of E and G", seconds_per_image=composite_s,
            measured=f"median of {repeats} forwards (after {compile_composite:.1f} s compile)",
-           **common),
+           **flop_rate(composite_flops, composite_s), **common),
       dict(method=f"optimisation: {opt_steps} Adam steps on W+ (masked L1)",
            seconds_per_image=step_s * opt_steps, seconds_per_step=step_s,
            measured=f"median of {measure_steps} steps x {opt_steps}, extrapolated (after "
                     f"{compile_opt:.1f} s compile)",
-           speedup=step_s * opt_steps / composite_s, **common),
+           speedup=step_s * opt_steps / composite_s, **flop_rate(step_flops, step_s),
+           **common),
   ]
 
 
@@ -144,7 +145,8 @@ def main(argv: list[str] | None = None,
                          repeats=args.repeats)
   for row in rows:
     extra = f", speedup {row['speedup']:.0f}x" if "speedup" in row else ""
-    print(f"{row['method']}: {row['seconds_per_image']:.3f} s/image ({row['measured']}{extra})")
+    print(f"{row['method']}: {row['seconds_per_image']:.3f} s/image ({row['measured']}{extra}); "
+          f"{row['GFLOP/s']:.4g} GFLOP/s, {row['% of peak']} of peak")
   print(f"[{rows[0]['backend']}, {rows[0]['resolution']} px, G channels "
         f"{rows[0]['generator_channels']}, {rows[0]['regressor']}]")
 

@@ -93,22 +93,23 @@ def _alternate(torch_fn: Callable[[], object], jax_fn: Callable[[], object],
 
 
 def _flops(compiled) -> float:
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+  from jaxspatial.benchmarks import executable_flops
+  return executable_flops(compiled)
 
 
 def _row(work: str, batch: int, torch_s: list[float], jax_s: list[float],
          compile_s: float, flops: float) -> dict:
   """Medians, their ratio, and the FLOP rate both sides reach on jaxspatial's FLOP count
-  (XLA's cost analysis; rosinality does at least that work)."""
+  (XLA's cost analysis; rosinality does at least that work), each with its share of the
+  peak measured in this run."""
+  from jaxspatial.benchmarks import flop_rate
   t, j = statistics.median(torch_s), statistics.median(jax_s)
   return {"work": work, "batch": batch, "repeats": len(torch_s),
           "rosinality_s": round(t, 3), "jaxspatial_s": round(j, 3),
           "rosinality_img/s": round(batch / t, 3), "jaxspatial_img/s": round(batch / j, 3),
           "ratio": f"{t / j:.2f}x", "jax_compile_s": round(compile_s, 1),
-          "GFLOP/call": round(flops / 1e9, 1), "rosinality_GFLOP/s": round(flops / t / 1e9, 1),
-          "jaxspatial_GFLOP/s": round(flops / j / 1e9, 1)}
+          "GFLOP/call": round(flops / 1e9, 1), **flop_rate(flops, t, prefix="rosinality_"),
+          **flop_rate(flops, j, prefix="jaxspatial_")}
 
 
 def generator_forward(rosinality, resolution: int = 256, channel_multiplier: int = 2,
@@ -249,9 +250,7 @@ def bench_rosinality(path: str | None, rows: tuple[str, ...] = ("generator", "tr
   for r in rows:
     out.append(ROWS[r](rosinality, repeats=repeats))
     print(f"{r}: {out[-1]}", flush=True)           # a long run shows each row as it lands
-  from jaxspatial.benchmarks import matmul_peak_gflops
-  print(f"float32 2048^2 matmul in this run: {matmul_peak_gflops():.1f} GFLOP/s (a 3x row needs "
-        "3x rosinality's GFLOP/s on the same FLOPs)")
+  print("(a 3x row needs 3x rosinality's GFLOP/s on the same FLOPs)")
   return out
 
 

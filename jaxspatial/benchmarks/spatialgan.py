@@ -33,6 +33,7 @@ import numpy as np
 
 from jaxspatial import cli, errors
 from jaxspatial import families
+from jaxspatial.benchmarks import compile_with_flops, flop_rate, no_flop_rate
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
@@ -63,8 +64,9 @@ def _g_step(resolution: int, batch: int, encoding: str, with_align: bool, channe
       total = total + align.gradcam_alignment_loss(d_apply, d_vars, fake, h)[0]
     return total
 
-  step = jax.jit(jax.grad(loss))
-  return lambda: step(g_vars["params"], z, h, key)
+  args = (g_vars["params"], z, h, key)
+  step, compile_s, flops = compile_with_flops(jax.jit(jax.grad(loss)), *args)
+  return (lambda: step(*args)), compile_s, flops
 
 
 def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int = 2048,
@@ -75,13 +77,14 @@ def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int 
   Returns one dict per variant: ``variant``, ``resolution``, ``batch``, ``seconds``,
   ``compile_s``, ``relative`` (to ``stylegan2``), ``platform``, ``devices``.
   """
-  runs, compile_s = [], []
+  runs, compile_s, flops = [], [], []
   for _, encoding, with_align in VARIANTS:
-    run = _g_step(resolution, batch, encoding, with_align, channel_base, channel_max, seed)
-    t0 = time.perf_counter()
-    jax.block_until_ready(run())
+    run, seconds, n = _g_step(resolution, batch, encoding, with_align, channel_base,
+                              channel_max, seed)
+    jax.block_until_ready(run())                 # warm-up (compiled ahead of time above)
     runs.append(run)
-    compile_s.append(time.perf_counter() - t0)
+    compile_s.append(seconds)
+    flops.append(n)
   times = [[] for _ in VARIANTS]
   for _ in range(repeats):        # interleaved, so load changes on a shared machine hit all
     for run, t in zip(runs, times):
@@ -89,11 +92,12 @@ def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int 
       jax.block_until_ready(run())
       t.append(time.perf_counter() - t0)
   rows = []
-  for (name, _, _), t, first in zip(VARIANTS, times, compile_s):
+  for (name, _, _), t, compiling, n in zip(VARIANTS, times, compile_s, flops):
     seconds = statistics.median(t)
     rows.append({"variant": name, "resolution": resolution, "batch": batch,
-                 "seconds": seconds, "compile_s": max(first - seconds, 0.0),
-                 "platform": jax.devices()[0].platform, "devices": jax.device_count()})
+                 "seconds": seconds, "compile_s": compiling,
+                 "platform": jax.devices()[0].platform, "devices": jax.device_count(),
+                 **flop_rate(n, seconds)})
   base = rows[0]["seconds"]
   for r in rows:
     r["relative"] = r["seconds"] / base
@@ -118,7 +122,7 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   if repeats < 1:
     raise errors.UserError(f"--repeats must be positive, got {repeats}")
   plain = gan_step.Phase(r1=False, path_length=False)
-  steps, first_s, batch_size = [], [], 0
+  steps, first_s, flops, batch_size = [], [], [], 0
   reference = config_lib.load("spatialgan", preset)
   for _, family, align_weight in TRAIN_VARIANTS:
     config = config_lib.load(family, preset)
@@ -134,13 +138,16 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
     res, batch_size = config.model.resolution, config.batch_size
     batch = trainer.global_batch({"image": np.zeros((batch_size, res, res, 3), np.float32)})
 
-    def step(trainer=trainer, train_step=trainer.compiled_step(plain), batch=batch):
+    train_step, compile_s, n = compile_with_flops(trainer.compiled_step(plain),
+                                                  trainer.state, batch)
+
+    def step(trainer=trainer, train_step=train_step, batch=batch):
       trainer.state, metrics = train_step(trainer.state, batch)
       return metrics
 
-    t0 = time.perf_counter()
-    jax.block_until_ready(step())
-    first_s.append(time.perf_counter() - t0)
+    jax.block_until_ready(step())                # warm-up (compiled ahead of time above)
+    first_s.append(compile_s)
+    flops.append(n)
     steps.append(step)
   times = [[] for _ in TRAIN_VARIANTS]
   for _ in range(repeats):
@@ -149,11 +156,16 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
       jax.block_until_ready(step())
       t.append(time.perf_counter() - t0)
   rows = [{"variant": name, "batch": batch_size, "seconds": statistics.median(t),
-           "compile_s": max(first - statistics.median(t), 0.0)}
-          for (name, _, _), t, first in zip(TRAIN_VARIANTS, times, first_s)]
+           "compile_s": compiling, **flop_rate(n, statistics.median(t))}
+          for (name, _, _), t, compiling, n in zip(TRAIN_VARIANTS, times, first_s, flops)]
   for r in rows:
     r["relative"] = r["seconds"] / rows[0]["seconds"]
   return rows
+
+
+DRAG_NOTE = ("a drag is a host-driven loop whose step count varies per image and stops on "
+             "convergence: seconds per drag is its measure; a step's FLOP rate is in bench "
+             "alignment (a G step with GradCAM) and bench projection")
 
 
 def bench_drag(model, num: int = 20, seed: int = 0, distance: tuple[float, float] = (0.15, 0.3),
@@ -193,7 +205,8 @@ def bench_drag(model, num: int = 20, seed: int = 0, distance: tuple[float, float
   return [{"mode": name, "images": num, "mean_steps": float(np.mean(st["steps"])),
            "converged": float(np.mean(st["converged"])),
            "final_distance_px": float(np.mean(st["distance"])),
-           "seconds": float(np.median(st["seconds"]))} for name, st in stats.items()]
+           "seconds": float(np.median(st["seconds"])),
+           **no_flop_rate(DRAG_NOTE)} for name, st in stats.items()]
 
 
 def main(argv: list[str] | None = None,
@@ -219,17 +232,22 @@ def main(argv: list[str] | None = None,
     if model.kind != "spatialgan":
       raise errors.UserError(f"--drag needs a spatialgan checkpoint, not {model.kind!r}")
     rows = bench_drag(model, num=args.num)
-    print(f"{'mode':<22} {'steps':>6} {'converged':>9} {'dist px':>7} {'s/drag':>7}")
+    print(f"{'mode':<22} {'steps':>6} {'converged':>9} {'dist px':>7} {'s/drag':>7} "
+          f"{'GFLOP/s':>7} {'% of peak':>9}")
     for r in rows:
       print(f"{r['mode']:<22} {r['mean_steps']:6.1f} {r['converged']:9.2f} "
-            f"{r['final_distance_px']:7.2f} {r['seconds']:7.2f}")
+            f"{r['final_distance_px']:7.2f} {r['seconds']:7.2f} {r['GFLOP/s']:>7} "
+            f"{r['% of peak']:>9}")
     print(f"({args.num} drags of {model.resolution} px images, max 100 steps)")
+    print(f"note: {DRAG_NOTE}")
     return
   if args.train_step:
     rows = bench_training_step("demo", args.repeats)
-    print(f"{'variant':<26} {'seconds':>8} {'relative':>8} {'compile_s':>9}")
+    print(f"{'variant':<26} {'seconds':>8} {'relative':>8} {'compile_s':>9} {'GFLOP/s':>9} "
+          f"{'% of peak':>9}")
     for r in rows:
-      print(f"{r['variant']:<26} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f}")
+      print(f"{r['variant']:<26} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f} "
+            f"{r['GFLOP/s']:9.4g} {r['% of peak']:>9}")
     print(f"(training iteration of the demo presets, batch {rows[0]['batch']}, "
           f"{jax.devices()[0].platform})")
     return
@@ -237,9 +255,11 @@ def main(argv: list[str] | None = None,
     raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
   rows = bench_alignment(args.resolution, args.batch, channel_base=args.channel_base,
                          channel_max=args.channel_max, repeats=args.repeats)
-  print(f"{'variant':<10} {'seconds':>8} {'relative':>8} {'compile_s':>9}")
+  print(f"{'variant':<10} {'seconds':>8} {'relative':>8} {'compile_s':>9} {'GFLOP/s':>9} "
+        f"{'% of peak':>9}")
   for r in rows:
-    print(f"{r['variant']:<10} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f}")
+    print(f"{r['variant']:<10} {r['seconds']:8.4f} {r['relative']:8.2f} {r['compile_s']:9.1f} "
+          f"{r['GFLOP/s']:9.4g} {r['% of peak']:>9}")
   print(f"({rows[0]['platform']}, {rows[0]['devices']} device(s), resolution "
         f"{args.resolution}, batch {args.batch})")
 

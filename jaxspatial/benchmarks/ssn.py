@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from jaxspatial import cli, errors
 from jaxspatial import families
+from jaxspatial.benchmarks import compile_with_flops, flop_rate
 from jaxspatial import models as models_lib
 from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
@@ -68,7 +69,7 @@ def bench_ssn_vs_stylegan2(resolution: int = 32, batch: int = 16, *, channel_bas
   configs = {"stylegan2": models_lib.stylegan2_model_config(resolution, **kw),
              "ssn": ssn_model_config(resolution, grid=grid, **kw)}
   key = jax.random.key(seed)
-  fns = {}
+  fns, compile_s, flops = {}, {}, {}
   for name, cfg in configs.items():
     g = families.build_generator(cfg)
     shape = (batch, z_dim) if name == "stylegan2" else (batch, *grid, z_dim)
@@ -76,13 +77,17 @@ def bench_ssn_vs_stylegan2(resolution: int = 32, batch: int = 16, *, channel_bas
     variables = jax.jit(g.init)(key, z[:1])
     fwd = jax.jit(lambda v, z, g=g: g.apply(v, z))
     grad = jax.jit(jax.grad(lambda p, v, z, g=g: jnp.sum(g.apply({**v, "params": p}, z))))
-    fns[name, "forward"] = functools.partial(fwd, variables, z)
-    fns[name, "train"] = functools.partial(grad, variables["params"], variables, z)
+    for pass_name, jitted, args in (("forward", fwd, (variables, z)),
+                                    ("train", grad, (variables["params"], variables, z))):
+      executable, compile_s[name, pass_name], flops[name, pass_name] = compile_with_flops(
+          jitted, *args)
+      fns[name, pass_name] = functools.partial(executable, *args)
   rows = []
-  for (name, pass_name), (seconds, compile_s) in _time(fns, repeats).items():
+  for (name, pass_name), (seconds, _) in _time(fns, repeats).items():
     rows.append({"model": name, "pass": pass_name, "resolution": resolution, "batch": batch,
-                 "seconds": seconds, "images_per_s": batch / seconds, "compile_s": compile_s,
-                 **_device()})
+                 "seconds": seconds, "images_per_s": batch / seconds,
+                 "compile_s": compile_s[name, pass_name], **_device(),
+                 **flop_rate(flops[name, pass_name], seconds)})
   base = {r["pass"]: r["seconds"] for r in rows if r["model"] == "stylegan2"}
   for r in rows:
     r["relative"] = r["seconds"] / base[r["pass"]]
@@ -113,9 +118,11 @@ def bench_sigma_e(resolutions: tuple[int, ...] = (16, 64), channels: int = 128,
                      "layer": lambda: layer(x, weight, s, up=up)}, repeats)
       (c_s, _), (d_s, _), (l_s, _) = timed["closed"], timed["direct"], timed["layer"]
       a, b = closed(weight, s, up=up), direct(weight, s, up=up)
+      layer_flops = compile_with_flops(layer, x, weight, s, up=up)[2]
       rows.append({"resolution": res, "up": up, "channels": channels, "batch": batch,
                    "closed_s": c_s, "direct_s": d_s, "speedup": d_s / c_s, "layer_s": l_s,
-                   "max_rel_diff": float(jnp.max(jnp.abs(a - b) / jnp.abs(b))), **_device()})
+                   "max_rel_diff": float(jnp.max(jnp.abs(a - b) / jnp.abs(b))), **_device(),
+                   **flop_rate(layer_flops, l_s, prefix="layer ")})
   return rows
 
 
@@ -140,16 +147,18 @@ def main(argv: list[str] | None = None,
   rows = bench_ssn_vs_stylegan2(args.resolution, args.batch, channel_base=args.channel_base,
                                 channel_max=args.channel_max, z_dim=args.z_dim,
                                 n_mlp=args.n_mlp, repeats=args.repeats)
-  print(f"{'model':<10} {'pass':<8} {'images/s':>10} {'relative':>8} {'compile_s':>9}")
+  print(f"{'model':<10} {'pass':<8} {'images/s':>10} {'relative':>8} {'compile_s':>9} "
+        f"{'GFLOP/s':>9} {'% of peak':>9}")
   for r in rows:
     print(f"{r['model']:<10} {r['pass']:<8} {r['images_per_s']:10.1f} {r['relative']:8.2f} "
-          f"{r['compile_s']:9.1f}")
+          f"{r['compile_s']:9.1f} {r['GFLOP/s']:9.4g} {r['% of peak']:>9}")
   rows = bench_sigma_e(tuple(cli.parse_int_ranges(args.sigma_resolutions)), args.sigma_channels,
                        args.batch, repeats=args.repeats)
   print(f"\n{'res':>4} {'up':>5} {'closed_ms':>9} {'direct_ms':>9} {'speedup':>7} "
-        f"{'layer_ms':>8}")
+        f"{'layer_ms':>8} {'layer GFLOP/s':>13} {'% of peak':>9}")
   for r in rows:
     print(f"{r['resolution']:4d} {str(r['up']):>5} {1e3 * r['closed_s']:9.3f} "
-          f"{1e3 * r['direct_s']:9.3f} {r['speedup']:7.1f} {1e3 * r['layer_s']:8.3f}")
+          f"{1e3 * r['direct_s']:9.3f} {r['speedup']:7.1f} {1e3 * r['layer_s']:8.3f} "
+          f"{r['layer GFLOP/s']:13.4g} {r['layer % of peak']:>9}")
   print(f"({rows[0]['platform']}: {rows[0]['device']}, batch {args.batch})")
 

@@ -35,6 +35,10 @@ from typing import Callable
 from jaxspatial import cli, errors
 
 FAMILIES = ("stylegan2", "spatialgan", "ssn", "regressor")
+STUDIO_NOTE = ("the studio's figures are HTTP round trips (JSON, PNG encoding, the server's "
+               "host work around the compiled edits, several programs per request): a FLOP "
+               "rate of that would be invented; the edits' programs have theirs in bench "
+               "projection, alignment, regressor and generator")
 
 
 def demo_models(root: pathlib.Path) -> list[pathlib.Path]:
@@ -335,11 +339,10 @@ def main(argv=None, prog: str = "python -m jaxspatial.bench studio") -> None:
     raise errors.UserError("--repeats must be at least 2")
   if args.clients is not None and (args.clients < 1 or args.seconds <= 0):
     raise errors.UserError("--clients must be >= 1 and --seconds > 0")
-  from jaxspatial.benchmarks import print_table
-  if args.clients is not None:
-    print_table(bench_load(args.checkpoint, args.clients, args.seconds))
-  else:
-    print_table(bench_studio(args.checkpoint, args.repeats))
+  from jaxspatial.benchmarks import no_flop_rate, print_table
+  rows = (bench_load(args.checkpoint, args.clients, args.seconds) if args.clients is not None
+          else bench_studio(args.checkpoint, args.repeats))
+  print_table([{**r, **no_flop_rate(STUDIO_NOTE)} for r in rows])
 
 
 if __name__ == "__main__":
