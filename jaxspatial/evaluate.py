@@ -19,6 +19,9 @@ Metrics (:data:`jaxspatial.metrics.registry.METRICS`; each is ``fn(model, ctx) -
   feature space of a trained discriminator given by ``--critic DIR``
   (:mod:`jaxspatial.metrics.critic`), between ``--num`` generated and real images; also
   ``critic_logit_fake``/``critic_logit_real``, the critic's mean logits.
+* ``ppl_critic``: ``ppl`` with the ``--critic``'s features standing in for LPIPS (LPIPS's form
+  with uniform channel weights on its unit-normalised block features; no downloaded weights),
+  reported as ``ppl_critic_<space><sampling>``; its values are not on LPIPS's scale.
 * ``distortion`` (SSN) and ``comove`` (SpatialGAN): see docs/ssn.md and docs/spatialgan.md.
 
 The real data is the checkpoint config's ``data`` section with ``--data key=value,...``

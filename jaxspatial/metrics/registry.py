@@ -194,6 +194,50 @@ def kid_metric(model: Any, ctx: Context) -> dict[str, float]:
 
 @register("ppl", nets=("lpips-vgg",), needs_data=False)
 def ppl_metric(model: Any, ctx: Context) -> dict[str, float]:
+  return {f"ppl_{ctx.ppl_space}{ctx.ppl_sampling}": _ppl(model, ctx)}
+
+
+def critic_distance(path: str | pathlib.Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+  """``d(x, y) -> (n,)``: LPIPS's form with uniform channel weights on the unit-normalised
+  spatial block features of a critic (checkpoint or critic file):
+  :func:`jaxspatial.nets.critic.feature_distance` of :func:`~jaxspatial.nets.critic.feature_maps`,
+  the stand-in for LPIPS where no VGG weights exist (``ppl_critic``)."""
+  import jax
+  from jaxspatial.nets import critic as critic_lib
+  if str(path).endswith(critic_lib.CRITIC_FILE_SUFFIX):
+    if not pathlib.Path(path).is_file():
+      raise errors.UserError(f"critic file {path} does not exist")
+    config, d_vars = critic_lib.read_critic_file(path)
+    d = families.build_discriminator(config.model)
+  else:
+    from jaxspatial.api.model import load
+    model = load(path)
+    d, d_vars = getattr(model, "discriminator", None), getattr(model, "d_vars", None)
+    if d is None or d_vars is None:
+      raise errors.UserError(f"the critic {path} holds no discriminator ('d')")
+  fn = jax.jit(lambda x, y: critic_lib.feature_distance(critic_lib.feature_maps(d, d_vars, x),
+                                                        critic_lib.feature_maps(d, d_vars, y)))
+  return lambda x, y: np.asarray(fn(np.asarray(x, np.float32), np.asarray(y, np.float32)))
+
+
+@register("ppl_critic", nets=(), needs_data=False)
+def ppl_critic_metric(model: Any, ctx: Context) -> dict[str, float]:
+  """PPL with the critic's features (``--critic``) standing in for LPIPS (no downloaded
+  weights): :func:`critic_distance`; reported as ``ppl_critic_<space><sampling>``."""
+  if not ctx.critic:
+    raise errors.UserError("ppl_critic needs --critic DIR|FILE: the discriminator whose "
+                           "features stand in for LPIPS")
+  resolution = open_critic(ctx.critic).resolution
+  if resolution != model.resolution:
+    raise errors.UserError(f"the critic scores {resolution} px images, the model makes "
+                           f"{model.resolution} px")
+  distance = critic_distance(ctx.critic)
+  return {f"ppl_critic_{ctx.ppl_space}{ctx.ppl_sampling}": _ppl(model, ctx, distance)}
+
+
+def _ppl(model: Any, ctx: Context, distance: Callable | None = None) -> float:
+  """PPL of ``model`` under ``ctx``'s space, sampling, epsilon and crop; ``distance``:
+  LPIPS-VGG when None."""
   def sample_z(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     z = model.sample_z(seed, 2 * n)
     return z[:n], z[n:]
@@ -211,10 +255,10 @@ def ppl_metric(model: Any, ctx: Context) -> dict[str, float]:
     def generate(z: np.ndarray) -> np.ndarray:
       return model.generate(z, noise="const")
 
-  value = ppl.perceptual_path_length(
+  return ppl.perceptual_path_length(
       sample, generate, num_samples=ctx.num, batch_size=ctx.batch_size, space=ctx.ppl_space,
-      sampling=ctx.ppl_sampling, epsilon=ctx.ppl_epsilon, crop=ctx.ppl_crop, seed=ctx.seed)
-  return {f"ppl_{ctx.ppl_space}{ctx.ppl_sampling}": value}
+      sampling=ctx.ppl_sampling, epsilon=ctx.ppl_epsilon, crop=ctx.ppl_crop, seed=ctx.seed,
+      lpips_fn=distance)
 
 
 @register("prdc", nets=("vgg16",), needs_data=True)
