@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--rgb-fill", action="store_true",
                  help="also feed every RGB-only regressor the paper's RGB Fill input (holes "
                       "filled with the background layer's mean colour): a row NAME fill")
+  p.add_argument("--lighting", action="store_true",
+                 help="collages and real scenes from the lit shapes world (data.lighting)")
   p.add_argument("--show", type=int, default=8, help="collages in the picture")
   p.add_argument("--out", help="picture: collages, then each regressor's composites (PNG)")
   p.add_argument("--json", help="write the table as JSON here")
@@ -63,7 +65,7 @@ def main(argv=None) -> None:
   regressors = {name: load_regressor(path) for name, path in map(_named, args.regressor)}
   rows, collages, images = composites.compare(
       regressors, open_critic(args.critic), args.num, args.objects, args.collage_seed,
-      args.bootstrap, args.rgb_fill)
+      args.bootstrap, args.rgb_fill, args.lighting)
   print(composites.format_table(rows))
   print(f"({args.num} collages, {time.time() - start:.0f} s)")
   if args.json:

@@ -58,6 +58,34 @@ class Collages:
             for p in range(self.part_images.shape[1])]
 
 
+def alpha_blend(collages: Collages, radius: int) -> np.ndarray:
+  """The collage α-blended instead of pasted (Chai et al. 2021, §4.3's baseline): the same
+  layers in the same order onto the zero canvas, each with its mask feathered into
+  ``α_k`` = :func:`feather` ``(m_k, radius)`` (about ½ on the seam, 1 from ``radius`` pixels
+  inside, 0 from ``radius`` pixels outside): ``canvas = α_k ⊙ x_k + (1 − α_k) ⊙ canvas``.
+  A layer's pixels just outside its own mask come from its source image, as a soft paste of
+  real photographs would. ``radius = 0`` is :func:`paste_layers`."""
+  out = np.zeros(collages.collage.shape, np.float32)
+  for p in range(collages.part_images.shape[1]):
+    alpha = feather(collages.part_masks[:, p], radius)
+    out = alpha * collages.part_images[:, p] + (1.0 - alpha) * out
+  return out.astype(np.float32)
+
+
+def feather(masks: np.ndarray, radius: int) -> np.ndarray:
+  """(n, H, W, 1) binary masks -> soft α in [0, 1]: the mean of the mask over the
+  ``(2 radius + 1)²`` window around each pixel (zero outside the image)."""
+  m = np.asarray(masks, np.float32)
+  if radius <= 0:
+    return m
+  k = 2 * radius + 1
+  padded = np.pad(m, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
+  c = np.cumsum(np.cumsum(np.pad(padded, ((0, 0), (1, 0), (1, 0), (0, 0))), 1), 2)
+  h, w = m.shape[1:3]
+  total = c[:, k:k + h, k:k + w] - c[:, :h, k:k + w] - c[:, k:k + h, :w] + c[:, :h, :w]
+  return (total / (k * k)).astype(np.float32)
+
+
 def fill_holes(collages: Collages) -> np.ndarray:
   """The paper's "RGB Fill" input (Chai et al. 2021, Supp. A.2.4): the collage with every
   unknown pixel (outside the union mask) set to the mean colour of its background layer's
@@ -113,11 +141,11 @@ def automatic_collages(images: np.ndarray, object_masks: np.ndarray, n: int, *,
 
 
 def shapes_collages(n: int, resolution: int, *, objects: int = 2, pool: int = 64,
-                    seed: int = 0, max_objects: int = 4) -> Collages:
+                    seed: int = 0, max_objects: int = 4, lighting: bool = False) -> Collages:
   """:func:`automatic_collages` over the first ``pool`` scenes of the embedded shapes dataset
-  (``jaxspatial.data.shapes.ShapesSource(resolution, seed=seed)``)."""
+  (``jaxspatial.data.shapes.ShapesSource(resolution, seed=seed, lighting=lighting)``)."""
   from jaxspatial.data.shapes import ShapesSource
-  source = ShapesSource(resolution, max_objects=max_objects, seed=seed)
+  source = ShapesSource(resolution, max_objects=max_objects, seed=seed, lighting=lighting)
   scenes = [source[i] for i in range(pool)]
   images = imageio.from_uint8(np.stack([s["image"] for s in scenes]))
   masks = np.stack([s["masks"] for s in scenes]).transpose(0, 2, 3, 1)   # (N, K, H, W) -> NHWK

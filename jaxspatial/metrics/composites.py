@@ -31,29 +31,32 @@ FILL = " fill"
 """Suffix of an RGB-only regressor's row fed the RGB Fill input ("RGB" -> "RGB fill")."""
 
 
-def shapes_real(num: int, resolution: int, seed: int) -> np.ndarray:
-  """The first ``num`` scenes of ``ShapesSource(resolution, seed=seed)``, in [-1, 1]."""
+def shapes_real(num: int, resolution: int, seed: int, lighting: bool = False) -> np.ndarray:
+  """The first ``num`` scenes of ``ShapesSource(resolution, seed=seed, lighting=lighting)``,
+  in [-1, 1]."""
   from jaxspatial.data.shapes import ShapesSource
-  source = ShapesSource(resolution, seed=seed)
+  source = ShapesSource(resolution, seed=seed, lighting=lighting)
   return imageio.from_uint8(np.stack([source[i]["image"] for i in range(num)]))
 
 
 def compare(regressors: dict, critic: critic_lib.Critic, num: int, objects: int = 2,
-            collage_seed: int = 1000, bootstrap: int = 0, rgb_fill: bool = False
-            ) -> tuple[list[dict], collages_lib.Collages, dict]:
+            collage_seed: int = 1000, bootstrap: int = 0, rgb_fill: bool = False,
+            lighting: bool = False) -> tuple[list[dict], collages_lib.Collages, dict]:
   """Rows of the table, the collages, and each method's composites (row name -> images).
 
   ``regressors``: row name -> :class:`~jaxspatial.api.regressor.RegressorModel`. A row holds
   ``method`` and the :data:`MEASURES` (``masked_l1`` None for the reference rows) and, with
   ``bootstrap > 0``, their standard errors as ``<measure>_se``. ``critic``: e.g.
-  :func:`jaxspatial.metrics.registry.open_critic` of a checkpoint or critic file."""
+  :func:`jaxspatial.metrics.registry.open_critic` of a checkpoint or critic file.
+  ``lighting``: collages and real scenes from the lit shapes world."""
   resolutions = {r.resolution for r in regressors.values()} | {critic.resolution}
   if len(resolutions) > 1:
     raise errors.UserError(f"regressors and critic disagree on the resolution: {sorted(resolutions)}")
   res = critic.resolution
   collages = collages_lib.shapes_collages(num, res, objects=objects, pool=max(64, num),
-                                           seed=collage_seed)
-  real_features = critic_lib.batched_features(critic, shapes_real(num, res, collage_seed + 1))
+                                           seed=collage_seed, lighting=lighting)
+  real_features = critic_lib.batched_features(critic, shapes_real(num, res, collage_seed + 1,
+                                                                  lighting))
 
   def row(name: str, images: np.ndarray, l1: bool = True) -> dict:
     feats = critic_lib.batched_features(critic, images)
@@ -77,7 +80,8 @@ def compare(regressors: dict, critic: critic_lib.Critic, num: int, objects: int 
 
   any_regressor = next(iter(regressors.values()))
   samples = any_regressor.generate(any_regressor.sample_z(collage_seed, num), noise="const")
-  rows = [row("real scenes (reference)", shapes_real(num, res, collage_seed + 2), l1=False),
+  rows = [row("real scenes (reference)", shapes_real(num, res, collage_seed + 2, lighting),
+              l1=False),
           row("generator samples (reference)", samples, l1=False),
           row(PASTE, collages.collage)]
   composites = {}
