@@ -190,17 +190,20 @@ class Session:
     self.train_seconds = record.get("train_seconds") if timed else None
     return Run(spec, workdir, self.train_seconds, command)
 
-  def critic(self) -> str:
-    """The shared critic file of this scale (``<out>/references/critic-<scale>.npz``): made
-    once from :func:`critic_spec`'s run when missing; its sha256 goes into the row."""
-    path = self.out / "references" / f"critic-{self.scale}.npz"
+  def critic(self, lighting: bool = False) -> str:
+    """The shared critic file of this scale (``<out>/references/critic-<scale>.npz``; with
+    ``lighting``, the critic of the lit shapes world, ``critic-<scale>-lit.npz``, recorded
+    as ``critic-lit``): made once from :func:`critic_spec`'s run when missing; its sha256
+    goes into the row."""
+    suffix = "-lit" if lighting else ""
+    path = self.out / "references" / f"critic-{self.scale}{suffix}.npz"
     if not path.is_file():
       import jaxspatial as js
       from jaxspatial.nets import critic as critic_lib
-      run = self.train(critic_spec(self.scale))
+      run = self.train(critic_spec(self.scale, lighting))
       critic_lib.save_critic_file(js.load(run.workdir), path)
       self.train_seconds = None
-    self.references["critic"] = {"path": display(path), "sha256": ledger.sha256(path)}
+    self.references["critic" + suffix] = {"path": display(path), "sha256": ledger.sha256(path)}
     return display(path)
 
   def evaluate(self, run: Run, metrics: str, **options: Any) -> dict[str, float]:
@@ -285,14 +288,17 @@ CRITIC_SEED = 1000
 """The critic's seed: outside every target's seeds 0..N-1, so it never shares a run's draws."""
 
 
-def critic_spec(scale: str) -> RunSpec:
+def critic_spec(scale: str, lighting: bool = False) -> RunSpec:
   """The independent StyleGAN2 whose discriminator scores every page's critic FD at that
   scale (shared by the targets: ``runs/<scale>/common/critic-s1000``). ``small``: the
-  StyleGAN2 ``demo`` preset, 6000 steps (48 kimg); ``smoke``: ``tiny``, initialised only."""
+  StyleGAN2 ``demo`` preset, 6000 steps (48 kimg); ``smoke``: ``tiny``, initialised only.
+  ``lighting``: the same, trained on lit shapes scenes (``common/critic-lit-s1000``)."""
+  lit = (("data.lighting", True),) if lighting else ()
+  setting = "critic-lit" if lighting else "critic"
   if scale == "small":
-    return RunSpec("common", "critic", CRITIC_SEED, "stylegan2.py", "demo",
-                   (("total_steps", 6000),))
-  return RunSpec("common", "critic", CRITIC_SEED, "stylegan2.py", "tiny", SMOKE_OVERRIDES)
+    return RunSpec("common", setting, CRITIC_SEED, "stylegan2.py", "demo",
+                   (("total_steps", 6000),) + lit)
+  return RunSpec("common", setting, CRITIC_SEED, "stylegan2.py", "tiny", SMOKE_OVERRIDES + lit)
 
 
 def _write_json(path: pathlib.Path, value: Any) -> None:
