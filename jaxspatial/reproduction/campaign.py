@@ -27,6 +27,10 @@ TARGETS = {
     "spatialgan-table1": "spatialgan_table1:TARGET",
     "spatialgan-indoor-edits": "spatialgan_table1:EDITS_TARGET",
     "ssn-droplets": "droplets:TARGET",
+    "ssn-vs-stylegan2": "ssn_table1:TARGET",
+    "regressor-variation": "composition:VARIATION_TARGET",
+    "regressor-alpha-blend": "composition:ALPHA_TARGET",
+    "regressor-table3-lit": "composition:LIT_TARGET",
     "ada-limited-data": "ada:TARGET",
     "spatialgan-ablations": "spatialgan_ablations:TARGET",
     "ssn-lambda": "ssn:TARGET",
@@ -34,8 +38,10 @@ TARGETS = {
     "regressor-edits": "regressor:EDITS_TARGET",
 }
 """name -> ``module:attribute`` of its :class:`~.runs.Target`, highest priority first: the two
-SpatialGAN claims, Table I's ladder and the indoor edits, SSN's droplets, ADA's limited-data
-runs, the ablations, then the analyses migrated from earlier runs."""
+SpatialGAN claims, Table I's ladder and the indoor edits, issue 32's evidence in its order (SSN's
+droplets, SSN against StyleGAN2, the variation maps, α-blending, Table 3 in the lit world),
+ADA's limited-data runs, the ablations, then the analyses migrated from earlier runs (a target
+that reuses another's runs is planned right after that target's units of each seed)."""
 
 SCALES = ("small", "smoke")
 
