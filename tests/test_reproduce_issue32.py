@@ -160,3 +160,20 @@ def test_ppl_critic_against_direct_computation(smoke):
                                       lpips_fn=distance)
   assert got["ppl_critic_wend"] == pytest.approx(direct, rel=5e-3)   # float32 vs float64
   assert got["ppl_critic_wend"] > 0
+
+
+def test_reusing_targets_follow_their_host_only_while_it_has_units_to_run(tmp_path):
+  """regressor-variation measures regressor-table3's RGBM runs: planned right after that
+  target's units of the seed when they are missing, at its own priority (before ADA's
+  units) once the host's rows are all there."""
+  import shutil
+  names = ["regressor-variation", "ada-limited-data", "regressor-table3"]
+  c = campaign.Campaign(tmp_path, tmp_path / "runs", seeds=1)
+  plan = [u.target for u in c.plan(names)]
+  assert plan.index("regressor-variation") > plan.index("regressor-table3")
+  assert plan.index("regressor-variation") > plan.index("ada-limited-data")
+  committed = campaign.ledger.REPO / "docs" / "reproduction" / ledger.RESULTS
+  shutil.copytree(committed / "regressor-table3", tmp_path / ledger.RESULTS / "regressor-table3")
+  plan = [u.target for u in c.plan(names)]
+  assert "regressor-table3" not in plan
+  assert plan.index("regressor-variation") < plan.index("ada-limited-data")

@@ -129,16 +129,20 @@ class Campaign:
   def plan(self, names: list[str]) -> list[Unit]:
     """The missing units of ``names`` in the order they run: by target priority and seed,
     except that a target which reuses another's runs follows that target seed by seed
-    (drag-table2's seed-0 units right after spatialgan-comove's)."""
+    (drag-table2's seed-0 units right after spatialgan-comove's) while that target has
+    units of the seed to run; otherwise it keeps its own priority (regressor-variation
+    before the ablations when regressor-table3's rows are all there)."""
     order = list(TARGETS)
+    missing = [u for n in names for u in self.missing(n)]
+    pending = {(u.target, u.seed) for u in missing}
 
     def key(unit: Unit) -> tuple[int, int, int]:
       host = target(unit.target).reuses
-      if host in names:
+      if host in names and (host, unit.seed) in pending:
         return order.index(host), unit.seed, 1
       return order.index(unit.target), unit.seed, 0
 
-    return sorted((u for n in names for u in self.missing(n)), key=key)
+    return sorted(missing, key=key)
 
   def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
     """Runs the missing units of ``names`` in order while the next one's estimate fits in
