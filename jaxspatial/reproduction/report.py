@@ -142,12 +142,11 @@ def paired_cell(rows: Sequence[Row], pair: Paired) -> tuple[str, int]:
 
 def paired_table(rows: Sequence[Row], pairs: Sequence[Paired]) -> list[str]:
   """Markdown lines: one line per pair, its difference (or ratio) with a 95 % interval."""
-  lines = ["| comparison (same seed) | pairs | difference (b − a) or ratio (b / a), 95 % CI |",
-           "|---|---|---|"]
+  lines = ["| comparison (same seed) | pairs | difference or ratio, 95 % CI |", "|---|---|---|"]
   for pair in pairs:
     cell, n = paired_cell(rows, pair)
-    kind = "ratio" if pair.log else "difference"
-    lines.append(f"| {pair.column.header}: {pair.b} vs {pair.a} ({kind}) | {n} | {cell} |")
+    sign = "/" if pair.log else "−"
+    lines.append(f"| {pair.column.header}: {pair.b} {sign} {pair.a} | {n} | {cell} |")
   return lines
 
 
