@@ -52,7 +52,6 @@ by unit name, so ``--page-only`` rebuilds them from rows.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import pathlib
 
@@ -67,14 +66,8 @@ RADII = (1, 2)            # α-blend feathering radii (px at 32 px)
 TILE = 64                 # panel tiles (px)
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  generator: tuple[tuple[str, object], ...]
-  num_collages: int
-  num_base: int
-  num_replace: int
-  num_panel: int
+Scale = runs.scale_type("num_collages", "num_base", "num_replace", "num_panel",
+                        overrides=("generator",))
 
 
 SCALES = {

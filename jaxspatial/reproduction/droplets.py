@@ -51,7 +51,6 @@ the row); the page links the panels by unit name, so ``--page-only`` rebuilds it
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import pathlib
 
@@ -72,12 +71,7 @@ BATCH = 16
 """Samples per generator call: the ``demo`` training batch, which SPADE's statistics span."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  train: tuple[tuple[str, object], ...]
-  num_droplets: int
-  num_fd: int
+Scale = runs.scale_type("num_droplets", "num_fd")
 
 
 SCALES = {

@@ -29,8 +29,6 @@ run, which needed 5000-9000); 512 collages for the table; 32 collages fine-tuned
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from jaxspatial.reproduction import report, runs, ssn
@@ -45,15 +43,8 @@ EDIT_COLOUR = np.array([1.0, -1.0, 1.0], np.float32)
 (their saturation is bounded), so its direction is unambiguous."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  train: tuple[tuple[str, object], ...]
-  num_collages: int
-  num_finetune: int
-  finetune_steps: int
-  num_inpaint: int
-  num_edit: int
+Scale = runs.scale_type("num_collages", "num_finetune", "finetune_steps", "num_inpaint",
+                        "num_edit")
 
 
 SCALES = {

@@ -284,6 +284,16 @@ for ~35 s per seed on the 2-core CI: the seed is a constant of it); the training
 is what the training tests cover."""
 
 
+def scale_type(*sizes: str, overrides: tuple[str, ...] = ("train",)) -> type:
+  """A target's ``Scale`` (one per scale in its ``SCALES``): a frozen dataclass of the
+  ``preset`` its runs train from, a tuple of ``--config`` overrides on it per name in
+  ``overrides`` (one per kind of run), then the target's own ``sizes`` (sample counts, steps:
+  ints), positional in that order."""
+  return dataclasses.make_dataclass(
+      "Scale", [("preset", str)] + [(name, tuple[tuple[str, object], ...]) for name in overrides]
+      + [(name, int) for name in sizes], frozen=True)
+
+
 CRITIC_SEED = 1000
 """The critic's seed: outside every target's seeds 0..N-1, so it never shares a run's draws."""
 

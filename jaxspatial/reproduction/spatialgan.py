@@ -19,19 +19,12 @@ critic FD on 1024 generated vs 1024 real images. ``smoke``: the ``tiny`` preset 
 
 from __future__ import annotations
 
-import dataclasses
-
 from jaxspatial.reproduction import ledger, report, runs
 
 NAME = "spatialgan-comove"
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  train: tuple[tuple[str, object], ...]
-  num_comove: int
-  num_fd: int
+Scale = runs.scale_type("num_comove", "num_fd")
 
 
 SCALES = {

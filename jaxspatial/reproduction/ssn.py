@@ -15,21 +15,13 @@ batch 8, lr 0.005), 3000 steps (24 kimg); SSN = the ``demo`` preset at the sourc
 
 from __future__ import annotations
 
-import dataclasses
-
 from jaxspatial.reproduction import ledger, report, runs
 
 NAME = "ssn-lambda"
 LAMBDAS = (0.0, 10.0, 100.0, 1000.0)
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  source: tuple[tuple[str, object], ...]
-  ssn: tuple[tuple[str, object], ...]
-  num_distortion: int
-  num_fd: int
+Scale = runs.scale_type("num_distortion", "num_fd", overrides=("source", "ssn"))
 
 
 SCALES = {

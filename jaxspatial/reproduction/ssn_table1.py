@@ -29,20 +29,13 @@ min a unit; the first rows' wall times replace them.
 
 from __future__ import annotations
 
-import dataclasses
-
 from jaxspatial.reproduction import ledger, report, runs, ssn
 
 NAME = "ssn-vs-stylegan2"
 STYLEGAN2, SSN = "stylegan2", "ssn"
 
 
-@dataclasses.dataclass(frozen=True)
-class Scale:
-  preset: str
-  ssn: tuple[tuple[str, object], ...]
-  num_fd: int
-  num_ppl: int
+Scale = runs.scale_type("num_fd", "num_ppl", overrides=("ssn",))
 
 
 SCALES = {
