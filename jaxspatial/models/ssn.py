@@ -90,6 +90,15 @@ NORM_EPS = 1e-8
 instance-norm epsilon, and the same 1e-8 the modulated convs add to their σ²."""
 
 
+def _normalise(h: Array, scale: Array, bias: Array, axes: tuple[int, ...]) -> Array:
+  """``scale ⊙ (h − μ) / σ + bias``, ``μ, σ`` over ``axes`` of ``h`` (biased variance, plus
+  :data:`NORM_EPS`), in float32 and returned in ``h``'s dtype."""
+  x = h.astype(jnp.float32)
+  mu = jnp.mean(x, axis=axes, keepdims=True)
+  var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+  return (scale * (x - mu) * jax.lax.rsqrt(var + NORM_EPS) + bias).astype(h.dtype)
+
+
 def spade(h: Array, scale: Array, bias: Array) -> Array:
   """SPADE (SSN appendix A, eq. 3-5): ``s_s ⊙ (h − μ_D(h)) / σ_D(h) + s_b``.
 
@@ -102,10 +111,7 @@ def spade(h: Array, scale: Array, bias: Array) -> Array:
   Returns:
     (N, H, W, C) in ``h``'s dtype; statistics in float32.
   """
-  x = h.astype(jnp.float32)
-  mu = jnp.mean(x, axis=(0, 1, 2), keepdims=True)
-  var = jnp.mean(jnp.square(x - mu), axis=(0, 1, 2), keepdims=True)
-  return (scale * (x - mu) * jax.lax.rsqrt(var + NORM_EPS) + bias).astype(h.dtype)
+  return _normalise(h, scale, bias, axes=(0, 1, 2))
 
 
 def adain(h: Array, scale: Array, bias: Array) -> Array:
@@ -121,10 +127,7 @@ def adain(h: Array, scale: Array, bias: Array) -> Array:
   Returns:
     (N, H, W, C) in ``h``'s dtype; statistics in float32.
   """
-  x = h.astype(jnp.float32)
-  mu = jnp.mean(x, axis=(1, 2), keepdims=True)
-  var = jnp.mean(jnp.square(x - mu), axis=(1, 2), keepdims=True)
-  return (scale * (x - mu) * jax.lax.rsqrt(var + NORM_EPS) + bias).astype(h.dtype)
+  return _normalise(h, scale, bias, axes=(1, 2))
 
 
 _NORMS = {"spade": spade, "adain": adain}
@@ -233,29 +236,21 @@ def _check_grid(resolution: int, grid: Sequence[int]) -> tuple[int, int]:
   return gh, gw
 
 
-_SG2, _SSN = models_lib.STYLEGAN2_DEFAULTS, SSN_DEFAULTS
+_SSN = SSN_DEFAULTS
 
 
 def ssn_model_config(resolution: int, *,
                      grid: Sequence[int] = (_SSN["grid_h"], _SSN["grid_w"]),
-                     z_dim: int = _SG2["z_dim"], w_dim: int = _SG2["w_dim"],
-                     n_mlp: int = _SG2["n_mlp"],
-                     channel_multiplier: int = _SG2["channel_multiplier"],
-                     channel_base: int = _SG2["channel_base"],
-                     channel_max: int = _SG2["channel_max"],
-                     mbstd_group_size: int = _SG2["mbstd_group_size"],
                      encoder_blocks: int = _SSN["encoder_blocks"],
                      style_upsample: str = _SSN["style_upsample"],
-                     spatial_conditioning: str = _SSN["spatial_conditioning"]
-                     ) -> ml_collections.ConfigDict:
-  """The ``config.model`` section of an SSN: StyleGAN2's knobs plus ``grid_h``, ``grid_w``
-  (latent blocks; paper 4×4), ``encoder_blocks``, ``style_upsample`` and
-  ``spatial_conditioning`` (:data:`CONDITIONINGS`). ``z_dim`` is the size of one block (paper
-  512)."""
+                     spatial_conditioning: str = _SSN["spatial_conditioning"],
+                     **stylegan2_kw) -> ml_collections.ConfigDict:
+  """The ``config.model`` section of an SSN: StyleGAN2's keys (``stylegan2_kw``, see
+  :func:`jaxspatial.models.stylegan2_model_config`) plus ``grid_h``, ``grid_w`` (latent
+  blocks; paper 4×4), ``encoder_blocks``, ``style_upsample`` and ``spatial_conditioning``
+  (:data:`CONDITIONINGS`). ``z_dim`` is the size of one block (paper 512)."""
   gh, gw = _check_grid(resolution, grid)
-  cfg = models_lib.stylegan2_model_config(
-      resolution, z_dim=z_dim, w_dim=w_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
-      channel_base=channel_base, channel_max=channel_max, mbstd_group_size=mbstd_group_size)
+  cfg = models_lib.stylegan2_model_config(resolution, **stylegan2_kw)
   cfg.kind = "ssn"
   cfg.grid_h, cfg.grid_w = gh, gw
   cfg.encoder_blocks = encoder_blocks
