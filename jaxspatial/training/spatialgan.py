@@ -7,12 +7,13 @@ step.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxspatial import checkpoint
+from jaxspatial import checkpoint, losses
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.heatmaps import Heatmaps
 from jaxspatial.models.spatialgan import transfer_from_stylegan2
@@ -79,11 +80,7 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
 
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
                            fake: Array, key: Array) -> tuple[Array, dict]:
-    loss_cfg = self.config.loss
-
-    def get(key):
-      return loss_cfg.get(key, align.ALIGN_DEFAULTS[key])
-
+    get = functools.partial(losses.setting, self.config.loss, defaults=align.ALIGN_DEFAULTS)
     weight = float(get("align_weight"))
     if weight == 0.0:
       return jnp.zeros((), jnp.float32), {}

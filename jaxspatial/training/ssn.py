@@ -3,6 +3,7 @@ how a run starts from a StyleGAN2 (paper §3.4)."""
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Any
 
@@ -10,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxspatial import checkpoint
+from jaxspatial import checkpoint, losses
 from jaxspatial import models as models_lib
 from jaxspatial.errors import UserError
 from jaxspatial.losses import ssn as losses_ssn
@@ -51,11 +52,8 @@ class SSNPlugin(gan_step.StyleGAN2Plugin):
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
                            fake: Array, key: Array) -> tuple[Array, dict]:
     """``λ_D · R_D`` on fresh images of (z, z̃) without style mixing, one noise draw for both."""
-    loss_cfg = self.config.loss
-
-    def get(key):
-      return loss_cfg.get(key, losses_ssn.DISTORTION_DEFAULTS[key])
-
+    get = functools.partial(losses.setting, self.config.loss,
+                            defaults=losses_ssn.DISTORTION_DEFAULTS)
     weight = float(get("distortion_weight"))
     if weight <= 0:
       return jnp.zeros((), jnp.float32), {}
