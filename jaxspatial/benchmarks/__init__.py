@@ -11,17 +11,22 @@ shared CPU are noisy: compare rows measured in the same run.
 This module holds the helpers they share: timing, XLA FLOP counts, the markdown table and the
 two columns every table has (:func:`flop_rate`: achieved GFLOP/s and its share of the peak that
 :func:`peak_gflops` measures in the same run and prints; :func:`no_flop_rate` where FLOPs make
-no sense, with the reason as the table's note). Config files are loaded with
-:func:`jaxspatial.training.config_lib.load`.
+no sense, with the reason as the table's note), and the options the random-weight network
+benchmarks share (:func:`network_parser`, :func:`check_network_args`). Config files are
+loaded with :func:`jaxspatial.training.config_lib.load`.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+
+from jaxspatial import errors
+
 
 def time_call(fn: Callable, *args, iters: int = 3) -> tuple[float, float]:
   """(first call incl. compile, best steady-state call) in seconds; blocks on results."""
@@ -118,6 +123,25 @@ def time_with_flops(jitted, *args, iters: int = 3) -> tuple[float, float]:
   time (:func:`compile_with_flops`) and that executable timed (:func:`time_call`)."""
   compiled, _, flops = compile_with_flops(jitted, *args)
   return time_call(compiled, *args, iters=iters)[1], flops
+
+
+def network_parser(prog: str, description: str) -> argparse.ArgumentParser:
+  """The command line of a random-weight network benchmark (:mod:`.ssn`, :mod:`.spatialgan`)
+  with the network options they share: ``--resolution`` 32, ``--batch`` 16, ``--channel-base``
+  2048, ``--channel-max`` 128."""
+  p = argparse.ArgumentParser(prog=prog, description=description)
+  p.add_argument("--resolution", type=int, default=32)
+  p.add_argument("--batch", type=int, default=16)
+  p.add_argument("--channel-base", type=int, default=2048)
+  p.add_argument("--channel-max", type=int, default=128)
+  return p
+
+
+def check_network_args(args: argparse.Namespace) -> None:
+  """A one-line UserError for a :func:`network_parser` network too small to build
+  (``--resolution`` < 8) or nothing to time (``--batch`` or ``--repeats`` < 1)."""
+  if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
+    raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
 
 
 def print_table(rows: list[dict]) -> None:

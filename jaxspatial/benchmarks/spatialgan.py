@@ -23,7 +23,6 @@ width and batch -- the "+30% training time" of the paper.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -33,7 +32,8 @@ import numpy as np
 
 from jaxspatial import cli, errors
 from jaxspatial import families
-from jaxspatial.benchmarks import compile_with_flops, flop_rate, no_flop_rate
+from jaxspatial.benchmarks import (check_network_args, compile_with_flops, flop_rate,
+                                   network_parser, no_flop_rate)
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models.spatialgan import spatialgan_model_config
 
@@ -211,13 +211,8 @@ def bench_drag(model, num: int = 20, seed: int = 0, distance: tuple[float, float
 
 def main(argv: list[str] | None = None,
          prog: str = "python -m jaxspatial.bench spatialgan") -> None:
-  p = argparse.ArgumentParser(prog=prog,
-                              description="Time a G step with and without SpatialGAN's SEL "
-                                          "and GradCAM alignment (random weights).")
-  p.add_argument("--resolution", type=int, default=32)
-  p.add_argument("--batch", type=int, default=16)
-  p.add_argument("--channel-base", type=int, default=2048)
-  p.add_argument("--channel-max", type=int, default=128)
+  p = network_parser(prog, "Time a G step with and without SpatialGAN's SEL and GradCAM "
+                     "alignment (random weights).")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--drag", metavar="CHECKPOINT",
                  help="instead: DragGAN vs SpatialGAN + DragGAN on this trained SpatialGAN")
@@ -251,8 +246,7 @@ def main(argv: list[str] | None = None,
     print(f"(training iteration of the demo presets, batch {rows[0]['batch']}, "
           f"{jax.devices()[0].platform})")
     return
-  if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
-    raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
+  check_network_args(args)
   rows = bench_alignment(args.resolution, args.batch, channel_base=args.channel_base,
                          channel_max=args.channel_max, repeats=args.repeats)
   print(f"{'variant':<10} {'seconds':>8} {'relative':>8} {'compile_s':>9} {'GFLOP/s':>9} "

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 from typing import Callable, Hashable
@@ -20,9 +19,10 @@ from typing import Callable, Hashable
 import jax
 import jax.numpy as jnp
 
-from jaxspatial import cli, errors
+from jaxspatial import cli
 from jaxspatial import families
-from jaxspatial.benchmarks import compile_with_flops, flop_rate
+from jaxspatial.benchmarks import (check_network_args, compile_with_flops, flop_rate,
+                                   network_parser)
 from jaxspatial import models as models_lib
 from jaxspatial.models import spatial_modulation as sm
 from jaxspatial.models.ssn import ssn_model_config
@@ -128,13 +128,8 @@ def bench_sigma_e(resolutions: tuple[int, ...] = (16, 64), channels: int = 128,
 
 def main(argv: list[str] | None = None,
          prog: str = "python -m jaxspatial.bench ssn") -> None:
-  p = argparse.ArgumentParser(prog=prog,
-                              description="Time SSN vs StyleGAN2 generators and closed-form vs "
-                                          "naive sigma_E (random weights).")
-  p.add_argument("--resolution", type=int, default=32)
-  p.add_argument("--batch", type=int, default=16)
-  p.add_argument("--channel-base", type=int, default=2048)
-  p.add_argument("--channel-max", type=int, default=128)
+  p = network_parser(prog, "Time SSN vs StyleGAN2 generators and closed-form vs naive sigma_E "
+                     "(random weights).")
   p.add_argument("--z-dim", type=int, default=128)
   p.add_argument("--n-mlp", type=int, default=4)
   p.add_argument("--sigma-resolutions", default="16,64",
@@ -142,8 +137,7 @@ def main(argv: list[str] | None = None,
   p.add_argument("--sigma-channels", type=int, default=128)
   p.add_argument("--repeats", type=int, default=5)
   args = p.parse_args(argv)
-  if args.resolution < 8 or args.batch < 1 or args.repeats < 1:
-    raise errors.UserError("--resolution must be >= 8 and --batch, --repeats positive")
+  check_network_args(args)
   rows = bench_ssn_vs_stylegan2(args.resolution, args.batch, channel_base=args.channel_base,
                                 channel_max=args.channel_max, z_dim=args.z_dim,
                                 n_mlp=args.n_mlp, repeats=args.repeats)
