@@ -55,6 +55,12 @@ class VariationMap:
   leakage: float
 
 
+def _of_generator(name: str) -> property:
+  """A read-only property of :class:`RegressorModel`: its frozen generator's ``name``."""
+  return property(lambda self: getattr(self.generator, name),
+                  doc=f"The frozen generator's ``{name}``.")
+
+
 class RegressorModel(Model):
   """A trained regressor E with its frozen generator G (see the module docstring)."""
 
@@ -93,25 +99,11 @@ class RegressorModel(Model):
 
   # ------------------------------------------------------------------ properties
 
-  @property
-  def g_vars(self) -> Any:
-    return self.generator.g_vars
-
-  @property
-  def resolution(self) -> int:
-    return self.generator.resolution
-
-  @property
-  def num_ws(self) -> int:
-    return self.generator.num_ws
-
-  @property
-  def w_dim(self) -> int:
-    return self.generator.w_dim
-
-  @property
-  def z_dim(self) -> int:
-    return self.generator.z_dim
+  g_vars = _of_generator("g_vars")
+  resolution = _of_generator("resolution")
+  num_ws = _of_generator("num_ws")
+  w_dim = _of_generator("w_dim")
+  z_dim = _of_generator("z_dim")
 
   # ------------------------------------------------------------------ the generator
 
