@@ -32,6 +32,7 @@ from jaxspatial import families
 from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
+from jaxspatial.losses import regressor as regression
 from jaxspatial.models.heatmaps import Heatmaps
 
 MAX_POINTS = 8          # DragGAN handle/target pairs per drag (one compiled step for all)
@@ -431,7 +432,10 @@ class RegressorEngine(Engine):
     """A copy of the regressor finetuned on the current collage (the paper's ~30 steps)."""
     collage, union = self.model.collage([(x[None], m[None])
                                          for x, m in zip(state.sources, state.masks)])
-    lpips = float(self.model.config.get("loss", {}).get("lpips_weight", 0.0))
+    # The library's default for a checkpoint without one (a converted encoder: LPIPS on, as
+    # RegressorModel.finetune and --finetune-lpips); no LPIPS weights here: without it below.
+    lpips = float(self.model.config.get("loss", {}).get("lpips_weight",
+                                                        regression.LOSS_DEFAULTS["lpips_weight"]))
     try:
       return self.model.finetune(collage, union, steps=steps, lpips_weight=lpips,
                                  show_progress=False, callback=callback)
