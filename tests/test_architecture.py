@@ -243,3 +243,65 @@ def test_run_time_references_up_the_layers_are_declared_seams():
   if undeclared:
     pytest.fail("undeclared run-time references up the layers:\n" + "\n".join(undeclared),
                 pytrace=False)
+
+
+# The picture of the layers in docs/architecture.md, drawn from the table above and the graph:
+# a box per layer at its height, an arrow for every pair of layers that one import (or more)
+# joins today; the arrows into plumbing and errors, which every layer uses, are left out. `python tests/test_architecture.py` redraws it; a test says when it is stale.
+PICTURE = PACKAGE.parent / "docs" / "images" / "architecture-layers.svg"
+ROWS = (("top",), ("metrics",), ("edit",), ("training", "api", "convert"), ("losses",),
+        ("models", "nets", "data"), ("plumbing",), ("errors",))
+BOX_W, BOX_H, GAP_X, GAP_Y, WIDTH = 150, 34, 40, 34, 640
+
+
+def layer_links(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+  """{(layer a, layer b)}: the pairs of different layers an import joins, "top" and the
+  arrows into plumbing and errors left out."""
+  return {(layer(a), layer(b)) for a, targets in graph.items() for b in targets
+          if layer(a) != layer(b) and layer(a) != "top"
+          and layer(b) not in ("plumbing", "errors")}
+
+
+def layers_svg(links: set[tuple[str, str]]) -> str:
+  """The layers as boxes, low at the bottom, and ``links`` as arrows (grey: reaches past the
+  row just below). Deterministic text, so the committed file can be compared."""
+  assert {name for row in ROWS for name in row} == set(MAY_IMPORT)
+  centre = {}
+  for level, row in enumerate(ROWS):
+    span = len(row) * BOX_W + (len(row) - 1) * GAP_X
+    for i, name in enumerate(row):
+      centre[name] = ((WIDTH - span) / 2 + i * (BOX_W + GAP_X) + BOX_W / 2,
+                      20 + level * (BOX_H + GAP_Y) + BOX_H / 2)
+  height = 40 + len(ROWS) * (BOX_H + GAP_Y) - GAP_Y
+  rank = {name: level for level, row in enumerate(ROWS) for name in row}
+  out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+         f'font-family="sans-serif" font-size="13">',
+         '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+         'markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#555"/></marker></defs>',
+         f'<rect width="{WIDTH}" height="{height}" fill="white"/>']
+  for a, b in sorted(links):
+    (x1, y1), (x2, y2) = centre[a], centre[b]
+    colour = "#222" if rank[b] == rank[a] + 1 else "#aaa"
+    out.append(f'<line x1="{x1:.0f}" y1="{y1 + BOX_H / 2:.0f}" x2="{x2:.0f}" '
+               f'y2="{y2 - BOX_H / 2:.0f}" stroke="{colour}" marker-end="url(#a)"/>')
+  for name, (x, y) in centre.items():
+    label = {"top": "commands · studio · benchmarks · reproduction (import anything)",
+             "plumbing": "plumbing: cli · imageio · checkpoint · families (used by all)",
+             "errors": "errors (used by all)"}.get(name, name)
+    w = BOX_W if label == name else 460
+    out.append(f'<rect x="{x - w / 2:.0f}" y="{y - BOX_H / 2:.0f}" width="{w}" '
+               f'height="{BOX_H}" rx="6" fill="#eef3fb" stroke="#335"/>')
+    out.append(f'<text x="{x:.0f}" y="{y + 5:.0f}" text-anchor="middle">{label}</text>')
+  return "\n".join(out + ["</svg>", ""])
+
+
+def test_layer_picture_is_current():
+  want = layers_svg(layer_links(import_graph()))
+  assert PICTURE.is_file() and PICTURE.read_text() == want, (
+      f"{PICTURE.relative_to(PACKAGE.parent)} is stale: redraw it with "
+      "python tests/test_architecture.py")
+
+
+if __name__ == "__main__":
+  PICTURE.write_text(layers_svg(layer_links(import_graph())))
+  print(f"wrote {PICTURE}")
