@@ -88,7 +88,6 @@ class Family:
     return resolve(self.discriminator or FAMILIES["stylegan2"].discriminator)(model_cfg)
 
 
-
 FAMILIES: dict[str, Family] = {}
 
 

@@ -29,10 +29,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxspatial import families
-from jaxspatial import checkpoint
-from jaxspatial.errors import UserError
+from jaxspatial import checkpoint, families
 from jaxspatial import models as models_lib
+from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2 as sg2
 from jaxspatial.models.stylegan2 import NOISE_MODES
 

@@ -31,8 +31,8 @@ import optax
 
 from jaxspatial import cli
 from jaxspatial.api.model import NOISE_MODES, GeneratorModel, Model
-from jaxspatial.errors import UserError
 from jaxspatial.data import collages
+from jaxspatial.errors import UserError
 from jaxspatial.losses import regressor as regression
 from jaxspatial.models import regressor as regressor_lib
 

@@ -23,9 +23,9 @@ import ml_collections
 import numpy as np
 
 from jaxspatial import checkpoint
-from jaxspatial.errors import UserError
 from jaxspatial.convert import rules as rules_lib
 from jaxspatial.convert.rules import Rule
+from jaxspatial.errors import UserError
 from jaxspatial.models import regressor as regressor_lib
 from jaxspatial.models import stylegan2 as sg2
 

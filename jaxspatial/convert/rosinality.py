@@ -22,9 +22,9 @@ import numpy as np
 
 from jaxspatial import families
 from jaxspatial import models as models_lib
-from jaxspatial.errors import UserError
 from jaxspatial.convert import rules
 from jaxspatial.convert import torch as torch_io
+from jaxspatial.errors import UserError
 from jaxspatial.models import stylegan2
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxspatial.errors import UserError
 from jaxspatial.data.folder import array_to_pil, resize_center_crop
+from jaxspatial.errors import UserError
 
 
 class TfdsSource:

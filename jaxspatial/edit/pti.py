@@ -32,8 +32,8 @@ import numpy as np
 import optax
 
 from jaxspatial import checkpoint
-from jaxspatial.errors import UserError
 from jaxspatial.edit import projection as proj_lib
+from jaxspatial.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,8 +20,8 @@ from jaxspatial.nets.features import (data_mesh, inception_features, lpips, lpip
                                          vgg16_features)
 from jaxspatial.metrics.fid import (FeatureStats, compute_feature_stats, fid_from_stats,
                                     frechet_distance, kid)
-from jaxspatial.nets.lpips_net import LPIPS, lpips_distance
 from jaxspatial.metrics.ppl import perceptual_path_length
+from jaxspatial.nets.lpips_net import LPIPS, lpips_distance
 from jaxspatial.nets.weights import convert_net, load_params
 
 __all__ = [

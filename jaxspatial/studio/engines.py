@@ -29,9 +29,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from jaxspatial import families
-from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
+from jaxspatial.errors import UserError
 from jaxspatial.losses import regressor as regression
 from jaxspatial.models.heatmaps import Heatmaps
 

@@ -30,9 +30,9 @@ import numpy as np
 from PIL import Image
 
 from jaxspatial import imageio
-from jaxspatial.errors import UserError
 from jaxspatial.edit import drag as drag_lib
 from jaxspatial.edit import projection as proj_lib
+from jaxspatial.errors import UserError
 from jaxspatial.models.stylegan2 import NOISE_MODES
 from jaxspatial.studio.engines import (CANDIDATES, MAX_POINTS, PROJECT_STEPS, State,
                                        kinds_offering)

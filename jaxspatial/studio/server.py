@@ -60,8 +60,8 @@ from starlette.staticfiles import StaticFiles
 
 from jaxspatial.errors import UserError
 from jaxspatial.studio import ops
-from jaxspatial.studio.ops import data_url, png
 from jaxspatial.studio.engines import Engine
+from jaxspatial.studio.ops import data_url, png
 from jaxspatial.studio.sessions import Busy, Session, SessionStore
 
 STATIC = pathlib.Path(__file__).parent / "static"

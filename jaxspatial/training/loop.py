@@ -25,8 +25,8 @@ from jaxspatial.errors import UserError
 from jaxspatial.training import augment as augment_lib
 from jaxspatial.training import compile_cache, gan_step
 from jaxspatial.training import logging as log_lib
-from jaxspatial.training import workdir as workdir_lib
 from jaxspatial.training import state as state_lib
+from jaxspatial.training import workdir as workdir_lib
 
 def make_plugin(config: ml_collections.ConfigDict) -> gan_step.StyleGAN2Plugin:
   """The GAN-step plug-in of ``config.model.kind`` (``families.Family.training``) with the
