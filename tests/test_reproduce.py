@@ -207,6 +207,24 @@ def test_paired_difference_and_log_ratio_against_direct_computation():
                   f"{np.exp(logs.mean() + half):.3g}]")
 
 
+def test_an_unmeasured_setting_is_estimated_from_its_prior_at_the_machine_speed(tmp_path):
+  """One measured row of ssn-vs-stylegan2 (StyleGAN2, prior 20 min, took 4 min): the SSN
+  setting's estimate is its own prior at that speed (25 min x 4/20 = 5 min), not the other
+  setting's wall time; a measured setting is its own median."""
+  from jaxspatial.reproduction import ssn_table1
+  t = campaign.target(ssn_table1.NAME)
+  row = ledger.Row(target=t.name, setting="stylegan2", seed=0, version=t.version,
+                   scale="small", metrics={}, commands=(), phases={"train": 200.0, "eval": 40.0},
+                   train_seconds=200.0, configs={}, references={}, machine={}, commit="x",
+                   date="2026-12-07")
+  ledger.write(tmp_path / ledger.RESULTS, row)
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  units = {u.name: u for u in c.units(t.name)}
+  speed = 240.0 / (60.0 * t.estimate_minutes["stylegan2"])
+  assert c.estimate(units["ssn-s0"]) == pytest.approx(60.0 * t.estimate_minutes["ssn"] * speed)
+  assert c.estimate(units["stylegan2-s1"]) == pytest.approx(240.0)
+
+
 def test_budget_parsing():
   assert campaign.parse_budget("2h") == 7200 and campaign.parse_budget("90m") == 5400
   assert campaign.parse_budget("45min") == 2700 and campaign.parse_budget("1.5") == 5400

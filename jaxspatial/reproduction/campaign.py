@@ -92,13 +92,17 @@ class Campaign:
 
   def estimate(self, unit: Unit) -> float:
     """Seconds the unit should take: the median wall time of the rows of its setting, else
-    of its target, else the target's prior estimate."""
-    rows = self.rows(unit.target)
-    for subset in ([r for r in rows if r.setting == unit.setting], rows):
-      walls = [r.wall_seconds for r in subset if r.phases]
-      if walls:
-        return float(statistics.median(walls))
-    return 60.0 * target(unit.target).estimate_minutes[unit.setting]
+    its setting's prior scaled by how the target's measured rows compare with their own
+    priors (the median of wall / prior: this machine's speed), else the prior itself. Another
+    setting's wall time alone would misjudge a setting that trains more (an evaluation-only
+    unit next to one that trains from scratch)."""
+    rows = [r for r in self.rows(unit.target) if r.phases]
+    own = [r.wall_seconds for r in rows if r.setting == unit.setting]
+    if own:
+      return float(statistics.median(own))
+    priors = {k: 60.0 * v for k, v in target(unit.target).estimate_minutes.items()}
+    speed = [r.wall_seconds / priors[r.setting] for r in rows if r.setting in priors]
+    return priors[unit.setting] * (float(statistics.median(speed)) if speed else 1.0)
 
   def run(self, unit: Unit) -> ledger.Row:
     """Trains and measures ``unit`` in this process, then writes its row (whole, last)."""
