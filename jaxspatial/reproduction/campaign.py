@@ -196,9 +196,9 @@ class Campaign:
       lines.append(f"| {name} | {target(name).version} | "
                    f"{len(self.units(name)) - len(missing)}/{len(self.units(name))} | "
                    f"{len(missing)} | {hours:.1f} | {nxt or '–'} |")
-    lines.append(f"| all | | | {total_units} | {total_hours:.1f} | estimates: the median "
-                 "wall time of measured rows, else each target's prior for the slowest "
-                 "machine measured |")
+    lines.append(f"| all | | | {total_units} | {total_hours:.1f} | estimates: a setting's "
+                 "median wall time, else its prior (slowest machine measured) at the speed "
+                 "the target's measured rows show |")
     return "\n".join(lines)
 
 
