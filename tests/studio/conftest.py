@@ -1,6 +1,9 @@
 """Tiny random models of every kind, one studio app over them, and (for the browser tests) one
-live server and one headless Chromium -- built once and shared by the studio's test files."""
+live server and one headless Chromium -- built once and shared by the studio's test files.
+A second studio over a tiny indoor (multi-object) SpatialGAN is built only for the tests that
+ask for it."""
 
+import contextlib
 import pathlib
 import shutil
 import socket
@@ -84,13 +87,39 @@ def app(studio):
   return server.create_app(studio)
 
 
+def script_client(app, token):
+  """Starlette's TestClient on ``app`` as a script would call it: a local Host and the launch
+  token in the X-Studio-Token header."""
+  from starlette.testclient import TestClient
+  return TestClient(app, base_url="http://127.0.0.1", headers={"X-Studio-Token": token})
+
+
 @pytest.fixture(scope="module")
 def client(app, studio):
-  """Starlette's TestClient on the app (one per test module), as a script would call it: a
-  local Host and the launch token in the X-Studio-Token header."""
-  from starlette.testclient import TestClient
-  with TestClient(app, base_url="http://127.0.0.1",
-                  headers={"X-Studio-Token": studio.token}) as c:
+  """:func:`script_client` on the app, one per test module."""
+  with script_client(app, studio.token) as c:
+    yield c
+
+
+@pytest.fixture(scope="session")
+def indoor_studio(studio, tmp_path_factory):
+  """A studio over "indoor", a 16-px randomly initialised indoor SpatialGAN (3 objects:
+  multi-object heatmaps, SEL_indoor with one style code per object, as ``demo_indoor``), and
+  the single-object "sgan" engine of :func:`studio` (shared, compiled programs included)."""
+  from jaxspatial.studio import engines, server, sessions
+  path = tmp_path_factory.mktemp("studio_indoor") / "indoor"
+  cfg = spatialgan_model_config(RES, sel_hidden=8, heatmaps="multi", encoding="indoor",
+                                num_objects=3, **SMALL)
+  _save(path, cfg, lambda g: (jnp.zeros((1, *g.latent_shape)),
+                              g.sample_heatmaps(jax.random.key(0), 1)))
+  return server.Studio([engines.load_engine(path), studio.engines["sgan"]],
+                       sessions.SessionStore(max_sessions=4, max_history=8))
+
+
+@pytest.fixture(scope="module")
+def indoor_client(indoor_studio):
+  from jaxspatial.studio import server
+  with script_client(server.create_app(indoor_studio), indoor_studio.token) as c:
     yield c
 
 
@@ -100,10 +129,10 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(app):
-  """The app served by uvicorn on a free local port (a thread of this process), with the
-  studio command's settings."""
+@contextlib.contextmanager
+def serving(app):
+  """``app`` served by uvicorn on a free local port (a thread of this process), with the
+  studio command's settings -> its base URL."""
   import uvicorn
 
   from jaxspatial.studio.server import uvicorn_config
@@ -115,9 +144,26 @@ def live_server(app):
   while not server.started and time.time() < deadline:
     time.sleep(0.05)
   assert server.started, "uvicorn did not start"
-  yield f"http://127.0.0.1:{port}"
-  server.should_exit = True
-  thread.join(10)
+  try:
+    yield f"http://127.0.0.1:{port}"
+  finally:
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+  """The studio over every tiny model, live (:func:`serving`)."""
+  with serving(app) as url:
+    yield url
+
+
+@pytest.fixture(scope="session")
+def indoor_server(indoor_studio):
+  """:func:`indoor_studio`, live (:func:`serving`)."""
+  from jaxspatial.studio import server
+  with serving(server.create_app(indoor_studio)) as url:
+    yield url
 
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -83,6 +83,19 @@ def c0_sigma(s, i):
   return s["overlay"]["centres"][i]["sigma"]
 
 
+def test_restyle_on_an_indoor_model_redraws_one_object_and_keeps_the_layout(indoor_client,
+                                                                           indoor_studio):
+  edits = {m["name"]: m["edits"] for m in indoor_client.get("/api/models").json()["models"]}
+  assert "restyle" in edits["indoor"] and "restyle" not in edits["sgan"]
+  s = session(indoor_client, "indoor", seed=2)
+  r = post(indoor_client, s, "restyle", index=1, seed=7).json()
+  assert r["overlay"] == s["overlay"] and r["history"][-1] == "restyle object 1"
+  m = indoor_studio.engines["indoor"].model
+  want = m.generate(m.restyle(m.sample_z(2, 1), 1, 7), heatmaps=m.sample_heatmaps(2, 1))[0]
+  np.testing.assert_allclose(image_of(r["image"]), imageio.to_uint8(want), atol=1)
+  assert np.abs(image_of(r["image"]) - image_of(s["image"])).max() > 0
+
+
 def test_ssn_resample_changes_only_the_latent_blocks(client, studio):
   s = session(client, "ssn", seed=2)
   r = post(client, s, "resample", blocks=[[1, 2]], seed=40).json()

@@ -4,6 +4,7 @@ shows are checked. One live server and one browser serve every test; each test o
 own tab (its own session) and leaves a screenshot in test-artifacts/studio/."""
 
 import base64
+import contextlib
 import io
 
 import numpy as np
@@ -17,16 +18,31 @@ pytestmark = pytest.mark.slow      # a real browser against a live server
 RES = 16
 
 
-@pytest.fixture
-def page(browser, live_server, studio):
+@contextlib.contextmanager
+def new_tab(browser, base, token):
+  """A tab of its own (its own session) on the studio at ``base``; no JavaScript error."""
   context = browser.new_context(viewport={"width": 1100, "height": 760})
   tab = context.new_page()
   errors = []
   tab.on("pageerror", lambda e: errors.append(str(e)))
-  tab.base, tab.token = live_server, studio.token
-  yield tab
-  context.close()
+  tab.base, tab.token = base, token
+  try:
+    yield tab
+  finally:
+    context.close()
   assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, live_server, studio):
+  with new_tab(browser, live_server, studio.token) as tab:
+    yield tab
+
+
+@pytest.fixture
+def indoor_page(browser, indoor_server, indoor_studio):
+  with new_tab(browser, indoor_server, indoor_studio.token) as tab:
+    yield tab
 
 
 def open_model(page, name):
@@ -85,6 +101,69 @@ def test_drag_a_heatmap_centre_moves_it_and_changes_the_image(page, screenshots)
   assert np.abs(decode(after["image"]) - decode(before["image"])).max() > 0
   assert after["history"][-1] == "move centre 0"
   page.screenshot(path=screenshots / "heatmap_drag.png")
+
+
+def test_an_indoor_models_objects_are_removed_scaled_and_restyled_from_the_page(
+    indoor_page, screenshots):
+  """On an indoor (3-object) model each object is selectable, with the mouse on the canvas or
+  in the list beside it, then removed (button), scaled (+ key on the canvas) and restyled
+  (button, from the keyboard); undo walks the edits back; the single-object model in the same
+  tab offers no restyle."""
+  page = indoor_page
+  before = open_model(page, "indoor")
+  centres = before["overlay"]["centres"]
+  assert len(centres) == 3 and {c["level"] for c in centres} == {0}
+  assert page.is_visible("#restyle") and page.is_disabled("#restyle")    # nothing selected
+  assert page.locator("#centre option").all_inner_texts() == [
+      "none", *(f"object {c['index']}" for c in centres)]
+
+  def gap(c):                                     # to the nearest other object, in pixels
+    return min(np.hypot(c["row"] - o["row"], c["col"] - o["col"]) for o in centres if o is not c)
+  a = max(centres, key=gap)["index"]              # a click on it cannot pick another
+  b, c = (i for i in range(3) if i != a)
+  page.mouse.click(*to_screen(page, centres[a]["row"], centres[a]["col"]))
+  assert page.evaluate("window.studio.selected") == a and page.input_value("#centre") == str(a)
+  page.click("#centre-remove")
+  removed = wait_history(page, 2)
+  assert [x["present"] for x in removed["overlay"]["centres"]] == [i != a for i in range(3)]
+  assert page.locator("#centre option").nth(1 + a).inner_text() == f"object {a}, removed"
+  assert page.is_disabled("#centre-remove")       # a removed object has nothing to edit
+  assert np.abs(decode(removed["image"]) - decode(before["image"])).max() > 0
+
+  page.select_option("#centre", str(b))
+  page.focus("#canvas")
+  page.keyboard.press("+")
+  scaled = wait_history(page, 3)
+  step = page.evaluate("SCALE_STEP")
+  sigmas = [x["sigma"] for x in scaled["overlay"]["centres"]]
+  want = [x["sigma"] * (step if x["index"] == b else 1) for x in removed["overlay"]["centres"]]
+  assert step > 1 and sigmas == pytest.approx(want, rel=1e-5)
+  assert scaled["history"][-1] == f"scale centre {b} x{step:.2f}"
+  assert np.abs(decode(scaled["image"]) - decode(removed["image"])).max() > 0
+
+  page.select_option("#centre", str(c))
+  page.focus("#restyle")
+  page.keyboard.press("Enter")
+  restyled = wait_history(page, 4)
+  assert restyled["history"][-1] == f"restyle object {c}"
+  assert restyled["overlay"] == scaled["overlay"]                   # the layout is kept
+  assert np.abs(decode(restyled["image"]) - decode(scaled["image"])).max() > 0
+  page.screenshot(path=screenshots / "indoor_restyle.png")
+
+  for index, want in ((2, scaled), (0, before)):
+    while page.evaluate("window.studio.state.index") > index:
+      current = page.evaluate("window.studio.state.index")
+      page.click("#undo")
+      page.wait_for_function(f"() => window.studio.state.index < {current}")
+    assert page.evaluate("window.studio.state.image") == want["image"]
+  assert page.locator("#centre option").all_inner_texts() == [
+      "none", *(f"object {x['index']}" for x in centres)]
+
+  page.select_option("#model", "sgan")
+  page.wait_for_function("() => window.studio.model.name === 'sgan' && "
+                         "window.studio.state.overlay.centres.length === 7", timeout=120_000)
+  assert not page.is_visible("#restyle") and not page.evaluate("hasEdit('restyle')")
+  assert page.locator("#centre option").nth(1).inner_text() == "centre 0 (level 0)"
 
 
 def test_click_ssn_blocks_and_resample_changes_only_those_blocks(page, screenshots, studio):

@@ -9,6 +9,7 @@
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas"), ctx = canvas.getContext("2d");
 const LEVEL_COLOURS = ["#ffcc00", "#33ddff", "#ff55cc"];
+const SCALE_STEP = 1.15;           // a centre's sigma per wheel notch, + / − key or button
 
 const studio = window.studio = {
   models: [], model: null, state: null, sid: null, image: new Image(),
@@ -66,6 +67,7 @@ async function setState(st) {      // studio.state changes last, once everything
   $("export-npz").href = `/api/s/${studio.sid}/export.npz`;
   showCandidates(st.candidates || []);
   if (st.sources) { await showSources(st); }
+  if (st.overlay?.centres) { showCentres(st.overlay.centres); }
   studio.state = st;
   draw();
 }
@@ -100,15 +102,75 @@ function drawGrid([gh, gw]) {
 
 function drawCentres(centres, s) {
   const shown = new Set([...document.querySelectorAll("#levels input:checked")].map((i) => +i.value));
+  const objects = isMultiObject(centres);
   for (const c of centres) {
-    if (!shown.has(c.level) || !c.present) { continue; }
+    if (!shown.has(c.level)) { continue; }
     const [y, x] = centrePos(c);
+    if (!c.present) {                                      // removed: a grey cross where it was
+      ctx.strokeStyle = "#888"; ctx.lineWidth = c.index === studio.selected ? 3 : 1.5;
+      ctx.beginPath(); ctx.moveTo(x - 5, y - 5); ctx.lineTo(x + 5, y + 5);
+      ctx.moveTo(x + 5, y - 5); ctx.lineTo(x - 5, y + 5); ctx.stroke();
+      continue;
+    }
     const rad = Math.sqrt(c.sigma) * canvas.width / 4;          // exp(-d²/σ) = 1/e at d = √σ
     ctx.strokeStyle = LEVEL_COLOURS[c.level % 3]; ctx.lineWidth = c.index === studio.selected ? 3 : 1.5;
     ctx.beginPath(); ctx.arc(x, y, rad, 0, 2 * Math.PI); ctx.stroke();
     ctx.fillStyle = LEVEL_COLOURS[c.level % 3];
     ctx.beginPath(); ctx.arc(x, y, 6 - 1.5 * c.level, 0, 2 * Math.PI); ctx.fill();
+    if (objects) { ctx.font = "bold 14px system-ui"; ctx.fillText(String(c.index), x + 8, y - 8); }
   }
+}
+
+// ------------------------------------------------------------------ centre selection
+
+// An indoor model's centres are its objects (several level-0 centres, one style code each).
+function isMultiObject(centres) { return centres.filter((c) => c.level === 0).length > 1; }
+
+function centreName(c, centres) {
+  const name = isMultiObject(centres) ? `object ${c.index}` : `centre ${c.index} (level ${c.level})`;
+  return c.present ? name : `${name}, removed`;
+}
+
+// The centre list beside the canvas: every centre is selectable by keyboard there, removed
+// ones included (marked; undo brings them back), and the edit buttons follow the selection.
+function showCentres(centres) {
+  const none = document.createElement("option"); none.value = ""; none.textContent = "none";
+  $("centre").replaceChildren(none, ...centres.map((c) => {
+    const o = document.createElement("option"); o.value = c.index;
+    o.textContent = centreName(c, centres); o.dataset.present = c.present;
+    return o;
+  }));
+  if (studio.selected !== null && studio.selected >= centres.length) { studio.selected = null; }
+  syncSelection(centres);
+}
+
+function syncSelection(centres) {
+  const c = studio.selected === null ? null : centres[studio.selected];
+  $("centre").value = c ? c.index : "";
+  for (const id of ["centre-smaller", "centre-larger", "centre-remove", "restyle"]) {
+    $(id).disabled = !(c && c.present);
+  }
+}
+
+function select(index) {
+  studio.selected = index;
+  syncSelection(studio.state.overlay.centres);
+  draw();
+}
+
+function selectedCentre() {
+  const c = studio.selected === null ? null : studio.state.overlay.centres?.[studio.selected];
+  return c && c.present ? c : null;
+}
+
+function scaleSelected(up) {
+  const c = selectedCentre();
+  return c && edit("heatmap", { op: "scale", index: c.index, factor: up ? SCALE_STEP : 1 / SCALE_STEP });
+}
+
+function removeSelected() {
+  const c = selectedCentre();
+  return c && edit("heatmap", { op: "remove", index: c.index });
 }
 
 function centrePos(c) {
@@ -208,7 +270,7 @@ canvas.addEventListener("mousedown", (ev) => {
     studio.dragMask = studio.dragMask || newMask(); paint(studio.dragMask, p, ev.shiftKey);
   } else if (t === "heatmap") {
     const c = nearestCentre(p);
-    studio.selected = c ? c.index : null;
+    select(c ? c.index : null);
     if (c) { studio.dragging = { index: c.index, start: p, dr: 0, dc: 0, children: descendants(c.index) }; }
   } else if (t === "blocks") {
     const b = blockAt(p);
@@ -257,13 +319,24 @@ canvas.addEventListener("wheel", async (ev) => {
   const c = nearestCentre(pixelAt(ev));
   const index = c ? c.index : studio.selected;
   if (index === null || index === undefined) { return; }
-  studio.selected = index;
-  await edit("heatmap", { op: "scale", index, factor: ev.deltaY < 0 ? 1.15 : 1 / 1.15 });
+  select(index);
+  await scaleSelected(ev.deltaY < 0);
 }, { passive: false });
 
+// The keyboard's heatmap edits on the focused canvas, for the selected centre: arrows move it
+// one pixel, + / − scale it, Delete / Backspace remove it.
+const ARROWS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 canvas.addEventListener("keydown", async (ev) => {
-  if ((ev.key === "Delete" || ev.key === "Backspace") && studio.selected !== null) {
-    await edit("heatmap", { op: "remove", index: studio.selected });
+  const c = hasEdit("heatmaps") ? selectedCentre() : null;
+  if (!c) { return; }
+  if (ev.key === "Delete" || ev.key === "Backspace") { ev.preventDefault(); await removeSelected(); }
+  else if (ev.key === "+" || ev.key === "=") { await scaleSelected(true); }
+  else if (ev.key === "-") { await scaleSelected(false); }
+  else if (ARROWS[ev.key]) {
+    ev.preventDefault();
+    const [dr, dc] = ARROWS[ev.key], clamp = (v) => Math.min(res() - 1, Math.max(0, v));
+    const row = clamp(c.row + dr), col = clamp(c.col + dc);
+    if (row !== c.row || col !== c.col) { await edit("heatmap", { op: "move", index: c.index, row, col }); }
   }
 });
 
@@ -477,9 +550,12 @@ function bind() {
   on("drag-stop", () => api(`/api/s/${studio.sid}/stop`, {}));
   on("points-clear", () => { studio.handles = []; studio.targets = []; draw(); });
   on("mask-clear", () => { studio.dragMask = null; draw(); });
-  on("centre-remove", () => studio.selected !== null && edit("heatmap", { op: "remove", index: studio.selected }));
+  $("centre").addEventListener("change", () => select($("centre").value === "" ? null : +$("centre").value));
+  on("centre-smaller", () => scaleSelected(false));
+  on("centre-larger", () => scaleSelected(true));
+  on("centre-remove", removeSelected);
   on("new-latent", () => edit("new_latent", { seed: studio.state.seed + 1 }));
-  on("restyle", () => studio.selected !== null && edit("restyle", { index: studio.selected, seed: Date.now() % 100000 }));
+  on("restyle", () => selectedCentre() && edit("restyle", { index: studio.selected, seed: Date.now() % 100000 }));
   on("resample", () => edit("resample", { blocks: selectedBlocks(), seed: Date.now() % 1000000 }));
   on("blocks-clear", () => { studio.blocks.clear(); draw(); });
   on("source-add", () => edit("source", { seed: Date.now() % 100000 }));
