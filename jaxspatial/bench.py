@@ -14,9 +14,10 @@
     python -m jaxspatial.bench rosinality --rosinality PATH   # side by side with PyTorch (CPU)
     python -m jaxspatial.bench profile            # kernel time by network, pass and op kind
     python -m jaxspatial.bench device             # paper256 bf16 training on one GPU/TPU chip
+    python -m jaxspatial.bench augment            # what ADA's pipe adds to a 256 px iteration
 
 Table benchmarks run at their default sizes and print one markdown table; ``ssn``,
-``spatialgan``, ``regressor``, ``studio``, ``rosinality``, ``profile`` and ``device`` take
+``spatialgan``, ``regressor``, ``studio``, ``rosinality``, ``profile``, ``device`` and ``augment`` take
 their own flags (``... ssn --help``).
 The benchmarks live in :mod:`jaxspatial.benchmarks`.
 """
@@ -55,6 +56,7 @@ COMMANDS: dict[str, str] = {
     "rosinality": "jaxspatial.benchmarks.rosinality",
     "profile": "jaxspatial.benchmarks.profile",
     "device": "jaxspatial.benchmarks.device",
+    "augment": "jaxspatial.benchmarks.augment",
 }
 """name -> benchmark module whose ``main(argv, prog)`` parses its own flags."""
 

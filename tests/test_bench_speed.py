@@ -6,6 +6,7 @@ import pytest
 
 from jaxspatial import families
 from jaxspatial import models
+from jaxspatial.benchmarks import augment as augment_bench
 from jaxspatial.benchmarks import device, profile, rosinality, time_interleaved
 from jaxspatial.cli import UserError
 
@@ -165,3 +166,18 @@ def test_a_table_without_a_flop_rate_says_why_in_its_note(capsys):
   assert lines[0] == "| bench | GFLOP/s | % of peak |"
   assert lines[2] == "| a | n/a | n/a |"
   assert lines[4:] == ["note: data loading: no XLA program"]
+
+
+@pytest.mark.parametrize("preset", augment_bench.PRESETS)
+def test_augment_bench_compares_configs_that_differ_only_in_the_pipe(preset):
+  plain, ada = (augment_bench._config(preset, 2, kind, 0.6).to_dict() for kind in ("none", "fixed"))
+  differ = {(a, b) for a in plain if isinstance(plain[a], dict)
+            for b in plain[a] if plain[a][b] != ada[a][b]}
+  differ |= {a for a in plain if not isinstance(plain[a], dict) and plain[a] != ada[a]}
+  assert differ == {("augment", "kind"), ("augment", "p")}
+  assert plain["batch_size"] == 2 and plain["model"]["resolution"] == 256
+
+
+def test_augment_bench_rejects_bad_flags():
+  with pytest.raises(UserError, match="--p lie in"):
+    augment_bench.main(["--p", "1.5"])

@@ -35,7 +35,7 @@ def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: i
            **flop_rate(flops, best)}]
 
 
-def _train_config(preset: str):
+def train_config(preset: str):
   """``configs/stylegan2.py`` at ``preset``, on one device. ``demo64``: the demo at the other
   families' width (``channel_max`` 64, batch 16); ``256``: 256 px with thin channels, so a CPU
   step takes seconds, not minutes."""
@@ -63,7 +63,7 @@ def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
   from jaxspatial.training import gan_step, loop
   rows = []
   for preset in presets:
-    config = _train_config(preset)
+    config = train_config(preset)
     trainer = loop.Trainer(config)
     trainer.initialize()
     res = config.model.resolution
