@@ -14,7 +14,8 @@ run: give SSN ``--config.model.channel_max=32`` to transfer from it):
 * ``tiny`` -- tests: 16 px, 4×4 latent grid;
 * ``demo`` -- 32 px shapes scenes, 4×4 grid of 128-d blocks, λ_D = 100;
 * ``paper256`` -- the paper: z 4×4×512, λ_D = 100, R1 γ = 1 and path length weight 2
-  (SSN §3.2), stylegan2-ada paper256 otherwise (ADA included: ``augment.kind`` ada).
+  (SSN §3.2), stylegan2-ada paper256 otherwise (ADA included: ``augment.kind`` ada), except
+  its mixed precision, off as in configs/stylegan2.py (which says why and how to turn it on).
 
 SSN keys: ``model.grid_h``/``grid_w`` (latent blocks; 8×8 works too), ``model.encoder_blocks``,
 ``model.style_upsample`` (nearest | bilinear), ``model.spatial_conditioning`` (modconv: the

@@ -16,6 +16,14 @@ at every resolution (``channel_max`` 32 instead of the other families' 64: ~2x t
 batch 8 and lr 0.005, 12000 steps (96 kimg). To start an SSN or SpatialGAN ``demo`` from it
 (``--config.init_from=runs/demo``) give that run the same width: ``--config.model.channel_max=32``.
 
+Mixed precision: stylegan2-ada's train.py runs every ``--cfg`` (paper256 included) with
+``num_fp16_res=4`` and ``conv_clamp=256`` (``--fp32`` turns both off). Our ``paper256`` keeps
+neither (``model.mixed_precision_res`` 0, ``conv_clamp`` None): the clamp changes what the
+network computes and reduced precision how, and the preset's documented runs and parity tests
+are float32 without a clamp. On an accelerator, stylegan2-ada's setting is
+``--config.model.conv_clamp=256 --config.model.mixed_precision_res=4`` (bfloat16 at 32-256 px,
+docs/scaling.md); the same flags apply to the SSN and SpatialGAN presets.
+
 Every value of a preset is set here, on top of ``config_lib.base_config`` (the shared defaults:
 stylegan2-ada paper256's optimiser, R1, path length, style mixing and EMA).
 """

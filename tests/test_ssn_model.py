@@ -50,6 +50,24 @@ def test_spatially_constant_z_reproduces_stylegan2(reference):
   np.testing.assert_allclose(got, ours, atol=2e-5)
 
 
+def test_conv_clamp_reaches_the_ssn_layers(reference):
+  """``model.conv_clamp`` (which ``mixed_precision_res`` needs) clips SSN's styled convs and
+  ToRGBs as StyleGAN2's: a spatially constant z still reproduces the clamped StyleGAN2."""
+  z = reference["inputs"]["z"]
+  z_grid = np.broadcast_to(z[:, None, None], (4, 4, 4, 32))
+  cfg = reference["config"].model.copy_and_resolve_references()
+  cfg.conv_clamp = 1.0
+  g = ssn.build_generator(cfg)
+  sg2 = stylegan2.Generator(resolution=8, z_dim=32, w_dim=32, n_mlp=3, conv_clamp=1.0,
+                            channels=stylegan2.ChannelTable(channel_multiplier=1))
+  with jax.default_matmul_precision("highest"):
+    got = np.asarray(g.apply(reference["models"]["g_ema"], z_grid))
+    ours = np.asarray(sg2.apply(reference["sg2_vars"], z))
+  unclamped = recipe.to_nhwc(reference["outputs"]["img_noise_buffers"])
+  assert np.abs(got - unclamped).max() > 0.1                    # the clamp binds
+  np.testing.assert_allclose(got, ours, atol=2e-5)
+
+
 def test_spatially_constant_w_plus_reproduces_stylegan2(reference):
   w_plus = reference["inputs"]["w_plus"]                        # (4, num_ws, 32)
   ws = np.broadcast_to(w_plus[:, :, None, None], (4, 4, 4, 4, 32))

@@ -2,6 +2,7 @@
 
     python -m jaxspatial.bench device                     # paper256, batch 64, bfloat16
     python -m jaxspatial.bench device --families stylegan2 --steps 20
+    python -m jaxspatial.bench device --dtype float32 --mixed-precision-res 4   # stylegan2-ada's
 
 For StyleGAN2, SSN and SpatialGAN at ``paper256`` (batch 64, ``model.compute_dtype``
 bfloat16, parameters and Adam state float32) on the first device: the plain-phase training
@@ -15,6 +16,11 @@ kind; on a CPU the measured float32 matmul rate); the same rate as ``GFLOP/s`` w
 ``% of peak`` of a large matmul measured in this run (bf16 8192^2 on an accelerator:
 :func:`jaxspatial.benchmarks.peak_gflops`); peak device memory (the allocator's
 ``peak_bytes_in_use`` where the backend reports it, else XLA's memory analysis of the step).
+
+``--mixed-precision-res N`` (with ``--dtype float32``) runs stylegan2-ada's mixed precision:
+bfloat16 in the top N resolutions of G and D only, ``conv_clamp`` 256 unless the preset sets
+one (its configs pair the two); the ``dtype`` column then reads ``mixed N (bf16 >= R px)``.
+``--resolution`` changes the preset's (0: keep it).
 
 Budget: one compile and a few dozen steps per family, under 5 minutes on one GPU/TPU chip.
 On a CPU (no accelerator) the default preset is ``tiny`` so that it finishes in minutes.
@@ -55,13 +61,34 @@ def chip_peak_tflops(device: jax.Device) -> tuple[float, str]:
   return float("nan"), f"unknown device kind {device.device_kind!r}"
 
 
-def family_config(family: str, preset: str, batch: int, dtype: str):
+def family_config(family: str, preset: str, batch: int, dtype: str,
+                  mixed_precision_res: int = 0, resolution: int = 0):
   from jaxspatial.training import config_lib
   config = config_lib.load(family, preset)
   config.batch_size = batch or config.batch_size
   config.mesh.data = 1
   config.model.compute_dtype = dtype
+  if resolution:
+    config.model.resolution = config.data.resolution = resolution
+  if mixed_precision_res:
+    if dtype != "float32":
+      raise UserError("--mixed-precision-res runs the lower resolutions in float32: give "
+                      f"--dtype float32, not {dtype}")
+    config.model.mixed_precision_res = mixed_precision_res
+    if config.model.conv_clamp is None:
+      config.model.conv_clamp = 256.0
   return config
+
+
+def dtype_label(config) -> str:
+  """The ``dtype`` column: the compute dtype, or ``mixed N (bf16 >= R px)``."""
+  from jaxspatial import models
+  from jaxspatial.models import stylegan2
+  m = config.model
+  n = models.mixed_precision_res(m)
+  if not n:
+    return str(m.compute_dtype)
+  return f"mixed {n} (bf16 >= {stylegan2.mixed_precision_threshold(int(m.resolution), n)} px)"
 
 
 def amortised_flop_ratio(config) -> float:
@@ -94,10 +121,10 @@ def _peak_memory_gib(device: jax.Device, compiled) -> float:
 
 
 def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
-                 peak_tflops: float) -> dict:
+                 peak_tflops: float, mixed_precision_res: int = 0, resolution: int = 0) -> dict:
   """One row: compile, warm up, time ``steps`` plain-phase steps of ``family``."""
   from jaxspatial.training import gan_step, loop
-  config = family_config(family, preset, batch, dtype)
+  config = family_config(family, preset, batch, dtype, mixed_precision_res, resolution)
   batch = config.batch_size
   trainer = loop.Trainer(config, loop.make_mesh(config))
   trainer.initialize()
@@ -122,7 +149,8 @@ def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
   finite = bool(np.isfinite(float(metrics["d_loss"])) and np.isfinite(float(metrics["g_loss"])))
   ratio = amortised_flop_ratio(config)
   tflops = flops / step_s / 1e12
-  return {"family": family, "preset": preset, "res": res, "batch": batch, "dtype": dtype,
+  return {"family": family, "preset": preset, "res": res, "batch": batch,
+          "dtype": dtype_label(config),
           "images/s": round(batch / step_s, 1), "s/kimg": round(1000 * step_s / batch, 2),
           "s/kimg amortised": round(1000 * step_s * ratio / batch, 2),
           "compile_s": round(compile_s, 1), "TFLOP/step": float(f"{flops / 1e12:.3g}"),
@@ -133,9 +161,11 @@ def bench_family(family: str, preset: str, batch: int, steps: int, dtype: str,
 
 
 def bench_device(families=FAMILIES, preset: str = "auto", batch: int = 0, steps: int = 10,
-                 dtype: str = "bfloat16") -> list[dict]:
+                 dtype: str = "bfloat16", mixed_precision_res: int = 0,
+                 resolution: int = 0) -> list[dict]:
   """The device table; ``preset`` "auto" is paper256 on an accelerator, tiny on a CPU, and
-  ``batch`` 0 the preset's batch (64 at paper256)."""
+  ``batch`` 0 the preset's batch (64 at paper256); ``mixed_precision_res`` and ``resolution``
+  as :func:`family_config`."""
   device = jax.devices()[0]
   if preset == "auto":
     preset = "tiny" if device.platform == "cpu" else "paper256"
@@ -147,7 +177,8 @@ def bench_device(families=FAMILIES, preset: str = "auto", batch: int = 0, steps:
   peak, source = chip_peak_tflops(device)
   print(f"device {device.device_kind} ({device.platform}); peak {peak:.3g} TFLOP/s ({source}); "
         f"preset {preset}")
-  return [bench_family(family, preset, batch, steps, dtype, peak) for family in families]
+  return [bench_family(family, preset, batch, steps, dtype, peak, mixed_precision_res, resolution)
+          for family in families]
 
 
 def main(argv: list[str] | None = None,
@@ -165,6 +196,12 @@ def main(argv: list[str] | None = None,
                  help="timed plain-phase steps per family (median reported)")
   p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
                  help="model.compute_dtype (parameters and optimiser state stay float32)")
+  p.add_argument("--mixed-precision-res", type=int, default=0, metavar="N",
+                 help="with --dtype float32: bfloat16 in the top N resolutions of G and D "
+                      "(stylegan2-ada's num_fp16_res; conv_clamp 256 unless the preset has one)")
+  p.add_argument("--resolution", type=int, default=0,
+                 help="model and data resolution (0: the preset's)")
   args = p.parse_args(argv)
   print_table(bench_device(tuple(f for f in args.families.split(",") if f), args.preset,
-                           args.batch, args.steps, args.dtype))
+                           args.batch, args.steps, args.dtype, args.mixed_precision_res,
+                           args.resolution))

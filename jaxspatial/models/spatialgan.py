@@ -184,7 +184,9 @@ class SpatialSynthesis(sg2.SynthesisNetwork):
   """W+ and heatmaps -> image: StyleGAN2's synthesis loop whose layers read the heatmaps
   (module doc): SEL_norm / SEL_concat before a layer, or SEL_indoor's spatial styles in it.
   ``conv_clamp`` clips the styled convs and ToRGBs as in StyleGAN2, never the SELs or heatmap
-  embeddings (EqGAN-SA's are unclamped ``Conv2dLayer``s)."""
+  embeddings (EqGAN-SA's are unclamped ``Conv2dLayer``s). Under ``mixed_precision_res`` a
+  SEL computes in its block's dtype (it casts the embedding to its input's); the embeddings,
+  shared by the blocks of a level and cached, compute in ``dtype``."""
   encoding: str = "norm"
   heatmap_input: str = "gaussian"
   coarse: bool = True
@@ -312,8 +314,8 @@ class SpatialGenerator(sg2.Generator):
 
   def make_synthesis(self) -> SpatialSynthesis:
     return SpatialSynthesis(
-        self.resolution, self.channels, self.dtype, self.conv_clamp, encoding=self.encoding,
-        heatmap_input=self.heatmap_input, coarse=self.coarse,
+        self.resolution, self.channels, self.dtype, self.conv_clamp, self.mixed_precision_res,
+        encoding=self.encoding, heatmap_input=self.heatmap_input, coarse=self.coarse,
         sel_resolutions=tuple(self.sel_resolutions), multi_object=self.heatmaps == "multi",
         sel_hidden=self.sel_hidden, name="synthesis")
 
@@ -354,7 +356,7 @@ def default_sel_resolutions(resolution: int, heatmaps: str, official: bool = Tru
 
 def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
   """``config.model`` (kind "spatialgan") -> :class:`SpatialGenerator`."""
-  from jaxspatial.models import channel_table, compute_dtype, setting
+  from jaxspatial.models import channel_table, compute_dtype, mixed_precision_res, setting
 
   def get(key):
     return setting(cfg, key, SPATIALGAN_DEFAULTS)
@@ -371,7 +373,8 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SpatialGenerator:
       coarse=bool(cfg.get("coarse", LEGACY_COARSE)),
       sel_resolutions=tuple(int(r) for r in sel_res), num_objects=int(get("num_objects")),
       object_std=float(get("object_std")), object_sigma_scale=float(get("object_sigma_scale")),
-      sel_hidden=int(get("sel_hidden")), conv_clamp=setting(cfg, "conv_clamp"))
+      sel_hidden=int(get("sel_hidden")), conv_clamp=setting(cfg, "conv_clamp"),
+      mixed_precision_res=mixed_precision_res(cfg))
 
 
 _SGAN = SPATIALGAN_DEFAULTS

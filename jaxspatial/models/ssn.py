@@ -217,7 +217,8 @@ class SSNGenerator(stylegan2.Generator):
     self.encoder = BlockEncoder(self.encoder_blocks, name="encoder")
 
   def make_synthesis(self) -> SSNSynthesis:
-    return SSNSynthesis(self.resolution, self.channels, self.dtype, upsample=self.upsample,
+    return SSNSynthesis(self.resolution, self.channels, self.dtype, self.conv_clamp,
+                        self.mixed_precision_res, upsample=self.upsample,
                         conditioning=self.conditioning, name="synthesis")
 
   def mapping(self, z: Array) -> Array:
@@ -281,7 +282,8 @@ def build_generator(cfg: ml_collections.ConfigDict) -> SSNGenerator:
       dtype=models_lib.compute_dtype(cfg), grid=grid_of(cfg),
       encoder_blocks=int(models_lib.setting(cfg, "encoder_blocks", SSN_DEFAULTS)),
       upsample=upsample,
-      conditioning=conditioning)
+      conditioning=conditioning, conv_clamp=models_lib.setting(cfg, "conv_clamp"),
+      mixed_precision_res=models_lib.mixed_precision_res(cfg))
 
 
 # ------------------------------------------------------------------------- transfer
@@ -364,7 +366,8 @@ def transfer_from_stylegan2(models: dict, config: ml_collections.ConfigDict,
       mbstd_group_size=int(models_lib.setting(m, "mbstd_group_size")),
       encoder_blocks=encoder_blocks, style_upsample=style_upsample)
   ssn_cfg.lr_mlp = float(models_lib.setting(m, "lr_mlp"))
-  ssn_cfg.compute_dtype = models_lib.setting(m, "compute_dtype")
+  for key in ("compute_dtype", "conv_clamp", "mixed_precision_res"):
+    ssn_cfg[key] = models_lib.setting(m, key)
   key = jax.random.key(seed)
   out = dict(models)
   for name in ("g_ema", "g"):

@@ -75,6 +75,23 @@ def noise_resolution(i: int) -> int:
   return 2 ** ((i + 5) // 2)
 
 
+def mixed_precision_threshold(resolution: int, mixed_precision_res: int) -> int:
+  """The lowest block resolution that computes in bfloat16 when the top
+  ``mixed_precision_res`` resolutions do: stylegan2-ada's
+  ``fp16_resolution = max(2 ** (log2(res) + 1 - num_fp16_res), 8)`` (``2 * resolution``,
+  i.e. no block, for 0). The 4 px synthesis block and D's 4 px epilogue never qualify."""
+  return max(2 ** (log2_resolution(resolution) + 1 - mixed_precision_res), 8)
+
+
+def block_dtype(block: int, resolution: int, dtype: Any, mixed_precision_res: int) -> Any:
+  """The compute dtype of the ``block`` px block of a ``resolution`` px network: bfloat16 for
+  the top ``mixed_precision_res`` resolutions (:func:`mixed_precision_threshold`), ``dtype``
+  (``model.compute_dtype``) below. D's block ``block`` is the one whose input is ``block`` px."""
+  if block >= mixed_precision_threshold(resolution, mixed_precision_res):
+    return jnp.bfloat16
+  return dtype
+
+
 # ---------------------------------------------------------------------------- generator
 
 
@@ -128,8 +145,11 @@ class StyledConv(nn.Module):
 
 
 class ToRGB(nn.Module):
-  """1x1 modulated conv (no demodulation) to RGB + bias (clipped to +-``clamp``), plus the
-  2x-upsampled skip; ``conv`` as in :class:`StyledConv`."""
+  """1x1 modulated conv (no demodulation) to RGB + bias (clipped to +-``clamp``) in the
+  block's dtype, plus the 2x-upsampled skip in the skip's dtype: the image accumulates in the
+  dtype the synthesis loop starts it in, whatever the blocks compute in (float32 under
+  ``mixed_precision_res``: stylegan2-ada casts each ToRGB output to float32 before the sum).
+  ``conv`` as in :class:`StyledConv`."""
   channels: int = 3
   conv: Callable[..., nn.Module] = layers.ModulatedConv
   clamp: float | None = None
@@ -141,7 +161,7 @@ class ToRGB(nn.Module):
     if self.clamp is not None:
       y = jnp.clip(y, -self.clamp, self.clamp)
     if skip is not None:
-      y = y + layers.upsample2x(skip)
+      y = y.astype(skip.dtype) + layers.upsample2x(skip)
     return y
 
 
@@ -165,16 +185,26 @@ class SynthesisNetwork(nn.Module):
   :meth:`modulated_conv` (one style grid per layer), SpatialGAN passes ``conv``/``to_rgb``
   factories that read its heatmaps. ``conv_clamp`` (stylegan2-ada) clips every conv and
   ToRGB output of the default layers to +-conv_clamp.
+
+  Mixed precision (stylegan2-ada's ``num_fp16_res``): the blocks of the top
+  ``mixed_precision_res`` resolutions compute in bfloat16, the rest in ``dtype``
+  (:func:`block_dtype`); each block casts its input activations to its dtype on entry, and
+  the image sums in ``dtype`` (:class:`ToRGB`), float32 when only the top blocks are bfloat16.
   """
   resolution: int
   channels: ChannelTable = ChannelTable()
   dtype: Any = jnp.float32
   conv_clamp: float | None = None
+  mixed_precision_res: int = 0
 
   @nn.compact
   def __call__(self, ws: Array, noise_mode: str = "const",
                noise: Sequence[Array] | None = None, return_features: bool = False):
     return self.layers(ws, noise_mode, noise, return_features)
+
+  def block_dtype(self, block: int) -> Any:
+    """The compute dtype of the ``block`` px block (:func:`block_dtype`)."""
+    return block_dtype(block, self.resolution, self.dtype, self.mixed_precision_res)
 
   def modulated_conv(self) -> Callable[..., nn.Module]:
     """The modulated conv of every StyledConv and ToRGB (see :class:`StyledConv`)."""
@@ -205,13 +235,14 @@ class SynthesisNetwork(nn.Module):
 
     c4 = self.channels(4)
     const = self.param("const", nn.initializers.normal(1.0), (1, 4, 4, c4))
-    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.dtype)
+    x = jnp.broadcast_to(const, (n, 4, 4, c4)).astype(self.block_dtype(4))
     x = styled_conv("conv1", 4, c4, False)(x, ws[:, 0], noises[0])
-    skip = to_rgb("to_rgb1", 4)(x, ws[:, 1], None)
+    skip = to_rgb("to_rgb1", 4)(x, ws[:, 1], None).astype(self.dtype)
     features = [x]
     for r in range(log_res - 2):
       block = 2 ** (r + 3)
       c = self.channels(block)
+      x = x.astype(self.block_dtype(block))
       x = styled_conv(f"convs_{2 * r}", block, c, True)(x, ws[:, 2 * r + 1], noises[2 * r + 1])
       x = styled_conv(f"convs_{2 * r + 1}", block, c, False)(x, ws[:, 2 * r + 2],
                                                             noises[2 * r + 2])
@@ -261,7 +292,8 @@ class Generator(nn.Module):
   Other families subclass it and override ``make_synthesis`` (and ``mapping``/``synthesize``
   where their inputs differ). stylegan2-ada switches: ``c_dim > 0`` conditions the mapping on
   labels (N, c_dim); ``conv_clamp`` clips the synthesis convs; ``truncation_cutoff`` limits
-  truncation to the first layers.
+  truncation to the first layers; ``mixed_precision_res`` computes the top resolutions of the
+  synthesis in bfloat16 (:class:`SynthesisNetwork`; the mapping stays float32).
   """
   resolution: int
   z_dim: int = 512
@@ -272,6 +304,7 @@ class Generator(nn.Module):
   dtype: Any = jnp.float32
   c_dim: int = 0
   conv_clamp: float | None = None
+  mixed_precision_res: int = 0
 
   @property
   def num_ws(self) -> int:
@@ -286,7 +319,7 @@ class Generator(nn.Module):
   def make_synthesis(self) -> SynthesisNetwork:
     """The synthesis network (named "synthesis"); families return their subclass."""
     return SynthesisNetwork(self.resolution, self.channels, self.dtype, self.conv_clamp,
-                            name="synthesis")
+                            self.mixed_precision_res, name="synthesis")
 
   def mapping(self, z: Array, labels: Array | None = None) -> Array:
     return self.mapping_network(z, labels)
@@ -353,9 +386,12 @@ class Discriminator(nn.Module):
   (GradCAM). ``return_features`` also returns {resolution: block output}.
 
   stylegan2-ada extensions: ``conv_clamp`` clips every conv output except the skips;
-  a conditional D (``c_dim > 0``) maps ``labels`` (N, c_dim) through its own
-  :class:`MappingNetwork` (``mapping_layers`` deep, no z) to ``cmap`` (N, cmap_dim) and
-  projects (:func:`projected_logits`; ``cmap_dim`` 0: the 4 px width).
+  ``mixed_precision_res`` computes ``from_rgb`` and the blocks whose input is one of the top
+  resolutions in bfloat16 (:func:`block_dtype`; each block casts its input on entry), the
+  4 px epilogue (minibatch stddev, final conv and dense, logits) in ``dtype``; a conditional
+  D (``c_dim > 0``) maps ``labels`` (N, c_dim) through its own :class:`MappingNetwork`
+  (``mapping_layers`` deep, no z) to ``cmap`` (N, cmap_dim) and projects
+  (:func:`projected_logits`; ``cmap_dim`` 0: the 4 px width).
   """
   resolution: int
   channels: ChannelTable = ChannelTable()
@@ -363,6 +399,7 @@ class Discriminator(nn.Module):
   mbstd_num_channels: int = 1
   dtype: Any = jnp.float32
   conv_clamp: float | None = None
+  mixed_precision_res: int = 0
   c_dim: int = 0
   cmap_dim: int = 0
   mapping_layers: int = 8
@@ -381,14 +418,19 @@ class Discriminator(nn.Module):
       features[res] = h
       return h
 
-    x = img.astype(self.dtype)
+    def dtype_of(res: int):
+      return block_dtype(res, self.resolution, self.dtype, self.mixed_precision_res)
+
+    x = img.astype(dtype_of(self.resolution))
     clamp = self.conv_clamp
     x = tap(self.resolution, layers.EqualConv(self.channels(self.resolution), 1, clamp=clamp,
                                               name="from_rgb")(x))
     for n in range(1, log_res - 1):
       res_out = 2 ** (log_res - n)
+      x = x.astype(dtype_of(2 * res_out))
       x = tap(res_out, ResBlock(self.channels(res_out), clamp, name=f"blocks_{n}")(x))
-    x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
+    x = layers.minibatch_stddev(x.astype(self.dtype), self.mbstd_group_size,
+                                self.mbstd_num_channels)
     c4 = self.channels(4)
     x = layers.EqualConv(c4, 3, clamp=clamp, name="final_conv")(x)
     x = x.reshape(x.shape[0], -1)  # NHWC flatten; convert_torch permutes torch's NCHW rows

@@ -18,7 +18,8 @@ The losses themselves (equations in their docstrings) are :mod:`jaxspatial.losse
    ``freeze_d`` keeps D's first layers fixed (FreezeD).
 
 Optimisers carry the lazy-regularisation lr/beta correction (``state.make_optimizers``).
-With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 and steps 2 and 4 in
+With ``model.compute_dtype`` bfloat16 the main terms run in bfloat16 (with
+``model.mixed_precision_res`` N instead, the top N resolutions only) and steps 2 and 4 in
 float32 (:func:`float32_plugin`); parameters and optimiser state are float32 throughout.
 Which regularisers a step runs is a :class:`Phase`, fixed when the step is built: the trainer
 compiles one program per phase and picks it on the host from the step number, as stylegan2-ada
@@ -149,13 +150,17 @@ def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
 
 
 def float32_plugin(plugin: StyleGAN2Plugin) -> StyleGAN2Plugin:
-  """``plugin`` with its generator and discriminator computing in float32 (the same plugin
-  when they already do). Mixed-precision runs take R1 and the path-length penalty through
-  it: both are gradients of gradients and squared norms, the terms stylegan2-ada keeps out
-  of reduced precision."""
+  """``plugin`` with its generator and discriminator computing in float32 at every
+  resolution (the same plugin when they already do). Mixed-precision runs
+  (``model.compute_dtype`` bfloat16 or ``model.mixed_precision_res`` > 0) take R1 and the
+  path-length penalty through it: both are gradients of gradients and squared norms, kept
+  out of reduced precision here (stylegan2-ada runs them through its FP16 blocks)."""
   def f32(module):
     dtype = getattr(module, "dtype", jnp.float32)
-    return module if dtype == jnp.float32 else module.clone(dtype=jnp.float32)
+    mixed = getattr(module, "mixed_precision_res", 0)
+    if dtype == jnp.float32 and not mixed:
+      return module
+    return module.clone(dtype=jnp.float32, **({"mixed_precision_res": 0} if mixed else {}))
   g, d = f32(plugin.generator), f32(plugin.discriminator)
   if g is plugin.generator and d is plugin.discriminator:
     return plugin
