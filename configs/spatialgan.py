@@ -31,6 +31,8 @@ scratch):
 Ablations (Tables I, IV, V) are ``--config.model.*`` switches: ``encoding`` (norm | concat |
 indoor | flatten | none), ``heatmaps`` (hierarchical | independent | multi),
 ``heatmap_input`` (gaussian | noise), ``coarse``; and ``--config.loss.align_weight=0``.
+``--config.loss.locality_weight=W`` adds the heatmap-locality penalty (beyond the paper;
+docs/spatialgan.md), 0 in every preset.
 
 Every value of a preset is set here, on top of ``config_lib.base_config`` (the shared defaults:
 stylegan2-ada paper256's optimiser, R1, path length, style mixing and EMA).
@@ -52,6 +54,8 @@ def get_config(preset: str = "demo"):
   # GradCAM alignment on every G step (EqGAN-SA: weight 1), at D's 4, 8 and 16 px maps.
   c.loss.update(align_weight=1.0, align_objective="plain", align_threshold=0.25,
                 align_resolutions=(4, 8, 16))
+  # The heatmap-locality penalty (ours, not the paper's): off in every preset.
+  c.loss.update(locality_weight=0.0, locality_threshold=0.1, locality_batch_shrink=1)
   if preset == "tiny":
     c.batch_size, c.total_steps = 8, 4
     c.checkpoint_every, c.log_every, c.sample_every = 2, 1, 0

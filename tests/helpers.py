@@ -1,6 +1,7 @@
 """Helpers shared by test modules, so that no test module imports another: the repository
 root, a ``configs/<name>.py`` preset, batches of the configured dataset, a few trainer steps
-with the history of G's parameters, and a class no safe unpickler accepts.
+with the history of G's parameters, random variables of a module's shapes, and a class no
+safe unpickler accepts.
 
 Importing this module imports neither jax nor jaxspatial (a subprocess unpickles
 :class:`Opaque` through it)."""
@@ -42,6 +43,19 @@ def run_steps(config, devices, data):
     g_params.append(jax.device_get(trainer.state.g["params"]))
   trainer.g_params_history = g_params
   return trainer, history
+
+
+def np_init(module, seed, *args, **kw):
+  """Variables shaped like ``module.init(rngs, *args, **kw)``'s, filled with N(0, 1) numpy
+  draws (compiling a real init costs tens of seconds on a shared 2-core machine; for tests
+  that need none of its particular values)."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  shapes = jax.eval_shape(lambda: module.init({"params": jax.random.key(0),
+                                               "noise": jax.random.key(0)}, *args, **kw))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape).astype(s.dtype)), shapes)
 
 
 class Opaque:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import np_init
 from jaxspatial import families
 from jaxspatial.losses import spatialgan as align
 from jaxspatial.models import heatmaps as hm
@@ -160,14 +161,6 @@ def test_alignment_loss_matches_numpy(setup):
     per = np.stack([_np_thr(np.abs(cam - _np_norm(t)), axis=(1, 2)) for t in targets])
     want += per.min(0).mean()
   np.testing.assert_allclose(loss_min, want, rtol=1e-4)
-
-
-def np_init(module, seed, *args):
-  """Variables shaped like ``module.init``'s, filled with N(0, 1) numpy draws (a compiled
-  init costs tens of seconds on the shared CI machine; its values do not matter here)."""
-  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape).astype(s.dtype)), shapes)
 
 
 @pytest.fixture(scope="module")

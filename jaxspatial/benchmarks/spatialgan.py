@@ -10,8 +10,9 @@ backward to G's parameters -- for three generators on random weights:
 
 :func:`bench_training_step` times the whole jitted training iteration of the ``demo``
 presets (D step, G step, EMA; the plain phase, no lazy regulariser) for StyleGAN2,
-SpatialGAN without alignment (``loss.align_weight=0``) and SpatialGAN, all at SpatialGAN's
-width and batch -- the "+30% training time" of the paper.
+SpatialGAN without alignment (``loss.align_weight=0``), SpatialGAN and SpatialGAN with the
+heatmap-locality penalty (ours), all at SpatialGAN's width and batch -- the "+30% training
+time" of the paper.
 
     python -m jaxspatial.bench spatialgan --resolution 32 --batch 16
     python -m jaxspatial.bench spatialgan --train-step --repeats 7
@@ -104,10 +105,13 @@ def bench_alignment(resolution: int = 32, batch: int = 16, *, channel_base: int 
   return rows
 
 
-TRAIN_VARIANTS = (("stylegan2", "stylegan2", None),
-                  ("spatialgan, no alignment", "spatialgan", 0.0),
-                  ("spatialgan", "spatialgan", None))
-"""(name, family of its config file in configs/, loss.align_weight override)."""
+TRAIN_VARIANTS = (("stylegan2", "stylegan2", {}),
+                  ("spatialgan, no alignment", "spatialgan", {"align_weight": 0.0}),
+                  ("spatialgan", "spatialgan", {}),
+                  ("spatialgan + locality", "spatialgan",
+                   {"locality_weight": 2.5, "locality_batch_shrink": 2}))
+"""(name, family of its config file in configs/, ``config.loss`` overrides); the last adds
+the heatmap-locality penalty on half the batch, as ``spatialgan-table1``'s locality rung."""
 
 
 def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
@@ -124,15 +128,14 @@ def bench_training_step(preset: str = "demo", repeats: int = 5) -> list[dict]:
   plain = gan_step.Phase(r1=False, path_length=False)
   steps, first_s, flops, batch_size = [], [], [], 0
   reference = config_lib.load("spatialgan", preset)
-  for _, family, align_weight in TRAIN_VARIANTS:
+  for _, family, loss_overrides in TRAIN_VARIANTS:
     config = config_lib.load(family, preset)
     # The StyleGAN2 demo preset is narrower (a fast CPU demo): compare at SpatialGAN's size.
     config.model.update(channel_base=reference.model.channel_base,
                         channel_max=reference.model.channel_max)
     config.batch_size = reference.batch_size
     config.mesh.data = 1
-    if align_weight is not None:
-      config.loss.align_weight = align_weight
+    config.loss.update(loss_overrides)
     trainer = loop.Trainer(config)
     trainer.initialize()
     res, batch_size = config.model.resolution, config.batch_size

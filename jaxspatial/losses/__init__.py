@@ -1,7 +1,8 @@
 """Training objectives as pure functions, one module per family, each paper equation in the
 docstring of the function that computes it: :mod:`.ssn` (R_D), :mod:`.spatialgan` (GradCAM
-alignment), :mod:`.regressor` (latent regression); :mod:`.distortion` is SSN's image
-distortion, the measure R_D and the Table-2 metric share."""
+alignment, and our heatmap-locality penalty), :mod:`.regressor` (latent regression);
+:mod:`.distortion` is SSN's image distortion, the measure R_D, the locality penalty and the
+Table-2 metric share."""
 
 
 def setting(loss_cfg, key: str, defaults: dict):

@@ -2,7 +2,8 @@
 
 These measure how much of an image changed; they optimise nothing. Both the training
 objective R_D (:func:`jaxspatial.losses.ssn.distortion_regularizer`) and the paper's Table-2
-metric (:func:`jaxspatial.metrics.distortion.distortion`) average them, so they live here, a
+metric (:func:`jaxspatial.metrics.distortion.distortion`) average them (as does SpatialGAN's
+heatmap-locality penalty, :mod:`jaxspatial.losses.spatialgan`), so they live here, a
 module of their own in the lowest layer both may import (``losses`` may not import
 ``metrics``; ``metrics`` may import ``losses``): the metric imports the measure, not the
 training objective, and the two cannot drift apart.

@@ -1,4 +1,6 @@
-"""SpatialGAN's GradCAM alignment loss (paper eqs. 4-5; official ``genforce/eqgan-sa`` loss).
+"""SpatialGAN's objective beyond the adversarial loss: the GradCAM alignment loss (paper eqs.
+4-5; official ``genforce/eqgan-sa`` loss) and, beyond the paper, a locality penalty on heatmap
+moves (:func:`heatmap_locality_regularizer`, the last section of this module).
 
 For each discriminator block output ``F_r`` at ``r`` in (4, 8, 16) px:
 
@@ -23,6 +25,12 @@ sample and the minimum over the ``n + 1`` targets, then the batch mean.
 
 D's parameters get no gradient from this loss (stop-gradient inside); the caller scales it by
 ``config.loss.align_weight`` and adds it to the G loss on every G step.
+
+The locality penalty (not in the paper, which names the limitation it targets: moving one
+sub-heatmap changes distant regions) moves one root centre per sample by a random offset
+(the move of the co-move and edit measures), renders ``G(z, H)`` and ``G(z, H')`` with the same
+``z`` and noise, and penalises the squared colour change outside the moved object's old and
+new heatmap regions; the caller scales it by ``config.loss.locality_weight`` (0 by default).
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxspatial.losses.distortion import pixel_distortion
 from jaxspatial.models import heatmaps as hm
 from jaxspatial.models.spatialgan import resize_aligned
 
@@ -188,3 +198,99 @@ def gradcam_alignment_loss(d_apply: DApply, d_params: Any, fake_images: Array,
     metrics[f"align/{r}px"] = term
     total = total + term
   return total, metrics
+
+
+# ---------------------------------------------------------------------------- locality
+
+LOCALITY_DEFAULTS = dict(locality_weight=0.0, locality_threshold=0.1, locality_batch_shrink=1)
+"""The one default of each ``loss.locality_*`` a config may lack: no locality term (the
+paper); a sub-heatmap's region where it exceeds 0.1; the whole batch."""
+LOCALITY_DILATION = 1
+"""Pixels the edited region grows by (a 3x3 max-pool), as the edit measures dilate masks."""
+
+
+def random_move(heatmaps: hm.Heatmaps, key: Array) -> tuple[hm.Heatmaps, Array]:
+  """Moves one root centre per sample (with its children) as the co-move and edit measures
+  do: a uniform root ``i``, ``|p| ~ U(MOVE_DISTANCE)`` in a uniform direction, the new centre
+  kept inside ``+-MOVE_LIMIT`` (:func:`~jaxspatial.models.heatmaps.move_offsets`), by
+  :meth:`~jaxspatial.models.heatmaps.Heatmaps.move_each`. Returns ``(H', chosen)``, ``chosen``
+  (N,) the moved root of each sample."""
+  n = heatmaps.batch_size
+  k_root, k_angle, k_length = jax.random.split(key, 3)
+  chosen = jax.random.choice(k_root, jnp.asarray(heatmaps.roots), (n,))
+  angle = jax.random.uniform(k_angle, (n,), maxval=2 * jnp.pi)
+  length = jax.random.uniform(k_length, (n,), minval=hm.MOVE_DISTANCE[0],
+                              maxval=hm.MOVE_DISTANCE[1])
+  old = jnp.take_along_axis(jnp.asarray(heatmaps.centers, jnp.float32),
+                            chosen[:, None, None], axis=1)[:, 0]
+  p = hm.move_offsets(old, angle, length)
+  return heatmaps.move_each(chosen, p[:, 0], p[:, 1]), chosen
+
+
+def edit_region(before: hm.Heatmaps, after: hm.Heatmaps, chosen: Array, resolution: int,
+                threshold: float = LOCALITY_DEFAULTS["locality_threshold"]) -> Array:
+  """The region ``Omega`` an edit of root ``chosen[k]`` may change: the pixels where one of
+  the edited centres' sub-heatmaps (the root and its children), before or after the edit,
+  exceeds ``threshold``, dilated by :data:`LOCALITY_DILATION` px: (N, R, R) float 0/1,
+  no gradient."""
+  members = np.array([[k == i or k in before.descendants(i) for k in range(before.num_centers)]
+                      for i in before.roots])                      # (roots, K)
+  row = jnp.searchsorted(jnp.asarray(before.roots), chosen)
+  edited = jnp.asarray(members)[row][:, None, None, :]             # (N, 1, 1, K)
+  above = (before.maps(resolution) > threshold) | (after.maps(resolution) > threshold)
+  region = jnp.any(above & edited, axis=-1).astype(jnp.float32)
+  size = 2 * LOCALITY_DILATION + 1
+  region = jax.lax.reduce_window(region, 0.0, jax.lax.max, (1, size, size), (1, 1, 1), "SAME")
+  return jax.lax.stop_gradient(region)
+
+
+def outside_distortion(x: Array, x_edited: Array, region: Array) -> Array:
+  """Per sample, the mean over the pixels outside ``region`` (N, R, R; 1 inside) of SSN's
+  pixel distortion ``D(x, x')(q) = sum_c (x_c(q) - x'_c(q))^2`` (images in [-1, 1]); 0 for a
+  sample with no pixel outside: (N,)."""
+  out = 1.0 - region
+  total = jnp.sum(pixel_distortion(x, x_edited) * out, axis=(1, 2))
+  return total / jnp.maximum(jnp.sum(out, axis=(1, 2)), 1.0)
+
+
+def heatmap_locality_regularizer(generate_fn: Callable[[hm.Heatmaps], Array],
+                                 heatmaps: hm.Heatmaps, key: Array, *,
+                                 threshold: float = LOCALITY_DEFAULTS["locality_threshold"]
+                                 ) -> tuple[Array, dict[str, Array]]:
+  """The heatmap-locality penalty (ours; not in SpatialGAN)::
+
+      L_loc(G) = E_{z, H, i, p} [ mean_{q not in Omega} D(G(z, H), G(z, H'))(q) ]
+
+  ``H' = move(H, i, p)`` moves root centre ``i`` (uniform over the roots, children along) by a
+  random ``p`` (:func:`random_move`); ``D(x, x')(q) = sum_c (x_c(q) - x'_c(q))^2`` is SSN's
+  per-pixel distortion; ``Omega`` is where the moved sub-heatmaps of ``H`` or ``H'`` exceed
+  ``threshold``, dilated by one pixel (:func:`edit_region`); a sample with no pixel outside
+  it counts 0 (:func:`outside_distortion`). One draw of ``(i, p)`` per sample, the batch
+  mean.
+
+  Relation to SSN's R_D (:func:`jaxspatial.losses.ssn.distortion_regularizer`): R_D edits a
+  latent (resamples block ``a``) and averages the same ``D`` over the blocks ``b != a`` of a
+  fixed grid; here the edit is a heatmap move and the region allowed to change is the moved
+  object's, old and new place, read off the heatmap rather than a grid block. With
+  ``reduction="mean"`` both are a per-pixel mean of ``D`` outside the edited region, so their
+  scales compare. Unlike a latent block, a moved object must leave its old place and appear at
+  its new one, so ``Omega`` holds both. Whatever of the object reaches beyond ``Omega`` -- a
+  shadow it casts, a part wider than its heatmap -- counts as change outside: the threshold
+  sets how much room the object has.
+
+  Args:
+    generate_fn: heatmaps -> images (N, R, R, 3), deterministic given its input (the same
+      ``z`` and noise in both calls), differentiable w.r.t. G's parameters.
+    heatmaps: the (N,) heatmaps to edit.
+    key: the edit's randomness.
+    threshold: a sub-heatmap's region is where it exceeds this value.
+  Returns:
+    ``(loss, aux)``; aux: ``chosen`` (N,) the moved roots, ``region`` (N, R, R) ``Omega``,
+    ``per_sample`` (N,), ``images`` and ``edited`` the two renderings.
+  """
+  moved, chosen = random_move(heatmaps, key)
+  x, x_edited = generate_fn(heatmaps), generate_fn(moved)
+  region = edit_region(heatmaps, moved, chosen, x.shape[1], threshold)
+  per_sample = outside_distortion(x, x_edited, region)
+  return jnp.mean(per_sample), {"chosen": chosen, "region": region, "per_sample": per_sample,
+                                "images": x, "edited": x_edited}

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from jaxspatial import cli, errors
+from jaxspatial.models import heatmaps as hm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,7 @@ def ratio(locator: ObjectLocator, before: np.ndarray, after: np.ndarray,
 
 
 def comove_ratio(model: Any, num: int = 256, seed: int = 0, locator: ObjectLocator | None = None,
-                 distance: tuple[float, float] = (0.2, 0.4), batch_size: int = 16,
+                 distance: tuple[float, float] = hm.MOVE_DISTANCE, batch_size: int = 16,
                  truncation: float = 1.0) -> dict[str, float]:
   """The co-move ratio of a SpatialGAN model over ``num`` edits.
 
@@ -158,18 +159,12 @@ def comove_ratio(model: Any, num: int = 256, seed: int = 0, locator: ObjectLocat
     n = min(batch_size, num - start)
     rng = np.random.default_rng([seed, b])
     z, h = model.sample_z(seed + b, n), model.sample_heatmaps(seed + b, n)
-    roots = [i for i, p in enumerate(h.parents) if p < 0 and h.levels[i] == 0]
-    chosen = rng.choice(roots, size=n)
+    chosen = rng.choice(h.roots, size=n)
     angle = rng.uniform(0, 2 * np.pi, n)
     length = rng.uniform(*distance, n)
     old = h.centers[np.arange(n), chosen]
-    new = np.clip(old + length[:, None] * np.stack([np.sin(angle), np.cos(angle)], -1),
-                  -0.9, 0.9)
-    p = new - old
-    moved = h
-    for i in roots:
-      sel = (chosen == i).astype(np.float32)
-      moved = moved.move(i, p[:, 0] * sel, p[:, 1] * sel)
+    p = hm.move_offsets(old, angle, length)
+    moved = h.move_each(chosen, p[:, 0], p[:, 1])
     before = model.generate(z, truncation=truncation, heatmaps=h)
     after = model.generate(z, truncation=truncation, heatmaps=moved)
     scale = (res - 1) / 2.0

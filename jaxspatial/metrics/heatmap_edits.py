@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from jaxspatial import errors
 from jaxspatial.metrics import comove
+from jaxspatial.models import heatmaps as hm
 
 SCALE_FACTORS = (0.5, 2.0)
 KINDS = ("move", "remove", "scale", "restyle", "keep")
@@ -60,14 +61,9 @@ def _edits(model, kind: str, z: np.ndarray, h, chosen: np.ndarray, rng: np.rando
   """(z', H', per-sample parameter) of ``kind`` applied to centre ``chosen[k]`` of sample k."""
   n, roots = len(z), sorted(set(chosen.tolist()))
   if kind == "move":
-    angle, length = rng.uniform(0, 2 * np.pi, n), rng.uniform(0.2, 0.4, n)
-    old = h.centers[np.arange(n), chosen]
-    p = np.clip(old + length[:, None] * np.stack([np.sin(angle), np.cos(angle)], -1),
-                -0.9, 0.9) - old
-    for i in roots:
-      sel = (chosen == i).astype(np.float32)
-      h = h.move(i, p[:, 0] * sel, p[:, 1] * sel)
-    return z, h, p
+    angle, length = rng.uniform(0, 2 * np.pi, n), rng.uniform(*hm.MOVE_DISTANCE, n)
+    p = hm.move_offsets(h.centers[np.arange(n), chosen], angle, length)
+    return z, h.move_each(chosen, p[:, 0], p[:, 1]), p
   if kind == "remove":       # Heatmaps.remove per sample: centre chosen[k] of sample k
     gone = chosen[:, None] == np.arange(h.num_centers)[None, :]
     return z, h.replace(amplitudes=np.where(gone, 0.0, h.amplitudes).astype(
@@ -105,8 +101,7 @@ def heatmap_edits(model: Any, num: int = 64, seed: int = 0,
       n = min(batch_size, num - start)
       rng = np.random.default_rng([seed, kind_index, b])
       z, h = model.sample_z(seed + b, n), model.sample_heatmaps(seed + b, n)
-      roots = [i for i, p in enumerate(h.parents) if p < 0 and h.levels[i] == 0]
-      chosen = rng.choice(roots, size=n)
+      chosen = rng.choice(h.roots, size=n)
       z2, h2, param = _edits(model, kind, z, h, chosen, rng)
       before = model.generate(z, heatmaps=h)
       after = model.generate(z2, heatmaps=h2)

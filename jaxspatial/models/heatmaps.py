@@ -48,6 +48,10 @@ LEVEL_OFFSETS = (0.0, 0.4, 0.8)   # child = root + U(-a, a) per coordinate
 LEVEL_SIGMA_DIV = (None, 1.4, 2.0)  # level >= 1: sigma = (U + 0.1) / div
 MULTI_STD, MULTI_SIGMA_SCALE, MULTI_OBJECTS = 0.5, 0.5, 3
 MODES = ("hierarchical", "independent", "multi")
+MOVE_DISTANCE, MOVE_LIMIT = (0.2, 0.4), 0.9
+"""The random move of the co-move ratio, the edit measures and the locality penalty: a root
+centre moved by ``|p| ~ U(0.2, 0.4)`` heatmap units in a uniform direction, the moved centre
+kept inside +-0.9 (:func:`move_offsets`)."""
 
 
 def grid(resolution: int) -> np.ndarray:
@@ -94,6 +98,13 @@ class Heatmaps:
 
   def level_indices(self, level: int) -> tuple[int, ...]:
     return tuple(i for i, l in enumerate(self.levels) if l == level)
+
+  @property
+  def roots(self) -> tuple[int, ...]:
+    """The centres an edit picks: those of level 0 without a parent (every object of a
+    multi-object heatmap, the level-0 centre of a hierarchical one)."""
+    return tuple(i for i, (l, p) in enumerate(zip(self.levels, self.parents))
+                 if p < 0 and l == 0)
 
   def descendants(self, i: int) -> tuple[int, ...]:
     """Centres derived (directly or not) from centre ``i``."""
@@ -179,6 +190,15 @@ class Heatmaps:
     delta = xp.reshape(delta, (-1, 1, 2))
     return self.replace(centers=self.centers + xp.where(sel, delta, 0).astype(self.centers.dtype))
 
+  def move_each(self, chosen: Array, dy: Array, dx: Array) -> "Heatmaps":
+    """Shifts root centre ``chosen[k]`` of sample ``k`` (with its children) by ``(dy[k],
+    dx[k])``: :meth:`move` once per root, each sample's offset where it chose that root."""
+    xp, out = _xp(self.centers), self
+    for i in self.roots:
+      sel = chosen == i
+      out = out.move(i, xp.where(sel, dy, 0), xp.where(sel, dx, 0))
+    return out
+
   def remove(self, i: int) -> "Heatmaps":
     """Drops centre ``i`` (its map becomes the constant floor 0.01)."""
     xp = _xp(self.amplitudes)
@@ -212,6 +232,14 @@ class Heatmaps:
 
 
 # ---------------------------------------------------------------------------- sampling
+
+
+def move_offsets(old: Array, angle: Array, length: Array) -> Array:
+  """The offsets ``p = clip(c + length (sin a, cos a), -+MOVE_LIMIT) - c`` of centres ``c``
+  (N, 2) moved ``length`` (N,) in direction ``angle`` (N,): (N, 2), numpy or jax."""
+  xp = _xp(old)
+  step = length[:, None] * xp.stack([xp.sin(angle), xp.cos(angle)], -1)
+  return xp.clip(old + step, -MOVE_LIMIT, MOVE_LIMIT) - old
 
 
 def structure(mode: str, num_objects: int = MULTI_OBJECTS

@@ -1,7 +1,8 @@
 """SpatialGAN's training plug-in: the shared GAN step with heatmaps.
 
 ``SpatialGANPlugin`` samples ``z`` and a fresh heatmap per sample on every step, feeds the
-heatmaps to G, and adds ``config.loss.align_weight`` x the GradCAM alignment loss to every G
+heatmaps to G, and adds ``config.loss.align_weight`` x the GradCAM alignment loss and
+``config.loss.locality_weight`` x the heatmap-locality penalty (off by default) to every G
 step.
 """
 
@@ -80,12 +81,39 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
 
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
                            fake: Array, key: Array) -> tuple[Array, dict]:
+    """``align_weight`` x the GradCAM alignment on ``fake`` plus ``locality_weight`` x the
+    heatmap-locality penalty (each skipped entirely at weight 0)."""
+    total, metrics = jnp.zeros((), jnp.float32), {}
     get = functools.partial(losses.setting, self.config.loss, defaults=align.ALIGN_DEFAULTS)
     weight = float(get("align_weight"))
-    if weight == 0.0:
-      return jnp.zeros((), jnp.float32), {}
-    loss, metrics = align.gradcam_alignment_loss(
-        self.d_apply, d_vars, fake, inputs["heatmaps"],
-        resolutions=tuple(get("align_resolutions")), threshold=float(get("align_threshold")),
-        objective=get("align_objective"))
-    return weight * loss, {"align_loss": loss, **metrics}
+    if weight != 0.0:
+      loss, align_metrics = align.gradcam_alignment_loss(
+          self.d_apply, d_vars, fake, inputs["heatmaps"],
+          resolutions=tuple(get("align_resolutions")), threshold=float(get("align_threshold")),
+          objective=get("align_objective"))
+      total, metrics = total + weight * loss, {"align_loss": loss, **align_metrics}
+    loc = functools.partial(losses.setting, self.config.loss, defaults=align.LOCALITY_DEFAULTS)
+    weight = float(loc("locality_weight"))
+    if weight != 0.0:
+      loss = self.locality_loss(g_vars, inputs, key, threshold=float(loc("locality_threshold")),
+                                shrink=int(loc("locality_batch_shrink")))
+      total, metrics = total + weight * loss, {**metrics, "locality_loss": loss}
+    return total, metrics
+
+  def locality_loss(self, g_vars: Any, inputs: dict, key: Array, *, threshold: float,
+                    shrink: int = 1) -> Array:
+    """The heatmap-locality penalty (``losses.spatialgan.heatmap_locality_regularizer``) on
+    the first ``batch // shrink`` samples' ``z`` and heatmaps: fresh images without style
+    mixing, one noise draw for both renderings."""
+    k_edit, k_noise = jax.random.split(key)
+    n = max(inputs["z"].shape[0] // shrink, 1)
+    z = inputs["z"][:n]
+
+    def generate(heatmaps: Heatmaps) -> Array:
+      w = self.mapping(g_vars, z, heatmaps)
+      ws = jnp.broadcast_to(w[:, None], (n, self.num_ws) + w.shape[1:])
+      return self.synthesize(g_vars, ws, {"heatmaps": heatmaps}, k_noise)
+
+    loss, _ = align.heatmap_locality_regularizer(
+        generate, inputs["heatmaps"].take(slice(0, n)), k_edit, threshold=threshold)
+    return loss
