@@ -132,7 +132,10 @@ TARGET = runs.Target(NAME, version=1, settings=tuple(s for s, _, _, _ in SETTING
 """Estimates: ``demo_indoor`` has a SEL in every block (4-32 px), slower than the
 single-object demo's three; ≈ 3000 × 1 s at 32 channels on the slowest machine, plus
 evaluation; the locality rung renders half the batch twice more per G step, +33% per
-iteration and ~3 min more compilation (docs/spatialgan.md). Measured rows replace them."""
+iteration and ~3 min more compilation (docs/spatialgan.md). Measured rows replace them. The
+locality prior is over the ledger's one-hour unit rule; the measured rung (conference-s0: 34
+min against its 55-min prior) puts it at ≈ 46 min, and its first row decides: above an hour,
+it moves to ``locality_batch_shrink=4``."""
 
 
 EDIT_COLUMNS = (report.Column("move_comove", "move: co-move ↑", ".2f"),
