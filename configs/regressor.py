@@ -1,22 +1,27 @@
-r"""Latent-regressor training configs (Chai, Wulff & Isola 2021) against a frozen StyleGAN2.
+r"""Latent-regressor training configs (Chai, Wulff & Isola 2021) against a frozen generator.
 
     python -m jaxspatial.train --config configs/regressor.py:demo --workdir runs/reg-demo \
         --config.generator=runs/sg2-demo
     python -m jaxspatial.train --config configs/regressor.py:demo --workdir runs/reg-rgb \
         --config.generator=runs/sg2-demo --config.model.use_mask=False     # RGB-only ablation
+    python -m jaxspatial.train --config configs/regressor.py:demo --workdir runs/reg-ssn \
+        --config.generator=runs/ssn-demo                                   # an SSN's block grid
     python -m jaxspatial.train --config configs/regressor.py:paper256 --workdir runs/church \
         --config.generator=converted/church256
 
-``generator`` is any ``js.load``-able StyleGAN2 directory (trained here or converted from
-PyTorch); its ``model`` section and ``g_ema`` are bundled into the regressor checkpoint
+``generator`` is any ``js.load``-able StyleGAN2, SSN or SpatialGAN directory (trained here or
+converted from PyTorch); what E predicts is its family's (W+; an SSN's W+ grid of block styles;
+a SpatialGAN's W+ and heatmap centres and sigmas: ``jaxspatial.losses.regressor``). Its ``model``
+section and ``g_ema`` are bundled into the regressor checkpoint
 (``jaxspatial.training.regressor.attach_generator``), so ``js.load(workdir)`` alone gives a ready
 ``invert/composite/inpaint``. Training uses generated samples only; ``data`` is kept for the
-shared layout (and evaluation collages on shapes).
+shared layout (and evaluation collages on shapes). ``loss.center_weight`` and
+``loss.sigma_weight`` weight a SpatialGAN regressor's heatmap terms (unused otherwise).
 
 Presets:
 
-* ``tiny`` -- tests: ResNet-18 of width 8, no LPIPS, 4 steps (for the ``tiny`` StyleGAN2);
-* ``demo`` -- CPU minutes: ResNet-18 of width 32 on a ``demo`` StyleGAN2 (32 px);
+* ``tiny`` -- tests: ResNet-18 of width 8, no LPIPS, 4 steps (for a ``tiny`` generator);
+* ``demo`` -- CPU minutes: ResNet-18 of width 32 on a ``demo`` generator (32 px);
 * ``paper256`` -- the official StyleGAN2 encoder: ResNet-34 on 256 px input, batch 16,
   680k steps, Adam 1e-4 betas (0.5, 0.999), MSE + LPIPS(VGG at 256 px) + latent MSE.
 
@@ -42,15 +47,17 @@ def get_config(preset: str = "demo"):
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
-  c.generator = ""                     # DIR of the frozen StyleGAN2 (required)
+  c.generator = ""                     # DIR of the frozen generator (required)
   c.mesh = ml_collections.ConfigDict(dict(data=-1))
   c.compile_cache_dir = compile_cache.DEFAULT_DIR   # persistent XLA cache; "" = off
   c.optim = ml_collections.ConfigDict(dict(lr=1e-4, b1=0.5, b2=0.999, eps=1e-8))
   c.loss = ml_collections.ConfigDict(dict(
       mse_weight=1.0, lpips_weight=1.0, latent_weight=1.0, lpips_net="vgg",
       lpips_resolution=0,              # 0: LPIPS at the generator's resolution
+      center_weight=1.0, sigma_weight=1.0,   # a SpatialGAN's heatmap terms
       mask_t_min=0.3, mask_t_max=1.0, mask_grid=6))
-  # Completed by attach_generator: kind, resolution, num_ws, w_dim, generator (its model section).
+  # Completed by attach_generator: kind, resolution, num_ws, w_dim, the head's layout (grid_h,
+  # grid_w, codes, extras) and generator (its model section).
   c.model = ml_collections.ConfigDict(dict(
       kind="regressor", depth=34, width=64, input_size=0, use_mask=True, noise_mode="const",
       compute_dtype="float32"))

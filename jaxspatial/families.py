@@ -2,10 +2,12 @@
 
 A :class:`Family` names a kind's Flax builders, its training plug-in and trainer, the class
 ``js.load`` returns (whose methods say how edit/ projects and drags it), the studio engine that
-serves it, the metrics only it has, and the converters ``convert_torch --target`` offers. Every
+serves it, the metrics only it has, the converters ``convert_torch --target`` offers, and what
+the latent regressor predicts for its generator and how it renders that. Every
 lookup by kind goes through :func:`get`: :func:`build_generator` / :func:`build_discriminator`,
 ``training.loop.Trainer`` and ``train``, ``api.model.load``, ``studio.engines.load_engine``,
-``metrics.registry.evaluate``, ``project``, ``convert_torch``. Nothing else branches on a kind
+``metrics.registry.evaluate``, ``project``, ``convert_torch``, the regressor
+(``losses.regressor.regression_target``). Nothing else branches on a kind
 string: adding a family touches its own files plus one :func:`register` call.
 
 The built-in entries name their pieces as ``"module:attribute"`` strings, imported on first
@@ -48,7 +50,7 @@ class Family:
   Attributes:
     kind: the ``config.model.kind`` string.
     generator: ``config.model -> Flax generator`` (None: the kind has no generator of its own,
-      e.g. the regressor, whose generator is a frozen StyleGAN2).
+      e.g. the regressor, whose generator is a frozen one of a family with a ``regression``).
     discriminator: ``config.model -> Flax discriminator``; None: StyleGAN2's.
     model: the :class:`jaxspatial.api.model.Model` subclass ``js.load`` returns; its class
       attributes and methods are the edit layer's hooks (``projection_spaces``, ``draggable``,
@@ -66,6 +68,9 @@ class Family:
       a generator directory, filled in), or None when the trainer saves the config as given.
     converters: ``convert_torch --target`` name -> ``fn(loaded_torch_object, **kw) -> (models,
       config, summary lines)``.
+    regression: what the latent regressor (kind "regressor") predicts for this kind's
+      generator and how that generator renders it: a ``losses.regressor.RegressionTarget``;
+      None: the regressor cannot invert the kind.
   """
   kind: str
   generator: Any = None
@@ -78,6 +83,7 @@ class Family:
   validate: Any = "jaxspatial.training.config_lib:validate"
   complete: Any = None
   converters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  regression: Any = None
 
   def build_generator(self, model_cfg) -> Any:
     if self.generator is None:
@@ -136,7 +142,8 @@ register(Family(
     "stylegan2",
     generator="jaxspatial.models:stylegan2_generator",
     discriminator="jaxspatial.models:stylegan2_discriminator",
-    converters={"stylegan2": "jaxspatial.convert.rosinality:convert_stylegan2"}))
+    converters={"stylegan2": "jaxspatial.convert.rosinality:convert_stylegan2"},
+    regression="jaxspatial.losses.regressor:WPLUS_TARGET"))
 register(Family(
     "ssn",
     generator="jaxspatial.models.ssn:build_generator",
@@ -144,14 +151,16 @@ register(Family(
     studio="jaxspatial.studio.engines:SSNEngine",
     metrics=("distortion",),
     training="jaxspatial.training.ssn:SSNPlugin",
-    converters={"ssn": "jaxspatial.convert.rosinality:convert_ssn"}))
+    converters={"ssn": "jaxspatial.convert.rosinality:convert_ssn"},
+    regression="jaxspatial.losses.regressor:BLOCK_GRID_TARGET"))
 register(Family(
     "spatialgan",
     generator="jaxspatial.models.spatialgan:build_generator",
     model="jaxspatial.api.spatialgan:SpatialGANModel",
     studio="jaxspatial.studio.engines:SpatialGANEngine",
     metrics=("comove",),
-    training="jaxspatial.training.spatialgan:SpatialGANPlugin"))
+    training="jaxspatial.training.spatialgan:SpatialGANPlugin",
+    regression="jaxspatial.losses.regressor:HEATMAP_TARGET"))
 register(Family(
     "regressor",
     model="jaxspatial.api.regressor:RegressorModel",

@@ -23,6 +23,7 @@ import argparse
 import pathlib
 import shutil
 import tempfile
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -82,8 +83,9 @@ def parse_init(text: str) -> str | None:
   raise errors.UserError(f"--init {text!r}: expected w_avg or regressor:DIR")
 
 
-def regressor_start(model, directory: str, x: np.ndarray) -> np.ndarray:
-  """The regressor's W+ for ``x``; UserError unless it was trained on this generator's shape."""
+def regressor_start(model, directory: str, x: np.ndarray) -> tuple[np.ndarray, Any]:
+  """The regressor's (W+, heatmaps or None) for ``x`` (a SpatialGAN regressor predicts the
+  heatmap too); UserError unless it was trained on this generator's shape."""
   from jaxspatial import regressor
   r = regressor.load_regressor(directory)
   keys = ("kind", "resolution", "z_dim", "w_dim", "n_mlp", "channel_base", "channel_max")
@@ -92,7 +94,10 @@ def regressor_start(model, directory: str, x: np.ndarray) -> np.ndarray:
   if diff:
     raise errors.UserError(f"the regressor {directory} was trained for another generator "
                            f"({', '.join(diff)}); it needs the {g_cfg.get('kind')} it inverts")
-  return r.invert(x)
+  code = r.invert(x)
+  if isinstance(code, dict):
+    return code["ws"], r.heatmaps(code)
+  return code, None
 
 
 def progress_picture(projection: proj_lib.Projection, tile: int = 128) -> np.ndarray:
@@ -120,11 +125,13 @@ def main(argv=None) -> None:
   loss, loss_notice = proj_lib.resolve_loss(model, args.loss)
   if loss_notice:
     print(loss_notice)
-  init_ws = None if reg_dir is None else regressor_start(model, reg_dir, x[None])
+  init_ws, init_heatmaps = (None, None) if reg_dir is None else regressor_start(model, reg_dir,
+                                                                                 x[None])
   cfg = proj_lib.ProjectionConfig(steps=args.steps, space=args.space, loss=loss,
                                   lr=args.lr, optimize_noise=not args.fixed_noise, seed=args.seed)
   with cli.progress(total=args.steps, desc="project", unit="step") as bar:
-    p = model.project(x, init_ws=init_ws, config=cfg, callback=lambda i: bar.update(1))
+    p = model.project(x, init_ws=init_ws, init_heatmaps=init_heatmaps, config=cfg,
+                      callback=lambda i: bar.update(1))
   tuned = None
   if args.pti:
     from jaxspatial.edit import pti

@@ -61,11 +61,14 @@ class Model:
   draggable: bool = False
   """Whether :mod:`jaxspatial.edit.drag` can drag this model's images."""
 
-  def _chunked(self, fn: Callable[[int, slice], Any], n: int) -> np.ndarray:
-    """``fn(i, s)`` on the i-th ``batch_size`` slice ``s`` of ``range(n)``, concatenated."""
-    outs = [np.asarray(fn(i, slice(start, start + self.batch_size)))
+  def _chunked(self, fn: Callable[[int, slice], Any], n: int) -> Any:
+    """``fn(i, s)`` on the i-th ``batch_size`` slice ``s`` of ``range(n)``, concatenated (an
+    array, or each leaf of a pytree such as a regressor's dict code)."""
+    outs = [jax.tree.map(np.asarray, fn(i, slice(start, start + self.batch_size)))
             for i, start in enumerate(range(0, n, self.batch_size))]
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+    if not outs:
+      return np.zeros((0,), np.float32)
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *outs)
 
   def jit(self, fn: Callable, **kw) -> Callable:
     """``jax.jit(fn, **kw)`` run under this model's matmul/conv precision (every compiled

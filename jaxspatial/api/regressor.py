@@ -12,9 +12,16 @@ in {0, 1} with 1 = known pixel)::
     r2 = r.finetune(x, mask, steps=30)         # E adapted to one image (Adam 5e-5, fresh masks)
     v = r.variation_map(parts, index, replacements)   # per-pixel variance when one part varies
 
+The generator is a StyleGAN2, an SSN or a SpatialGAN; its family's regression target
+(:mod:`jaxspatial.losses.regressor`) says what E predicts, the *code* that ``invert`` returns
+and ``synthesize`` renders: W+ (n, num_ws, w_dim) for StyleGAN2, the block-style grid
+(n, num_ws, gh, gw, w_dim) for an SSN, and for a SpatialGAN a dict ``{"ws", "centers"
+(n, K, 2), "log_sigmas" (n, K)}`` (W+ and the heatmap; :meth:`RegressorModel.heatmaps`). Every
+operation above works on every family (``edit`` does its arithmetic on each part of the code).
+
 The checkpoint's ``models`` item is ``{"e": {"params", "batch_stats"}, "g_ema": {"params",
 "buffers"}}`` and ``config.model.generator`` is the generator's own ``model`` section, so the
-directory alone is ready. ``r.generator`` is that generator as a
+directory alone is ready. ``r.generator`` is that generator as its family's
 :class:`~jaxspatial.api.model.GeneratorModel` (``sample_z``/``generate``/... are forwarded).
 """
 
@@ -29,8 +36,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxspatial import cli
-from jaxspatial.api.model import NOISE_MODES, GeneratorModel, Model
+from jaxspatial import cli, families
+from jaxspatial.api.model import NOISE_MODES, Model, check_noise
 from jaxspatial.data import collages
 from jaxspatial.errors import UserError
 from jaxspatial.losses import regressor as regression
@@ -67,9 +74,10 @@ class RegressorModel(Model):
   def __init__(self, config: ml_collections.ConfigDict, variables: dict, **kw):
     super().__init__(config, variables, **kw)
     g_cfg = config.model.get("generator")
-    if not isinstance(g_cfg, ml_collections.ConfigDict) or g_cfg.get("kind") != "stylegan2":
+    if not isinstance(g_cfg, ml_collections.ConfigDict) or "kind" not in g_cfg:
       raise UserError("regressor checkpoint config has no model.generator section (the "
-                      "generator's stylegan2 model config); it was not written by this version")
+                      "generator's model config); it was not written by this version")
+    self.target = regression.regression_target(g_cfg)
     if "e" not in variables:
       raise UserError("regressor checkpoint holds no regressor ('e')")
     if "g_ema" not in variables:
@@ -80,21 +88,25 @@ class RegressorModel(Model):
       raise UserError(f"model.noise_mode must be one of {'|'.join(NOISE_MODES)}, got "
                       f"{self.noise!r}")
     self.e_vars = variables["e"]
-    self.generator = GeneratorModel(ml_collections.ConfigDict({"model": g_cfg}),
-                                    {"g_ema": variables["g_ema"]}, precision=self.precision)
+    model_cls = families.resolve(families.get(g_cfg.kind).model)
+    self.generator = model_cls(ml_collections.ConfigDict({"model": g_cfg}),
+                               {"g_ema": variables["g_ema"]}, precision=self.precision)
     self.regressor = regressor_lib.build_regressor(config.model)
     self._g_module = self.generator.generator     # the Flax module, built once (above)
     self._finetune_steps: dict[tuple, Any] = {}
-    e, g = self.regressor, self._g_module
+    e, g, target = self.regressor, self._g_module, self.target
 
     def encode(e_vars, x, m):
       return e.apply(e_vars, x, m, train=False)
 
+    def decode(g_vars, code, noise_mode, key):
+      return target.synthesize(g, g_vars, code, noise_mode, {"noise": key})
+
     def reconstruct(e_vars, g_vars, x, m, key):
-      ws = encode(e_vars, x, m)
-      return g.apply(g_vars, ws, self.noise, method=type(g).synthesize, rngs={"noise": key})
+      return decode(g_vars, encode(e_vars, x, m), self.noise, key)
 
     self._encode = self.jit(encode)
+    self._decode = self.jit(decode, static_argnums=2)
     self._reconstruct = self.jit(reconstruct)
 
   # ------------------------------------------------------------------ properties
@@ -113,8 +125,39 @@ class RegressorModel(Model):
   def mapping(self, z: np.ndarray) -> np.ndarray:
     return self.generator.mapping(z)
 
-  def synthesize(self, ws: np.ndarray, noise: str | None = None, seed: int = 0) -> np.ndarray:
-    return self.generator.synthesize(ws, noise=noise or self.noise, seed=seed)
+  def synthesize(self, code: Any, noise: str | None = None, seed: int = 0) -> np.ndarray:
+    """G of a code (:meth:`invert`'s output: W+, or the family's code) -> images
+    (n, H, W, 3); ``noise`` const|random|none (default the checkpoint's ``noise_mode``)."""
+    noise = noise or self.noise
+    check_noise(noise)
+    code = self.check_code(code)
+    key = jax.random.key(seed)
+    return self._chunked(lambda i, s: self._decode(
+        self.g_vars, jax.tree.map(lambda a: a[s], code), noise, jax.random.fold_in(key, i)),
+        len(regression.latent(code)))
+
+  def heatmaps(self, code: Any):
+    """A SpatialGAN regressor's code -> the :class:`~jaxspatial.models.heatmaps.Heatmaps` it
+    renders with (numpy); UserError for a family without heatmaps."""
+    if not hasattr(self.target, "heatmaps"):
+      raise UserError(f"a {self.generator.kind} regressor predicts no heatmaps")
+    return self.target.heatmaps(self._g_module, self.check_code(code)).numpy()
+
+  def check_code(self, code: Any, name: str = "code") -> Any:
+    """``code`` as float32 numpy with this regressor's structure and per-sample shapes
+    (:meth:`invert`'s); UserError otherwise."""
+    res = self.resolution
+    want = self.cached("regressor.code_shapes", lambda: jax.eval_shape(
+        self.regressor.apply, self.e_vars, jax.ShapeDtypeStruct((1, res, res, 3), np.float32),
+        jax.ShapeDtypeStruct((1, res, res, 1), np.float32)))
+    got = jax.tree.map(lambda a: np.asarray(a, np.float32), code)
+    shapes = lambda tree: jax.tree.map(lambda a: tuple(a.shape[1:]), tree)  # noqa: E731
+    n = {a.shape[0] if a.ndim else -1 for a in jax.tree.leaves(got)}
+    if jax.tree.structure(got) != jax.tree.structure(want) or shapes(got) != shapes(want) \
+        or len(n) != 1:
+      raise UserError(f"{name} has shapes {jax.tree.map(np.shape, got)}; this regressor's code "
+                      f"is {jax.tree.map(lambda a: ('n', *a.shape[1:]), want)}")
+    return got
 
   def generate(self, z: np.ndarray, truncation: float = 1.0, noise: str | None = None,
                seed: int = 0, **controls: Any) -> np.ndarray:
@@ -122,10 +165,11 @@ class RegressorModel(Model):
 
   # ------------------------------------------------------------------ regression
 
-  def invert(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """E(x ⊙ m, m): images (n, H, W, 3), mask (n, H, W, 1) or None (all known) -> W+
-    (n, num_ws, w_dim). Any H × W: E area-resizes its input to ``model.input_size`` first
-    (the official encoders take any size and resize to 256)."""
+  def invert(self, x: np.ndarray, mask: np.ndarray | None = None) -> Any:
+    """E(x ⊙ m, m): images (n, H, W, 3), mask (n, H, W, 1) or None (all known) -> the code:
+    W+ (n, num_ws, w_dim) for StyleGAN2 (others: the module docstring). Any H × W: E
+    area-resizes its input to ``model.input_size`` first (the official encoders take any size
+    and resize to 256)."""
     x = self._images(x, "x", any_size=True)
     mask = self._masks(mask, x, "mask")
     return self._chunked(lambda i, s: self._encode(self.e_vars, x[s], mask[s]), len(x))
@@ -168,8 +212,9 @@ class RegressorModel(Model):
     if len(x1) != len(x1_mod) or len(x1) not in (1, len(x2)):
       raise UserError(f"x1 ({len(x1)}) and x1_mod ({len(x1_mod)}) need the same number of "
                       f"images, 1 or as many as x2 ({len(x2)})")
-    ws = self.invert(x1_mod) - self.invert(x1) + self.invert(x2)
-    return self.synthesize(ws, seed=seed)
+    code = jax.tree.map(lambda a, b, c: a - b + c, self.invert(x1_mod), self.invert(x1),
+                        self.invert(x2))
+    return self.synthesize(code, seed=seed)
 
   # ------------------------------------------------------------------ finetuning
 
@@ -222,12 +267,12 @@ class RegressorModel(Model):
     cfg = ml_collections.ConfigDict({"model": self.config.model.to_dict(),
                                      "loss": loss_cfg.to_dict()})
     optimizer = optax.adam(lr, *FINETUNE_BETAS)
-    g_module, noise = self._g_module, self.noise
+    g_module, noise, target = self._g_module, self.noise, self.target
     lpips_net = loss_cfg.get("lpips_net", regression.LOSS_DEFAULTS["lpips_net"])
     lpips_res = int(loss_cfg.get("lpips_resolution", regression.LOSS_DEFAULTS["lpips_resolution"]))
 
     def step(params, opt_state, e_state, g_vars, lpips_params, key, x, mask):
-      g_apply = regression.generator_fns(g_module, g_vars, noise, key)
+      g_apply = regression.generator_fns(g_module, g_vars, noise, key, target)
       lpips_fn = (None if lpips_params is None
                   else regression.make_lpips_fn(lpips_params, lpips_net, lpips_res))
       (_, metrics), grads = jax.value_and_grad(regression.finetune_loss_fn, has_aux=True)(

@@ -448,8 +448,9 @@ class RegressorEngine(Engine):
   def export(self, state):
     collage, union = self.model.collage([(x[None], m[None])
                                          for x, m in zip(state.sources, state.masks)])
-    return {"ws": self.model.invert(collage, union), "collage": collage, "mask": union,
-            "kind": np.str_(self.kind)}
+    code = self.model.invert(collage, union)    # W+, or a SpatialGAN's {"ws", heatmap arrays}
+    return {**(code if isinstance(code, dict) else {"ws": code}), "collage": collage,
+            "mask": union, "kind": np.str_(self.kind)}
 
   def warm_up(self):
     state = self.new(0)

@@ -1,8 +1,11 @@
 """Training the latent regressor E against a frozen generator (Chai et al. 2021).
 
-Batches are generated inside the step (z ~ N(0, I), x = G(z), random masks), so there is
-no data iterator; everything else (mesh, checkpoints, logging, resume, preemption) is the
-GAN loop's (:func:`jaxspatial.training.loop.train`). The checkpoint bundles the generator:
+The generator is any family with a regression target (StyleGAN2, SSN, SpatialGAN:
+``losses.regressor.regression_target``, named by its family record), which says what E
+predicts and how G renders it. Batches are generated inside the step (z ~ N(0, I) and the
+family's other inputs, x = G(z), random masks), so there is no data iterator; everything
+else (mesh, checkpoints, logging, resume, preemption) is the GAN loop's
+(:func:`jaxspatial.training.loop.train`). The checkpoint bundles the generator:
 models ``{"e": {"params", "batch_stats"}, "g_ema": g_vars}`` with the config returned by
 :func:`attach_generator`, so ``js.load(workdir)`` gives a ready regressor.
 """
@@ -54,6 +57,7 @@ class RegressorTrainer:
     o = config.optim
     self.optimizer = optax.adam(o.lr, b1=o.b1, b2=o.b2, eps=o.eps)
     self.generator = families.build_generator(config.model.generator)
+    self.target = regression.regression_target(config.model.generator)
     self.regressor = regressor_lib.build_regressor(config.model)
     self.g_vars = jax.device_put(g_vars, self.replicated)
     lpips_params = regression.load_lpips_params(config.loss)
@@ -72,7 +76,8 @@ class RegressorTrainer:
 
     def step(state, g_vars, lpips_params):
       key = jax.random.fold_in(jax.random.key(config.seed), state.step)
-      g_apply = regression.generator_fns(self.generator, g_vars, config.model.noise_mode, key)
+      g_apply = regression.generator_fns(self.generator, g_vars, config.model.noise_mode, key,
+                                         self.target)
       lpips_fn = (regression.make_lpips_fn(lpips_params, config.loss.lpips_net,
                                            config.loss.lpips_resolution)
                   if lpips_params is not None else None)
@@ -127,13 +132,13 @@ class RegressorTrainer:
     k_z, k_m = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), 2**31 - 1))
     mask = (regression.sample_masks(k_m, n, res) if self.config.model.use_mask
             else jnp.ones((n, res, res, 1)))
-    return {"z": jax.random.normal(k_z, (n, self.config.model.generator.z_dim)), "mask": mask}
+    return {"latents": self.target.draw(self.generator, k_z, n), "mask": mask}
 
   def _render(self, e, g_vars, inputs):
-    g_apply = regression.generator_fns(self.generator, g_vars, "const")
-    x, _ = g_apply.generate(inputs["z"])
-    ws = self.regressor.apply(e, x * inputs["mask"], inputs["mask"], train=False)
-    return jnp.concatenate([x, x * inputs["mask"], g_apply.synthesize(ws)])
+    g_apply = regression.generator_fns(self.generator, g_vars, "const", target=self.target)
+    x, _ = g_apply.generate(inputs["latents"])
+    code = self.regressor.apply(e, x * inputs["mask"], inputs["mask"], train=False)
+    return jnp.concatenate([x, x * inputs["mask"], g_apply.synthesize(code)])
 
   def samples(self, inputs: dict[str, jax.Array]) -> np.ndarray:
     """Rows: targets G(z), hints (unknown pixels black), reconstructions G(E(x ⊙ m, m))."""
@@ -144,13 +149,15 @@ class RegressorTrainer:
 
 
 def load_generator(directory: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Any]:
-  """(generator ``model`` config, ``g_ema`` variables) of a StyleGAN2 checkpoint directory
-  (from ``train`` or ``convert_torch``); one-line :class:`UserError` if it is missing or not a
-  StyleGAN2."""
+  """(generator ``model`` config, ``g_ema`` variables) of a generator checkpoint directory
+  (from ``train`` or ``convert_torch``) of a family the regressor inverts; one-line
+  :class:`UserError` if it is missing or of another kind."""
+  kinds = families.kinds_with(lambda f: f.regression is not None)
   if not directory:
-    raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a StyleGAN2 "
-                    "checkpoint from 'python -m jaxspatial.train' or 'jaxspatial.convert_torch')")
-  config = checkpoint.read_config(directory, kind="stylegan2",
+    raise UserError("the regressor needs a frozen generator: --config.generator=DIR (a "
+                    f"{', '.join(kinds)} checkpoint from 'python -m jaxspatial.train' or "
+                    "'jaxspatial.convert_torch')")
+  config = checkpoint.read_config(directory, kind=kinds,
                                   name=f"--config.generator={directory}", user="the regressor")
   variables = checkpoint.restore_models(directory)
   g_vars = variables.get("g_ema", variables.get("g"))
@@ -165,9 +172,10 @@ def attach_generator(config: ml_collections.ConfigDict
   section is the full regressor section for that generator, the generator's variables).
 
   The regressor knobs are taken from the preset's ``model`` (depth, width, input_size 0 =
-  automatic, use_mask, noise_mode, compute_dtype); ``data.resolution`` is set to the
-  generator's. Save the returned config with the checkpoint and the models item
-  ``{"e": e_vars, "g_ema": g_vars}``: ``js.load`` then needs nothing else.
+  automatic, use_mask, noise_mode, compute_dtype), what it predicts from the generator's
+  family (``losses.regressor.layout_of``); ``data.resolution`` is set to the generator's.
+  Save the returned config with the checkpoint and the models item ``{"e": e_vars, "g_ema":
+  g_vars}``: ``js.load`` then needs nothing else.
   """
   g_model, g_vars = load_generator(config.generator)
   m = config.model
@@ -175,7 +183,7 @@ def attach_generator(config: ml_collections.ConfigDict
   out.model = regressor_lib.regressor_model_config(
       g_model, depth=int(m.depth), width=int(m.width), input_size=int(m.input_size) or None,
       use_mask=bool(m.use_mask), noise_mode=str(m.noise_mode),
-      compute_dtype=str(m.compute_dtype))
+      compute_dtype=str(m.compute_dtype), layout=regression.layout_of(g_model))
   if "data" in out:
     out.data.resolution = int(g_model.resolution)
   return out, g_vars
