@@ -2,25 +2,37 @@
 (§4.3) and ``regressor-table3-lit`` (Table 3 in a world where collages can fail) (Chai, Wulff &
 Isola 2021).
 
-``regressor-variation`` and ``regressor-alpha-blend`` measure the ``regressor-table3`` RGBM
-regressor of each seed (against the ``ssn-lambda`` StyleGAN2 source of seed 0; reused from the
-local cache, trained when missing), so their units follow that target's seed by seed.
+``regressor-alpha-blend`` measures the ``regressor-table3`` RGBM regressor of each seed
+(against the ``ssn-lambda`` StyleGAN2 source of seed 0; reused from the local cache, trained
+when missing), so its units follow that target's seed by seed.
 
-**Variation maps** (§4.4, Fig. 8; :meth:`~jaxspatial.api.regressor.RegressorModel.variation_map`):
-a base collage (background of one held-out shapes scene, then one object of each of two
-others) with one layer replaced by each of N replacement layers of the same kind (the same
-layer of N other collages); ``variance`` = the per-pixel variance of the N composites,
+**Variation maps** (§4.4, Fig. 8; :meth:`~jaxspatial.api.regressor.RegressorModel.variation_map`)
+of three generator families. The paper compares ProGAN with StyleGAN2; we compare our three
+families instead, each by an RGBM regressor (``regressor-table3``'s preset and run length:
+9000 steps, no LPIPS) of its family's 32 px demo generator, one generator per family (seed 0,
+shared by the seeds, which vary the regressor), of equal width (32 channels) and 3000 steps,
+trained from scratch and reused from the local cache where another target made it:
+
+* ``stylegan2``: the ``ssn-lambda`` StyleGAN2 source (the ``demo`` preset, batch 8), and its
+  regressor is ``regressor-table3``'s RGBM run of the seed itself (so the target's units
+  follow that target's, as ``regressor-alpha-blend``'s);
+* ``ssn``: ``ssn-vs-stylegan2``'s SSN at λ_D = 0 (the ``demo`` preset at the StyleGAN2 demo's
+  width, batch and learning rates: the architecture alone, without the distortion
+  regulariser); its regressor predicts the block-style grid (``losses.regressor``);
+* ``spatialgan``: ``spatialgan-comove``'s ``aligned`` run (the ``demo`` preset, batch 16,
+  with the GradCAM alignment); its regressor predicts W+ and the heatmap's centres and sigmas.
+
+Per unit: ``num_base`` base collages, each the background of one single-object shapes scene
+and the object of another (the SpatialGAN demo draws one object, and single-object scenes are
+in the other two's training world as well, so every family is measured on the same
+collages), with the object layer replaced by each of ``num_replace`` replacement layers (the
+object layers of other collages); ``variance`` = the per-pixel variance of the N composites,
 ``changed`` = the union of the replacement masks, and the paper's summary statistic ``s_c =
 mean over pixels of (1 − changed) ⊙ variance`` (how much the composite varies *outside* the
-part that changed; lower = the generator composes more locally). Per unit: each object layer
-of ``num_base`` base collages, ``num_replace`` replacements each (not the background: the
-union of N scenes' object-free pixels covers nearly the whole image, leaving no outside);
-the mean ``s_c`` over all of them (``leakage``) and per object layer, the mean variance inside
-the changed region and the ratio of the outside to the inside variance per pixel. The paper
-compares ProGAN with StyleGAN2; we meant to compare our three families, but the regressor
-(``models/regressor.py``) predicts StyleGAN2's W+ only: an SSN's latent is a block grid per
-layer and a SpatialGAN's image also depends on its heatmaps, so neither can be inverted by it
-yet, and their rows stay empty until a regressor of their own exists (the page says so).
+part that changed; lower = the generator composes more locally). The background is not
+varied: the union of N scenes' object-free pixels covers nearly the whole image, leaving no
+outside. Reported: the mean ``s_c`` (``leakage``), the mean variance per changed and per
+unchanged pixel, and their ratio (outside / inside, per map).
 
 **α-blend** (§4.3): the same collages, parts and masks as Table 3 (``--collage-seed 1000``)
 as pixel paste, α-blended (each layer's mask feathered by a box filter of radius 1 and 2 px,
@@ -42,8 +54,9 @@ the control in which a paste of parts is a valid scene. The reference units also
 generator and measure its samples, so the regressor units find it.
 
 Run lengths, ``small`` (32 px): as ``regressor-table3`` (regressors 9000 steps, 512
-collages); variation maps on 16 base collages × 2 object layers × 16 replacements; the lit
-generator 3000 steps. ``smoke``: ``tiny`` presets initialised (0 steps), a few images.
+collages); variation maps on 32 base collages × 16 replacements; the SSN and SpatialGAN
+generators 3000 steps (their own targets' runs); the lit generator 3000 steps. ``smoke``:
+``tiny`` presets initialised (0 steps), a few images.
 
 Each variation, α-blend and reference unit writes a panel to
 ``docs/reproduction/<target>/<unit>.png`` (commit it with the row); the pages link the panels
@@ -52,12 +65,13 @@ by unit name, so ``--page-only`` rebuilds them from rows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 
 import numpy as np
 
-from jaxspatial.reproduction import ledger, regressor, report, runs
+from jaxspatial.reproduction import ledger, regressor, report, runs, spatialgan, ssn, ssn_table1
 
 VARIATION, ALPHA, LIT = "regressor-variation", "regressor-alpha-blend", "regressor-table3-lit"
 VARIATION_SEED = 6000     # base collages and their replacements
@@ -71,7 +85,7 @@ Scale = runs.scale_type("num_collages", "num_base", "num_replace", "num_panel",
 
 
 SCALES = {
-    "small": Scale("demo", (("total_steps", 3000),), 512, 16, 16, 6),
+    "small": Scale("demo", (("total_steps", 3000),), 512, 32, 16, 6),
     "smoke": Scale("tiny", runs.SMOKE_OVERRIDES, 8, 2, 2, 2),
 }
 
@@ -153,39 +167,51 @@ def _logits(critic, images: np.ndarray, batch: int = 64) -> np.ndarray:
 # --------------------------------------------------------------------------- regressor-variation
 
 
-VARIATION_SETTINGS = (("stylegan2", "StyleGAN2 (RGBM regressor)"),)
-VARIATION_MISSING = (("SSN", "no regressor for an SSN's block-grid W+ yet"),
-                     ("SpatialGAN", "no regressor for a SpatialGAN's W and heatmaps yet"))
+VARIATION_SETTINGS = (
+    ("stylegan2", "StyleGAN2", lambda scale: ssn.source_spec(scale, 0)),
+    ("ssn", "SSN, λ_D = 0", lambda scale: ssn_table1.run_spec(scale, ssn_table1.SSN, 0)),
+    ("spatialgan", "SpatialGAN, aligned", lambda scale: spatialgan.run_spec(scale, "aligned", 0)))
+"""(setting, the page's label, the generator's run spec at a scale: another target's run of
+seed 0, shared by the seeds)."""
+PANEL_BASES = 4           # base collages drawn in a unit's panel
+
+
+def variation_regressor_spec(scale: str, setting: str, seed: int, generator: str
+                             ) -> runs.RunSpec:
+  """The RGBM regressor of ``setting`` and ``seed`` against ``generator``: for StyleGAN2
+  ``regressor-table3``'s own run (the same spec), for the other families the same preset and
+  overrides under this target's name."""
+  spec = regressor.run_spec(scale, "rgbm", seed, generator)
+  return spec if setting == "stylegan2" else dataclasses.replace(spec, target=VARIATION,
+                                                                 setting=setting)
 
 
 def variation_measures(model, scale: Scale, panel: pathlib.Path | None = None,
                        bases: int | None = None) -> dict[str, float]:
   """The variation-map statistics of one regressor (module docstring) over the first
-  ``bases`` base collages (default all) and, with ``panel``, its figure: for the first two
-  base collages and each object layer, the base collage, three of the composites and the variance
-  map (grey, scaled to the panel's largest variance), the changed region last."""
+  ``bases`` base collages (default all) and, with ``panel``, its figure: a row per base
+  collage, the collage, three of the composites and the variance map (grey, scaled to the
+  panel's largest variance), the changed region last."""
   from jaxspatial.data import collages as collages_lib
   res = model.resolution
   n_base, n_rep = scale.num_base, scale.num_replace
-  clg = collages_lib.shapes_collages(n_base + n_rep, res, pool=64, seed=VARIATION_SEED)
-  layers = clg.part_images.shape[1]
-  leak, inside, ratio, drawn = {p: [] for p in range(1, layers)}, [], [], []
+  clg = collages_lib.shapes_collages(n_base + n_rep, res, objects=1, pool=64,
+                                     seed=VARIATION_SEED, max_objects=1)
+  replacements = (clg.part_images[n_base:, 1], clg.part_masks[n_base:, 1])
+  leak, inside, outside, ratio, drawn = [], [], [], [], []
   for b in range(n_base if bases is None else min(bases, n_base)):
-    parts = [(clg.part_images[b:b + 1, q], clg.part_masks[b:b + 1, q]) for q in range(layers)]
-    for p in range(1, layers):
-      rep = (clg.part_images[n_base:, p], clg.part_masks[n_base:, p])
-      vm = model.variation_map(parts, p, rep)
-      leak[p].append(vm.leakage)
-      changed = vm.changed > 0
-      v_in = float(vm.variance[changed].mean()) if changed.any() else math.nan
-      v_out = float(vm.variance[~changed].mean()) if (~changed).any() else math.nan
-      inside.append(v_in)
-      ratio.append(v_out / v_in if v_in > 0 else math.nan)
-      if b < 2:
-        drawn.append((clg.collage[b], vm.composites[:3], vm.variance, vm.changed))
-  out = {"leakage": float(np.mean([v for p in leak for v in leak[p]])),
-         **{f"leakage_object{p}": float(np.mean(leak[p])) for p in leak},
-         "variance_inside": float(np.nanmean(inside)),
+    parts = [(clg.part_images[b:b + 1, q], clg.part_masks[b:b + 1, q]) for q in range(2)]
+    vm = model.variation_map(parts, 1, replacements)
+    changed = vm.changed > 0
+    v_in = float(vm.variance[changed].mean()) if changed.any() else math.nan
+    v_out = float(vm.variance[~changed].mean()) if (~changed).any() else math.nan
+    leak.append(vm.leakage)
+    inside.append(v_in)
+    outside.append(v_out)
+    ratio.append(v_out / v_in if v_in > 0 else math.nan)
+    drawn.append((clg.collage[b], vm.composites[:3], vm.variance, vm.changed))
+  out = {"leakage": float(np.mean(leak)), "variance_inside": float(np.nanmean(inside)),
+         "variance_outside": float(np.nanmean(outside)),
          "outside_inside_ratio": float(np.nanmean(ratio))}
   if panel is not None:
     top = max(float(v.max()) for _, _, v, _ in drawn) or 1.0
@@ -198,20 +224,27 @@ def variation_measures(model, scale: Scale, panel: pathlib.Path | None = None,
 
 
 def variation_unit(session: runs.Session, setting: str, seed: int) -> dict[str, float]:
-  """The variation maps of the RGBM regressor of ``seed`` (regressor-table3's run)."""
+  """The family's generator (seed 0; trained or reused), the RGBM regressor of ``seed``
+  against it (trained or reused) and its variation maps."""
+  from jaxspatial.api.regressor import load_regressor
   scale = SCALES[session.scale]
-  run, model = _rgbm(session, seed)
-  key = (f"{VARIATION} object layers, base={scale.num_base} replace={scale.num_replace} "
-         f"seed={VARIATION_SEED}")
+  spec = dict((name, g) for name, _, g in VARIATION_SETTINGS)[setting](session.scale)
+  generator = session.train(spec)
+  run = session.train(variation_regressor_spec(session.scale, setting, seed,
+                                               runs.display(generator.workdir)))
+  model = load_regressor(str(run.workdir))
+  key = (f"{VARIATION} single-object collages, base={scale.num_base} "
+         f"replace={scale.num_replace} seed={VARIATION_SEED}")
   out = session.measure(run, key, lambda: variation_measures(model, scale))
-  variation_measures(model, scale, panel_path(session.out, VARIATION, setting, seed), bases=2)
+  variation_measures(model, scale, panel_path(session.out, VARIATION, setting, seed),
+                     bases=PANEL_BASES)
   return out
 
 
 VARIATION_COLUMNS = (report.Column("leakage", "s_c ↓", ".4f"),
-                     report.Column("leakage_object1", "s_c, first object ↓", ".4f"),
-                     report.Column("leakage_object2", "s_c, second (front) object ↓", ".4f"),
-                     report.Column("variance_inside", "variance inside", ".4f"),
+                     report.Column("variance_inside", "variance per changed pixel", ".4f"),
+                     report.Column("variance_outside", "variance per unchanged pixel ↓",
+                                   ".4f"),
                      report.Column("outside_inside_ratio", "outside / inside per pixel ↓",
                                    ".3f"))
 
@@ -219,46 +252,61 @@ VARIATION_CLAIM = """\
 **Claim** (Chai et al. 2021, §4.4 and Fig. 8): the regressor exposes how compositional a
 generator is: replacing one part of a collage changes the composite mostly inside that part,
 and how much it leaks outside (the summary statistic s_c, the mean variance outside the
-changed region) differs between architectures. The paper compares ProGAN with StyleGAN2
-(its numbers are not quoted here: not checked against the paper in this checkout). **We
-compare our own families instead, and so far only StyleGAN2 can be measured**: the regressor
-inverts StyleGAN2's W+ only, so the SSN and SpatialGAN rows stay empty until a regressor for
-their latents exists. Ours: 32 px shapes collages (background of one scene, one object of
-each of two others), the regressor-table3 RGBM regressor of each seed."""
+changed region) differs between architectures. **The paper compares ProGAN with StyleGAN2;
+we compare our three families instead** -- StyleGAN2, SSN (spatially stochastic latent
+blocks) and SpatialGAN (heatmap-conditioned), each with a regressor of its own latent: W+,
+the SSN's grid of block styles per layer, W+ and the SpatialGAN's heatmap. The paper's
+numbers are not quoted here (not checked against the paper in this checkout), and there is no
+paper value for SSN or SpatialGAN. Ours: 32 px single-object shapes collages, the same for
+every family, an RGBM regressor per seed of one demo generator per family (equal width and
+training steps)."""
 
 
 def variation_page(units: list[ledger.Row], out, expected: list[str]):
   """The page from the ledger's rows (panels linked by unit name)."""
   rows = [report.Row(label, [(u, u.metrics) for u in units if u.setting == name])
-          for name, label in VARIATION_SETTINGS]
-  rows += [report.Row(f"{label} (not measurable: {why})", []) for label, why in
-           VARIATION_MISSING]
+          for name, label, _ in VARIATION_SETTINGS]
+  order = [name for name, _, _ in VARIATION_SETTINGS]
   s = SCALES["small"]
-  notes = (f"Per unit: each object layer of {s.num_base} base collages (`shapes_collages`, "
-           f"seed {VARIATION_SEED}) replaced by the same layer of {s.num_replace} other "
-           "collages (the background layer is not varied: the union of N backgrounds, the "
-           "pixels of no object of N scenes, covers nearly the whole image, leaving no "
-           "outside to measure); s_c = mean over all pixels of (1 − changed) ⊙ variance, "
-           "the variance per pixel of the composites (mean over RGB, [-1, 1] units) and "
-           "`changed` the union of the replacement masks (`RegressorModel.variation_map`); "
-           "the outside / inside ratio is the mean variance per unchanged pixel over that per "
-           "changed pixel. Eval "
-           "seconds: the measurement alone (the regressor is regressor-table3's).\n\n" +
-           _panel_table(VARIATION, units, "variation maps (the paper's Fig. 8)", (
-               "Per panel: two base collages × 2 object layers, a row each: the base "
-               "collage, three composites with that layer replaced, the variance map (grey, "
-               "scaled to the panel's largest) and the changed region.")))
+  figure = report.Figure(VARIATION_COLUMNS[1], VARIATION_COLUMNS[0], caption=(
+      "s_c against the variance per changed pixel, one faint point per seed, each family's "
+      "mean with its 95 % intervals (lower s_c at the same change inside = more local)."))
+  notes = (f"Per unit: {s.num_base} base collages (`shapes_collages(objects=1, "
+           f"max_objects=1)`, seed {VARIATION_SEED}: the background of one single-object "
+           "scene and the object of another), the object layer replaced by that of "
+           f"{s.num_replace} other collages; s_c = mean over all pixels of (1 − changed) ⊙ "
+           "variance, the variance per pixel of the composites (mean over RGB, [-1, 1] "
+           "units) and `changed` the union of the replacement masks "
+           "(`RegressorModel.variation_map`); the per-pixel variances are means over the "
+           "changed and the unchanged pixels, and the ratio is taken per map, then averaged. "
+           "Seeds vary the regressor (RGBM, 9000 steps, no LPIPS); each family has one "
+           "generator (seed 0, 32 channels, 3000 steps): StyleGAN2 the `ssn-lambda` source "
+           "(batch 8; its regressors are regressor-table3's RGBM runs), SSN "
+           "`ssn-vs-stylegan2`'s λ_D = 0 run (batch 8), SpatialGAN `spatialgan-comove`'s "
+           "aligned run (batch 16). The SSN regressor predicts the block-style grid "
+           "(n, num_ws, 4, 4, w_dim) from a head pooled to the 4×4 grid; the SpatialGAN "
+           "regressor W+ and the heatmap's 7 centres and sigmas, rendered by G (docs/"
+           "regressor.md). Train seconds: the regressor's; eval seconds: the measurement "
+           "alone.\n\n" +
+           _panel_table(VARIATION, sorted(units, key=lambda u: order.index(u.setting)),
+                        "variation maps (the paper's Fig. 8)", (
+               f"Per panel, a row per base collage (the first {PANEL_BASES}): the collage, "
+               "three composites with its object replaced, the variance map (grey, scaled to "
+               "the panel's largest) and the changed region.")))
   return report.write_page(out, VARIATION, units, expected, title="Latent regression: "
                            "variation maps per architecture (§4.4)", claim=VARIATION_CLAIM,
-                           columns=VARIATION_COLUMNS, rows=rows, notes=notes)
+                           columns=VARIATION_COLUMNS, rows=rows, figure=figure, notes=notes)
 
 
 VARIATION_TARGET = runs.Target(
-    VARIATION, version=1, settings=tuple(n for n, _ in VARIATION_SETTINGS), seeds=2,
-    estimate_minutes={"stylegan2": 40}, unit=variation_unit, page=variation_page,
-    reuses=regressor.TABLE3)
-"""Estimates: ~3 min of measurement when regressor-table3's RGBM run of the seed is in the
-local cache; its training (~25 min) and the shared generator's (~12 min) when not."""
+    VARIATION, version=1, settings=tuple(n for n, _, _ in VARIATION_SETTINGS), seeds=2,
+    estimate_minutes={"stylegan2": 40, "ssn": 45, "spatialgan": 55}, unit=variation_unit,
+    page=variation_page, reuses=regressor.TABLE3)
+"""Estimates: ``stylegan2`` ~3 min of measurement when regressor-table3's RGBM run of the seed
+is in the local cache, its training (~25 min) and the shared generator's (~12 min) when not;
+``ssn`` and ``spatialgan`` train their regressor (~25 min for StyleGAN2's; an SSN's G costs
+about as much, a SpatialGAN's more, with its heatmap embeddings) and, in the first unit when
+the cache lacks it, the generator (SSN ~15 min, SpatialGAN ~35 min)."""
 
 
 # --------------------------------------------------------------------------- regressor-alpha-blend
