@@ -1,15 +1,29 @@
 """Helpers shared by test modules, so that no test module imports another: the repository
-root, a ``configs/<name>.py`` preset, batches of the configured dataset, a few trainer steps
-with the history of G's parameters, random variables of a module's shapes, and a class no
-safe unpickler accepts.
+root, ``rbg`` PRNG keys for a block, a ``configs/<name>.py`` preset, batches of the
+configured dataset, a few trainer steps with the history of G's parameters, random variables
+of a module's shapes, and a class no safe unpickler accepts.
 
 Importing this module imports neither jax nor jaxspatial (a subprocess unpickles
 :class:`Opaque` through it)."""
 
+import contextlib
 import copy
 import os
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def rbg_keys():
+  """jax's ``rbg`` PRNG inside the block (threefry's init and sampling take far longer to
+  compile on the 2-core CI), the previous one restored after it."""
+  import jax
+  impl = jax.config.jax_default_prng_impl
+  jax.config.update("jax_default_prng_impl", "rbg")
+  try:
+    yield
+  finally:
+    jax.config.update("jax_default_prng_impl", impl)
 
 
 def load_config(preset="tiny", name="stylegan2"):

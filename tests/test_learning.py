@@ -20,6 +20,7 @@ from jaxspatial import checkpoint
 from jaxspatial.losses import regressor as regression
 from jaxspatial.training import config_lib, gan_step, loop
 from jaxspatial.training import regressor as regressor_training
+from helpers import rbg_keys
 
 pytestmark = pytest.mark.slow     # each test trains two small runs
 
@@ -29,11 +30,9 @@ HELD_OUT = 12345
 
 @pytest.fixture(autouse=True, scope="module")
 def fast_prng():
-  """rbg keys: threefry's init and sampling take far longer to compile on the 2-core CI."""
-  impl = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
-  yield
-  jax.config.update("jax_default_prng_impl", impl)
+  """rbg keys for the whole module (:func:`helpers.rbg_keys`)."""
+  with rbg_keys():
+    yield
 
 
 def gan_config(family: str, **loss) -> ml_collections.ConfigDict:

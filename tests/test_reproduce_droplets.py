@@ -6,12 +6,12 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
-import jax
 import numpy as np
 import pytest
 
 from jaxspatial import reproduce
 from jaxspatial.reproduction import campaign, droplets, ledger
+from helpers import rbg_keys
 
 INTERVAL = re.compile(r"^-?\d+\.\d+ ± \d+\.\d+$")
 
@@ -42,15 +42,11 @@ def test_peak_energy_share_and_ratio_against_direct_computation():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
   """The units and page at smoke scale with 2 seeds (rbg keys, as tests/test_reproduce.py)."""
-  impl = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
   root = tmp_path_factory.mktemp("droplets")
   argv = [droplets.NAME, "--scale", "smoke", "--seeds", "2", "--runs", str(root / "runs"),
           "--out", str(root / "out")]
-  try:
+  with rbg_keys():
     reproduce.main(argv)
-  finally:
-    jax.config.update("jax_default_prng_impl", impl)
   return root, argv
 
 

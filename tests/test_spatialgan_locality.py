@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from helpers import np_init
+from helpers import np_init, rbg_keys
 from jaxspatial import families
 from jaxspatial.losses import spatialgan as sgl
 from jaxspatial.models import heatmaps as hm
@@ -23,11 +23,9 @@ image above 0.1."""
 
 @pytest.fixture(autouse=True, scope="module")
 def fast_prng():
-  """rbg keys: threefry's sampling takes far longer to compile on the 2-core CI."""
-  impl = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
-  yield
-  jax.config.update("jax_default_prng_impl", impl)
+  """rbg keys for the whole module (:func:`helpers.rbg_keys`)."""
+  with rbg_keys():
+    yield
 
 
 def np_maps(centers, sigmas, amplitudes, res=R):

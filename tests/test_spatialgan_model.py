@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import np_init
+from helpers import np_init, rbg_keys
 import jaxspatial as js
 from jaxspatial import edit_heatmap
 from jaxspatial import families
@@ -122,16 +122,11 @@ def trained(tmp_path_factory):
   config.mesh.data = 1
   config.loss.update(r1_gamma=0.0, pl_weight=0.0)   # their branches are the lead's tests
   images = np.random.default_rng(0).uniform(-1, 1, (config.batch_size, 16, 16, 3))
-  # threefry-based init and sampling take minutes to compile on the shared CI machine
-  impl = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
-  try:
+  with rbg_keys():
     trainer = loop.Trainer(config)
     trainer.initialize()
     metrics = jax.device_get(
         trainer.step(trainer.global_batch({"image": images.astype(np.float32)})))
-  finally:
-    jax.config.update("jax_default_prng_impl", impl)
   path = tmp_path_factory.mktemp("sgan")
   s = trainer.state
   checkpoint.save_model_dir(path, {"g": s.g, "g_ema": s.g_ema, "d": s.d}, config)
