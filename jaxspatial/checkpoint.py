@@ -6,8 +6,15 @@ Layout (written by ``train`` and by ``convert_torch`` alike, so ``js.load`` read
       models/   PyTree {"g": vars, "g_ema": vars, "d": vars} (any subset); vars =
                 {"params": ..., "buffers": ...} as Flax returns them
       config/   JSON: the ml_collections config the run was built from
-      train/    (training only) optimiser states, step, RNG, pl mean, ...
+      train/    (training only) PyTree {"step", "opt_g", "opt_d", "pl_mean", "augment"}
       data/     (training only) JSON: the data iterator state
+
+``train``'s optimiser states are Adam over one vector per network (``mu``/``nu`` at
+``opt_g/0/mu``: the parameters raveled in tree order; ``training.state.make_optimizers``).
+Checkpoints written before issue 37 hold one moment array per parameter array
+(``opt_g/0/mu/<parameter path>``) and before ADA no ``augment``; the GAN ``Trainer.restore``
+tells them apart by the saved tree's paths and converts them, so they resume as they would
+have (``tests/data/tiny_adam_per_leaf`` is one). There is no version number: the paths are it.
 
 Every item except ``models`` and ``config`` is optional, so an inference user restores
 only what ``js.load`` needs.

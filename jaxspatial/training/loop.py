@@ -149,11 +149,17 @@ class Trainer:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shard)
     models = target({"g": a.g, "g_ema": a.g_ema, "d": a.d}, {"g": sh.g, "g_ema": sh.g_ema,
                                                              "d": sh.d})
-    train = target({"step": a.step, "opt_g": a.opt_g, "opt_d": a.opt_d, "pl_mean": a.pl_mean,
-                    "augment": a.augment},
-                   {"step": sh.step, "opt_g": sh.opt_g, "opt_d": sh.opt_d,
+    saved = _saved_train_paths(mngr, step)
+    opt = {"opt_g": a.opt_g, "opt_d": a.opt_d}
+    per_leaf = any(p[:3] == ("opt_g", "0", "mu") and len(p) > 3 for p in saved)
+    if per_leaf:     # saved before the flat optimiser layout: restored as saved, converted below
+      opt_g, opt_d = state_lib.make_optimizers(self.config, per_leaf=True)
+      opt = {"opt_g": jax.eval_shape(opt_g.init, a.g["params"]),
+             "opt_d": jax.eval_shape(opt_d.init, a.d["params"])}
+    train = target({"step": a.step, **opt, "pl_mean": a.pl_mean, "augment": a.augment},
+                   {"step": sh.step, **jax.tree.map(lambda _: self.replicated, opt),
                     "pl_mean": sh.pl_mean, "augment": sh.augment})
-    if not _saved_augment_state(mngr, step):     # saved before ADA: it starts afresh
+    if not any(p[0] == "augment" for p in saved):     # saved before ADA: it starts afresh
       del train["augment"]
     args = dict(models=models, train=train)
     if "data" in checkpoint.saved_items(mngr, step):
@@ -161,8 +167,12 @@ class Trainer:
     out = mngr.restore(step, args=checkpoint.restore_args(**args))
     m, t = out.models, out.train
     augment = t.get("augment") or jax.device_put(augment_lib.init_state(self.config), sh.augment)
+    opt_g, opt_d = t["opt_g"], t["opt_d"]
+    if per_leaf:
+      flat = jax.jit(state_lib.flat_optimizer_state, out_shardings=self.replicated)
+      opt_g, opt_d = flat(opt_g), flat(opt_d)
     self.state = state_lib.GANState(step=t["step"], g=m["g"], g_ema=m["g_ema"], d=m["d"],
-                                    opt_g=t["opt_g"], opt_d=t["opt_d"], pl_mean=t["pl_mean"],
+                                    opt_g=opt_g, opt_d=opt_d, pl_mean=t["pl_mean"],
                                     augment=augment)
     self._next_step = int(jax.device_get(t["step"]))
     return out.get("data") if "data" in args else None
@@ -177,14 +187,15 @@ class Trainer:
     return np.asarray(jax.device_get(self._render(self.state.g_ema, inputs)))
 
 
-def _saved_augment_state(mngr, step: int) -> bool:
-  """Whether checkpoint ``step`` holds ADA's state (checkpoints from before it do not), read
-  from the ``train`` item's tree metadata (Orbax's own reader warns on every call)."""
+def _saved_train_paths(mngr, step: int) -> list[tuple[str, ...]]:
+  """The key paths of checkpoint ``step``'s ``train`` item, read from its tree metadata
+  (Orbax's own reader warns on every call): they tell what was saved before ADA (no
+  ``augment``) and before the flat optimiser layout (``opt_g/0/mu/<parameter path>``)."""
   meta = mngr.directory / str(step) / "train" / "_METADATA"
   if not meta.exists():
-    return False
+    return []
   tree = json.loads(meta.read_text()).get("tree_metadata", {})
-  return any(v["key_metadata"][0]["key"] == "augment" for v in tree.values())
+  return [tuple(k["key"] for k in v["key_metadata"]) for v in tree.values()]
 
 
 class _Preemption:
