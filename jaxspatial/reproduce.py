@@ -8,6 +8,7 @@ rebuilt from the rows alone. Targets, units and budgets: docs/reproduction/READM
     python -m jaxspatial.reproduce --status                      # units done / missing, hours left
     nice -n 19 python -m jaxspatial.reproduce --budget 2h        # missing units, by priority
     python -m jaxspatial.reproduce spatialgan-comove --budget 90m
+    python -m jaxspatial.reproduce spatialgan-table1 --units align-indoor-s0   # one unit
     python -m jaxspatial.reproduce drag-table2 --page-only       # the page from its rows
     python -m jaxspatial.reproduce ssn-lambda --scale smoke --seeds 2 --out /tmp/page
 """
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument("--budget", type=campaign.parse_budget, metavar="DURATION",
                  help="run missing units while the next one's estimate fits (2h, 90m, 3600s); "
                       "without it, every missing unit of the named targets runs")
+  p.add_argument("--units", type=lambda text: [u for u in text.split(",") if u],
+                 metavar="UNIT[,UNIT]",
+                 help="run only these missing units of the named targets (SETTING-sSEED, as "
+                      "--status lists them), in their planned order")
   p.add_argument("--seeds", type=int, default=None,
                  help="seeds 0..N-1 per setting (default: each target's own, at least 3 for "
                       "new targets)")
@@ -56,6 +61,15 @@ def main(argv: list[str] | None = None) -> None:
   c = campaign.Campaign(pathlib.Path(args.out or "docs/reproduction"), pathlib.Path(args.runs),
                         args.scale, args.seeds)
   names = list(args.names) or list(campaign.TARGETS)
+  if args.units is not None:
+    if not args.names or args.status or args.page_only:
+      raise errors.UserError("--units runs units: name their targets, without --status or "
+                          "--page-only")
+    known = {u.name for name in names for u in c.units(name)}
+    unknown = [u for u in args.units if u not in known]
+    if unknown or not args.units:
+      raise errors.UserError(f"no unit {(unknown or [''])[0]!r} in {', '.join(names)}; its "
+                          f"units: {', '.join(sorted(known))}")
   if args.status:
     print(c.status(names))
   elif args.page_only:
@@ -65,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.names and args.budget is None:
       raise errors.UserError("running every target's missing units needs --budget (see "
                           "--status for the hours left), or name the targets")
-    for line in c.run_missing(names, args.budget):
+    for line in c.run_missing(names, args.budget, args.units):
       print(line, flush=True)
 
 

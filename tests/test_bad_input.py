@@ -229,6 +229,9 @@ ROWS: dict[str, list[tuple[str, str, str]]] = {
         ("target-unknown", "ssn-everything --out {out}", "ssn-everything"),
         ("seeds-zero", "ssn-lambda --seeds 0 --runs {out}/runs --out {out}", "--seeds"),
         ("scale-unknown", "ssn-lambda --scale huge --runs {out}/runs --out {out}", "huge"),
+        ("units-unknown", "ssn-lambda --units nosuch-s0 --runs {out}/runs --out {out}",
+         "nosuch-s0"),
+        ("units-without-target", "--units stylegan2-s0 --out {out}", "name their targets"),
     ],
     "compare_composites": [
         ("regressor-without-name", "--regressor {reg} --critic {sg2} --out {out}/c.png",

@@ -1,6 +1,6 @@
 """``python -m jaxspatial.reproduce`` end to end at smoke scale: one committed row per unit
-(whole or absent), pages rebuilt from rows byte for byte, paired statistics, the budget and
-the status; the committed pages equal their rows' pages; bad input is one error line."""
+(whole or absent), pages rebuilt from rows byte for byte, paired statistics, the budget,
+--units and the status; the committed pages equal their rows' pages; bad input is one error line."""
 
 import json
 import os
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from helpers import rbg_keys
 from jaxspatial import reproduce
 from jaxspatial.errors import UserError
 from jaxspatial.reproduction import campaign, ledger, report, runs, spatialgan
@@ -45,12 +46,10 @@ COMMITTED = pathlib.Path(__file__).resolve().parents[1] / "docs" / "reproduction
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-  """The units and page of ``spatialgan-comove`` at smoke scale with 2 seeds (rbg keys:
-  threefry's init and sampling compile for far longer on the 2-core CI)."""
-  impl = jax.config.jax_default_prng_impl
-  jax.config.update("jax_default_prng_impl", "rbg")
-  yield _smoke(tmp_path_factory)
-  jax.config.update("jax_default_prng_impl", impl)
+  """The units and page of ``spatialgan-comove`` at smoke scale with 2 seeds
+  (:func:`helpers.rbg_keys`)."""
+  with rbg_keys():
+    yield _smoke(tmp_path_factory)
 
 
 def _smoke(tmp_path_factory):
@@ -121,6 +120,19 @@ def test_second_invocation_runs_no_unit(smoke, capsys):
   assert [p.stat().st_mtime_ns for p in records] == stamps      # nothing trained again
   assert [p.stat().st_mtime_ns for p in rows] == row_stamps     # no row rewritten
   assert "every unit of spatialgan-comove has a row" in capsys.readouterr().out
+
+
+def test_units_runs_only_the_named_units(smoke, tmp_path, capsys):
+  """``--units`` with a third seed: that seed's one named unit runs, its other two do not."""
+  root, argv = smoke
+  shutil.copytree(root, tmp_path / "copy")
+  copy = [a.replace(str(root), str(tmp_path / "copy")) for a in argv]
+  capsys.readouterr()
+  reproduce.main([*copy, "--seeds", "3", "--units", "align0-s2"])
+  assert "unit 1/1: spatialgan-comove align0-s2" in capsys.readouterr().out
+  rows = ledger.read(tmp_path / "copy" / "out" / "results", spatialgan.NAME)
+  assert sorted(r.unit for r in rows if r.seed == 2) == ["align0-s2"]
+  assert len(rows) == 2 * len(spatialgan.SETTINGS) + 1
 
 
 def test_status_counts_units_and_orders_by_priority(smoke, capsys):

@@ -148,16 +148,18 @@ class Campaign:
 
     return sorted(missing, key=key)
 
-  def run_missing(self, names: list[str], budget: float | None) -> Iterator[str]:
-    """Runs the missing units of ``names`` in order while the next one's estimate fits in
-    ``budget`` seconds (None: no limit); yields a line per event and rewrites the pages of
-    the targets that gained rows (and of those that borrow their rows)."""
+  def run_missing(self, names: list[str], budget: float | None,
+                  only: list[str] | None = None) -> Iterator[str]:
+    """Runs the missing units of ``names`` (those named in ``only``, if given) in order while
+    the next one's estimate fits in ``budget`` seconds (None: no limit); yields a line per
+    event and rewrites the pages of the targets that gained rows (and of those that borrow
+    their rows)."""
     start = time.perf_counter()
     gained: list[str] = []
-    plan = self.plan(names)
+    plan = [u for u in self.plan(names) if only is None or u.name in only]
     if not plan:
-      yield (f"every unit of {', '.join(names)} has a row; nothing to run (--page-only "
-             "rewrites the pages, --status lists the targets)")
+      yield (f"every {'named ' if only else ''}unit of {', '.join(names)} has a row; nothing "
+             "to run (--page-only rewrites the pages, --status lists the targets)")
     for k, unit in enumerate(plan):
       left = None if budget is None else budget - (time.perf_counter() - start)
       need = self.estimate(unit)
