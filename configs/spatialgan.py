@@ -32,7 +32,9 @@ Ablations (Tables I, IV, V) are ``--config.model.*`` switches: ``encoding`` (nor
 indoor | flatten | none), ``heatmaps`` (hierarchical | independent | multi),
 ``heatmap_input`` (gaussian | noise), ``coarse``; and ``--config.loss.align_weight=0``.
 ``--config.loss.locality_weight=W`` adds the heatmap-locality penalty (beyond the paper;
-docs/spatialgan.md), 0 in every preset.
+docs/spatialgan.md), 0 in every preset. ``--config.loss.align_every=K`` (beyond the paper) runs
+the alignment term on every K-th G step only, at K x ``align_weight`` (lazy, as R1 is); 1 in
+every preset (docs/benchmarks.md times K = 4).
 
 Every value of a preset is set here, on top of ``config_lib.base_config`` (the shared defaults:
 stylegan2-ada paper256's optimiser, R1, path length, style mixing and EMA).
@@ -51,9 +53,10 @@ def get_config(preset: str = "demo"):
   """
   preset = config_lib.check_preset(preset, PRESETS)
   c = config_lib.base_config(preset)
-  # GradCAM alignment on every G step (EqGAN-SA: weight 1), at D's 4, 8 and 16 px maps.
+  # GradCAM alignment on every G step (EqGAN-SA: weight 1), at D's 4, 8 and 16 px maps;
+  # align_every k > 1: lazy alignment (ours), the term on every k-th step at k x the weight.
   c.loss.update(align_weight=1.0, align_objective="plain", align_threshold=0.25,
-                align_resolutions=(4, 8, 16))
+                align_resolutions=(4, 8, 16), align_every=1)
   # The heatmap-locality penalty (ours, not the paper's): off in every preset.
   c.loss.update(locality_weight=0.0, locality_threshold=0.1, locality_batch_shrink=1)
   if preset == "tiny":

@@ -212,3 +212,76 @@ def test_gradient_flows_only_through_features(tiny_pair):
   np.testing.assert_allclose(np.asarray(ours), np.asarray(jax.jit(jax.grad(frozen))(img)),
                              rtol=1e-4, atol=1e-7)
   assert float(jnp.abs(ours).max()) > 0
+
+
+def test_lazy_alignment_runs_every_kth_step_at_k_times_the_weight(tiny_pair):
+  """``loss.align_every`` = k: ``gan_step.phase_at`` puts the alignment on steps 0, k, 2k, ...;
+  a step there adds k x ``align_weight`` x the alignment loss, the others none (the term not
+  traced: no ``align_loss`` metric in the training step); k = 1 keeps the plug-in as it is."""
+  from helpers import load_config
+  from jaxspatial.training import gan_step, state as state_lib
+  from jaxspatial.training.spatialgan import SpatialGANPlugin
+  G, D, g_vars, d_vars, z, h = tiny_pair
+  config = load_config("tiny", "spatialgan")
+  config.model.update(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8, sel_hidden=8,
+                      mbstd_group_size=2)
+  config.batch_size = 2
+  assert all(gan_step.phase_at(config, s).align for s in range(5))       # the preset: k = 1
+  plugin = SpatialGANPlugin(config, G, D)
+  assert plugin.for_phase(gan_step.Phase(False, False, align=False)) is plugin
+  config.loss.update(align_weight=0.5, align_every=3)
+  assert [gan_step.phase_at(config, s).align for s in range(7)] == [True, False, False] * 2 + [True]
+  plugin = SpatialGANPlugin(config, G, D)
+  fake = jax.jit(G.apply)(g_vars, z, h)
+  inputs, key = {"heatmaps": h}, jax.random.key(0)
+  want, _ = align.gradcam_alignment_loss(align.discriminator_apply(D), d_vars, fake, h,
+                                         resolutions=(4, 8))
+  on = plugin.for_phase(gan_step.Phase(False, False, align=True))
+  loss, metrics = on.extra_generator_loss(g_vars, d_vars, inputs, None, fake, key)
+  np.testing.assert_allclose(loss, 3 * 0.5 * want, rtol=1e-6)
+  np.testing.assert_allclose(metrics["align_loss"], want, rtol=1e-6)
+  off = plugin.for_phase(gan_step.Phase(False, False, align=False))
+  loss, metrics = off.extra_generator_loss(g_vars, d_vars, inputs, None, fake, key)
+  assert float(loss) == 0.0 and metrics == {}
+  opt_g, opt_d = state_lib.make_optimizers(config)
+  state = jax.eval_shape(lambda k: gan_step.init_state(config, plugin, opt_g, opt_d, k),
+                         jax.random.key(0))
+  batch = {"image": jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32)}
+  for on_step in (True, False):
+    step = gan_step.make_train_step(config, plugin, opt_g, opt_d,
+                                    gan_step.Phase(False, False, align=on_step))
+    assert ("align_loss" in jax.eval_shape(step, state, batch)[1]) == on_step
+
+
+def test_g_step_takes_the_alignment_features_from_its_adversarial_d_pass(tiny_pair):
+  """``gan_step.generator_step`` hands the adversarial pass's D features to the alignment
+  (``reads_d_features``): the same G update, up to float reassociation, as the alignment's
+  own D pass."""
+  from helpers import load_config
+  from jaxspatial.training import gan_step, state as state_lib
+  from jaxspatial.training.spatialgan import SpatialGANPlugin
+  G, D, g_vars, d_vars, z, h = tiny_pair
+  config = load_config("tiny", "spatialgan")
+  config.model.update(z_dim=8, w_dim=8, n_mlp=1, channel_base=64, channel_max=8, sel_hidden=8,
+                      mbstd_group_size=2)
+  config.batch_size = 2
+
+  class OwnPass(SpatialGANPlugin):
+    reads_d_features = False
+
+  def g_update(plugin):
+    opt_g, opt_d = state_lib.make_optimizers(config)
+    state = state_lib.GANState(step=jnp.zeros((), jnp.int32), g=g_vars, g_ema=g_vars, d=d_vars,
+                               opt_g=opt_g.init(g_vars["params"]), opt_d=None,
+                               pl_mean=jnp.zeros(()), augment={"p": jnp.zeros(())})
+    ctx = gan_step.StepContext(config, plugin, opt_g, opt_d)
+    new, metrics = jax.jit(lambda s: gan_step.generator_step(ctx, s, jax.random.key(3)))(state)
+    return new.g["params"], metrics
+
+  shared, m_shared = g_update(SpatialGANPlugin(config, G, D))
+  own, m_own = g_update(OwnPass(config, G, D))
+  assert SpatialGANPlugin(config, G, D).reads_d_features
+  np.testing.assert_allclose(m_shared["align_loss"], m_own["align_loss"], rtol=1e-5)
+  np.testing.assert_allclose(m_shared["grad_norm/g"], m_own["grad_norm/g"], rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(shared), jax.tree.leaves(own)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -24,7 +24,8 @@ The indoor objective (eq. 5, ``objective="min"``) compares each CAM with every s
 sample and the minimum over the ``n + 1`` targets, then the batch mean.
 
 D's parameters get no gradient from this loss (stop-gradient inside); the caller scales it by
-``config.loss.align_weight`` and adds it to the G loss on every G step.
+``config.loss.align_weight`` and adds it to the G loss on every G step (or, lazily, k x the
+weight on every ``config.loss.align_every`` = k-th step: ``training.spatialgan``).
 
 The locality penalty (not in the paper, which names the limitation it targets: moving one
 sub-heatmap changes distant regions) moves one root centre per sample by a random offset
@@ -50,9 +51,10 @@ CAM_RESOLUTIONS = (4, 8, 16)
 ALIGN_THRESHOLD = 0.25
 OBJECTIVES = ("plain", "min")
 ALIGN_DEFAULTS = dict(align_weight=0.0, align_resolutions=CAM_RESOLUTIONS,
-                      align_threshold=ALIGN_THRESHOLD, align_objective="plain")
+                      align_threshold=ALIGN_THRESHOLD, align_objective="plain", align_every=1)
 """The one default of each ``loss.align_*`` a config may lack: no alignment term, D's 4, 8 and
-16 px CAMs, threshold 0.25, eq. 4. ``configs/spatialgan.py`` sets them (weight 1)."""
+16 px CAMs, threshold 0.25, eq. 4, on every G step. ``configs/spatialgan.py`` sets them
+(weight 1, every step)."""
 DApply = Callable[..., Any]   # d_apply(d_params, images, taps=None, return_features=False)
 
 

@@ -144,8 +144,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None,
   if loss.pl_weight > 0 and (b // loss.pl_batch_shrink) % num_devices:
     raise UserError(f"path-length batch {b // loss.pl_batch_shrink} (batch_size / "
                     f"loss.pl_batch_shrink) is not divisible by the {num_devices} devices")
-  for key in ("r1_every", "pl_every"):
-    if loss[key] < 1:
+  for key in ("r1_every", "pl_every", "align_every"):
+    if key in loss and loss[key] < 1:
       raise UserError(f"loss.{key} must be >= 1, got {loss[key]}")
   if config.total_steps < 0:
     raise UserError(f"total_steps must be >= 0, got {config.total_steps}")

@@ -6,7 +6,7 @@ One call = one iteration of the stylegan2-ada schedule, all inside one jitted pr
 2. D reg (every ``r1_every`` steps): R1 ``gamma/2 * |grad_x D(x)|^2``, scaled by the
    interval (lazy regularisation); a second Adam update, as in stylegan2-ada/rosinality;
 3. G main: ``softplus(-D(G(z)))`` plus the family's extra loss (SSN's R_D, SpatialGAN's
-   GradCAM alignment); ``w_avg`` tracked with beta 0.995;
+   GradCAM alignment, lazy with ``loss.align_every``); ``w_avg`` tracked with beta 0.995;
 4. G reg (every ``pl_every`` steps): path-length penalty ``(|J_w^T y| - a)^2``, ``a`` the
    running mean (decay ``pl_decay``), on ``batch / pl_batch_shrink`` samples;
 
@@ -135,9 +135,19 @@ class StyleGAN2Plugin:
     ws, _ = self.styles(g_vars, inputs, jax.random.key(0), 0.0)
     return self.generator.apply(g_vars, ws, "const", method=type(self.generator).synthesize)
 
+  reads_d_features = False
+  """Whether :meth:`extra_generator_loss` reads D's block outputs of ``fake``
+  (``d_features``, ``Discriminator(return_features=True)``)."""
+
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
-                           fake: Array, key: Array) -> tuple[Array, dict]:
+                           fake: Array, key: Array, d_features: dict | None = None
+                           ) -> tuple[Array, dict]:
     return jnp.zeros((), jnp.float32), {}
+
+  def for_phase(self, phase: "Phase") -> "StyleGAN2Plugin":
+    """The plug-in that steps of ``phase`` run with (a family with a lazy term of its own
+    returns one with that term's weight for the phase; here: the same plug-in)."""
+    return self
 
 
 def mix_styles(ws: Array, w2: Array, key: Array, prob: float) -> Array:
@@ -199,17 +209,22 @@ def _global_norm(tree) -> Array:
 
 
 class Phase(NamedTuple):
-  """The lazy regularisers one training step runs."""
+  """The lazy regularisers one training step runs; ``align``: SpatialGAN's GradCAM alignment
+  term in the G loss (True on every step unless ``loss.align_every`` > 1)."""
   r1: bool
   path_length: bool
+  align: bool = True
 
 
 def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
   """The :class:`Phase` of step ``step`` (a host integer, counted from 0): R1 on multiples of
-  ``r1_every`` and path length on multiples of ``pl_every``, each only if its weight is > 0."""
+  ``r1_every`` and path length on multiples of ``pl_every``, each only if its weight is > 0;
+  the alignment term on multiples of ``align_every`` (1 when a config has none)."""
   loss = config.loss
+  align_every = int(loss.get("align_every", 1))
   return Phase(r1=bool(loss.r1_gamma > 0 and step % loss.r1_every == 0),
-               path_length=bool(loss.pl_weight > 0 and step % loss.pl_every == 0))
+               path_length=bool(loss.pl_weight > 0 and step % loss.pl_every == 0),
+               align=bool(loss.get("align_weight", 0.0) == 0 or step % align_every == 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,17 +317,23 @@ def generator_step(ctx: StepContext, state: state_lib.GANState, key: Array,
                    labels: Array | None = None, aug_key: Array | None = None
                    ) -> tuple[state_lib.GANState, dict]:
   """G's non-saturating loss (on the fakes as D sees them: augmented with ``aug_key``) plus
-  the family's extra loss; ``w_avg`` tracks the mean w."""
+  the family's extra loss; ``w_avg`` tracks the mean w. A family whose extra loss reads D's
+  block outputs of the fakes (``reads_d_features``: SpatialGAN's GradCAM) gets them from
+  the adversarial D pass when no augmentation stands between, so one D pass (and one backward
+  through its lower blocks) serves both terms."""
   k_gen, k_extra = jax.random.split(key)
 
   def g_loss_fn(g_params):
     g_vars = {**state.g, "params": g_params}
     inputs, ws, w_mean, fake = ctx.generate(g_vars, k_gen, ctx.config.batch_size, labels)
-    logits = ctx.plugin.discriminator.apply(state.d, ctx.augment(fake, aug_key, state.augment["p"]),
-                                            **ctx.plugin.label_kwargs(inputs.get("labels")))
+    share = ctx.plugin.reads_d_features and ctx.pipe is None
+    out = ctx.plugin.discriminator.apply(state.d, ctx.augment(fake, aug_key, state.augment["p"]),
+                                         return_features=share,
+                                         **ctx.plugin.label_kwargs(inputs.get("labels")))
+    logits, features = out if share else (out, None)
     adv = sg2_losses.g_nonsaturating_loss(logits)
     extra, extra_metrics = ctx.plugin.extra_generator_loss(g_vars, state.d, inputs, ws, fake,
-                                                           k_extra)
+                                                           k_extra, d_features=features)
     return adv + extra, ({"g_loss": adv, **extra_metrics}, w_mean)
 
   grads, (metrics, w_mean) = jax.grad(g_loss_fn, has_aux=True)(state.g["params"])
@@ -363,10 +384,12 @@ def make_train_step(config: ml_collections.ConfigDict, plugin: StyleGAN2Plugin,
 
   One step: :func:`discriminator_step` (D, then R1 if ``phase.r1``), :func:`generator_step`,
   :func:`path_length_step` (if ``phase.path_length``), then the EMA of G.
-  ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding.
+  ``constrain`` pins per-sample arrays drawn inside the step to the batch sharding. The step
+  runs ``plugin.for_phase(phase)`` (SpatialGAN's lazy alignment weights its term by phase).
   ``batch["image"]``: (N, H, W, 3) float in [-1, 1], N = the global batch; conditional models
   also ``batch["labels"]`` (N, c_dim).
   """
+  plugin = plugin.for_phase(phase)
   ctx = StepContext(config, plugin, opt_g, opt_d, constrain, augment_lib.pipe_from_config(config))
 
   def train_step(state: state_lib.GANState, batch: dict[str, Array]):

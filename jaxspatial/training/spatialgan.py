@@ -3,7 +3,10 @@
 ``SpatialGANPlugin`` samples ``z`` and a fresh heatmap per sample on every step, feeds the
 heatmaps to G, and adds ``config.loss.align_weight`` x the GradCAM alignment loss and
 ``config.loss.locality_weight`` x the heatmap-locality penalty (off by default) to every G
-step.
+step. Lazy alignment (ours, not the paper's): with ``config.loss.align_every`` k > 1 the
+alignment term runs on every k-th step only (``gan_step.Phase.align``), weighted k x
+``align_weight``, as lazy R1 scales its penalty by its interval; k = 1 (every preset) is
+the paper's every-step term.
 """
 
 from __future__ import annotations
@@ -38,6 +41,19 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
     shape = (n,) + tuple(self.generator.latent_shape)
     return {"z": jax.random.normal(k_z, shape), "z_mix": jax.random.normal(k_mix, shape),
             "heatmaps": self.generator.sample_heatmaps(k_h, n)}
+
+  def for_phase(self, phase: gan_step.Phase) -> "SpatialGANPlugin":
+    """Lazy alignment: with ``loss.align_every`` k > 1, a plug-in whose alignment weight is
+    k x ``align_weight`` on the steps that run the term (``phase.align``) and 0 (the term not
+    computed) on the others; with k = 1 this plug-in itself."""
+    get = functools.partial(losses.setting, self.config.loss, defaults=align.ALIGN_DEFAULTS)
+    every = int(get("align_every"))
+    if every == 1:
+      return self
+    config = self.config.copy_and_resolve_references()
+    with config.unlocked():
+      config.loss.align_weight = float(get("align_weight")) * every if phase.align else 0.0
+    return type(self)(config, self.generator, self.discriminator)
 
   def init_inputs(self) -> tuple:
     return (jnp.zeros((1,) + tuple(self.generator.latent_shape)),
@@ -79,10 +95,19 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
                                 method=type(self.generator).synthesize,
                                 rngs={"noise": jax.random.key(0)})
 
+  @property
+  def reads_d_features(self) -> bool:
+    """The alignment term reads D's features of the fakes (when its weight is not 0)."""
+    return float(losses.setting(self.config.loss, "align_weight",
+                                defaults=align.ALIGN_DEFAULTS)) != 0.0
+
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
-                           fake: Array, key: Array) -> tuple[Array, dict]:
+                           fake: Array, key: Array, d_features: dict | None = None
+                           ) -> tuple[Array, dict]:
     """``align_weight`` x the GradCAM alignment on ``fake`` plus ``locality_weight`` x the
-    heatmap-locality penalty (each skipped entirely at weight 0)."""
+    heatmap-locality penalty (each skipped entirely at weight 0). ``d_features``: D's block
+    outputs of ``fake`` (the G step's adversarial pass; D's weights take no gradient there),
+    else the alignment runs a D pass of its own."""
     total, metrics = jnp.zeros((), jnp.float32), {}
     get = functools.partial(losses.setting, self.config.loss, defaults=align.ALIGN_DEFAULTS)
     weight = float(get("align_weight"))
@@ -90,7 +115,7 @@ class SpatialGANPlugin(gan_step.StyleGAN2Plugin):
       loss, align_metrics = align.gradcam_alignment_loss(
           self.d_apply, d_vars, fake, inputs["heatmaps"],
           resolutions=tuple(get("align_resolutions")), threshold=float(get("align_threshold")),
-          objective=get("align_objective"))
+          objective=get("align_objective"), features=d_features)
       total, metrics = total + weight * loss, {"align_loss": loss, **align_metrics}
     loc = functools.partial(losses.setting, self.config.loss, defaults=align.LOCALITY_DEFAULTS)
     weight = float(loc("locality_weight"))

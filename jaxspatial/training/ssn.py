@@ -50,7 +50,8 @@ class SSNPlugin(gan_step.StyleGAN2Plugin):
     return transfer_init_models(path, self.config.model)
 
   def extra_generator_loss(self, g_vars: Any, d_vars: Any, inputs: dict, ws: Array,
-                           fake: Array, key: Array) -> tuple[Array, dict]:
+                           fake: Array, key: Array, d_features: dict | None = None
+                           ) -> tuple[Array, dict]:
     """``λ_D · R_D`` on fresh images of (z, z̃) without style mixing, one noise draw for both."""
     get = functools.partial(losses.setting, self.config.loss,
                             defaults=losses_ssn.DISTORTION_DEFAULTS)
