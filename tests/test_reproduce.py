@@ -226,7 +226,7 @@ def test_an_unmeasured_setting_is_estimated_from_its_prior_at_the_machine_speed(
   from jaxspatial.reproduction import ssn_table1
   t = campaign.target(ssn_table1.NAME)
   row = ledger.Row(target=t.name, setting="stylegan2", seed=0, version=t.version,
-                   scale="small", metrics={}, commands=(), phases={"train": 200.0, "eval": 40.0},
+                   scale="small", metrics={}, commands=(), phases={"train runs/x": 200.0, "eval": 40.0},
                    train_seconds=200.0, configs={}, references={}, machine={}, commit="x",
                    date="2026-12-07")
   ledger.write(tmp_path / ledger.RESULTS, row)
@@ -235,6 +235,23 @@ def test_an_unmeasured_setting_is_estimated_from_its_prior_at_the_machine_speed(
   speed = 240.0 / (60.0 * t.estimate_minutes["stylegan2"])
   assert c.estimate(units["ssn-s0"]) == pytest.approx(60.0 * t.estimate_minutes["ssn"] * speed)
   assert c.estimate(units["stylegan2-s1"]) == pytest.approx(240.0)
+
+
+def test_a_row_that_trained_nothing_does_not_set_the_machine_speed(tmp_path):
+  """A regressor-variation row whose runs were all in the cache (2 s of measuring, no train
+  phase): the other settings keep their priors, not 2 s scaled."""
+  from jaxspatial.reproduction import composition
+  t = campaign.target(composition.VARIATION)
+  row = ledger.Row(target=t.name, setting="stylegan2", seed=0, version=t.version,
+                   scale="small", metrics={}, commands=(), phases={"measure": 2.0},
+                   train_seconds=2600.0, configs={}, references={}, machine={}, commit="x",
+                   date="2026-12-07")
+  ledger.write(tmp_path / ledger.RESULTS, row)
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  units = {u.name: u for u in c.units(t.name)}
+  assert c.estimate(units["ssn-s0"]) == pytest.approx(60.0 * t.estimate_minutes["ssn"])
+  assert c.estimate(units["stylegan2-s1"]) == pytest.approx(
+      60.0 * t.estimate_minutes["stylegan2"])
 
 
 def test_budget_parsing():

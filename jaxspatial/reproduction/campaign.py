@@ -95,8 +95,10 @@ class Campaign:
     its setting's prior scaled by how the target's measured rows compare with their own
     priors (the median of wall / prior: this machine's speed), else the prior itself. Another
     setting's wall time alone would misjudge a setting that trains more (an evaluation-only
-    unit next to one that trains from scratch)."""
-    rows = [r for r in self.rows(unit.target) if r.phases]
+    unit next to one that trains from scratch). Only rows that trained a run in their own
+    process count: one that found all its runs in the cache took minutes and says nothing of
+    what a unit that trains will take."""
+    rows = [r for r in self.rows(unit.target) if any(p.startswith("train ") for p in r.phases)]
     own = [r.wall_seconds for r in rows if r.setting == unit.setting]
     if own:
       return float(statistics.median(own))
