@@ -2,6 +2,7 @@
 
     python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
     python -m jaxspatial.bench train              # train-step images/s: tiny, demo (and at 64 ch), 256 px
+    python -m jaxspatial.bench demo               # StyleGAN2, SSN, SpatialGAN demo iterations
     python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
     python -m jaxspatial.bench fir conv_transpose # fast layers vs their reference implementations
     python -m jaxspatial.bench shapes|inception|sigma_e|alignment|composite
@@ -35,6 +36,7 @@ from jaxspatial import cli
 TABLES: dict[str, str] = {
     "generator": "jaxspatial.benchmarks.stylegan2:bench_generator",
     "train": "jaxspatial.benchmarks.stylegan2:bench_train",
+    "demo": "jaxspatial.benchmarks.stylegan2:bench_demo",
     "flops": "jaxspatial.benchmarks.stylegan2:bench_flops",
     "fir": "jaxspatial.benchmarks.layers:bench_fir",
     "conv_transpose": "jaxspatial.benchmarks.layers:bench_conv_transpose",

@@ -2,6 +2,7 @@
 
     python -m jaxspatial.bench generator          # StyleGAN2 G forward, 256 px config-f
     python -m jaxspatial.bench train              # train-step images/s: tiny, demo (and at 64 ch), 256 px
+    python -m jaxspatial.bench demo               # the three families' demo iterations, images/s
     python -m jaxspatial.bench flops              # per-step FLOPs of each family at paper256
 """
 
@@ -38,7 +39,12 @@ def bench_generator(resolution: int = 256, batch: int = 8, channel_multiplier: i
 def train_config(preset: str):
   """``configs/stylegan2.py`` at ``preset``, on one device. ``demo64``: the demo at the other
   families' width (``channel_max`` 64, batch 16); ``256``: 256 px with thin channels, so a CPU
-  step takes seconds, not minutes."""
+  step takes seconds, not minutes; ``FAMILY:PRESET``: ``configs/FAMILY.py`` at ``PRESET``."""
+  if ":" in preset:
+    family, preset = preset.split(":")
+    config = config_lib.load(family, preset)
+    config.mesh.data = 1
+    return config
   config = config_lib.load("stylegan2", {"256": "tiny", "demo64": "demo"}.get(preset, preset))
   config.mesh.data = 1
   if preset == "demo64":
@@ -55,8 +61,9 @@ def train_config(preset: str):
 def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
   """One GAN iteration (D, R1, G, path length as scheduled, EMA) per preset, as training runs it.
 
-  Steps through two full lazy-regularisation periods (``lcm`` of the active ``r1_every`` and
-  ``pl_every``); each phase's first step compiles it, later ones are timed. ``images_per_s``
+  Steps through two full lazy-regularisation periods (``lcm`` of the active ``r1_every``,
+  ``pl_every`` and SpatialGAN's ``align_every``); each phase's first step compiles it, later
+  ones are timed. ``images_per_s``
   is amortised over the schedule: what a long run achieves, compile and data aside; so is
   ``GFLOP/s``, from each phase's FLOPs (:func:`train_step_flops`) and its best time.
   """
@@ -70,7 +77,8 @@ def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
     batch = trainer.global_batch({"image": np.zeros((config.batch_size, res, res, 3), np.float32)})
     loss = config.loss
     period = math.lcm(loss.r1_every if loss.r1_gamma > 0 else 1,
-                      loss.pl_every if loss.pl_weight > 0 else 1)
+                      loss.pl_every if loss.pl_weight > 0 else 1,
+                      int(loss.get("align_every", 1)) if loss.get("align_weight", 0) else 1)
     first: dict[gan_step.Phase, float] = {}
     steady: dict[gan_step.Phase, list[float]] = {}
     for step in range(2 * period):
@@ -95,6 +103,13 @@ def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
                  "images_per_s": round(config.batch_size / amortised, 1),
                  **flop_rate(amortised_flops, amortised)})
   return rows
+
+
+def bench_demo() -> list[dict]:
+  """:func:`bench_train` on each family's ``demo`` preset (``configs/stylegan2.py``, ``ssn.py``,
+  ``spatialgan.py`` at their own widths and batches): the 32 px iterations the results ledger
+  (``python -m jaxspatial.reproduce``) trains, images/s amortised over R1 every 16 steps."""
+  return bench_train(("demo", "ssn:demo", "spatialgan:demo"))
 
 
 def train_step_flops(config, phase) -> float:
