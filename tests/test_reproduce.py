@@ -414,3 +414,5 @@ def test_ada_units_read_r_t_and_p_from_the_training_log(tmp_path):
   assert np.isnan(ada.training_curve(tmp_path)["r_t_final"])
   spec = ada.run_spec("small", "n500-ada", 1).build()
   assert (spec.data.length, spec.augment.kind, spec.total_steps) == (500, "ada", 6000)
+  assert spec.augment.speed_kimg == ada.SPEED_KIMG < spec.total_steps * spec.batch_size / 1000
+  assert ada.run_spec("small", "n2000-none", 0).build().augment.kind == "none"
