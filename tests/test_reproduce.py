@@ -76,7 +76,8 @@ def test_smoke_page_has_a_row_per_setting_with_intervals(smoke):
   assert len(paired) == len(spatialgan.PAIRED)
   assert all(r[1] == "2" and PAIRED.match(r[2]) for r in paired), paired
   ET.fromstring((root / "out" / "spatialgan-comove.svg").read_text())
-  assert "**6 of 6 units**" in text
+  n = 2 * len(spatialgan.SETTINGS)
+  assert f"**{n} of {n} units**" in text
   assert "![" in text and "python -m jaxspatial.train --config configs/spatialgan.py:tiny" in text
   assert "python -m jaxspatial.evaluate --checkpoint" in text
   assert "Smoke scale" in text
@@ -142,7 +143,8 @@ def test_status_counts_units_and_orders_by_priority(smoke, capsys):
   lines = table("\n" + capsys.readouterr().out, "\n")
   assert [r[0] for r in lines] == [*campaign.TARGETS, "all"]
   comove = dict(zip(("target", "version", "done", "missing"), lines[0]))
-  assert comove["done"] == "6/6" and comove["missing"] == "0"
+  n = 2 * len(spatialgan.SETTINGS)
+  assert comove["done"] == f"{n}/{n}" and comove["missing"] == "0"
   assert lines[1][2] == "0/6" and lines[1][5].startswith("draggan-s0")
 
 
