@@ -221,6 +221,36 @@ def test_paired_difference_and_log_ratio_against_direct_computation():
                   f"{np.exp(logs.mean() + half):.3g}]")
 
 
+def test_curves_figure_draws_each_run_and_the_mean_at_shared_steps(tmp_path):
+  """A Curves figure: a faint polyline per run, the setting's mean across runs at the steps
+  every run logged (bold), the dashed reference, linked from the page below its figure."""
+  unit = lambda seed: ledger.Row("t", "s", seed, 1, "small", {}, (), {}, None, {}, {}, {},
+                                 "c", "d")
+  a = report.Row("a", [(unit(0), {"q@10": 1.0, "q@20": 3.0, "q@30": 5.0, "other": 9.0}),
+                       (unit(1), {"q@10": 3.0, "q@20": 5.0})])
+  b = report.Row("b", [(unit(0), {"q@10": 0.5})])        # one point: nothing to draw
+  curves = report.Curves("q@", "q", "q", reference=0.6, caption="q over training")
+  svg = ET.fromstring(report.curves_svg(curves, [a, b]))
+  ns = "{http://www.w3.org/2000/svg}"
+  lines = svg.iter(f"{ns}polyline")
+  faint, mean = [], []
+  for line in lines:
+    (mean if line.get("stroke-width") else faint).append(line)
+  assert len(faint) == 2 and len(mean) == 1
+  frame_y = lambda el: [float(p.split(",")[1]) for p in el.get("points").split()]
+  first_run = frame_y(faint[0])
+  assert len(first_run) == 3 and len(frame_y(mean[0])) == 2        # steps 10, 20 only
+  # the mean's pixel heights lie halfway between the two runs' (means 2 and 4)
+  second_run = frame_y(faint[1])
+  assert frame_y(mean[0]) == pytest.approx(
+      [(u + v) / 2 for u, v in zip(first_run[:2], second_run)], abs=0.11)
+  assert len([el for el in svg.iter(f"{ns}line") if el.get("stroke-dasharray")]) == 1
+  col = report.Column("q@10", "q", ".2f")
+  page = report.write_page(tmp_path, "t", [], [], title="t", claim="c", columns=[col],
+                           rows=[a, b], curves=[curves])
+  assert "![q over training](t-q.svg)" in page.read_text()
+  ET.fromstring((tmp_path / "t-q.svg").read_text())
+
 def test_an_unmeasured_setting_is_estimated_from_its_prior_at_the_machine_speed(tmp_path):
   """One measured row of ssn-vs-stylegan2 (StyleGAN2, prior 20 min, took 4 min): the SSN
   setting's estimate is its own prior at that speed (25 min x 4/20 = 5 min), not the other
@@ -410,7 +440,10 @@ def test_ada_units_read_r_t_and_p_from_the_training_log(tmp_path):
   got = ada.training_curve(tmp_path)
   assert got["r_t_final"] == pytest.approx((18 / 19 + 1) / 2)
   assert got["p_final"] == pytest.approx(0.19)
-  assert got["r_t@25"] == 0 and got["r_t@500"] == 1 and got["p@500"] == pytest.approx(0.19)
+  # 8 windows of the 20 logged steps, ending at lines 2, 5, 8, 10, 12, 15, 18, 20
+  assert got["r_t@50"] == pytest.approx(0.5 / 19) and got["p@50"] == pytest.approx(0.01)
+  assert got["r_t@125"] == pytest.approx(3 / 19) and got["p@125"] == pytest.approx(0.04)
+  assert got["r_t@500"] == pytest.approx(18.5 / 19) and got["p@500"] == pytest.approx(0.19)
   assert len([k for k in got if k.startswith("r_t@")]) == ada.CURVE_POINTS
   (tmp_path / "metrics.jsonl").unlink()
   assert np.isnan(ada.training_curve(tmp_path)["r_t_final"])

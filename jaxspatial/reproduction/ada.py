@@ -73,9 +73,10 @@ def run_spec(scale: str, setting: str, seed: int) -> runs.RunSpec:
 
 def training_curve(workdir) -> dict[str, float]:
   """``r_t_final`` (mean ``augment/r_t`` over the last tenth of the logged steps),
-  ``p_final``, and ``r_t@k`` / ``p@k`` at :data:`CURVE_POINTS` evenly spaced logged steps,
-  from the run's ``metrics.jsonl`` (nan when the run logged no step; p is 0 where a run
-  without augmentation logs none)."""
+  ``p_final``, and the curves over :data:`CURVE_POINTS` equal windows of the logged steps:
+  ``r_t@k`` the window's mean r_t (each logged value is one 4-step ADA interval's, too noisy
+  alone) and ``p@k`` p at its last step k, from the run's ``metrics.jsonl`` (nan when the run
+  logged no step; p is 0 where a run without augmentation logs none)."""
   path = workdir / "metrics.jsonl"
   lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
   lines = [m for m in lines if "augment/r_t" in m]
@@ -84,9 +85,11 @@ def training_curve(workdir) -> dict[str, float]:
   r_t = np.array([m["augment/r_t"] for m in lines])
   out = {"r_t_final": float(r_t[-max(1, len(r_t) // 10):].mean()),
          "p_final": float(lines[-1].get("augment/p", 0.0))}
-  for i in np.linspace(0, len(lines) - 1, CURVE_POINTS).round().astype(int):
-    out[f"r_t@{lines[i]['step']}"] = float(lines[i]["augment/r_t"])
-    out[f"p@{lines[i]['step']}"] = float(lines[i].get("augment/p", 0.0))
+  ends = np.linspace(0, len(lines), CURVE_POINTS + 1).round().astype(int)
+  for start, end in zip(ends[:-1], ends[1:]):
+    if end > start:
+      out[f"r_t@{lines[end - 1]['step']}"] = float(r_t[start:end].mean())
+      out[f"p@{lines[end - 1]['step']}"] = float(lines[end - 1].get("augment/p", 0.0))
   return out
 
 
@@ -113,9 +116,16 @@ def page(units: list[ledger.Row], out, expected: list[str]):
       "Critic FD against unseen scenes against r_t at the end of training, one faint point "
       "per run, each setting's mean with its 95 % intervals (lower left is better; the "
       "paper's ADA target is r_t = 0.6)."))
+  curves = (report.Curves("r_t@", "r_t = E[sign(D(real))]", "r_t", reference=0.6, caption=(
+                "The overfitting heuristic r_t over training (as stylegan2-ada's Fig. 5): one "
+                "faint line per run, each setting's mean across seeds bold, ADA's target 0.6 "
+                "dashed; the mean sign over the ADA interval at eight logged steps.")),
+            report.Curves("p@", "augmentation probability p", "p", caption=(
+                "ADA's augmentation probability p over training (0 throughout without "
+                "augmentation).")))
   return report.write_page(out, NAME, units, expected, title="ADA on limited data",
                            claim=CLAIM, columns=COLUMNS, rows=rows, figure=figure,
-                           notes=notes, paired=PAIRED)
+                           notes=notes, paired=PAIRED, curves=curves)
 
 
 TARGET = runs.Target(NAME, version=1, settings=tuple(s for s, _, _ in SETTINGS), seeds=3,

@@ -62,6 +62,19 @@ class Figure:
   caption: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Curves:
+  """A quantity over training: each run's results hold it as ``{prefix}{step}`` keys (the
+  same steps for every run of a setting). Drawn as faint per-run lines and each setting's
+  mean across seeds; ``reference`` adds a dashed horizontal line (e.g. a controller's
+  target). Written as ``NAME-{suffix}.svg`` below the page's figure."""
+  prefix: str
+  header: str
+  suffix: str
+  reference: float | None = None
+  caption: str = ""
+
+
 def _cell(values: Sequence[float], fmt: str) -> str:
   mean, half, n = interval(values)
   if n == 0:
@@ -153,8 +166,10 @@ def paired_table(rows: Sequence[Row], pairs: Sequence[Paired]) -> list[str]:
 def write_page(out: str | pathlib.Path, name: str, units: Sequence[ledger.Row],
                expected: Sequence[str], *, title: str, claim: str,
                columns: Sequence[Column], rows: Sequence[Row], figure: Figure | None = None,
-               notes: str = "", paired: Sequence[Paired] = ()) -> pathlib.Path:
-  """Writes ``out/NAME.md`` (and ``out/NAME.svg``) from the ledger's ``units`` alone (the
+               notes: str = "", paired: Sequence[Paired] = (),
+               curves: Sequence[Curves] = ()) -> pathlib.Path:
+  """Writes ``out/NAME.md`` (and ``out/NAME.svg``, ``out/NAME-{suffix}.svg`` per
+  :class:`Curves`) from the ledger's ``units`` alone (the
   names of the ``expected`` units say which are missing), so that ``reproduce NAME
   --page-only`` rewrites it byte for byte; each file appears whole or not at all."""
   out = pathlib.Path(out)
@@ -172,6 +187,9 @@ def write_page(out: str | pathlib.Path, name: str, units: Sequence[ledger.Row],
   if figure is not None:
     _atomic_write(out / f"{name}.svg", scatter_svg(figure, rows))
     lines += [f"![{figure.caption or title}]({name}.svg)", "", figure.caption, ""]
+  for c in curves:
+    _atomic_write(out / f"{name}-{c.suffix}.svg", curves_svg(c, rows))
+    lines += [f"![{c.caption or c.header}]({name}-{c.suffix}.svg)", "", c.caption, ""]
   if notes:
     lines += [notes.strip(), ""]
   row_notes: dict[str, list[str]] = {}
@@ -250,39 +268,97 @@ def _extent(figure: Figure, rows: Sequence[Row]) -> tuple[list[float], list[floa
   return xs or [1.0], ys or [0.0]
 
 
+class _Frame:
+  """The plot area of an SVG figure: data ranges padded by 6 %, pixel maps ``px`` / ``py``
+  (``log_x``: x on a log10 scale; ``pad_x=False``: x spans exactly its data, as training
+  steps do), and the frame, ticks (x as ``x_format``), axis labels and legend around what a
+  figure draws inside (clipped to the plot area)."""
+
+  def __init__(self, xs, ys, width: int, height: int, log_x: bool = False, pad_x: bool = True,
+               x_format: str = ".3g"):
+    self.tx = math.log10 if log_x else (lambda v: v)
+    pad = lambda lo, hi: (lo - 0.06 * (hi - lo or 1), hi + 0.06 * (hi - lo or 1))
+    lo, hi = min(map(self.tx, xs)), max(map(self.tx, xs))
+    (self.x0, self.x1) = pad(lo, hi) if pad_x or lo == hi else (lo, hi)
+    self.x_format = x_format
+    (self.y0, self.y1) = pad(min(ys), max(ys))
+    self.width, self.height, self.log_x = width, height, log_x
+    self.left, self.right, self.top, self.bottom = 70, width - 250, 20, height - 50
+
+  def px(self, v: float) -> float:
+    return self.left + (self.tx(v) - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
+
+  def py(self, v: float) -> float:
+    return self.bottom - (v - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
+
+  def svg(self, x_label: str, y_label: str, inside: list[str], labels: Sequence[str]) -> str:
+    left, right, top, bottom = self.left, self.right, self.top, self.bottom
+    width, height, (x0, x1), (y0, y1) = self.width, self.height, (self.x0, self.x1), (self.y0,
+                                                                                      self.y1)
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<clipPath id="plot"><rect x="{left}" y="{top}" width="{right - left}" '
+           f'height="{bottom - top}"/></clipPath>',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
+           'fill="none" stroke="#444"/>']
+    for i in range(5):
+      fx, fy = x0 + (x1 - x0) * i / 4, y0 + (y1 - y0) * i / 4
+      gx, gy = left + (right - left) * i / 4, bottom - (bottom - top) * i / 4
+      svg += [f'<text x="{gx:.1f}" y="{bottom + 16}" text-anchor="middle">'
+              f'{10 ** fx if self.log_x else fx:{self.x_format}}</text>',
+              f'<text x="{left - 6}" y="{gy + 4:.1f}" text-anchor="end">{fy:.3g}</text>']
+    svg += [f'<text x="{(left + right) / 2}" y="{height - 12}" text-anchor="middle">'
+            f'{x_label}{" (log scale)" if self.log_x else ""}</text>',
+            f'<text transform="translate(16 {(top + bottom) / 2}) rotate(-90)" '
+            f'text-anchor="middle">{y_label}</text>', '<g clip-path="url(#plot)">',
+            *inside, "</g>"]
+    for k, label in enumerate(labels):
+      svg.append(f'<text x="{right + 12}" y="{top + 16 + 18 * k}" '
+                 f'fill="{PALETTE[k % len(PALETTE)]}">● {label}</text>')
+    return "\n".join(svg + ["</svg>", ""])
+
+
 def scatter_svg(figure: Figure, rows: Sequence[Row], width: int = 640, height: int = 380) -> str:
   """An SVG scatter: faint per-run points, per-setting means with 95 % interval bars."""
-  tx = math.log10 if figure.log_x else (lambda v: v)
   xs, ys = _extent(figure, rows)
-  pad = lambda lo, hi: (lo - 0.06 * (hi - lo or 1), hi + 0.06 * (hi - lo or 1))
-  (x0, x1), (y0, y1) = pad(min(map(tx, xs)), max(map(tx, xs))), pad(min(ys), max(ys))
-  left, right, top, bottom = 70, width - 250, 20, height - 50
-  px = lambda v: left + (tx(v) - x0) / (x1 - x0) * (right - left)
-  py = lambda v: bottom - (v - y0) / (y1 - y0) * (bottom - top)
-  svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-         f'font-family="sans-serif" font-size="12">',
-         f'<clipPath id="plot"><rect x="{left}" y="{top}" width="{right - left}" '
-         f'height="{bottom - top}"/></clipPath>',
-         f'<rect width="{width}" height="{height}" fill="white"/>',
-         f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" '
-         'fill="none" stroke="#444"/>']
-  for i in range(5):
-    fx, fy = x0 + (x1 - x0) * i / 4, y0 + (y1 - y0) * i / 4
-    gx, gy = left + (right - left) * i / 4, bottom - (bottom - top) * i / 4
-    svg += [f'<text x="{gx:.1f}" y="{bottom + 16}" text-anchor="middle">'
-            f'{10 ** fx if figure.log_x else fx:.3g}</text>',
-            f'<text x="{left - 6}" y="{gy + 4:.1f}" text-anchor="end">{fy:.3g}</text>']
-  svg += [f'<text x="{(left + right) / 2}" y="{height - 12}" text-anchor="middle">'
-          f'{figure.x.header}{" (log scale)" if figure.log_x else ""}</text>',
-          f'<text transform="translate(16 {(top + bottom) / 2}) rotate(-90)" '
-          f'text-anchor="middle">{figure.y.header}</text>', '<g clip-path="url(#plot)">']
-  for k, r in enumerate(rows):
-    svg += _series(r, figure, PALETTE[k % len(PALETTE)], px, py)
-  svg.append("</g>")
-  for k, r in enumerate(rows):
-    svg.append(f'<text x="{right + 12}" y="{top + 16 + 18 * k}" '
-               f'fill="{PALETTE[k % len(PALETTE)]}">● {r.label}</text>')
-  return "\n".join(svg + ["</svg>", ""])
+  frame = _Frame(xs, ys, width, height, figure.log_x)
+  inside = [line for k, r in enumerate(rows)
+            for line in _series(r, figure, PALETTE[k % len(PALETTE)], frame.px, frame.py)]
+  return frame.svg(figure.x.header, figure.y.header, inside, [r.label for r in rows])
+
+
+def _curve(run_results: dict[str, float], prefix: str) -> list[tuple[int, float]]:
+  """The (step, value) points of ``{prefix}{step}`` keys, by step, finite values only."""
+  points = [(int(k[len(prefix):]), v) for k, v in run_results.items()
+            if k.startswith(prefix) and k[len(prefix):].isdigit()]
+  return sorted((s, v) for s, v in points if v is not None and np.isfinite(v))
+
+
+def curves_svg(curves: Curves, rows: Sequence[Row], width: int = 640, height: int = 300) -> str:
+  """An SVG line plot of ``curves`` over training: faint per-run lines, each setting's mean
+  across its runs at the steps all of them logged (bold), ``reference`` dashed."""
+  per_row = [[_curve(res, curves.prefix) for _, res in r.runs] for r in rows]
+  points = [p for runs in per_row for run in runs for p in run]
+  ys = [v for _, v in points] + ([curves.reference] if curves.reference is not None else [])
+  frame = _Frame([s for s, _ in points] or [0, 1], ys or [0.0], width, height, pad_x=False,
+                 x_format=".0f")
+  line = lambda pts, colour, extra: (
+      f'<polyline points="{" ".join(f"{frame.px(s):.1f},{frame.py(v):.1f}" for s, v in pts)}" '
+      f'fill="none" stroke="{colour}" {extra}/>')
+  inside = []
+  if curves.reference is not None:
+    y = frame.py(curves.reference)
+    inside.append(f'<line x1="{frame.left}" y1="{y:.1f}" x2="{frame.right}" y2="{y:.1f}" '
+                  'stroke="#888" stroke-dasharray="4 3"/>')
+  for k, runs in enumerate(per_row):
+    colour = PALETTE[k % len(PALETTE)]
+    inside += [line(run, colour, 'stroke-opacity="0.35"') for run in runs if len(run) > 1]
+    common = sorted(set.intersection(*(set(dict(run)) for run in runs))) if runs else []
+    mean = [(s, float(np.mean([dict(run)[s] for run in runs]))) for s in common]
+    if len(mean) > 1:
+      inside.append(line(mean, colour, 'stroke-width="2.5"'))
+  return frame.svg("training step", curves.header, inside, [r.label for r in rows])
 
 
 def _series(row: Row, figure: Figure, colour: str, px, py) -> list[str]:
