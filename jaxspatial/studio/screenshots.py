@@ -5,8 +5,10 @@ per model, save ``studio_<kind>.png``.
         --checkpoint runs/ssn --checkpoint runs/reg --out docs/images
 
 Each screenshot shows the page after a real edit: a DragGAN drag (StyleGAN2), a heatmap centre
-dragged with the mouse (SpatialGAN), two clicked blocks resampled into the candidate strip
-(SSN), two brushed parts composited (regressor). Needs the system Chromium and Playwright.
+dragged with the mouse (SpatialGAN; a multi-object model's object 0 moved, then its last object
+restyled from the centre list, saved as ``studio_spatialgan_indoor.png``), two clicked blocks
+resampled into the candidate strip (SSN), two brushed parts composited (regressor). Needs the
+system Chromium and Playwright.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def _edit(page, edits: list[str], res: int, drag: tuple[tuple[float, float], ...
       page.mouse.move(*at(c["row"], c["col"] + dc * k / 8))
     page.mouse.up()
     page.wait_for_function(f"() => window.studio.state.history.length > {n}", timeout=300_000)
+    if "restyle" in edits:                       # one style code per object: restyle the last
+      last = page.evaluate("window.studio.state.overlay.centres.length") - 1
+      page.select_option("#centre", str(last))
+      page.click("#restyle")
+      page.wait_for_function(f"() => window.studio.state.history.length > {n + 1}",
+                             timeout=300_000)
   elif style == "resample":
     grid = page.evaluate("window.studio.model.grid")
     for r, c in ((0, 1), (0, 2)):
@@ -114,11 +122,11 @@ def main(argv=None) -> None:
         page = browser.new_page(viewport={"width": 1290, "height": 600})
         name = pathlib.Path(path).name
         state = _ready(page, base, studio.token, name, args.seed)
-        kind = state["kind"]
-        _edit(page, page.evaluate("window.studio.model.edits"),
-              page.evaluate("window.studio.model.resolution"), drag)
-        page.screenshot(path=out / f"studio_{kind}.png")
-        print(f"wrote {out / f'studio_{kind}.png'} ({name})")
+        edits = page.evaluate("window.studio.model.edits")
+        _edit(page, edits, page.evaluate("window.studio.model.resolution"), drag)
+        shot = out / f"studio_{state['kind']}{'_indoor' if 'restyle' in edits else ''}.png"
+        page.screenshot(path=shot)
+        print(f"wrote {shot} ({name})")
         page.close()
       browser.close()
   finally:
