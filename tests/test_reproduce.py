@@ -451,3 +451,17 @@ def test_ada_units_read_r_t_and_p_from_the_training_log(tmp_path):
   assert (spec.data.length, spec.augment.kind, spec.total_steps) == (500, "ada", 6000)
   assert spec.augment.speed_kimg == ada.SPEED_KIMG < spec.total_steps * spec.batch_size / 1000
   assert ada.run_spec("small", "n2000-none", 0).build().augment.kind == "none"
+
+
+def test_a_row_keeps_the_commit_its_process_started_with(monkeypatch):
+  """The checkout may move while a unit trains (a campaign worktree updated under it); the
+  row must name the commit whose code the process imported, read before the unit ran."""
+  ledger.commit.cache_clear()
+  first = ledger.commit()
+  moved = lambda args, **k: subprocess.CompletedProcess(
+      args, 0, stdout="0123456789ab\n" if "rev-parse" in args else "")
+  monkeypatch.setattr(ledger.subprocess, "run", moved)
+  assert ledger.commit() == first
+  ledger.commit.cache_clear()
+  assert ledger.commit() == "0123456789ab"
+  ledger.commit.cache_clear()

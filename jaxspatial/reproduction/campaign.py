@@ -109,13 +109,14 @@ class Campaign:
   def run(self, unit: Unit) -> ledger.Row:
     """Trains and measures ``unit`` in this process, then writes its row (whole, last)."""
     t = target(unit.target)
+    commit = ledger.commit()                      # the code this process runs, read first
     session = runs.Session(self.runs, self.scale, self.out)
     metrics = t.unit(session, unit.setting, unit.seed)
     row = ledger.Row(
         target=unit.target, setting=unit.setting, seed=unit.seed, version=t.version,
         scale=self.scale, metrics=metrics, commands=tuple(dict.fromkeys(session.commands)),
         phases=session.phases, train_seconds=session.train_seconds, configs=session.configs,
-        references=session.references, machine=ledger.machine(), commit=ledger.commit(),
+        references=session.references, machine=ledger.machine(), commit=commit,
         date=ledger.today())
     ledger.write(self.results, row)
     return row

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -125,9 +126,11 @@ def machine() -> dict[str, Any]:
           "jax": jax.__version__, "python": platform.python_version()}
 
 
+@functools.cache
 def commit() -> str:
   """The checkout's commit, ``+dirty`` when tracked library files differ from it; "unknown"
-  outside a git checkout."""
+  outside a git checkout. Read once per process: a checkout moved while a unit runs (its
+  modules already imported) must not relabel the row with code that did not run."""
   def git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
                           check=True).stdout.strip()
