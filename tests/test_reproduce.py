@@ -187,10 +187,13 @@ def test_committed_pages_are_built_from_their_rows(tmp_path):
   c = campaign.Campaign(tmp_path, tmp_path / "runs")
   for name in names:
     c.page(name)
-    for suffix in (".md", ".svg"):
-      committed = COMMITTED / f"{name}{suffix}"
-      if committed.exists() or (tmp_path / f"{name}{suffix}").exists():
-        assert (tmp_path / f"{name}{suffix}").read_bytes() == committed.read_bytes(), name
+    longer = [o for o in campaign.TARGETS if o != name and o.startswith(name)]
+    own = lambda folder: {p.name for p in folder.glob(f"{name}*.*") if p.suffix in (".md", ".svg")
+                          and not any(p.name.startswith((f"{o}.", f"{o}-")) for o in longer)}
+    written, committed = own(tmp_path), own(COMMITTED)
+    assert written == committed, name                  # the curve figures (NAME-*.svg) too
+    for file in written:
+      assert (tmp_path / file).read_bytes() == (COMMITTED / file).read_bytes(), file
     text = (COMMITTED / f"{name}.md").read_text()
     assert not re.search(r"(^|[\s`(])/(work|tmp|root|home)/", text, re.M), name
 
