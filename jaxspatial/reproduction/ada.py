@@ -119,7 +119,7 @@ def page(units: list[ledger.Row], out, expected: list[str]):
   curves = (report.Curves("r_t@", "r_t = E[sign(D(real))]", "r_t", reference=0.6, caption=(
                 "The overfitting heuristic r_t over training (as stylegan2-ada's Fig. 5): one "
                 "faint line per run, each setting's mean across seeds bold, ADA's target 0.6 "
-                "dashed; the mean sign over the ADA interval at eight logged steps.")),
+                "dashed; each point the mean over an eighth of training.")),
             report.Curves("p@", "augmentation probability p", "p", caption=(
                 "ADA's augmentation probability p over training (0 throughout without "
                 "augmentation).")))

@@ -277,12 +277,11 @@ class _Frame:
   def __init__(self, xs, ys, width: int, height: int, log_x: bool = False, pad_x: bool = True,
                x_format: str = ".3g"):
     self.tx = math.log10 if log_x else (lambda v: v)
+    self.width, self.height, self.log_x, self.x_format = width, height, log_x, x_format
     pad = lambda lo, hi: (lo - 0.06 * (hi - lo or 1), hi + 0.06 * (hi - lo or 1))
     lo, hi = min(map(self.tx, xs)), max(map(self.tx, xs))
-    (self.x0, self.x1) = pad(lo, hi) if pad_x or lo == hi else (lo, hi)
-    self.x_format = x_format
-    (self.y0, self.y1) = pad(min(ys), max(ys))
-    self.width, self.height, self.log_x = width, height, log_x
+    self.x0, self.x1 = pad(lo, hi) if pad_x or lo == hi else (lo, hi)
+    self.y0, self.y1 = pad(min(ys), max(ys))
     self.left, self.right, self.top, self.bottom = 70, width - 250, 20, height - 50
 
   def px(self, v: float) -> float:
@@ -293,8 +292,7 @@ class _Frame:
 
   def svg(self, x_label: str, y_label: str, inside: list[str], labels: Sequence[str]) -> str:
     left, right, top, bottom = self.left, self.right, self.top, self.bottom
-    width, height, (x0, x1), (y0, y1) = self.width, self.height, (self.x0, self.x1), (self.y0,
-                                                                                      self.y1)
+    width, height, x0, x1, y0, y1 = self.width, self.height, self.x0, self.x1, self.y0, self.y1
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="12">',
            f'<clipPath id="plot"><rect x="{left}" y="{top}" width="{right - left}" '
