@@ -3,7 +3,8 @@
 A unit is one (target, setting, seed): it trains the model(s) it needs (reusing runs found
 under --runs, a local cache), measures them, and writes one row,
 OUT/results/<target>/<setting>-s<seed>.json. Pages (OUT/<target>.md and its figure) are
-rebuilt from the rows alone. Targets, units and budgets: docs/reproduction/README.md.
+rebuilt from the rows alone. Several processes on one --runs and --out split the missing
+units between them. Targets, units and budgets: docs/reproduction/README.md.
 
     python -m jaxspatial.reproduce --status                      # units done / missing, hours left
     nice -n 19 python -m jaxspatial.reproduce --budget 2h        # missing units, by priority

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -468,3 +469,74 @@ def test_a_row_keeps_the_commit_its_process_started_with(monkeypatch):
   ledger.commit.cache_clear()
   assert ledger.commit() == "0123456789ab"
   ledger.commit.cache_clear()
+
+
+def _fake_row(c: campaign.Campaign, unit) -> ledger.Row:
+  row = ledger.Row(target=unit.target, setting=unit.setting, seed=unit.seed,
+                   version=campaign.target(unit.target).version, scale=c.scale,
+                   metrics={"x": 1.0}, commands=(), phases={"train x": 1.0}, train_seconds=1.0,
+                   configs={}, references={}, machine={}, commit="c", date="2026-12-07")
+  ledger.write(c.results, row)
+  return row
+
+
+def _hold_in_another_process(path: pathlib.Path) -> subprocess.Popen:
+  """A child process that holds ``path``'s lock (:func:`runs.held`) until it is killed."""
+  code = ("import fcntl, pathlib, sys, time; p = pathlib.Path(sys.argv[1]); "
+          "p.parent.mkdir(parents=True, exist_ok=True); f = open(p, 'a'); "
+          "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)")
+  proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                          text=True)
+  assert proc.stdout.readline().strip() == "held"
+  return proc
+
+
+def test_processes_sharing_a_run_cache_split_the_units(tmp_path, monkeypatch):
+  """Two ``reproduce`` processes on one run cache and ledger: a unit another live process
+  holds is skipped (not waited for, not run twice) and the next one runs; a unit whose row
+  appeared after this process planned is skipped too; a holder that dies releases its unit."""
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  ran = []
+
+  def fake_run(self, unit):
+    ran.append(unit.name)
+    if unit.name == "align0-s0":        # meanwhile another process finishes stylegan2-s0
+      _fake_row(self, campaign.Unit(unit.target, "stylegan2", 0))
+    return _fake_row(self, unit)
+  monkeypatch.setattr(campaign.Campaign, "run", fake_run)
+  monkeypatch.setattr(campaign.Campaign, "page", lambda self, name: name)
+  first = c.plan([spatialgan.NAME])[0]
+  holder = _hold_in_another_process(c.claim(first))
+  try:
+    lines = list(c.run_missing([spatialgan.NAME], None, ["aligned-s0", "align0-s0",
+                                                          "stylegan2-s0"]))
+  finally:
+    holder.kill()
+    holder.wait()
+  assert lines[0] == "skipping spatialgan-comove aligned-s0: another process is running it"
+  assert "skipping spatialgan-comove stylegan2-s0: another process wrote its row" in lines
+  assert ran == ["align0-s0"]
+  assert list(c.run_missing([spatialgan.NAME], None, ["aligned-s0"]))[0].startswith("unit 1/1")
+  assert ran == ["align0-s0", "aligned-s0"]
+
+
+def test_a_run_in_training_elsewhere_is_waited_for_then_reused(tmp_path, capsys):
+  """Session.train on a run whose lock another process holds waits (saying so) and then
+  trains or reuses it; it does not fail on the other process's train.lock."""
+  spec = spatialgan.run_spec("smoke", "aligned", 0)
+  session = runs.Session(tmp_path / "runs", "smoke", tmp_path / "out")
+  workdir = spec.workdir(session.root)
+  holder = _hold_in_another_process(workdir.with_name(workdir.name + ".lock"))
+  timer = threading.Timer(1.0, holder.kill)
+  timer.start()
+  try:
+    t0 = time.monotonic()
+    with rbg_keys():
+      run = session.train(spec)
+    assert time.monotonic() - t0 >= 0.9
+  finally:
+    timer.cancel()
+    holder.kill()
+    holder.wait()
+  assert "waiting for another process to finish" in capsys.readouterr().out
+  assert run.workdir == workdir and (workdir / "checkpoints").is_dir()

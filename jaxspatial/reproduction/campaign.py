@@ -106,6 +106,11 @@ class Campaign:
     speed = [r.wall_seconds / priors[r.setting] for r in rows if r.setting in priors]
     return priors[unit.setting] * (float(statistics.median(speed)) if speed else 1.0)
 
+  def claim(self, unit: Unit) -> pathlib.Path:
+    """The lock file a process holds while it runs ``unit`` (:func:`runs.held`), so that
+    several ``reproduce`` processes on one run cache and ledger split the missing units."""
+    return self.runs / self.scale / "claims" / f"{unit.target}.{unit.name}.lock"
+
   def run(self, unit: Unit) -> ledger.Row:
     """Trains and measures ``unit`` in this process, then writes its row (whole, last)."""
     t = target(unit.target)
@@ -164,20 +169,28 @@ class Campaign:
       yield (f"every {'named ' if only else ''}unit of {', '.join(names)} has a row; nothing "
              "to run (--page-only rewrites the pages, --status lists the targets)")
     for k, unit in enumerate(plan):
-      left = None if budget is None else budget - (time.perf_counter() - start)
-      need = self.estimate(unit)
-      if left is not None and need > left:
-        yield (f"stopping: {unit.target} {unit.name} would take ~{_duration(need)}, "
-               f"{_duration(max(left, 0))} of the budget left; {len(plan) - k} unit(s) "
-               "remain")
-        break
-      yield f"unit {k + 1}/{len(plan)}: {unit.target} {unit.name} (estimate {_duration(need)})"
-      t0 = time.perf_counter()
-      row = self.run(unit)
-      trained = sum(s for p, s in row.phases.items() if p.startswith("train "))
-      yield (f"wrote {ledger.row_path(self.results, unit.target, unit.setting, unit.seed)} "
-             f"({_duration(time.perf_counter() - t0)}: training {trained:.0f} s, measuring "
-             f"{row.wall_seconds - trained:.0f} s)")
+      with runs.held(self.claim(unit), wait=False) as mine:
+        if not mine:
+          yield f"skipping {unit.target} {unit.name}: another process is running it"
+          continue
+        if unit.name in {r.unit for r in self.rows(unit.target)}:
+          yield f"skipping {unit.target} {unit.name}: another process wrote its row"
+          continue
+        left = None if budget is None else budget - (time.perf_counter() - start)
+        need = self.estimate(unit)
+        if left is not None and need > left:
+          yield (f"stopping: {unit.target} {unit.name} would take ~{_duration(need)}, "
+                 f"{_duration(max(left, 0))} of the budget left; {len(plan) - k} unit(s) "
+                 "remain")
+          break
+        yield (f"unit {k + 1}/{len(plan)}: {unit.target} {unit.name} "
+               f"(estimate {_duration(need)})")
+        t0 = time.perf_counter()
+        row = self.run(unit)
+        trained = sum(s for p, s in row.phases.items() if p.startswith("train "))
+        yield (f"wrote {ledger.row_path(self.results, unit.target, unit.setting, unit.seed)} "
+               f"({_duration(time.perf_counter() - t0)}: training {trained:.0f} s, measuring "
+               f"{row.wall_seconds - trained:.0f} s)")
       if unit.target not in gained:
         gained.append(unit.target)
     borrowers = [n for n in TARGETS if n not in gained

@@ -11,13 +11,15 @@ result in the workdir keyed by the equivalent ``python -m jaxspatial.evaluate`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import pathlib
 import shlex
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import ml_collections
 
@@ -29,6 +31,25 @@ RECORD = "reproduce.json"
 # values of these is still the same run (total_steps: a shorter run resumes to the target).
 _BOOKKEEPING = ("total_steps", "checkpoint_every", "log_every", "sample_every",
                 "keep_checkpoints", "compile_cache_dir", "mesh")
+
+
+@contextlib.contextmanager
+def held(path: pathlib.Path, wait: bool) -> Iterator[bool]:
+  """An exclusive ``flock`` on ``path`` (created with its folder) for the block, so that
+  reproductions in several processes share one run cache: yields True once held; with
+  ``wait=False``, False at once when another process holds it. The kernel drops the lock
+  when its process ends, however it ends, so none is ever left stale."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+      yield False
+      return
+    try:
+      yield True
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +176,19 @@ class Session:
   def train(self, spec: RunSpec) -> Run:
     """The run of ``spec``: reused when its workdir holds ``total_steps`` with the same
     config, resumed when it holds fewer, trained from scratch otherwise. The unit's row
-    takes the training time of the last run it asked for (its own model)."""
+    takes the training time of the last run it asked for (its own model). Another process
+    of the same run cache training this run is waited for (:func:`held`), then its run is
+    reused."""
+    workdir = spec.workdir(self.root)
+    lock = workdir.with_name(workdir.name + ".lock")
+    with held(lock, wait=False) as free:
+      if free:
+        return self._train(spec)
+    print(f"waiting for another process to finish {display(workdir)} ...", flush=True)
+    with held(lock, wait=True):
+      return self._train(spec)
+
+  def _train(self, spec: RunSpec) -> Run:
     from jaxspatial import checkpoint
     from jaxspatial.training import loop
     config, workdir = spec.build(), spec.workdir(self.root)
