@@ -15,7 +15,6 @@ the overhead is ``with / without − 1``.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import jax
@@ -46,9 +45,7 @@ def bench_augment(preset: str = "paper256", batch: int = 4, p: float = 0.6,
   """Amortised iteration seconds without and with the pipe, and the overhead."""
   from jaxspatial.training import gan_step, loop
   configs = {kind: _config(preset, batch, kind, p) for kind in ("none", "fixed")}
-  loss = configs["none"].loss
-  period = math.lcm(loss.r1_every if loss.r1_gamma > 0 else 1,
-                    loss.pl_every if loss.pl_weight > 0 else 1)
+  period = gan_step.schedule_period(configs["none"])
   schedule = [gan_step.phase_at(configs["none"], i) for i in range(period)]
   phases = list(dict.fromkeys(schedule))
   trainers, compile_s = {}, {}

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import jax
@@ -75,10 +74,7 @@ def bench_train(presets=("tiny", "demo", "demo64", "256")) -> list[dict]:
     trainer.initialize()
     res = config.model.resolution
     batch = trainer.global_batch({"image": np.zeros((config.batch_size, res, res, 3), np.float32)})
-    loss = config.loss
-    period = math.lcm(loss.r1_every if loss.r1_gamma > 0 else 1,
-                      loss.pl_every if loss.pl_weight > 0 else 1,
-                      int(loss.get("align_every", 1)) if loss.get("align_weight", 0) else 1)
+    period = gan_step.schedule_period(config)
     first: dict[gan_step.Phase, float] = {}
     steady: dict[gan_step.Phase, list[float]] = {}
     for step in range(2 * period):

@@ -42,6 +42,7 @@ scores it under those labels.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -225,6 +226,14 @@ def phase_at(config: ml_collections.ConfigDict, step: int) -> Phase:
   return Phase(r1=bool(loss.r1_gamma > 0 and step % loss.r1_every == 0),
                path_length=bool(loss.pl_weight > 0 and step % loss.pl_every == 0),
                align=bool(loss.get("align_weight", 0.0) == 0 or step % align_every == 0))
+
+
+def schedule_period(config: ml_collections.ConfigDict) -> int:
+  """Steps after which :func:`phase_at` repeats: the lcm of the active lazy intervals."""
+  loss = config.loss
+  return math.lcm(loss.r1_every if loss.r1_gamma > 0 else 1,
+                  loss.pl_every if loss.pl_weight > 0 else 1,
+                  int(loss.get("align_every", 1)) if loss.get("align_weight", 0) else 1)
 
 
 @dataclasses.dataclass(frozen=True)
