@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument("--page-only", action="store_true",
                  help="rewrite the pages from the rows in OUT/results alone (no training)")
   p.add_argument("--budget", type=campaign.parse_budget, metavar="DURATION",
-                 help="run missing units while the next one's estimate fits (2h, 90m, 3600s); "
+                 help="run missing units while the next one's estimate fits (2h, 90m, 2h30m, 3600s); "
                       "without it, every missing unit of the named targets runs")
   p.add_argument("--units", type=lambda text: [u for u in text.split(",") if u],
                  metavar="UNIT[,UNIT]",

@@ -293,7 +293,8 @@ def test_a_row_that_trained_nothing_does_not_set_the_machine_speed(tmp_path):
 def test_budget_parsing():
   assert campaign.parse_budget("2h") == 7200 and campaign.parse_budget("90m") == 5400
   assert campaign.parse_budget("45min") == 2700 and campaign.parse_budget("1.5") == 5400
-  for bad in ("", "0h", "two hours", "-1h"):
+  assert campaign.parse_budget("2h05m") == 7500 and campaign.parse_budget("1h 30min 10s") == 5410
+  for bad in ("", "0h", "two hours", "-1h", "2h05", "5mh", "0h0m"):
     with pytest.raises(UserError, match="--budget"):
       campaign.parse_budget(bad)
 

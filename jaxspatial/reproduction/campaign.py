@@ -223,13 +223,21 @@ class Campaign:
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
 
+_TERM = r"(\d+(?:\.\d*)?)\s*(min|s|m|h)"
+
+
 def parse_budget(text: str) -> float:
-  """``2h``, ``90m``, ``45min``, ``3600s`` or a plain number of hours -> seconds."""
-  match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(s|m|min|h)?\s*", text)
-  if not match or float(match.group(1)) <= 0:
-    raise errors.UserError(f"--budget must be a positive duration such as 2h, 90m or 3600s, "
-                        f"not {text!r}")
-  return float(match.group(1)) * _UNITS[match.group(2) or "h"]
+  """``2h``, ``90m``, ``45min``, ``3600s``, ``2h30m`` or a plain number of hours -> seconds."""
+  if re.fullmatch(r"\s*\d+(?:\.\d*)?\s*", text):
+    seconds = float(text) * 3600
+  elif re.fullmatch(rf"\s*(?:{_TERM}\s*)+", text):
+    seconds = sum(float(n) * _UNITS[unit] for n, unit in re.findall(_TERM, text))
+  else:
+    seconds = 0.0
+  if seconds <= 0:
+    raise errors.UserError(f"--budget must be a positive duration such as 2h, 90m, 2h30m or "
+                           f"3600s, not {text!r}")
+  return seconds
 
 
 def _duration(seconds: float) -> str:
