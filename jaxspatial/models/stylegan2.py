@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxspatial.models import layers
 
@@ -266,10 +267,11 @@ class SynthesisNetwork(nn.Module):
       return [jnp.asarray(e, self.dtype) for e in explicit]
     if mode == "const":
       return [b.astype(self.dtype) for b in buffers]
-    if mode == "random":
-      key = self.make_rng("noise")
-      return [jax.random.normal(jax.random.fold_in(key, i), (n,) + b.shape[1:], self.dtype)
-              for i, b in enumerate(buffers)]
+    if mode == "random":   # one draw split into the maps: one threefry kernel, not one per map
+      sizes = [n * b.shape[1] * b.shape[2] for b in buffers]
+      flat = jax.random.normal(self.make_rng("noise"), (sum(sizes),), self.dtype)
+      return [part.reshape((n,) + b.shape[1:])
+              for part, b in zip(jnp.split(flat, np.cumsum(sizes)[:-1]), buffers)]
     if mode == "none":
       return [None] * count
     raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {mode!r}")
