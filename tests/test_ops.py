@@ -93,14 +93,29 @@ def test_equal_dense_runtime_scaling():
   np.testing.assert_allclose(layer.apply(v, x), x @ (w * 0.01 / 2.0) + b * 0.01, rtol=1e-5)
 
 
-@pytest.mark.parametrize("up,down,pad", [(1, 1, (2, 1)), (2, 1, (2, 1)), (1, 2, (1, 1))])
-def test_upfirdn2d_equals_the_depthwise_conv_reference(up, down, pad):
+@pytest.mark.parametrize("up,down,pad,shape", [(1, 1, (2, 1), (2, 8, 8, 5)),
+                                               (2, 1, (2, 1), (2, 8, 8, 5)),
+                                               (1, 2, (1, 1), (2, 8, 8, 5)),
+                                               (1, 2, (2, 2), (1, 9, 6, 2)),
+                                               (2, 2, (3, 0), (1, 5, 7, 2)),
+                                               (1, 1, (0, 0), (1, 6, 5, 2))])
+def test_upfirdn2d_equals_the_depthwise_conv_reference(up, down, pad, shape):
+  """Values, gradient and second derivative (R1 differentiates D's gradient) of the shifted
+  slices with their adjoint-filter gradient equal autodiff of the depthwise convolution."""
   from jaxspatial.models import layers
-  x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 8, 8, 5)), jnp.float32)
-  k = layers.fir_kernel(gain=up * up)
-  np.testing.assert_allclose(np.asarray(layers.upfirdn2d(x, k, up=up, down=down, pad=pad)),
-                             np.asarray(layers.upfirdn2d_reference(x, k, up, down, pad)),
-                             atol=1e-5)
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+  k = layers.fir_kernel(gain=up * up) * np.arange(1, 5, dtype=np.float32)[:, None]  # asymmetric
+  fs = [lambda x: layers.upfirdn2d(x, k, up=up, down=down, pad=pad),
+        lambda x: layers.upfirdn2d_reference(x, k, up, down, pad)]
+  y = [f(x) for f in fs]
+  np.testing.assert_allclose(np.asarray(y[0]), np.asarray(y[1]), atol=1e-5)
+  probe = jnp.asarray(rng.standard_normal(y[0].shape), jnp.float32)
+  grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * probe))(x) for f in fs]
+  np.testing.assert_allclose(np.asarray(grads[0]), np.asarray(grads[1]), atol=1e-4)
+  second = [jax.grad(lambda x, f=f: jnp.sum(jnp.square(
+      jax.grad(lambda u: jnp.sum(f(u) ** 2))(x))))(x) for f in fs]
+  np.testing.assert_allclose(np.asarray(second[0]), np.asarray(second[1]), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("k,shape", [(3, (2, 5, 7, 3)), (1, (1, 4, 4, 2)), (2, (1, 3, 4, 2)),
