@@ -194,7 +194,8 @@ class Session:
     config, workdir = spec.build(), spec.workdir(self.root)
     record_path = workdir / RECORD
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    found = (workdir / checkpoint.CHECKPOINTS).is_dir()
+    # A run killed before its first checkpoint leaves the folder without a step: train it.
+    found = any(p.name.isdigit() for p in checkpoint.checkpoint_root(workdir).glob("*"))
     done = checkpoint.resolve_step(workdir) if found else 0
     if found:
       family = families.get(config.model.kind)
