@@ -326,6 +326,20 @@ def test_a_run_trained_past_the_target_is_refused(smoke, tmp_path):
     runs.Session(tmp_path, "smoke", tmp_path / "out").train(spec)
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_trained(tmp_path):
+  """A unit killed before it wrote a step (a session's end, a kill) leaves its folder with an
+  empty ``checkpoints/`` and a ``train.lock``; the next process trains the run instead of
+  stopping the campaign with "holds no checkpoint"."""
+  spec = spatialgan.run_spec("smoke", "aligned", 0)
+  session = runs.Session(tmp_path / "runs", "smoke", tmp_path / "out")
+  workdir = spec.workdir(session.root)
+  (workdir / "checkpoints").mkdir(parents=True)
+  (workdir / "train.lock").write_text("")
+  with rbg_keys():
+    run = session.train(spec)
+  assert run.workdir == workdir and (workdir / "checkpoints" / "0").is_dir()
+
+
 def test_regressor_targets_share_their_runs(tmp_path):
   """``regressor-edits`` trains the RGBM regressors against the ``ssn-lambda`` source;
   ``regressor-table3`` then finds them again and adds the RGB ones (the comparison is with
