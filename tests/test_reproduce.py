@@ -535,6 +535,28 @@ def test_processes_sharing_a_run_cache_split_the_units(tmp_path, monkeypatch):
   assert ran == ["align0-s0", "aligned-s0"]
 
 
+def test_a_failing_unit_is_passed_over_and_reported_at_the_end(tmp_path, monkeypatch):
+  """A unit that fails with a user error does not stop an unattended campaign: the next units
+  run and write their rows, and the error is raised (one line, exit 2) when they are done."""
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  ran = []
+
+  def fake_run(self, unit):
+    ran.append(unit.name)
+    if unit.name == "aligned-s0":      # the first in the plan
+      raise UserError("runs/x holds another run")
+    return _fake_row(self, unit)
+  monkeypatch.setattr(campaign.Campaign, "run", fake_run)
+  monkeypatch.setattr(campaign.Campaign, "page", lambda self, name: name)
+  lines = []
+  with pytest.raises(UserError, match="1 unit.s. failed, the first spatialgan-comove aligned-s0"):
+    for line in c.run_missing([spatialgan.NAME], None, ["align0-s0", "aligned-s0"]):
+      lines.append(line)
+  assert ran == ["aligned-s0", "align0-s0"]
+  assert any(l.startswith("failed: spatialgan-comove aligned-s0: runs/x holds") for l in lines)
+  assert [r.unit for r in c.rows(spatialgan.NAME)] == ["align0-s0"]
+
+
 def test_a_run_in_training_elsewhere_is_waited_for_then_reused(tmp_path, capsys):
   """Session.train on a run whose lock another process holds waits (saying so) and then
   trains or reuses it; it does not fail on the other process's train.lock."""

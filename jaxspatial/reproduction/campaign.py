@@ -161,9 +161,12 @@ class Campaign:
     """Runs the missing units of ``names`` (those named in ``only``, if given) in order while
     the next one's estimate fits in ``budget`` seconds (None: no limit); yields a line per
     event and rewrites the pages of the targets that gained rows (and of those that borrow
-    their rows)."""
+    their rows). A unit that fails with a user-facing error (a run cache in its way) is
+    reported and passed over, so that the others still run unattended; the error is raised
+    once the rest are done."""
     start = time.perf_counter()
     gained: list[str] = []
+    failed: list[str] = []
     plan = [u for u in self.plan(names) if only is None or u.name in only]
     if not plan:
       yield (f"every {'named ' if only else ''}unit of {', '.join(names)} has a row; nothing "
@@ -186,7 +189,12 @@ class Campaign:
         yield (f"unit {k + 1}/{len(plan)}: {unit.target} {unit.name} "
                f"(estimate {_duration(need)})")
         t0 = time.perf_counter()
-        row = self.run(unit)
+        try:
+          row = self.run(unit)
+        except errors.UserError as e:
+          failed.append(f"{unit.target} {unit.name}: {e}")
+          yield f"failed: {failed[-1]}; going on with the next unit"
+          continue
         trained = sum(s for p, s in row.phases.items() if p.startswith("train "))
         yield (f"wrote {ledger.row_path(self.results, unit.target, unit.setting, unit.seed)} "
                f"({_duration(time.perf_counter() - t0)}: training {trained:.0f} s, measuring "
@@ -197,6 +205,8 @@ class Campaign:
                  and any(other in gained for other, _ in target(n).borrows)]
     for name in gained + borrowers:
       yield f"wrote {self.page(name)}"
+    if failed:
+      raise errors.UserError(f"{len(failed)} unit(s) failed, the first {failed[0]}")
 
   def status(self, names: list[str]) -> str:
     """A table: per target, units done / expected, hours of missing work, the next units."""
