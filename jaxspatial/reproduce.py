@@ -17,9 +17,11 @@ units between them. Targets, units and budgets: docs/reproduction/README.md.
 from __future__ import annotations
 
 import pathlib
+import signal
+import sys
 
 from jaxspatial import cli, errors
-from jaxspatial.reproduction import campaign
+from jaxspatial.reproduction import campaign, runs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,8 +82,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.names and args.budget is None:
       raise errors.UserError("running every target's missing units needs --budget (see "
                           "--status for the hours left), or name the targets")
-    for line in c.run_missing(names, args.budget, args.units):
-      print(line, flush=True)
+    try:
+      for line in c.run_missing(names, args.budget, args.units):
+        print(line, flush=True)
+    except runs.Stopped as e:
+      print(f"stopped: {e}", file=sys.stderr)
+      sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

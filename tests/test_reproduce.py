@@ -340,6 +340,40 @@ def test_a_run_killed_before_its_first_checkpoint_is_trained(tmp_path):
   assert run.workdir == workdir and (workdir / "checkpoints" / "0").is_dir()
 
 
+def test_a_run_stopped_by_sigterm_writes_no_row_and_stops_the_campaign(tmp_path, monkeypatch,
+                                                                      capsys):
+  """Training that returns before its last step (SIGTERM: a checkpoint saved, "preempted")
+  is not measured as a finished run: Session.train raises Stopped, the record counts only the
+  steps trained, and the campaign ends there instead of writing a row and going on."""
+  from jaxspatial.training import loop
+
+  def preempted(config, workdir):             # as loop.train returns after a SIGTERM
+    (pathlib.Path(workdir) / "checkpoints" / "2").mkdir(parents=True)
+  monkeypatch.setattr(loop, "train", preempted)
+  base = spatialgan.run_spec("smoke", "aligned", 0)
+  spec = runs.RunSpec(base.target, base.setting, 0, base.config, base.preset,
+                      base.overrides + (("total_steps", 5),))
+  session = runs.Session(tmp_path / "runs", "smoke", tmp_path / "out")
+  with pytest.raises(runs.Stopped, match="stopped at step 2 of 5"):
+    session.train(spec)
+  assert json.loads((spec.workdir(session.root) / runs.RECORD).read_text())["timed_steps"] == 2
+
+  c = campaign.Campaign(tmp_path, tmp_path / "runs")
+  ran = []
+
+  def fake_run(self, unit):
+    ran.append(unit.name)
+    raise runs.Stopped("runs/x stopped at step 2 of 5 (SIGTERM)")
+  monkeypatch.setattr(campaign.Campaign, "run", fake_run)
+  with pytest.raises(runs.Stopped):
+    list(c.run_missing([spatialgan.NAME], None, ["align0-s0", "aligned-s0"]))
+  assert len(ran) == 1 and not c.rows(spatialgan.NAME)
+  with pytest.raises(SystemExit) as e:                 # the command: one line, 128 + SIGTERM
+    reproduce.cli.run(lambda: reproduce.main([spatialgan.NAME, "--runs", str(tmp_path / "runs"),
+                                              "--out", str(tmp_path)]))
+  assert e.value.code == 143 and capsys.readouterr().err.startswith("stopped: runs/x stopped")
+
+
 def test_regressor_targets_share_their_runs(tmp_path):
   """``regressor-edits`` trains the RGBM regressors against the ``ssn-lambda`` source;
   ``regressor-table3`` then finds them again and adds the RGB ones (the comparison is with

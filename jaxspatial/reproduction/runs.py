@@ -52,6 +52,12 @@ def held(path: pathlib.Path, wait: bool) -> Iterator[bool]:
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class Stopped(Exception):
+  """Training returned before its last step: the process was asked to stop (SIGTERM), and the
+  run saved a checkpoint that the next process resumes. Not a user error: the unit writes no
+  row and the campaign stops instead of going on with the next unit."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
   """One training run: ``<runs>/<scale>/<target>/<setting>-s<seed>``.
@@ -213,10 +219,14 @@ class Session:
       start = time.perf_counter()
       loop.train(config, workdir)
       elapsed = time.perf_counter() - start
+      reached = checkpoint.resolve_step(workdir)
       self.phases[f"train {shown}"] = elapsed
       record = {"train_seconds": (record.get("train_seconds") or 0.0) + elapsed,
-                "timed_steps": record.get("timed_steps", 0) + config.total_steps - done}
+                "timed_steps": record.get("timed_steps", 0) + reached - done}
       _write_json(record_path, record)
+      if reached < config.total_steps:
+        raise Stopped(f"{shown} stopped at step {reached} of {config.total_steps} (SIGTERM); "
+                      "its checkpoint resumes it when the command runs again")
     command = spec.command(self.root)
     self.commands.append(command)
     self.configs[shown] = json.loads(config.to_json_best_effort())
